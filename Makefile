@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: GPL-2.0
+# vantage: builds every BPF object, its skeleton and one binary, build/vantage.
+#
+#   make            build everything into build/
+#   make deps       install what is missing from Debian's packages (idempotent, quiet)
+#   make check      deps + build + every test (needs root)
+#   make run        deps + build + the main job
+#   make bench      deps + build + benchmarks
+#   make clean      remove build/
+#   V=1             show full commands;  CLANG=clang-19  use another clang for BPF
+
+BUILD     ?= build
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+CC        ?= gcc
+PREFIX    ?= /usr/local
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+VERSION   := 0.1.0
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-I$(BUILD) -Ibpf -Imaps
+CFLAGS  ?= -O2 -g
+CFLAGS  += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -DVANTAGE_VERSION='"$(VERSION)"' \
+	-I$(BUILD)/skel -Imaps -Iloader -Iselftests/lib -Iselftests/testbed -MMD -MP
+LDLIBS  := -lbpf -lelf -lz -lpthread -lm
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/skel/%.skel.h,$(BPF_SRCS))
+BPF_HDRS   := $(wildcard bpf/lib/*.h maps/*.h)
+
+LOADER_SRCS := $(wildcard loader/*.c)
+TOOLS_SRCS  := $(wildcard tools/*.c)
+LOADER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LOADER_SRCS))
+TOOLS_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOLS_SRCS))
+
+TESTBED_LIB_SRCS := selftests/testbed/testbed.c selftests/testbed/relay.c selftests/lib/netns.c
+TEST_SRCS   := selftests/runner.c $(wildcard selftests/test_*.c) \
+	$(filter-out selftests/lib/netns.c,$(wildcard selftests/lib/*.c)) $(TESTBED_LIB_SRCS)
+TEST_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRCS))
+TESTBED_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,selftests/testbed/main.c $(TESTBED_LIB_SRCS))
+
+MANS := $(wildcard tools/man/*.8)
+
+.PHONY: all deps check run bench clean install bpf clang19-bpf
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/vantage $(BUILD)/selftests/test_runner $(BUILD)/vantage-testbed
+
+bpf: $(BPF_OBJS) $(SKELS)
+
+# vmlinux.h from the running kernel's BTF; the committed copy (bpf/vmlinux/vmlinux.h,
+# dumped from Debian's 6.18 kernel) is used only where the kernel exposes no BTF.
+# CO-RE relocates field offsets at load time, so either works on any BTF kernel.
+$(BUILD)/vmlinux.h: $(wildcard $(VMLINUX_BTF)) | $(BUILD)
+	$(call msg,GEN,$@)
+	$(Q)if [ -r "$(VMLINUX_BTF)" ]; then \
+		$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp && mv $@.tmp $@; \
+	else \
+		echo "  note: $(VMLINUX_BTF) missing, using committed bpf/vmlinux/vmlinux.h"; \
+		cp bpf/vmlinux/vmlinux.h $@; \
+	fi
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(BPF_HDRS)
+	$(call msg,CLANG-BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/skel/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+
+$(BUILD)/obj/%.o: %.c | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/vantage: $(LOADER_OBJS) $(TOOLS_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/selftests/test_runner: $(TEST_OBJS) $(LOADER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/vantage-testbed: $(TESTBED_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ -lpthread
+
+# The same BPF objects built with clang-19, loaded by the tests next to clang's.
+clang19-bpf:
+	$(Q)if command -v clang-19 >/dev/null; then \
+		$(MAKE) --no-print-directory BUILD=$(BUILD)/clang-19 CLANG=clang-19 bpf; \
+	else echo "  note: clang-19 not installed, skipping the clang-19 build"; fi
+
+$(BUILD):
+	$(Q)mkdir -p $@
+
+# Debian packages the build, the tests and the benchmarks need.
+DEB_PKGS := make gcc clang llvm clang-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
+	iproute2 nftables iputils-ping procps util-linux
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "  DEPS     installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: must be root to install:$$missing" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq >/dev/null && \
+		apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
+		{ echo "make deps: apt-get install failed for:$$missing" >&2; exit 1; }; \
+	fi
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all clang19-bpf
+	$(Q)$(BUILD)/selftests/test_runner $(if $(T),-t $(T)) $(if $(TV),-v)
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/vantage
+	$(Q)$(BUILD)/vantage features && $(BUILD)/vantage status
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)if [ -x selftests/bench/run ]; then selftests/bench/run $(BUILD); \
+	else echo "no benchmarks yet"; fi
+
+install: $(BUILD)/vantage
+	install -D -m 0755 $(BUILD)/vantage $(DESTDIR)$(PREFIX)/sbin/vantage
+	for m in $(MANS); do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done
+
+clean:
+	$(call msg,CLEAN,$(BUILD))
+	$(Q)rm -rf $(BUILD)
+
+-include $(wildcard $(BUILD)/obj/*/*.d $(BUILD)/obj/*/*/*.d $(BUILD)/obj/*/*/*/*.d)

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Errors, warnings and libbpf's log, following the CLI conventions in DESIGN.md. */
+#include <stdarg.h>
+#include <string.h>
+#include <bpf/libbpf.h>
+#include "vantage.h"
+
+struct vtg_global vtg;
+
+static void emit(const char *level, const char *fmt, va_list ap)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fprintf(stderr, "vantage: %s%s\n", level, msg);
+	if (vtg.json && !strcmp(level, "")) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_obj(w);
+		jw_kstr(w, "error", msg);
+		jw_obj_end(w);
+		jw_free(w);
+	}
+}
+
+void vtg_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit("", fmt, ap);
+	va_end(ap);
+}
+
+void vtg_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit("warning: ", fmt, ap);
+	va_end(ap);
+}
+
+void vtg_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!vtg.verbose)
+		return;
+	va_start(ap, fmt);
+	emit("", fmt, ap);
+	va_end(ap);
+}
+
+int vtg_usage_err(const char *cmd, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	vtg_err("%s: %s (see 'vantage %s --help')", cmd, msg, cmd);
+	return VTG_EXIT_USAGE;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	/* Only with -v, warnings included: our own one-line error says what failed. */
+	if (!vtg.verbose || level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+void vtg_libbpf_log_setup(void)
+{
+	libbpf_set_print(libbpf_print);
+}

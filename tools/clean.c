@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+/* vantage clean: removes what vantage attached or pinned, also after a crash. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <getopt.h>
+#include "vantage.h"
+#include "commands.h"
+
+static const char help[] =
+	"Usage: vantage [-j] clean [--force] [--dry-run]\n\n"
+	"Removes every XDP program and TC filter of vantage's (programs named vtg_*) from\n"
+	"every interface of every network namespace reachable from here, the clsact qdiscs\n"
+	"vantage created, and every pin under " VTG_PIN_ROOT ". Attachments owned by a\n"
+	"vantage process that is still running are left to it unless --force is given.\n\n"
+	"Options:\n"
+	"  -f, --force     also remove attachments of running vantage processes\n"
+	"  -n, --dry-run   only say what would be removed\n\n"
+	"EXAMPLES\n"
+	"  vantage clean              after a crash or kill -9\n"
+	"  vantage clean --dry-run\n";
+
+int cmd_clean(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	bool force = false, dry = false;
+	struct vtg_found *at = NULL;
+	int opt, na, removed = 0, kept = 0, failed = 0, pins = 0;
+
+	if (!vtg_help_requested(argc, argv, help))
+		return VTG_EXIT_OK;
+	while ((opt = getopt_long(argc, argv, "fn", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			force = true;
+			break;
+		case 'n':
+			dry = true;
+			break;
+		default:
+			return vtg_usage_err("clean", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return vtg_usage_err("clean", "unexpected argument '%s'", argv[optind]);
+	if (vtg_env_setup())
+		return VTG_EXIT_FAIL;
+
+	na = vtg_scan_attachments(&at);
+	if (na < 0) {
+		vtg_err("cannot list attachments: %s", strerror(-na));
+		return VTG_EXIT_FAIL;
+	}
+	for (int i = 0; i < na; i++) {
+		struct vtg_found *f = &at[i];
+		int fd, saved, err;
+
+		if (f->owner_alive && !force) {
+			printf("kept     %s %s %s (owner pid %d is running; --force removes it)\n",
+			       f->ns.name, f->at.ifname, vtg_hook_name(f->at.hook), (int)f->owner);
+			kept++;
+			continue;
+		}
+		if (dry) {
+			printf("would remove %s %s %s %s\n", f->ns.name, f->at.ifname,
+			       vtg_hook_name(f->at.hook), f->prog_name);
+			continue;
+		}
+		fd = open(f->ns.path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || vtg_netns_enter(fd, &saved)) {
+			vtg_warn("network namespace %s went away before its %s could be removed", f->ns.name,
+				 f->at.ifname);
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		err = vtg_detach(&f->at);
+		vtg_netns_leave(saved);
+		close(fd);
+		if (err) {
+			vtg_err("cannot remove %s from %s (netns %s): %s", vtg_hook_name(f->at.hook),
+				f->at.ifname, f->ns.name, strerror(-err));
+			failed++;
+			continue;
+		}
+		printf("removed  %s %s %s %s\n", f->ns.name, f->at.ifname, vtg_hook_name(f->at.hook),
+		       f->prog_name);
+		removed++;
+	}
+	free(at);
+
+	/* Registry records whose attachment is gone (a namespace deleted, say) are dropped. */
+	if (!dry) {
+		struct vtg_attachment *reg = NULL;
+		int nreg = vtg_registry_load(&reg);
+
+		for (int i = 0; i < nreg; i++)
+			if (force || !vtg_owner_alive(reg[i].pid))
+				vtg_registry_remove(&reg[i]);
+		free(reg);
+		if (kept == 0) {
+			pins = vtg_rm_tree(VTG_PIN_ROOT);
+			if (pins < 0) {
+				vtg_err("cannot remove pins under %s: %s", VTG_PIN_ROOT, strerror(-pins));
+				failed++;
+				pins = 0;
+			}
+		}
+	}
+	if (kept && !dry)
+		printf("pins under %s kept while vantage processes are running\n", VTG_PIN_ROOT);
+	printf("%d attachments removed, %d kept, %d pins removed%s\n", removed, kept, pins,
+	       failed ? ", with errors" : "");
+	return failed ? VTG_EXIT_FAIL : VTG_EXIT_OK;
+}

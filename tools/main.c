@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+/* vantage [-j|-p] [-v] COMMAND [ARGS]: global options, then the command table. */
+#include <stdio.h>
+#include <string.h>
+#include <getopt.h>
+#include "vantage.h"
+#include "commands.h"
+
+static const struct vtg_cmd commands[] = {
+	{ "version", cmd_version, "print the version and the libbpf it was built with" },
+	{ "features", cmd_features, "probe what this kernel can do for vantage" },
+	{ "status", cmd_status, "show what vantage has loaded, attached and pinned" },
+	{ "clean", cmd_clean, "remove everything vantage attached or pinned (also after a crash)" },
+	{ "count", cmd_count, "count packets and bytes per protocol on an interface (XDP/TC)" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vantage [-j|-p] [-v] COMMAND [ARGS]\n"
+		"       vantage COMMAND --help\n\n"
+		"eBPF network measurement for Linux container hosts.\n\n"
+		"Options:\n"
+		"  -j, --json     JSON output (one object per line for streams)\n"
+		"  -p, --pretty   indented JSON output (implies -j)\n"
+		"  -v, --verbose  show libbpf's log and extra detail\n"
+		"  -V, --version  same as 'vantage version'\n"
+		"  -h, --help     this help\n\n"
+		"Commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+		"\nEXAMPLES\n"
+		"  vantage features                   what works on this kernel\n"
+		"  vantage -j status                  loaded programs, attachments, pins as JSON\n"
+		"  vantage count --dev eth0 --hook xdp   per-protocol counters on eth0\n"
+		"  vantage clean                      remove leftovers of a crashed vantage\n\n"
+		"Exit status: 0 success, 1 runtime failure, 2 usage error. See vantage(8).\n");
+}
+
+int vtg_help_requested(int argc, char **argv, const char *help)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(help, stdout);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "pretty", no_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	int opt;
+
+	/* '+': stop at the command name; its options are its own. */
+	while ((opt = getopt_long(argc, argv, "+jpvVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			vtg.json = true;
+			break;
+		case 'p':
+			vtg.json = vtg.pretty = true;
+			break;
+		case 'v':
+			vtg.verbose = true;
+			break;
+		case 'V':
+			return cmd_version(1, (char *[]){ "version", NULL });
+		case 'h':
+			usage(stdout);
+			return VTG_EXIT_OK;
+		default:
+			usage(stderr);
+			return VTG_EXIT_USAGE;
+		}
+	}
+	vtg_libbpf_log_setup();
+	if (optind >= argc) {
+		vtg_err("no command given (try 'vantage --help')");
+		return VTG_EXIT_USAGE;
+	}
+	const char *name = argv[optind];
+	int first = optind;
+
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(name, commands[i].name))
+			continue;
+		optind = 0; /* reset getopt for the command's own parsing */
+		return commands[i].run(argc - first, argv + first);
+	}
+	vtg_err("unknown command '%s' (try 'vantage --help')", name);
+	return VTG_EXIT_USAGE;
+}
