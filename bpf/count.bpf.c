@@ -18,7 +18,7 @@ struct {
 	__type(value, struct vtg_count_val);
 } vtg_count SEC(".maps");
 
-static __always_inline void count_pkt(struct vtg_pkt *p, __u32 dir)
+static __always_inline void count_pkt(struct vtg_pkt *p, __u32 point)
 {
 	struct vtg_count_val *v;
 	__u32 l3, l4, slot;
@@ -52,7 +52,7 @@ static __always_inline void count_pkt(struct vtg_pkt *p, __u32 dir)
 		l4 = VTG_L4_OTHER;
 	}
 
-	slot = VTG_COUNT_SLOT(dir, l3, l4);
+	slot = VTG_COUNT_SLOT(point, l3, l4);
 	v = bpf_map_lookup_elem(&vtg_count, &slot);
 	if (v) {
 		v->packets++;
@@ -66,7 +66,7 @@ int vtg_count_xdp(struct xdp_md *ctx)
 	struct vtg_pkt p;
 
 	vtg_pkt_from_xdp(&p, ctx);
-	count_pkt(&p, VTG_DIR_INGRESS);
+	count_pkt(&p, VTG_POINT_XDP);
 	return XDP_PASS;
 }
 
@@ -76,7 +76,7 @@ int vtg_count_tc_in(struct __sk_buff *skb)
 	struct vtg_pkt p;
 
 	vtg_pkt_from_skb(&p, skb);
-	count_pkt(&p, VTG_DIR_INGRESS);
+	count_pkt(&p, VTG_POINT_TC_INGRESS);
 	return TC_ACT_UNSPEC;
 }
 
@@ -86,7 +86,7 @@ int vtg_count_tc_eg(struct __sk_buff *skb)
 	struct vtg_pkt p;
 
 	vtg_pkt_from_skb(&p, skb);
-	count_pkt(&p, VTG_DIR_EGRESS);
+	count_pkt(&p, VTG_POINT_TC_EGRESS);
 	return TC_ACT_UNSPEC;
 }
 

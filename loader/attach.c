@@ -133,6 +133,18 @@ static int attach_tc(int prog_fd, int ifindex, const char *ifname, enum vtg_hook
 		return err;
 	}
 	a->hook_created = had == 0 && !err;
+	if (!a->hook_created) {
+		/* clsact created by an earlier attachment of ours on this interface: whichever
+		 * of our filters goes last must remove it, so every record carries the mark. */
+		struct vtg_attachment *reg = NULL;
+		int n = vtg_registry_load(&reg);
+		uint64_t ino = vtg_netns_self_ino();
+
+		for (int i = 0; i < n; i++)
+			if (reg[i].hook_created && reg[i].netns_ino == ino && reg[i].ifindex == ifindex)
+				a->hook_created = true;
+		free(reg);
+	}
 	err = bpf_tc_attach(&th, &to);
 	if (err) {
 		vtg_err("cannot attach TC %s filter to %s: %s", egress ? "egress" : "ingress", ifname,
@@ -196,7 +208,19 @@ int vtg_detach(const struct vtg_attachment *a)
 			    vtg_prog_name_ours(f[i].prog_id, NULL, 0))
 				err = bpf_tc_detach(&th, &to);
 		}
-		if (a->hook_created) {
+		bool created = a->hook_created;
+
+		if (!created) {
+			struct vtg_attachment *reg = NULL;
+			int nreg = vtg_registry_load(&reg);
+
+			for (int i = 0; i < nreg; i++)
+				if (reg[i].hook_created && reg[i].netns_ino == a->netns_ino &&
+				    reg[i].ifindex == a->ifindex)
+					created = true;
+			free(reg);
+		}
+		if (created) {
 			int left = nl_tc_bpf_filters(a->ifindex, false, f, 64) +
 				   nl_tc_bpf_filters(a->ifindex, true, f, 64);
 
@@ -379,17 +403,21 @@ int vtg_registry_remove(const struct vtg_attachment *a)
 
 bool vtg_owner_alive(pid_t pid)
 {
-	char path[64], comm[32] = "";
+	char path[64], stat[256] = "", *p;
 	FILE *f;
 
 	if (pid <= 0 || (kill(pid, 0) && errno == ESRCH))
 		return false;
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	/* /proc/PID/stat: "pid (comm) state ...". A zombie (killed, not yet reaped) is gone. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
 		return false;
-	if (!fgets(comm, sizeof(comm), f))
-		comm[0] = 0;
+	if (!fgets(stat, sizeof(stat), f))
+		stat[0] = 0;
 	fclose(f);
-	return !strncmp(comm, "vantage", 7);
+	p = strrchr(stat, ')');
+	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
+		return false;
+	return !strncmp(stat + strcspn(stat, "(") + 1, "vantage", 7);
 }

@@ -291,7 +291,7 @@ test_run:
 	{
 		size_t n = udp_frame(frame, sizeof(frame));
 		LIBBPF_OPTS(bpf_test_run_opts, tr, .data_in = frame, .data_size_in = n, .repeat = 1);
-		__u32 slot = VTG_COUNT_SLOT(VTG_DIR_INGRESS, VTG_L3_IPV4, VTG_L4_UDP);
+		__u32 slot = VTG_COUNT_SLOT(VTG_POINT_XDP, VTG_L3_IPV4, VTG_L4_UDP);
 		int ncpu = libbpf_num_possible_cpus();
 		struct vtg_count_val vals[ncpu > 0 ? ncpu : 1];
 		__u64 pk = 0;

@@ -2,18 +2,20 @@
 /*
  * Per-protocol traffic counters (`vantage count`, the agent's uplink counters).
  *
- * One per-CPU array, vtg_count, indexed by VTG_COUNT_SLOT(dir, l3, l4). Its value
+ * One per-CPU array, vtg_count, indexed by VTG_COUNT_SLOT(point, l3, l4). Its value
  * holds packets and bytes (bytes = frame length as the hook sees it, L2 header included).
+ * Counting by attach point keeps XDP and TC ingress apart when both are attached.
  */
 #ifndef VANTAGE_MAPS_COUNT_H
 #define VANTAGE_MAPS_COUNT_H
 
 #include "common.h"
 
-enum vtg_dir {
-	VTG_DIR_INGRESS = 0,
-	VTG_DIR_EGRESS = 1,
-	VTG_DIR_MAX,
+enum vtg_point {
+	VTG_POINT_XDP = 0,
+	VTG_POINT_TC_INGRESS,
+	VTG_POINT_TC_EGRESS,
+	VTG_POINT_MAX,
 };
 
 /* Network layer as parsed after any VLAN/QinQ tags. */
@@ -37,8 +39,8 @@ enum vtg_l4 {
 	VTG_L4_MAX,
 };
 
-#define VTG_COUNT_SLOTS (VTG_DIR_MAX * VTG_L3_MAX * VTG_L4_MAX)
-#define VTG_COUNT_SLOT(dir, l3, l4) (((dir) * VTG_L3_MAX + (l3)) * VTG_L4_MAX + (l4))
+#define VTG_COUNT_SLOTS (VTG_POINT_MAX * VTG_L3_MAX * VTG_L4_MAX)
+#define VTG_COUNT_SLOT(point, l3, l4) (((point) * VTG_L3_MAX + (l3)) * VTG_L4_MAX + (l4))
 
 struct vtg_count_val {
 	__u64 packets;

@@ -22,6 +22,30 @@ static const char help[] =
 	"  vantage clean              after a crash or kill -9\n"
 	"  vantage clean --dry-run\n";
 
+/* One line per attachment handled: text, or a JSON record with -j. */
+static void say(const char *action, const struct vtg_found *f, const char *why)
+{
+	struct jw *w = vtg_jw_stdout();
+
+	if (!w) {
+		printf("%-12s netns %s %s %s %s%s%s\n", action, f->ns.name, f->at.ifname,
+		       vtg_hook_name(f->at.hook), f->prog_name, why ? ": " : "", why ? why : "");
+		return;
+	}
+	jw_obj(w);
+	jw_kstr(w, "type", "clean");
+	jw_kstr(w, "action", action);
+	jw_kstr(w, "netns", f->ns.name);
+	jw_kstr(w, "dev", f->at.ifname);
+	jw_kstr(w, "hook", vtg_hook_name(f->at.hook));
+	jw_kstr(w, "prog", f->prog_name);
+	jw_ku64(w, "prog_id", f->at.prog_id);
+	if (why)
+		jw_kstr(w, "why", why);
+	jw_obj_end(w);
+	jw_free(w);
+}
+
 int cmd_clean(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -63,14 +87,15 @@ int cmd_clean(int argc, char **argv)
 		int fd, saved, err;
 
 		if (f->owner_alive && !force) {
-			printf("kept     %s %s %s (owner pid %d is running; --force removes it)\n",
-			       f->ns.name, f->at.ifname, vtg_hook_name(f->at.hook), (int)f->owner);
+			char why[80];
+
+			snprintf(why, sizeof(why), "owner pid %d is running; --force removes it", (int)f->owner);
+			say("kept", f, why);
 			kept++;
 			continue;
 		}
 		if (dry) {
-			printf("would remove %s %s %s %s\n", f->ns.name, f->at.ifname,
-			       vtg_hook_name(f->at.hook), f->prog_name);
+			say("would-remove", f, NULL);
 			continue;
 		}
 		fd = open(f->ns.path, O_RDONLY | O_CLOEXEC);
@@ -90,8 +115,7 @@ int cmd_clean(int argc, char **argv)
 			failed++;
 			continue;
 		}
-		printf("removed  %s %s %s %s\n", f->ns.name, f->at.ifname, vtg_hook_name(f->at.hook),
-		       f->prog_name);
+		say("removed", f, NULL);
 		removed++;
 	}
 	free(at);
@@ -114,9 +138,22 @@ int cmd_clean(int argc, char **argv)
 			}
 		}
 	}
-	if (kept && !dry)
-		printf("pins under %s kept while vantage processes are running\n", VTG_PIN_ROOT);
-	printf("%d attachments removed, %d kept, %d pins removed%s\n", removed, kept, pins,
-	       failed ? ", with errors" : "");
+	struct jw *w = vtg_jw_stdout();
+
+	if (w) {
+		jw_obj(w);
+		jw_kstr(w, "type", "clean_summary");
+		jw_ku64(w, "removed", removed);
+		jw_ku64(w, "kept", kept);
+		jw_ku64(w, "pins_removed", pins);
+		jw_ku64(w, "errors", failed);
+		jw_obj_end(w);
+		jw_free(w);
+	} else {
+		if (kept && !dry)
+			printf("pins under %s kept while vantage processes are running\n", VTG_PIN_ROOT);
+		printf("%d attachments removed, %d kept, %d pins removed%s\n", removed, kept, pins,
+		       failed ? ", with errors" : "");
+	}
 	return failed ? VTG_EXIT_FAIL : VTG_EXIT_OK;
 }

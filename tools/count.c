@@ -19,7 +19,7 @@
 static const char help[] =
 	"Usage: vantage [-j] count --dev IFACE [--hook HOOK]... [--netns NAME|PATH]\n"
 	"                         [--interval S] [--duration S] [--prio N] [--pin]\n\n"
-	"Counts packets and bytes per direction, network protocol (ipv4, ipv6, arp, other,\n"
+	"Counts packets and bytes per attach point, network protocol (ipv4, ipv6, arp, other,\n"
 	"malformed) and transport (tcp, udp, icmp, frag, other, malformed) on an interface.\n"
 	"Never drops or changes a packet: XDP returns XDP_PASS, TC lets later filters run.\n"
 	"Prints the counters that changed every interval, and once more at the end.\n\n"
@@ -34,7 +34,7 @@ static const char help[] =
 	"      --pin            keep the counters pinned under " VTG_PIN_ROOT "/count/ and\n"
 	"                       continue from them on the next run\n\n"
 	"With -j every line is a JSON object: {\"type\":\"attached\",...} per hook, then\n"
-	"{\"type\":\"count\",\"ts_ns\":..,\"time\":..,\"dev\":..,\"dir\":..,\"l3\":..,\"l4\":..,\n"
+	"{\"type\":\"count\",\"ts_ns\":..,\"time\":..,\"dev\":..,\"hook\":..,\"l3\":..,\"l4\":..,\n"
 	"\"packets\":..,\"bytes\":..} with running totals (ts_ns is CLOCK_MONOTONIC).\n\n"
 	"EXAMPLES\n"
 	"  vantage count --dev eth0\n"
@@ -43,7 +43,7 @@ static const char help[] =
 
 static const char *const l3_names[VTG_L3_MAX] = { "ipv4", "ipv6", "arp", "other", "malformed" };
 static const char *const l4_names[VTG_L4_MAX] = { "tcp", "udp", "icmp", "frag", "other", "malformed" };
-static const char *const dir_names[VTG_DIR_MAX] = { "ingress", "egress" };
+static const char *const point_names[VTG_POINT_MAX] = { "xdp", "tc-ingress", "tc-egress" };
 
 static volatile sig_atomic_t stop;
 
@@ -88,7 +88,7 @@ static void report(const char *dev, const struct vtg_count_val *now, struct vtg_
 	bool header = false;
 
 	vtg_wallclock_iso(when, sizeof(when));
-	for (int d = 0; d < VTG_DIR_MAX; d++)
+	for (int d = 0; d < VTG_POINT_MAX; d++)
 		for (int l3 = 0; l3 < VTG_L3_MAX; l3++)
 			for (int l4 = 0; l4 < VTG_L4_MAX; l4++) {
 				int k = VTG_COUNT_SLOT(d, l3, l4);
@@ -101,7 +101,7 @@ static void report(const char *dev, const struct vtg_count_val *now, struct vtg_
 					jw_ku64(w, "ts_ns", ts);
 					jw_kstr(w, "time", when);
 					jw_kstr(w, "dev", dev);
-					jw_kstr(w, "dir", dir_names[d]);
+					jw_kstr(w, "hook", point_names[d]);
 					jw_kstr(w, "l3", l3_names[l3]);
 					jw_kstr(w, "l4", l4_names[l4]);
 					jw_ku64(w, "packets", now[k].packets);
@@ -109,11 +109,11 @@ static void report(const char *dev, const struct vtg_count_val *now, struct vtg_
 					jw_obj_end(w);
 				} else {
 					if (!header) {
-						printf("%s %s\n%-8s %-10s %-10s %14s %16s %12s\n", when, dev,
-						       "dir", "l3", "l4", "packets", "bytes", "+packets");
+						printf("%s %s\n%-10s %-10s %-10s %14s %16s %12s\n", when, dev,
+						       "hook", "l3", "l4", "packets", "bytes", "+packets");
 						header = true;
 					}
-					printf("%-8s %-10s %-10s %14llu %16llu %12llu\n", dir_names[d],
+					printf("%-10s %-10s %-10s %14llu %16llu %12llu\n", point_names[d],
 					       l3_names[l3], l4_names[l4], (unsigned long long)now[k].packets,
 					       (unsigned long long)now[k].bytes,
 					       (unsigned long long)(now[k].packets - last[k].packets));
