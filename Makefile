@@ -30,7 +30,7 @@ ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(BUILD) -Ibpf -Imaps
 CFLAGS  ?= -O2 -g
-CFLAGS  += -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE -DVANTAGE_VERSION='"$(VERSION)"' \
+CFLAGS  += -Wall -Wextra -Werror -Wno-missing-field-initializers -std=gnu11 -D_GNU_SOURCE= -DVANTAGE_VERSION='"$(VERSION)"' \
 	-I$(BUILD)/skel -Imaps -Iloader -Iselftests/lib -Iselftests/testbed -MMD -MP
 LDLIBS  := -lbpf -lelf -lz -lpthread -lm
 
@@ -110,7 +110,7 @@ $(BUILD):
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := make gcc clang llvm clang-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
-	iproute2 nftables iputils-ping procps util-linux
+	iproute2 nftables iputils-ping procps util-linux jq
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

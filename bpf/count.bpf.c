@@ -23,33 +23,27 @@ static __always_inline void count_pkt(struct vtg_pkt *p, __u32 point)
 	struct vtg_count_val *v;
 	__u32 l3, l4, slot;
 
+	l4 = VTG_L4_OTHER;
 	if (vtg_parse(p) < 0) {
-		l3 = VTG_L3_MALFORMED;
-		l4 = VTG_L4_OTHER;
+		l3 = VTG_L3_MALFORMED; /* not even a whole Ethernet header */
 	} else if (p->eth_proto == ETH_P_IP || p->eth_proto == ETH_P_IPV6) {
 		l3 = p->eth_proto == ETH_P_IP ? VTG_L3_IPV4 : VTG_L3_IPV6;
-		if (!(p->flags & VTG_PKT_L3_OK)) {
+		if (!(p->flags & VTG_PKT_L3_OK))
 			l3 = VTG_L3_MALFORMED;
-			l4 = VTG_L4_OTHER;
-		} else if (p->flags & VTG_PKT_LATER_FRAG) {
+		else if (p->flags & VTG_PKT_TRUNC)
+			l4 = VTG_L4_MALFORMED; /* extension or transport header cut short */
+		else if (p->flags & VTG_PKT_LATER_FRAG)
 			l4 = VTG_L4_FRAG;
-		} else if (p->l4_proto == IPPROTO_TCP) {
+		else if (p->l4_proto == IPPROTO_TCP)
 			l4 = VTG_L4_TCP;
-		} else if (p->l4_proto == IPPROTO_UDP) {
+		else if (p->l4_proto == IPPROTO_UDP)
 			l4 = VTG_L4_UDP;
-		} else if (p->l4_proto == IPPROTO_ICMP || p->l4_proto == IPPROTO_ICMPV6) {
+		else if (p->l4_proto == IPPROTO_ICMP || p->l4_proto == IPPROTO_ICMPV6)
 			l4 = VTG_L4_ICMP;
-		} else {
-			l4 = VTG_L4_OTHER;
-		}
-		if (l3 != VTG_L3_MALFORMED && l4 <= VTG_L4_ICMP && !(p->flags & VTG_PKT_L4_OK))
-			l4 = VTG_L4_MALFORMED;
 	} else if (p->flags & VTG_PKT_TRUNC) {
 		l3 = VTG_L3_MALFORMED; /* truncated VLAN tag */
-		l4 = VTG_L4_OTHER;
 	} else {
 		l3 = p->eth_proto == ETH_P_ARP ? VTG_L3_ARP : VTG_L3_OTHER;
-		l4 = VTG_L4_OTHER;
 	}
 
 	slot = VTG_COUNT_SLOT(point, l3, l4);
