@@ -64,6 +64,7 @@ int main(int argc, char **argv)
 	};
 	int opt;
 
+	opterr = 0; /* bad options get our one-line error, not getopt's */
 	/* '+': stop at the command name; its options are its own. */
 	while ((opt = getopt_long(argc, argv, "+jpvVh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -82,7 +83,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return VTG_EXIT_OK;
 		default:
-			usage(stderr);
+			vtg_err("unknown option '%s' (try 'vantage --help')", argv[optind - 1]);
 			return VTG_EXIT_USAGE;
 		}
 	}
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
 		if (strcmp(name, commands[i].name))
 			continue;
 		optind = 0; /* reset getopt for the command's own parsing */
+		opterr = 0; /* commands report bad options in their own one-line form */
 		return commands[i].run(argc - first, argv + first);
 	}
 	vtg_err("unknown command '%s' (try 'vantage --help')", name);
