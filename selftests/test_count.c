@@ -331,6 +331,12 @@ TEST(count_parse)
 		run_cases(path, "clang19");
 	else
 		vtest_log("no clang-19 build at %s", path);
+	/* Built from the committed vmlinux.h, as where the kernel has no BTF. */
+	snprintf(path, sizeof(path), "%s/nobtf/bpf/count.bpf.o", vtest_build_dir());
+	if (access(path, R_OK) == 0)
+		run_cases(path, "fallback_vmlinux");
+	else
+		vtest_log("no fallback build at %s", path);
 }
 
 /* Live: `vantage count` on one end of a veth pair while the other end pings it. */
