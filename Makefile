@@ -5,7 +5,7 @@
 #   make deps       install what is missing from Debian's packages (idempotent, quiet)
 #   make check      deps + build + every test (needs root)
 #   make run        deps + build + the main job
-#   make bench      deps + build + benchmarks
+#   make bench      deps + build + benchmarks (B=GLOB picks some: make bench B=policy*)
 #   make clean      remove build/
 #   V=1             show full commands;  CLANG=clang-19  use another clang for BPF
 
@@ -140,8 +140,7 @@ run: deps
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)if [ -x selftests/bench/run ]; then selftests/bench/run $(BUILD); \
-	else echo "no benchmarks yet"; fi
+	$(Q)selftests/bench/run $(BUILD) $(if $(B),$(B))
 
 install: $(BUILD)/vantage
 	install -D -m 0755 $(BUILD)/vantage $(DESTDIR)$(PREFIX)/sbin/vantage
