@@ -280,6 +280,11 @@ static void probe_net_child(struct vtg_feature *res)
 			set(&res[F_TC_CLSACT], true, "clsact created, ingress and egress filters attached");
 		else
 			set(&res[F_TC_CLSACT], false, "clsact attach failed: %s", strerror(-err));
+		/* Remove now rather than with the namespace, which the kernel tears down
+		 * later from a work queue: the programs are then freed at once. */
+		th.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&th);
+		nl_link_del(a);
 	}
 test_run:
 	if (!skel)
