@@ -69,7 +69,7 @@ int cmd_clean(int argc, char **argv)
 			dry = true;
 			break;
 		default:
-			return vtg_usage_err("clean", "unknown option");
+			return vtg_usage_err("clean", "unknown option or missing value: '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

@@ -204,7 +204,7 @@ int cmd_count(int argc, char **argv)
 			pin = true;
 			break;
 		default:
-			return vtg_usage_err("count", "unknown option");
+			return vtg_usage_err("count", "unknown option or missing value: '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
