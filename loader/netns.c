@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <ctype.h>
+#include <net/if.h>
 #include <sys/stat.h>
 #include "vantage.h"
 
@@ -57,7 +58,8 @@ uint64_t vtg_netns_self_ino(void)
 {
 	struct stat st;
 
-	if (stat("/proc/self/ns/net", &st))
+	/* thread-self: a thread that entered another namespace (setns) asks about that one */
+	if (stat("/proc/thread-self/ns/net", &st))
 		return 0;
 	return st.st_ino;
 }
@@ -170,4 +172,83 @@ int vtg_netns_leave(int saved)
 		err = -errno;
 	close(saved);
 	return err;
+}
+
+/* ---- names of namespaces and of devices inside them, cached ---- */
+
+struct ifname_ent {
+	uint32_t ino, ifindex;
+	char name[IF_NAMESIZE];
+};
+static struct ifname_ent *ifcache;
+static int ifcache_n;
+static struct vtg_netns *nscache;
+static int nscache_n;
+static double nscache_when;
+
+static void refresh_ns_cache(bool force)
+{
+	double now = vtg_now_s();
+
+	/* A miss triggers a rescan of /proc, at most twice a second. */
+	if (!force && nscache && now - nscache_when < 0.5)
+		return;
+	free(nscache);
+	nscache = NULL;
+	nscache_n = vtg_netns_list(&nscache);
+	if (nscache_n < 0)
+		nscache_n = 0;
+	nscache_when = now;
+}
+
+static const struct vtg_netns *find_ns(uint32_t ino)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < nscache_n; i++)
+			if ((uint32_t)nscache[i].ino == ino)
+				return &nscache[i];
+		refresh_ns_cache(false);
+	}
+	return NULL;
+}
+
+const char *vtg_netns_name(uint32_t ino)
+{
+	const struct vtg_netns *ns = find_ns(ino);
+
+	return ns ? ns->name : NULL;
+}
+
+const char *vtg_netns_ifname(uint32_t ino, uint32_t ifindex)
+{
+	const struct vtg_netns *ns;
+	char name[IF_NAMESIZE] = "";
+	int fd, saved;
+
+	for (int i = 0; i < ifcache_n; i++)
+		if (ifcache[i].ino == ino && ifcache[i].ifindex == ifindex)
+			return ifcache[i].name;
+	ns = find_ns(ino);
+	if (!ns)
+		return NULL;
+	fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (!vtg_netns_enter(fd, &saved)) {
+		if (!if_indextoname(ifindex, name))
+			name[0] = 0;
+		vtg_netns_leave(saved);
+	}
+	close(fd);
+	if (!name[0])
+		return NULL;
+	struct ifname_ent *na = realloc(ifcache, (ifcache_n + 1) * sizeof(*na));
+
+	if (!na)
+		return NULL;
+	ifcache = na;
+	ifcache[ifcache_n].ino = ino;
+	ifcache[ifcache_n].ifindex = ifindex;
+	memcpy(ifcache[ifcache_n].name, name, sizeof(name));
+	return ifcache[ifcache_n++].name;
 }

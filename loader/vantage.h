@@ -96,6 +96,10 @@ int vtg_netns_list(struct vtg_netns **out);
 /* Moves the calling thread into the namespace; *saved receives an fd to come back with. */
 int vtg_netns_enter(int nsfd, int *saved);
 int vtg_netns_leave(int saved);
+/* Names for records: the namespace's name (NULL if unknown), and a device's name inside
+ * a namespace (NULL if unknown). Cached; a miss rescans at most twice a second. */
+const char *vtg_netns_name(uint32_t ino);
+const char *vtg_netns_ifname(uint32_t ino, uint32_t ifindex);
 
 /* netlink.c: the few rtnetlink requests vantage needs. */
 int nl_veth_create(const char *name, const char *peer);

@@ -12,6 +12,8 @@ static const struct vtg_cmd commands[] = {
 	{ "status", cmd_status, "show what vantage has loaded, attached and pinned" },
 	{ "clean", cmd_clean, "remove everything vantage attached or pinned (also after a crash)" },
 	{ "count", cmd_count, "count packets and bytes per protocol on an interface (XDP/TC)" },
+	{ "latency", cmd_latency, "per-packet stack latency of containers' traffic, histograms" },
+	{ "ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

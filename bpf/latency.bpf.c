@@ -1,0 +1,532 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Stack latency per packet and per network namespace (after MACE).
+ *
+ * Egress:  send syscall entry (syscalls:sys_enter_{sendto,sendmsg,sendmmsg,write}, in a
+ *          traced namespace) -> net_dev_queue on each device -> net_dev_start_xmit on an
+ *          uplink, where the record is emitted.
+ * Ingress: netif_rx / netif_receive_skb_entry / napi_gro_receive_entry on an uplink ->
+ *          each device on the way -> skb_copy_datagram_iovec in a traced namespace ->
+ *          sock_recv_length (the receive call returns), where the record is emitted.
+ *
+ * Packets are followed by skb pointer in vtg_lat_inflight. A raw socket receives a clone
+ * (another skb, same data buffer), so once a packet reaches its namespace its buffer
+ * (skb->head) is indexed too. Each entry carries its start time and a fingerprint of
+ * header fields NAT leaves alone (IP length, IPv4 id, ICMP type and sequence, TCP
+ * sequence, UDP length); at the end points an entry older than max_age_ns, or whose
+ * fingerprint differs (the skb was freed and reused), is dropped and counted, never paired.
+ *
+ * Cost on the packet path is what matters (MACE's point: less perturbation than a
+ * generic tracer): per-CPU slots instead of hash updates for per-call state, no ring
+ * buffer wakeups, one receive hook per device, and the per-packet hooks return before
+ * any map lookup when nothing was traced within max_age_ns.
+ *
+ * The hook handlers (lib/latency_hooks.h) are compiled twice: for tp_btf programs with
+ * direct BTF loads (preferred), and for raw_tp programs with CO-RE probe reads (fallback);
+ * user space picks one set with autoload.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "latency.h"
+
+#define MAX_UPLINKS 8
+#define SEND_CTX_MAX_AGE_NS (5 * 1000 * 1000ULL) /* a send reaches its device within this */
+#define PROTO_ICMP (1 << 0)
+#define PROTO_UDP (1 << 1)
+#define PROTO_TCP (1 << 2)
+#define S_IFMT_ 00170000
+#define S_IFSOCK_ 0140000
+#ifndef IPPROTO_ICMPV6
+#define IPPROTO_ICMPV6 58
+#endif
+
+/* Set before load. */
+const volatile bool trace_all = false;      /* every namespace but host_netns */
+const volatile __u32 host_netns = 0;        /* namespace of the uplinks */
+const volatile __u64 max_age_ns = 1000000000ULL;
+const volatile __u32 proto_mask = PROTO_ICMP | PROTO_UDP | PROTO_TCP;
+/* A prober of ours (vantage ping) may hold a socket in a namespace it is not in itself:
+ * for this process the send hook asks the socket, not the task, for its namespace. */
+const volatile __u32 self_tgid = 0;
+/* Records are submitted without waking the consumer (a wakeup is an irq_work and a
+ * cross-CPU wakeup: IPIs, which in a VM cost a guest exit each, on the packet's path).
+ * The consumer polls on a timer; only when this much is waiting is it woken. */
+const volatile __u64 wakeup_bytes = 256 * 1024;
+
+/* Uplinks, written by user space at run time (few: compared inline, no map lookup). */
+__u32 uplink_ifindex[MAX_UPLINKS] = {};
+__u32 uplink_netns[MAX_UPLINKS] = {};
+__u32 n_uplinks = 0;
+
+/* Time the newest in-flight entry was made: when nothing was made within max_age_ns,
+ * no entry can be valid and the per-packet hooks return before any map lookup. */
+__u64 last_create_ns = 0;
+/* Receive calls holding a copied packet: when none, sock_recv_length returns at once. */
+__s64 pending_recv = 0;
+
+struct inflight {
+	__u64 start_ns;
+	__u64 head;      /* skb->head when the entry was indexed by it */
+	__u32 fp;        /* fingerprint */
+	__u32 netns;     /* traced namespace (ingress: 0 until the packet reaches it) */
+	__u32 pid;
+	__u8 dir;
+	__u8 nseg;
+	__u8 start_point;
+	__u8 have_key;
+	struct vtg_lat_key key;
+	struct vtg_lat_seg seg[VTG_LAT_MAX_SEG];
+};
+
+/* Per-CPU state of the call in progress. A send call reaches net_dev_queue, and a
+ * receive call copies and returns, on the CPU it runs on; a thread that migrates in
+ * between is detected by its thread id and costs that one record (counted). */
+struct cpu_slot {
+	__u32 send_tid;   /* 0: no send call open */
+	__u32 send_netns;
+	__u64 send_ts;
+	__u32 recv_tid;   /* valid when recv_valid */
+	__u32 recv_valid;
+	struct inflight recv; /* the copied packet waiting for its call to return */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u32);
+} vtg_lat_netns SEC(".maps");
+
+/* Preallocated hashes (LRU maps cost a lock and list work per update); entries that
+ * are never met again are swept by user space once they are older than max_age_ns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct inflight);
+} vtg_lat_inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);   /* skb->head */
+	__type(value, __u64); /* skb pointer of the entry */
+} vtg_lat_byhead SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_slot);
+} vtg_lat_cpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} vtg_lat_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct vtg_lat_hist_key);
+	__type(value, struct vtg_lat_hist);
+} vtg_lat_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VTG_LAT_ST_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} vtg_lat_stats SEC(".maps");
+
+/* Scratch space for building an entry (too large for the stack with the rest). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} vtg_lat_scratch SEC(".maps");
+
+/* All zeros: the initial value of a histogram (too large for the stack). */
+const struct vtg_lat_hist hist_zero = {};
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&vtg_lat_stats, &idx);
+
+	if (v)
+		(*v)++;
+}
+
+static __always_inline bool recently_active(__u64 now)
+{
+	return now - last_create_ns < max_age_ns;
+}
+
+/* With trace_all every namespace but the uplinks' is traced; a list may name any,
+ * the host's own included (then the whole path is in one namespace). */
+static __always_inline bool netns_traced(__u32 ino)
+{
+	if (!ino)
+		return false;
+	if (trace_all)
+		return ino != host_netns;
+	return bpf_map_lookup_elem(&vtg_lat_netns, &ino) != NULL;
+}
+
+static __always_inline bool is_uplink(__u32 ifindex, __u32 netns)
+{
+#pragma unroll
+	for (int i = 0; i < MAX_UPLINKS; i++) {
+		if (i >= n_uplinks)
+			break;
+		if (uplink_ifindex[i] == ifindex && uplink_netns[i] == netns)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline struct cpu_slot *cpu_slot(void)
+{
+	__u32 z = 0;
+
+	return bpf_map_lookup_elem(&vtg_lat_cpu, &z);
+}
+
+static __always_inline struct inflight *scratch(void)
+{
+	__u32 z = 0;
+
+	return bpf_map_lookup_elem(&vtg_lat_scratch, &z);
+}
+
+static __always_inline __u32 mix(__u32 h, __u32 v)
+{
+	h ^= v;
+	h *= 0x9E3779B1u;
+	return h ^ (h >> 15);
+}
+
+/*
+ * Reads the IP and transport headers at ip (packet memory: probe reads). Fills the key
+ * and the fingerprint; returns 0 for a traced protocol, -1 otherwise.
+ */
+static __always_inline int parse_key(unsigned char *ip, struct vtg_lat_key *k, __u32 *fp)
+{
+	unsigned char *l4;
+	__u8 vb, proto;
+	__u32 h = 0;
+
+	if (bpf_probe_read_kernel(&vb, 1, ip))
+		return -1;
+	if ((vb >> 4) == 4) {
+		struct iphdr iph;
+
+		if (bpf_probe_read_kernel(&iph, sizeof(iph), ip) || iph.ihl < 5)
+			return -1;
+		proto = iph.protocol;
+		k->family = 4;
+		__builtin_memset(k->saddr, 0, 16);
+		__builtin_memset(k->daddr, 0, 16);
+		__builtin_memcpy(k->saddr, &iph.saddr, 4);
+		__builtin_memcpy(k->daddr, &iph.daddr, 4);
+		k->ip_id = bpf_ntohs(iph.id);
+		h = mix(mix(h, bpf_ntohs(iph.tot_len)), k->ip_id);
+		/* A later fragment has no transport header: not keyed. */
+		if (iph.frag_off & bpf_htons(0x1FFF))
+			return -1;
+		l4 = ip + iph.ihl * 4;
+	} else if ((vb >> 4) == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), ip))
+			return -1;
+		proto = ip6.nexthdr;
+		k->family = 6;
+		__builtin_memcpy(k->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(k->daddr, &ip6.daddr, 16);
+		k->ip_id = 0;
+		h = mix(h, bpf_ntohs(ip6.payload_len));
+		l4 = ip + sizeof(ip6);
+	} else {
+		return -1;
+	}
+	k->proto = proto;
+	k->sport = k->dport = 0;
+	k->tcp_seq = 0;
+	k->icmp_type = 0;
+	h = mix(h, proto);
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+		__u8 icmp[8];
+
+		if (!(proto_mask & PROTO_ICMP) || bpf_probe_read_kernel(icmp, sizeof(icmp), l4))
+			return -1;
+		k->icmp_type = icmp[0];
+		k->sport = (__u16)icmp[4] << 8 | icmp[5]; /* echo id */
+		k->dport = (__u16)icmp[6] << 8 | icmp[7]; /* echo sequence */
+		/* The id may be rewritten by NAT; type and sequence are not. */
+		h = mix(mix(h, icmp[0]), k->dport);
+	} else if (proto == IPPROTO_UDP) {
+		struct udphdr uh;
+
+		if (!(proto_mask & PROTO_UDP) || bpf_probe_read_kernel(&uh, sizeof(uh), l4))
+			return -1;
+		k->sport = bpf_ntohs(uh.source);
+		k->dport = bpf_ntohs(uh.dest);
+		h = mix(h, bpf_ntohs(uh.len));
+	} else if (proto == IPPROTO_TCP) {
+		struct tcphdr th;
+
+		if (!(proto_mask & PROTO_TCP) || bpf_probe_read_kernel(&th, sizeof(th), l4))
+			return -1;
+		k->sport = bpf_ntohs(th.source);
+		k->dport = bpf_ntohs(th.dest);
+		k->tcp_seq = bpf_ntohl(th.seq);
+		h = mix(h, k->tcp_seq);
+	} else {
+		return -1;
+	}
+	*fp = h;
+	return 0;
+}
+
+static __always_inline void add_seg(struct inflight *e, __u8 point, __u32 ifindex, __u32 netns,
+				    __u64 now)
+{
+	__u32 n = e->nseg;
+	struct vtg_lat_seg *s;
+
+	if (n >= VTG_LAT_MAX_SEG) {
+		stat_inc(VTG_LAT_ST_SEG_OVERFLOW);
+		return;
+	}
+	e->nseg = n + 1;
+	/* Keep the mask: the compiler would drop it after the check above, and the
+	 * verifier needs it to bound the index. */
+	barrier_var(n);
+	s = &e->seg[n & (VTG_LAT_MAX_SEG - 1)];
+	s->point = point;
+	s->ifindex = ifindex;
+	s->netns = netns;
+	s->delta_ns = (__u32)(now - e->start_ns);
+}
+
+/* log2-linear bucket: 4 per octave from 2^6 ns to 2^30 ns. */
+static __always_inline __u32 hist_bucket(__u64 v)
+{
+	__u32 msb = 0;
+	__u64 x = v;
+
+	if (v < (1ULL << VTG_LAT_HIST_MIN_SHIFT))
+		return 0;
+	if (v >= (1ULL << VTG_LAT_HIST_MAX_SHIFT))
+		return VTG_LAT_HIST_BUCKETS - 1;
+	if (x >> 32) { x >>= 32; msb += 32; }
+	if (x >> 16) { x >>= 16; msb += 16; }
+	if (x >> 8) { x >>= 8; msb += 8; }
+	if (x >> 4) { x >>= 4; msb += 4; }
+	if (x >> 2) { x >>= 2; msb += 2; }
+	if (x >> 1) { msb += 1; }
+	/* the two bits below the leading one pick the quarter of the octave */
+	__u32 sub = (v >> (msb - 2)) & 3;
+
+	return 1 + (msb - VTG_LAT_HIST_MIN_SHIFT) * VTG_LAT_HIST_SUB + sub;
+}
+
+static __always_inline void hist_add(__u32 netns, __u8 dir, __u8 proto, __u64 lat)
+{
+	struct vtg_lat_hist_key hk = { .netns = netns, .dir = dir, .proto = proto };
+	struct vtg_lat_hist *hv = bpf_map_lookup_elem(&vtg_lat_hist, &hk);
+	__u32 b = hist_bucket(lat);
+
+	if (!hv) {
+		bpf_map_update_elem(&vtg_lat_hist, &hk, &hist_zero, BPF_NOEXIST);
+		hv = bpf_map_lookup_elem(&vtg_lat_hist, &hk);
+		if (!hv)
+			return;
+	}
+	hv->count++;
+	hv->sum_ns += lat;
+	if (b < VTG_LAT_HIST_BUCKETS)
+		hv->buckets[b]++;
+}
+
+/* Sends the record for a finished entry through the ring buffer and the histogram. */
+static __always_inline void emit(struct inflight *e, __u64 now)
+{
+	struct vtg_lat_event *ev;
+	__u64 lat = now - e->start_ns;
+
+	hist_add(e->netns, e->dir, e->key.proto, lat);
+	stat_inc(e->dir == VTG_LAT_EGRESS ? VTG_LAT_ST_EGRESS_DONE : VTG_LAT_ST_INGRESS_DONE);
+	ev = bpf_ringbuf_reserve(&vtg_lat_events, sizeof(*ev), 0);
+	if (!ev) {
+		stat_inc(VTG_LAT_ST_RINGBUF_FULL);
+		return;
+	}
+	ev->ts_ns = now;
+	ev->lat_ns = lat;
+	ev->netns = e->netns;
+	ev->pid = e->pid;
+	ev->dir = e->dir;
+	ev->nseg = e->nseg;
+	ev->start_point = e->start_point;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	__builtin_memcpy(&ev->key, &e->key, sizeof(ev->key));
+	__builtin_memcpy(ev->seg, e->seg, sizeof(ev->seg));
+	bpf_ringbuf_submit(ev, bpf_ringbuf_query(&vtg_lat_events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
+				   BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+/* Too old to be the same packet: dropped and counted. */
+static __always_inline bool expired(struct inflight *e, __u64 key, __u64 now)
+{
+	if (now - e->start_ns <= max_age_ns)
+		return false;
+	stat_inc(VTG_LAT_ST_STALE);
+	bpf_map_delete_elem(&vtg_lat_inflight, &key);
+	return true;
+}
+
+static __always_inline int insert(__u64 skb_key, struct inflight *e, __u64 now)
+{
+	if (bpf_map_update_elem(&vtg_lat_inflight, &skb_key, e, BPF_ANY)) {
+		stat_inc(VTG_LAT_ST_TABLE_FULL);
+		return -1;
+	}
+	last_create_ns = now;
+	return 0;
+}
+
+/* The receive call that copied a packet returns: its record ends here. */
+static __always_inline int on_recv_done(void)
+{
+	struct cpu_slot *c;
+	__u64 now;
+
+	if (pending_recv <= 0)
+		return 0;
+	c = cpu_slot();
+	if (!c || !c->recv_valid || c->recv_tid != (__u32)bpf_get_current_pid_tgid())
+		return 0;
+	now = bpf_ktime_get_ns();
+	add_seg(&c->recv, VTG_LAT_PT_RETURN, 0, c->recv.netns, now);
+	emit(&c->recv, now);
+	c->recv_valid = 0;
+	__sync_fetch_and_add(&pending_recv, -1);
+	return 0;
+}
+
+/* Per-packet hooks, twice: tp_btf with direct loads, raw_tp with CO-RE reads. */
+#define LAT_BTF 1
+#include "lib/latency_hooks.h"
+#undef LAT_BTF
+#define LAT_BTF 0
+#include "lib/latency_hooks.h"
+#undef LAT_BTF
+
+/* ---- send syscall entry (tracepoint programs: CO-RE reads) ---- */
+
+static __always_inline __u32 task_netns_core(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
+}
+
+/* The file behind fd in the current task, or NULL. */
+static __always_inline struct file *fd_file(int fd)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct file **fds = BPF_CORE_READ(t, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(t, files, fdt, max_fds);
+	struct file *f = NULL;
+
+	if (fd < 0 || (unsigned int)fd >= max)
+		return NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+static __always_inline bool file_is_socket(struct file *f)
+{
+	return f && (BPF_CORE_READ(f, f_inode, i_mode) & S_IFMT_) == S_IFSOCK_;
+}
+
+static __always_inline int on_send_enter(int fd, bool is_write)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 ns = task_netns_core();
+	struct cpu_slot *c;
+
+	if (!netns_traced(ns)) {
+		struct file *f;
+
+		if (!self_tgid || (pid_tgid >> 32) != self_tgid)
+			return 0;
+		f = fd_file(fd);
+		if (!file_is_socket(f))
+			return 0;
+		struct socket *sock = BPF_CORE_READ(f, private_data);
+
+		ns = BPF_CORE_READ(sock, sk, __sk_common.skc_net.net, ns.inum);
+		if (!netns_traced(ns))
+			return 0;
+	} else if (is_write && !file_is_socket(fd_file(fd))) {
+		return 0; /* write(2) to something else than a socket */
+	}
+	c = cpu_slot();
+	if (!c)
+		return 0;
+	c->send_ts = bpf_ktime_get_ns();
+	c->send_netns = ns;
+	c->send_tid = (__u32)pid_tgid;
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int vtg_lat_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_send_enter((int)ctx->args[0], false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int vtg_lat_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_send_enter((int)ctx->args[0], false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmmsg")
+int vtg_lat_sendmm(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_send_enter((int)ctx->args[0], false);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int vtg_lat_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_send_enter((int)ctx->args[0], true);
+}
+
+/* The alternative send-entry hook set the benchmark compares: one raw tracepoint on
+ * every syscall, filtered by number (x86-64 numbers). */
+#define NR_write 1
+#define NR_sendto 44
+#define NR_sendmsg 46
+#define NR_sendmmsg 307
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(vtg_lat_sys_raw, struct pt_regs *regs, long id)
+{
+	if (id == NR_sendto || id == NR_sendmsg || id == NR_sendmmsg)
+		return on_send_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs), false);
+	if (id == NR_write)
+		return on_send_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs), true);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The per-packet hooks of bpf/latency.bpf.c. Included twice on purpose (no include
+ * guard): with LAT_BTF 1 the handlers read kernel structs with direct BTF loads and
+ * become tp_btf programs named *_btf; with LAT_BTF 0 they use CO-RE probe reads and
+ * become raw_tp programs named *_raw. Same logic, one source.
+ */
+#if LAT_BTF
+#define LH_RD(src, ...) (___arrow(src, __VA_ARGS__))
+#define LH_SEC(tp) SEC("tp_btf/" tp)
+#define LH_NAME(n) LH_CAT(n, _btf)
+#define LH_TASK() bpf_get_current_task_btf()
+#else
+#define LH_RD(src, ...) BPF_CORE_READ(src, __VA_ARGS__)
+#define LH_SEC(tp) SEC("raw_tp/" tp)
+#define LH_NAME(n) LH_CAT(n, _raw)
+#define LH_TASK() ((struct task_struct *)bpf_get_current_task())
+#endif
+#ifndef LH_CAT
+#define LH_CAT(a, b) LH_CAT2(a, b)
+#define LH_CAT2(a, b) a##b
+/* One more expansion level so that the pasted name reaches BPF_PROG expanded. */
+#define LH_PROG(name, ...) BPF_PROG(name, __VA_ARGS__)
+#endif
+
+static __always_inline __u32 LH_NAME(dev_netns)(const struct net_device *dev)
+{
+	return LH_RD(dev, nd_net.net, ns.inum);
+}
+
+static __always_inline __u32 LH_NAME(sk_netns)(const struct sock *sk)
+{
+	return LH_RD(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* Network header on the transmit path (head + network_header). */
+static __always_inline unsigned char *LH_NAME(tx_l3)(const struct sk_buff *skb)
+{
+	__u16 nh = LH_RD(skb, network_header);
+
+	if (nh == (__u16)~0U)
+		return NULL;
+	return (unsigned char *)LH_RD(skb, head) + nh;
+}
+
+/* ---- egress ---- */
+
+static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
+{
+	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+	const struct net_device *dev;
+	const struct sock *sk;
+	struct inflight *e, *n;
+	struct cpu_slot *c;
+	__u32 sns, tid;
+	unsigned char *l3;
+
+	if (recently_active(now)) {
+		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
+		/* An intermediate hop: age only; the fingerprint is checked at the ends. */
+		if (e && !expired(e, key, now)) {
+			dev = LH_RD(skb, dev);
+			add_seg(e, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
+			return 0;
+		}
+	}
+	/* A new egress packet: sent by a socket of a traced namespace. */
+	sk = LH_RD(skb, sk);
+	if (!sk)
+		return 0;
+	sns = LH_NAME(sk_netns)(sk);
+	if (!netns_traced(sns))
+		return 0;
+	n = scratch();
+	l3 = LH_NAME(tx_l3)(skb);
+	if (!n || !l3 || parse_key(l3, &n->key, &n->fp))
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	c = cpu_slot();
+	n->nseg = 0;
+	n->dir = VTG_LAT_EGRESS;
+	n->netns = sns;
+	n->have_key = 1;
+	n->head = 0;
+	if (c && c->send_tid == tid && c->send_netns == sns && now - c->send_ts < SEND_CTX_MAX_AGE_NS) {
+		n->start_ns = c->send_ts;
+		n->start_point = VTG_LAT_PT_SYSCALL;
+		n->pid = bpf_get_current_pid_tgid() >> 32;
+		add_seg(n, VTG_LAT_PT_SYSCALL, 0, sns, c->send_ts);
+	} else {
+		/* Sent outside a send call (TCP from softirq, a timer): starts here. */
+		n->start_ns = now;
+		n->start_point = VTG_LAT_PT_QUEUE;
+		n->pid = 0;
+	}
+	dev = LH_RD(skb, dev);
+	add_seg(n, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
+	if (!insert(key, n, now))
+		stat_inc(VTG_LAT_ST_EGRESS_STARTED);
+	return 0;
+}
+
+static __always_inline int LH_NAME(on_xmit)(const struct sk_buff *skb, const struct net_device *dev)
+{
+	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+	struct vtg_lat_key k;
+	struct inflight *e;
+	unsigned char *l3;
+	__u32 dns, ifindex, fp;
+
+	if (!recently_active(now))
+		return 0;
+	e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
+	if (!e || e->dir != VTG_LAT_EGRESS)
+		return 0;
+	ifindex = LH_RD(dev, ifindex);
+	dns = LH_NAME(dev_netns)(dev);
+	if (!is_uplink(ifindex, dns) || expired(e, key, now))
+		return 0;
+	/* The end: is this still the packet the entry was made for? */
+	l3 = LH_NAME(tx_l3)(skb);
+	if (!l3 || parse_key(l3, &k, &fp) || fp != e->fp) {
+		stat_inc(VTG_LAT_ST_MISMATCH);
+		bpf_map_delete_elem(&vtg_lat_inflight, &key);
+		return 0;
+	}
+	add_seg(e, VTG_LAT_PT_XMIT, ifindex, dns, now);
+	emit(e, now);
+	bpf_map_delete_elem(&vtg_lat_inflight, &key);
+	return 0;
+}
+
+/* ---- ingress ---- */
+
+static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
+{
+	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+	const struct net_device *dev = LH_RD(skb, dev);
+	__u32 dns = LH_NAME(dev_netns)(dev), ifindex = LH_RD(dev, ifindex), fp;
+	struct inflight *e = NULL, *n;
+	struct vtg_lat_key k;
+	unsigned char *l3;
+
+	if (recently_active(now))
+		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
+	if (e && !expired(e, key, now)) {
+		add_seg(e, VTG_LAT_PT_RX, ifindex, dns, now);
+		if (e->dir != VTG_LAT_INGRESS || e->netns || !netns_traced(dns))
+			return 0;
+		/* Arrived in the container: the key as the application sees it, and the
+		 * check that this is the packet the entry was made for. */
+		l3 = LH_RD(skb, data);
+		if (parse_key(l3, &k, &fp) || fp != e->fp) {
+			stat_inc(VTG_LAT_ST_MISMATCH);
+			bpf_map_delete_elem(&vtg_lat_inflight, &key);
+			return 0;
+		}
+		e->key = k;
+		e->have_key = 1;
+		e->netns = dns;
+		/* Raw sockets will get clones: index the data buffer they share. */
+		e->head = (__u64)LH_RD(skb, head);
+		bpf_map_update_elem(&vtg_lat_byhead, &e->head, &key, BPF_ANY);
+		return 0;
+	}
+	if (!is_uplink(ifindex, dns))
+		return 0;
+	/* A new ingress packet on an uplink. */
+	n = scratch();
+	l3 = LH_RD(skb, data);
+	if (!n || parse_key(l3, &n->key, &n->fp))
+		return 0;
+	n->start_ns = now;
+	n->head = 0;
+	n->pid = 0;
+	n->dir = VTG_LAT_INGRESS;
+	n->nseg = 0;
+	n->start_point = VTG_LAT_PT_RX;
+	/* Tracing the uplinks' own namespace: the packet is already where it goes. */
+	n->netns = netns_traced(dns) ? dns : 0;
+	n->have_key = n->netns != 0;
+	add_seg(n, VTG_LAT_PT_RX, ifindex, dns, now);
+	if (n->netns) {
+		n->head = (__u64)LH_RD(skb, head);
+		bpf_map_update_elem(&vtg_lat_byhead, &n->head, &key, BPF_ANY);
+	}
+	if (!insert(key, n, now))
+		stat_inc(VTG_LAT_ST_INGRESS_STARTED);
+	return 0;
+}
+
+static __always_inline int LH_NAME(on_copy)(const struct sk_buff *skb)
+{
+	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+	struct inflight *e;
+	struct cpu_slot *c;
+	const struct sock *rsk;
+	__u32 tns, tid;
+
+	if (!recently_active(now))
+		return 0;
+	e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
+	if (!e) {
+		/* A clone (raw sockets get one each): same data buffer. */
+		__u64 head = (__u64)LH_RD(skb, head);
+		__u64 *orig = bpf_map_lookup_elem(&vtg_lat_byhead, &head);
+
+		if (!orig)
+			return 0;
+		key = *orig;
+		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
+		if (!e)
+			return 0;
+	}
+	if (e->dir != VTG_LAT_INGRESS || !e->netns || expired(e, key, now))
+		return 0;
+	/* The receiving socket's namespace (a prober may hold a socket in a namespace it
+	 * is not in itself); the task's if the skb has no owner. */
+	rsk = LH_RD(skb, sk);
+	if (rsk) {
+		tns = LH_NAME(sk_netns)(rsk);
+	} else {
+		struct task_struct *t = LH_TASK();
+
+		tns = LH_RD(t, nsproxy, net_ns, ns.inum);
+	}
+	if (tns != e->netns) {
+		stat_inc(VTG_LAT_ST_RECV_UNMATCHED);
+		return 0;
+	}
+	c = cpu_slot();
+	if (!c)
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	/* Several packets in one receive call (TCP): the earlier one ends here. */
+	if (c->recv_valid && c->recv_tid == tid)
+		emit(&c->recv, now);
+	else if (!c->recv_valid)
+		__sync_fetch_and_add(&pending_recv, 1);
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	add_seg(e, VTG_LAT_PT_COPY, 0, tns, now);
+	__builtin_memcpy(&c->recv, e, sizeof(*e));
+	c->recv_tid = tid;
+	c->recv_valid = 1;
+	if (e->head)
+		bpf_map_delete_elem(&vtg_lat_byhead, &e->head);
+	bpf_map_delete_elem(&vtg_lat_inflight, &key);
+	return 0;
+}
+
+static __always_inline int LH_NAME(on_send_done)(const struct sock *sk)
+{
+	struct cpu_slot *c = cpu_slot();
+
+	/* The send call is over: later packets of this thread did not come from it. */
+	if (c && c->send_tid == (__u32)bpf_get_current_pid_tgid())
+		c->send_tid = 0;
+	return 0;
+}
+
+/* ---- programs ---- */
+
+LH_SEC("net_dev_queue")
+int LH_PROG(LH_NAME(vtg_lat_q), struct sk_buff *skb)
+{
+	return LH_NAME(on_queue)(skb);
+}
+
+LH_SEC("net_dev_start_xmit")
+int LH_PROG(LH_NAME(vtg_lat_x), const struct sk_buff *skb, const struct net_device *dev)
+{
+	return LH_NAME(on_xmit)(skb, dev);
+}
+
+/* One receive hook per device and path: netif_rx (veth, backlog), netif_receive_skb
+ * entry (drivers and the bridge's local delivery), GRO entry (NAPI drivers). */
+LH_SEC("netif_rx")
+int LH_PROG(LH_NAME(vtg_lat_rx), struct sk_buff *skb)
+{
+	return LH_NAME(on_rx)(skb);
+}
+
+LH_SEC("netif_receive_skb_entry")
+int LH_PROG(LH_NAME(vtg_lat_rcv), const struct sk_buff *skb)
+{
+	return LH_NAME(on_rx)(skb);
+}
+
+LH_SEC("napi_gro_receive_entry")
+int LH_PROG(LH_NAME(vtg_lat_gro), const struct sk_buff *skb)
+{
+	return LH_NAME(on_rx)(skb);
+}
+
+LH_SEC("skb_copy_datagram_iovec")
+int LH_PROG(LH_NAME(vtg_lat_cp), const struct sk_buff *skb, int len)
+{
+	return LH_NAME(on_copy)(skb);
+}
+
+LH_SEC("sock_recv_length")
+int LH_PROG(LH_NAME(vtg_lat_rl), struct sock *sk, int ret, int flags)
+{
+	return on_recv_done();
+}
+
+LH_SEC("sock_send_length")
+int LH_PROG(LH_NAME(vtg_lat_sl), struct sock *sk, int ret, int flags)
+{
+	return LH_NAME(on_send_done)(sk);
+}
+
+#undef LH_RD
+#undef LH_SEC
+#undef LH_NAME
+#undef LH_TASK

@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: GPL-2.0
+/* vantage latency: per-packet stack latency of containers' traffic, and histograms. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include "vantage.h"
+#include "commands.h"
+#include "latency_user.h"
+
+static const char help[] =
+	"Usage: vantage [-j] latency [--netns NAME|PATH]... [--pid PID]... [--all]\n"
+	"                           [--uplink DEV]... [--host NAME|PATH] [--proto LIST]\n"
+	"                           [--hist] [--duration S] [--max-age MS]\n\n"
+	"Measures, per packet, how long it spends in the host's network stack:\n"
+	"  egress:  from the send call's entry in the container to the transmit on the uplink;\n"
+	"  ingress: from the receive on the uplink to the return of the receive call.\n"
+	"Each record names the namespace, direction, protocol, the key the application can\n"
+	"match (ICMP echo id/seq; UDP 5-tuple + IP id; TCP 5-tuple + seq), the total latency\n"
+	"and the timeline through the devices on the way (device, namespace, time).\n\n"
+	"Options:\n"
+	"  -n, --netns NS      trace this namespace (name or path); repeatable\n"
+	"  -P, --pid PID       trace the namespace of this process; repeatable\n"
+	"  -a, --all           trace every namespace except the uplinks'\n"
+	"  -u, --uplink DEV    the host's uplink (repeatable); default: the default-route device\n"
+	"      --host NS       the namespace the uplinks are in (default: this one)\n"
+	"  -p, --proto LIST    icmp,udp,tcp (default: all three)\n"
+	"  -H, --hist          print latency histograms with percentiles at the end\n"
+	"                      instead of one record per packet\n"
+	"  -D, --duration S    stop after S seconds (default: until SIGINT/SIGTERM)\n"
+	"      --max-age MS    in-kernel entries older than this are stale (default 1000)\n"
+	"      --raw-tp        use the raw_tp programs even where tp_btf works\n"
+	"      --syscall-hook tp|raw|none  send-entry hooks: syscall tracepoints (default),\n"
+	"                      one raw sys_enter tracepoint filtered by syscall number, or\n"
+	"                      none (egress then starts when the packet reaches its first device)\n\n"
+	"With -j, one JSON object per line: {\"type\":\"latency\",\"ts_ns\":..,\"time\":..,\n"
+	"\"netns\":..,\"netns_name\":..,\"dir\":..,\"proto\":..,\"src\":..,\"dst\":..,<key fields>,\n"
+	"\"lat_ns\":..,\"segments\":[{\"point\":..,\"dev\":..,\"netns\":..,\"t_ns\":..}]}; lost records\n"
+	"as {\"type\":\"lost\",\"count\":N,\"total\":N}; a traced namespace that disappears as\n"
+	"{\"type\":\"netns_gone\",\"netns\":..}; ts_ns is CLOCK_MONOTONIC.\n\n"
+	"EXAMPLES\n"
+	"  vantage latency --all\n"
+	"  vantage -j latency --netns c1 --uplink eth0 --proto icmp\n"
+	"  vantage latency --pid 4242 --hist --duration 30\n"
+	"  ip netns exec host vantage latency --netns c1 --uplink up0\n";
+
+#define MAX_TRACED 256
+
+struct lat_state {
+	bool hist;
+	uint64_t records;
+	uint64_t lost_reported;
+	uint32_t traced[MAX_TRACED];
+	bool gone[MAX_TRACED];
+	int n_traced;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void addr_str(const struct vtg_lat_key *k, const uint8_t *a, char *buf, size_t len)
+{
+	if (!inet_ntop(k->family == 6 ? AF_INET6 : AF_INET, a, buf, len))
+		snprintf(buf, len, "?");
+}
+
+static void print_json(const struct vtg_lat_event *ev)
+{
+	struct jw *w = vtg_jw_stdout();
+	char when[40], src[64], dst[64];
+	const char *nsname = vtg_netns_name(ev->netns);
+
+	vtg_wallclock_iso(when, sizeof(when));
+	addr_str(&ev->key, ev->key.saddr, src, sizeof(src));
+	addr_str(&ev->key, ev->key.daddr, dst, sizeof(dst));
+	jw_obj(w);
+	jw_kstr(w, "type", "latency");
+	jw_ku64(w, "ts_ns", ev->ts_ns);
+	jw_kstr(w, "time", when);
+	jw_ku64(w, "netns", ev->netns);
+	jw_key(w, "netns_name");
+	if (nsname)
+		jw_str(w, nsname);
+	else
+		jw_null(w);
+	jw_kstr(w, "dir", vtg_lat_dir_name(ev->dir));
+	jw_kstr(w, "proto", vtg_lat_proto_name(ev->key.proto));
+	jw_ku64(w, "family", ev->key.family);
+	jw_kstr(w, "src", src);
+	jw_kstr(w, "dst", dst);
+	if (ev->key.proto == IPPROTO_ICMP || ev->key.proto == IPPROTO_ICMPV6) {
+		jw_ku64(w, "icmp_type", ev->key.icmp_type);
+		jw_ku64(w, "id", ev->key.sport);
+		jw_ku64(w, "seq", ev->key.dport);
+	} else {
+		jw_ku64(w, "sport", ev->key.sport);
+		jw_ku64(w, "dport", ev->key.dport);
+		if (ev->key.proto == IPPROTO_TCP)
+			jw_ku64(w, "tcp_seq", ev->key.tcp_seq);
+		else if (ev->key.family == 4)
+			jw_ku64(w, "ip_id", ev->key.ip_id);
+	}
+	jw_ku64(w, "lat_ns", ev->lat_ns);
+	jw_ku64(w, "pid", ev->pid);
+	jw_kstr(w, "start", vtg_lat_point_name(ev->start_point));
+	jw_key(w, "segments");
+	jw_arr(w);
+	for (int i = 0; i < ev->nseg && i < VTG_LAT_MAX_SEG; i++) {
+		const struct vtg_lat_seg *s = &ev->seg[i];
+
+		jw_obj(w);
+		jw_kstr(w, "point", vtg_lat_point_name(s->point));
+		jw_key(w, "dev");
+		if (s->ifindex) {
+			const char *d = vtg_netns_ifname(s->netns, s->ifindex);
+
+			if (d)
+				jw_str(w, d);
+			else
+				jw_null(w);
+			jw_ku64(w, "ifindex", s->ifindex);
+		} else {
+			jw_null(w);
+		}
+		jw_ku64(w, "netns", s->netns);
+		jw_ku64(w, "t_ns", s->delta_ns);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
+	jw_obj_end(w);
+	jw_free(w);
+}
+
+static void print_text(const struct vtg_lat_event *ev)
+{
+	char src[64], dst[64], path[512] = "";
+	const char *nsname = vtg_netns_name(ev->netns);
+	size_t off = 0;
+
+	addr_str(&ev->key, ev->key.saddr, src, sizeof(src));
+	addr_str(&ev->key, ev->key.daddr, dst, sizeof(dst));
+	for (int i = 0; i < ev->nseg && i < VTG_LAT_MAX_SEG && off < sizeof(path) - 1; i++) {
+		const struct vtg_lat_seg *s = &ev->seg[i];
+		const char *d = s->ifindex ? vtg_netns_ifname(s->netns, s->ifindex) : NULL;
+
+		off += snprintf(path + off, sizeof(path) - off, "%s%s%s%s+%.1f", i ? " > " : "",
+				vtg_lat_point_name(s->point), d ? ":" : "", d ? d : "",
+				s->delta_ns / 1000.0);
+	}
+	if (ev->key.proto == IPPROTO_ICMP || ev->key.proto == IPPROTO_ICMPV6)
+		printf("%-12s %-7s %-5s %s > %s id=%u seq=%u  %9.1f us  [%s]\n",
+		       nsname ? nsname : "?", vtg_lat_dir_name(ev->dir), vtg_lat_proto_name(ev->key.proto),
+		       src, dst, ev->key.sport, ev->key.dport, ev->lat_ns / 1000.0, path);
+	else
+		printf("%-12s %-7s %-5s %s:%u > %s:%u  %9.1f us  [%s]\n", nsname ? nsname : "?",
+		       vtg_lat_dir_name(ev->dir), vtg_lat_proto_name(ev->key.proto), src, ev->key.sport,
+		       dst, ev->key.dport, ev->lat_ns / 1000.0, path);
+	fflush(stdout);
+}
+
+static int on_event(const struct vtg_lat_event *ev, void *ctx)
+{
+	struct lat_state *st = ctx;
+
+	st->records++;
+	if (st->hist)
+		return 0;
+	if (vtg.json)
+		print_json(ev);
+	else
+		print_text(ev);
+	return 0;
+}
+
+static void report_lost(struct vtg_lat *l, struct lat_state *st)
+{
+	uint64_t s[VTG_LAT_ST_MAX];
+
+	if (vtg_lat_stats(l, s) || s[VTG_LAT_ST_RINGBUF_FULL] == st->lost_reported)
+		return;
+	uint64_t n = s[VTG_LAT_ST_RINGBUF_FULL] - st->lost_reported;
+
+	st->lost_reported = s[VTG_LAT_ST_RINGBUF_FULL];
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_obj(w);
+		jw_kstr(w, "type", "lost");
+		jw_ku64(w, "ts_ns", vtg_mono_ns());
+		jw_ku64(w, "count", n);
+		jw_ku64(w, "total", st->lost_reported);
+		jw_obj_end(w);
+		jw_free(w);
+	} else {
+		fprintf(stderr, "vantage: %llu records lost (ring buffer full), %llu in all\n",
+			(unsigned long long)n, (unsigned long long)st->lost_reported);
+	}
+}
+
+static void check_gone(struct vtg_lat *l, struct lat_state *st)
+{
+	for (int i = 0; i < st->n_traced; i++) {
+		if (st->gone[i] || vtg_netns_alive(st->traced[i]))
+			continue;
+		st->gone[i] = true;
+		vtg_lat_del_netns(l, st->traced[i]);
+		if (vtg.json) {
+			struct jw *w = vtg_jw_stdout();
+
+			jw_obj(w);
+			jw_kstr(w, "type", "netns_gone");
+			jw_ku64(w, "ts_ns", vtg_mono_ns());
+			jw_ku64(w, "netns", st->traced[i]);
+			jw_obj_end(w);
+			jw_free(w);
+		} else {
+			printf("namespace %u is gone: its tracing ended\n", st->traced[i]);
+			fflush(stdout);
+		}
+	}
+}
+
+static void print_hists(struct vtg_lat *l)
+{
+	struct vtg_lat_hist_entry *h = NULL;
+	int n = vtg_lat_hist_read(l, &h);
+	static const double pcts[] = { 50, 90, 99, 99.9 };
+
+	if (n < 0) {
+		vtg_err("cannot read the histograms: %s", strerror(-n));
+		return;
+	}
+	if (!vtg.json)
+		printf("%-12s %-7s %-5s %10s %10s %10s %10s %10s %10s (us)\n", "netns", "dir", "proto",
+		       "count", "mean", "p50", "p90", "p99", "p99.9");
+	for (int i = 0; i < n; i++) {
+		const struct vtg_lat_hist *hi = &h[i].hist;
+		const char *nsname = vtg_netns_name(h[i].key.netns);
+		double mean = hi->count ? (double)hi->sum_ns / hi->count : 0;
+
+		if (vtg.json) {
+			struct jw *w = vtg_jw_stdout();
+
+			jw_obj(w);
+			jw_kstr(w, "type", "hist");
+			jw_ku64(w, "netns", h[i].key.netns);
+			jw_key(w, "netns_name");
+			if (nsname)
+				jw_str(w, nsname);
+			else
+				jw_null(w);
+			jw_kstr(w, "dir", vtg_lat_dir_name(h[i].key.dir));
+			jw_kstr(w, "proto", vtg_lat_proto_name(h[i].key.proto));
+			jw_ku64(w, "count", hi->count);
+			jw_key(w, "mean_ns");
+			jw_dbl(w, mean);
+			jw_key(w, "p50_ns");
+			jw_dbl(w, vtg_lat_hist_percentile(hi, 50));
+			jw_key(w, "p90_ns");
+			jw_dbl(w, vtg_lat_hist_percentile(hi, 90));
+			jw_key(w, "p99_ns");
+			jw_dbl(w, vtg_lat_hist_percentile(hi, 99));
+			jw_key(w, "p999_ns");
+			jw_dbl(w, vtg_lat_hist_percentile(hi, 99.9));
+			jw_key(w, "buckets");
+			jw_arr(w);
+			for (int b = 0; b < VTG_LAT_HIST_BUCKETS; b++) {
+				uint64_t lo, hiv;
+
+				if (!hi->buckets[b])
+					continue;
+				vtg_lat_bucket_bounds(b, &lo, &hiv);
+				jw_obj(w);
+				jw_ku64(w, "ge_ns", lo);
+				jw_key(w, "lt_ns");
+				if (hiv == UINT64_MAX)
+					jw_null(w);
+				else
+					jw_u64(w, hiv);
+				jw_ku64(w, "count", hi->buckets[b]);
+				jw_obj_end(w);
+			}
+			jw_arr_end(w);
+			jw_obj_end(w);
+			jw_free(w);
+		} else {
+			printf("%-12s %-7s %-5s %10llu %10.1f", nsname ? nsname : "?",
+			       vtg_lat_dir_name(h[i].key.dir), vtg_lat_proto_name(h[i].key.proto),
+			       (unsigned long long)hi->count, mean / 1000);
+			for (size_t p = 0; p < sizeof(pcts) / sizeof(pcts[0]); p++)
+				printf(" %10.1f", vtg_lat_hist_percentile(hi, pcts[p]) / 1000);
+			printf("\n");
+		}
+	}
+	free(h);
+}
+
+static void print_stats(struct vtg_lat *l, struct lat_state *st)
+{
+	uint64_t s[VTG_LAT_ST_MAX];
+	static const char *const names[VTG_LAT_ST_MAX] = {
+		"egress_started", "ingress_started", "egress_done", "ingress_done", "stale",
+		"mismatch", "table_full", "ringbuf_full", "seg_overflow", "recv_unmatched",
+	};
+
+	if (vtg_lat_stats(l, s))
+		return;
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_obj(w);
+		jw_kstr(w, "type", "latency_stats");
+		jw_kstr(w, "programs", vtg_lat_mode(l));
+		jw_ku64(w, "records", st->records);
+		for (int i = 0; i < VTG_LAT_ST_MAX; i++)
+			jw_ku64(w, names[i], s[i]);
+		jw_obj_end(w);
+		jw_free(w);
+	} else if (vtg.verbose) {
+		fprintf(stderr, "vantage: %llu records (%s);", (unsigned long long)st->records,
+			vtg_lat_mode(l));
+		for (int i = 0; i < VTG_LAT_ST_MAX; i++)
+			fprintf(stderr, " %s=%llu", names[i], (unsigned long long)s[i]);
+		fprintf(stderr, "\n");
+	}
+}
+
+int cmd_latency(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "netns", required_argument, NULL, 'n' },
+		{ "pid", required_argument, NULL, 'P' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "uplink", required_argument, NULL, 'u' },
+		{ "host", required_argument, NULL, 'O' },
+		{ "proto", required_argument, NULL, 'p' },
+		{ "hist", no_argument, NULL, 'H' },
+		{ "duration", required_argument, NULL, 'D' },
+		{ "max-age", required_argument, NULL, 'M' },
+		{ "raw-tp", no_argument, NULL, 'R' },
+		{ "syscall-hook", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct vtg_lat_opts o = { 0 };
+	struct lat_state *st = calloc(1, sizeof(*st));
+	const char *uplinks[VTG_LAT_MAX_UPLINKS], *host = NULL;
+	int n_up = 0, opt, ret = VTG_EXIT_FAIL;
+	double duration = 0;
+	struct vtg_lat *l = NULL;
+	char *end;
+
+	if (!st)
+		return VTG_EXIT_FAIL;
+	if (!vtg_help_requested(argc, argv, help)) {
+		free(st);
+		return VTG_EXIT_OK;
+	}
+	while ((opt = getopt_long(argc, argv, "n:P:au:p:HD:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+		case 'P': {
+			uint32_t ino;
+			int err;
+
+			if (st->n_traced >= MAX_TRACED) {
+				ret = vtg_usage_err("latency", "at most %d namespaces", MAX_TRACED);
+				goto out;
+			}
+			if (opt == 'n') {
+				err = vtg_lat_netns_ino(optarg, &ino);
+			} else {
+				long pid = strtol(optarg, &end, 10);
+				char path[64];
+
+				if (*end || pid <= 0) {
+					ret = vtg_usage_err("latency", "--pid wants a process id, not '%s'", optarg);
+					goto out;
+				}
+				snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+				err = vtg_lat_netns_ino(path, &ino);
+			}
+			if (err) {
+				vtg_err("%s '%s' not found: %s", opt == 'n' ? "network namespace" : "process",
+					optarg, strerror(-err));
+				goto out;
+			}
+			st->traced[st->n_traced++] = ino;
+			break;
+		}
+		case 'a':
+			o.all = true;
+			break;
+		case 'u':
+			if (n_up >= VTG_LAT_MAX_UPLINKS) {
+				ret = vtg_usage_err("latency", "at most %d uplinks", VTG_LAT_MAX_UPLINKS);
+				goto out;
+			}
+			uplinks[n_up++] = optarg;
+			break;
+		case 'O':
+			host = optarg;
+			break;
+		case 'p':
+			if (vtg_lat_proto_parse(optarg, &o.proto_mask)) {
+				ret = vtg_usage_err("latency", "--proto wants a list of icmp,udp,tcp, not '%s'", optarg);
+				goto out;
+			}
+			break;
+		case 'H':
+			st->hist = true;
+			break;
+		case 'D':
+			errno = 0;
+			duration = strtod(optarg, &end);
+			if (errno || *end || duration <= 0) {
+				ret = vtg_usage_err("latency", "--duration wants seconds > 0, not '%s'", optarg);
+				goto out;
+			}
+			break;
+		case 'M': {
+			double ms;
+
+			errno = 0;
+			ms = strtod(optarg, &end);
+			if (errno || *end || ms <= 0 || ms > 60000) {
+				ret = vtg_usage_err("latency", "--max-age wants 0 < MS <= 60000, not '%s'", optarg);
+				goto out;
+			}
+			o.max_age_ns = (uint64_t)(ms * 1e6);
+			break;
+		}
+		case 'R':
+			o.force_raw_tp = true;
+			break;
+		case 'S':
+			if (!strcmp(optarg, "tp"))
+				o.syshook = VTG_LAT_SYSHOOK_TP;
+			else if (!strcmp(optarg, "raw"))
+				o.syshook = VTG_LAT_SYSHOOK_RAW;
+			else if (!strcmp(optarg, "none"))
+				o.syshook = VTG_LAT_SYSHOOK_NONE;
+			else {
+				ret = vtg_usage_err("latency", "--syscall-hook wants tp, raw or none, not '%s'", optarg);
+				goto out;
+			}
+			break;
+		default:
+			ret = vtg_usage_err("latency", "unknown option or missing value: '%s'", argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		ret = vtg_usage_err("latency", "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	if (!o.all && !st->n_traced) {
+		ret = vtg_usage_err("latency", "say what to trace: --netns NS, --pid PID or --all");
+		goto out;
+	}
+	if (o.all && st->n_traced) {
+		ret = vtg_usage_err("latency", "--all traces every namespace: drop --netns/--pid");
+		goto out;
+	}
+	if (vtg_env_setup())
+		goto out;
+	if (n_up == 0)
+		uplinks[n_up++] = NULL; /* the default-route device */
+	for (int i = 0; i < n_up; i++) {
+		if (vtg_lat_resolve_uplink(host, uplinks[i], &o.uplinks[o.n_uplinks]))
+			goto out;
+		o.n_uplinks++;
+	}
+	o.host_netns = o.uplinks[0].netns;
+	o.netns = st->traced;
+	o.n_netns = st->n_traced;
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
+	if (vtg_lat_open(&o, on_event, st, &l))
+		goto out;
+	vtg_info("tracing with %s programs; uplink %s (ifindex %u)", vtg_lat_mode(l), o.uplinks[0].name,
+		 o.uplinks[0].ifindex);
+
+	double t0 = vtg_now_s(), last_check = t0;
+
+	while (!stop) {
+		int n = vtg_lat_poll(l, 100);
+
+		if (n < 0) {
+			vtg_err("reading the ring buffer failed: %s", strerror(-n));
+			goto out;
+		}
+		double t = vtg_now_s();
+
+		if (t - last_check >= 0.5) {
+			report_lost(l, st);
+			check_gone(l, st);
+			last_check = t;
+			if (st->n_traced && !o.all) {
+				bool any = false;
+
+				for (int i = 0; i < st->n_traced; i++)
+					any |= !st->gone[i];
+				if (!any)
+					break; /* everything we traced is gone */
+			}
+		}
+		if (duration && t - t0 >= duration)
+			break;
+	}
+	vtg_lat_poll(l, 0);
+	report_lost(l, st);
+	if (st->hist)
+		print_hists(l);
+	print_stats(l, st);
+	ret = VTG_EXIT_OK;
+out:
+	vtg_lat_close(l);
+	free(st);
+	return ret;
+}
