@@ -50,12 +50,16 @@ TEST_SRCS   := selftests/runner.c $(wildcard selftests/test_*.c) \
 TEST_OBJS   := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRCS))
 TESTBED_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,selftests/testbed/main.c $(TESTBED_LIB_SRCS))
 
+# Stand-alone helpers of the benchmarks (selftests/bench/NAME.c -> build/bench/NAME).
+BENCH_SRCS  := $(wildcard selftests/bench/*.c)
+BENCH_TOOLS := $(patsubst selftests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
 MANS := $(wildcard tools/man/*.8)
 
 .PHONY: all deps check run bench clean install bpf clang19-bpf fallback-bpf
 .DELETE_ON_ERROR:
 
-all: $(BUILD)/vantage $(BUILD)/selftests/test_runner $(BUILD)/vantage-testbed
+all: $(BUILD)/vantage $(BUILD)/selftests/test_runner $(BUILD)/vantage-testbed $(BENCH_TOOLS)
 
 bpf: $(BPF_OBJS) $(SKELS)
 
@@ -98,6 +102,11 @@ $(BUILD)/selftests/test_runner: $(TEST_OBJS) $(LOADER_OBJS)
 $(BUILD)/vantage-testbed: $(TESTBED_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ -lpthread
+
+$(BUILD)/bench/%: selftests/bench/%.c $(BUILD)/obj/selftests/lib/netns.o
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/obj/selftests/lib/netns.o -o $@ $(LDLIBS)
 
 # The same BPF objects built with clang-19, loaded by the tests next to clang's.
 clang19-bpf:
