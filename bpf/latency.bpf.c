@@ -8,6 +8,8 @@
  * Ingress: netif_rx / netif_receive_skb_entry / napi_gro_receive_entry on an uplink ->
  *          each device on the way -> skb_copy_datagram_iovec in a traced namespace ->
  *          sock_recv_length (the receive call returns), where the record is emitted.
+ *          UDP copies linear skbs without that tracepoint: a UDP datagram is queued per
+ *          socket at sk_data_ready and taken, in order, by the socket's next receive.
  *
  * Packets are followed by skb pointer in vtg_lat_inflight. A raw socket receives a clone
  * (another skb, same data buffer), so once a packet reaches its namespace its buffer
@@ -42,6 +44,7 @@
 #ifndef IPPROTO_ICMPV6
 #define IPPROTO_ICMPV6 58
 #endif
+#define MSG_PEEK_ 2
 
 /* Set before load. */
 const volatile bool trace_all = false;      /* every namespace but host_netns */
@@ -66,20 +69,11 @@ __u32 n_uplinks = 0;
 __u64 last_create_ns = 0;
 /* Receive calls holding a copied packet: when none, sock_recv_length returns at once. */
 __s64 pending_recv = 0;
+/* UDP datagrams queued to traced sockets and not yet received: when none,
+ * sk_data_ready and sock_recv_length return at once for UDP. */
+__s64 udp_queued = 0;
 
-struct inflight {
-	__u64 start_ns;
-	__u64 head;      /* skb->head when the entry was indexed by it */
-	__u32 fp;        /* fingerprint */
-	__u32 netns;     /* traced namespace (ingress: 0 until the packet reaches it) */
-	__u32 pid;
-	__u8 dir;
-	__u8 nseg;
-	__u8 start_point;
-	__u8 have_key;
-	struct vtg_lat_key key;
-	struct vtg_lat_seg seg[VTG_LAT_MAX_SEG];
-};
+#define inflight vtg_lat_inflight
 
 /* Per-CPU state of the call in progress. A send call reaches net_dev_queue, and a
  * receive call copies and returns, on the CPU it runs on; a thread that migrates in
@@ -141,6 +135,20 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } vtg_lat_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct vtg_lat_udpq_key);
+	__type(value, struct vtg_lat_inflight);
+} vtg_lat_udpq SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64); /* socket */
+	__type(value, struct vtg_lat_udpsk);
+} vtg_lat_udpsk SEC(".maps");
 
 /* Scratch space for building an entry (too large for the stack with the rest). */
 struct {
@@ -267,6 +275,10 @@ static __always_inline int parse_key(unsigned char *ip, struct vtg_lat_key *k, _
 		k->icmp_type = icmp[0];
 		k->sport = (__u16)icmp[4] << 8 | icmp[5]; /* echo id */
 		k->dport = (__u16)icmp[6] << 8 | icmp[7]; /* echo sequence */
+		/* Neighbour discovery, router and multicast listener messages are the
+		 * stack's own business, not an application's: not traced. */
+		if (proto == IPPROTO_ICMPV6 && icmp[0] >= 130 && icmp[0] <= 143)
+			return -1;
 		/* The id may be rewritten by NAT; type and sequence are not. */
 		h = mix(mix(h, icmp[0]), k->dport);
 	} else if (proto == IPPROTO_UDP) {
@@ -379,6 +391,22 @@ static __always_inline void emit(struct inflight *e, __u64 now)
 	__builtin_memcpy(ev->seg, e->seg, sizeof(ev->seg));
 	bpf_ringbuf_submit(ev, bpf_ringbuf_query(&vtg_lat_events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
 				   BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+/* Is the entry still about this skb? Same pointer and same data buffer: yes. Another
+ * buffer: either the skb was freed and its pointer reused for another packet, or the
+ * buffer was reallocated (NAT writing to a cloned skb): the fingerprint decides. */
+static __always_inline bool same_packet(struct inflight *e, __u64 head, unsigned char *l3)
+{
+	struct vtg_lat_key k;
+	__u32 fp;
+
+	if (e->cur_head == head)
+		return true;
+	if (!l3 || parse_key(l3, &k, &fp) || fp != e->fp)
+		return false;
+	e->cur_head = head;
+	return true;
 }
 
 /* Too old to be the same packet: dropped and counted. */

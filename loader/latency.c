@@ -35,23 +35,37 @@ static void sweep(struct vtg_lat *l)
 	int fd_in = bpf_map__fd(l->skel->maps.vtg_lat_inflight);
 	int fd_head = bpf_map__fd(l->skel->maps.vtg_lat_byhead);
 	__u64 k, next, *prev = NULL;
-	struct {
-		__u64 start_ns;
-		__u64 head;
-	} e; /* the first fields of the kernel's struct inflight */
-	char val[512];
+	struct vtg_lat_inflight e;
 
 	while (!bpf_map_get_next_key(fd_in, prev, &next)) {
 		k = next;
 		prev = &k;
-		if (bpf_map_lookup_elem(fd_in, &k, val))
+		if (bpf_map_lookup_elem(fd_in, &k, &e))
 			continue;
-		memcpy(&e, val, sizeof(e));
-		if (now > e.start_ns && now - e.start_ns > l->max_age_ns) {
-			bpf_map_delete_elem(fd_in, &k);
-			if (e.head)
-				bpf_map_delete_elem(fd_head, &e.head);
-		}
+		if (now <= e.start_ns || now - e.start_ns <= l->max_age_ns || bpf_map_delete_elem(fd_in, &k))
+			continue;
+		if (e.head)
+			bpf_map_delete_elem(fd_head, &e.head);
+	}
+	/* UDP datagrams queued to a socket that never received them (closed). */
+	int fd_q = bpf_map__fd(l->skel->maps.vtg_lat_udpq), fd_sk = bpf_map__fd(l->skel->maps.vtg_lat_udpsk);
+	struct vtg_lat_udpq_key qk, qnext, *qprev = NULL;
+	struct vtg_lat_udpsk sq;
+
+	while (!bpf_map_get_next_key(fd_q, qprev, &qnext)) {
+		qk = qnext;
+		qprev = &qk;
+		if (bpf_map_lookup_elem(fd_q, &qk, &e))
+			continue;
+		if (now > e.start_ns && now - e.start_ns > l->max_age_ns && !bpf_map_delete_elem(fd_q, &qk))
+			__sync_fetch_and_add(&l->skel->bss->udp_queued, -1);
+	}
+	prev = NULL;
+	while (!bpf_map_get_next_key(fd_sk, prev, &next)) {
+		k = next;
+		prev = &k;
+		if (!bpf_map_lookup_elem(fd_sk, &k, &sq) && now > sq.last_ns && now - sq.last_ns > 2 * l->max_age_ns)
+			bpf_map_delete_elem(fd_sk, &k);
 	}
 	prev = NULL;
 	while (!bpf_map_get_next_key(fd_head, prev, &next)) {
@@ -61,7 +75,7 @@ static void sweep(struct vtg_lat *l)
 		prev = &k;
 		if (bpf_map_lookup_elem(fd_head, &k, &skb))
 			continue;
-		if (bpf_map_lookup_elem(fd_in, &skb, val))
+		if (bpf_map_lookup_elem(fd_in, &skb, &e))
 			bpf_map_delete_elem(fd_head, &k);
 	}
 }
@@ -462,7 +476,7 @@ const char *vtg_lat_dir_name(int dir)
 
 const char *vtg_lat_point_name(int point)
 {
-	static const char *const names[] = { "syscall", "queue", "xmit", "rx", "copy", "return" };
+	static const char *const names[] = { "syscall", "queue", "xmit", "rx", "copy", "return", "sockq" };
 
 	return point >= 0 && point < (int)(sizeof(names) / sizeof(names[0])) ? names[point] : "?";
 }

@@ -26,6 +26,7 @@ enum vtg_lat_point {
 	VTG_LAT_PT_RX,          /* netif_rx / netif_receive_skb: received by a device */
 	VTG_LAT_PT_COPY,        /* skb_copy_datagram_iovec: copied to the application */
 	VTG_LAT_PT_RETURN,      /* sock_recv_length: the receive call returns (ingress end) */
+	VTG_LAT_PT_SOCKQ,       /* sk_data_ready: queued to the socket (UDP) */
 };
 
 #define VTG_LAT_MAX_SEG 8
@@ -69,6 +70,43 @@ struct vtg_lat_event {
 	struct vtg_lat_seg seg[VTG_LAT_MAX_SEG];
 };
 _Static_assert(sizeof(struct vtg_lat_event) == 32 + 48 + 16 * VTG_LAT_MAX_SEG, "vtg_lat_event ABI");
+
+/* A packet in flight: hash vtg_lat_inflight keyed by skb pointer (kernel-only values,
+ * read by user space only to sweep entries never met again). */
+struct vtg_lat_inflight {
+	__u64 start_ns;
+	__u64 head;      /* skb->head it is indexed by in vtg_lat_byhead (0: none) */
+	__u64 cur_head;  /* skb->head when last seen: a freed and reused skb has another */
+	__u32 fp;        /* fingerprint of fields NAT leaves alone */
+	__u32 netns;     /* traced namespace (ingress: 0 until the packet reaches it) */
+	__u32 pid;
+	__u8 dir;
+	__u8 nseg;
+	__u8 start_point;
+	__u8 have_key;
+	struct vtg_lat_key key;
+	struct vtg_lat_seg seg[VTG_LAT_MAX_SEG];
+};
+_Static_assert(sizeof(struct vtg_lat_inflight) == 40 + 48 + 16 * VTG_LAT_MAX_SEG, "vtg_lat_inflight ABI");
+
+/* UDP datagrams waiting in a socket's receive queue: hash vtg_lat_udpq keyed by
+ * (socket, position in its queue), with the positions in vtg_lat_udpsk. udp_recvmsg
+ * copies a linear skb without the skb_copy_datagram_iovec tracepoint, and frees it on
+ * another CPU (deferred), so the datagram is matched to its receive call by queue order:
+ * queued at sk_data_ready, taken by the next successful non-peeking receive call. */
+struct vtg_lat_udpq_key {
+	__u64 sk;
+	__u32 pos;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct vtg_lat_udpq_key) == 16, "vtg_lat_udpq_key ABI");
+
+struct vtg_lat_udpsk {
+	__u32 in;      /* next position to queue at */
+	__u32 out;     /* next position to take */
+	__u64 last_ns; /* last change: older than max age, the positions start over */
+};
+_Static_assert(sizeof(struct vtg_lat_udpsk) == 16, "vtg_lat_udpsk ABI");
 
 /* Histograms: per-CPU hash vtg_lat_hist keyed by (netns, dir, proto).
  * Buckets: 4 per power of two from 2^6 ns (64 ns) to 2^30 ns (~1.07 s); bucket 0 holds

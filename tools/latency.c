@@ -34,10 +34,12 @@ static const char help[] =
 	"  -D, --duration S    stop after S seconds (default: until SIGINT/SIGTERM)\n"
 	"      --max-age MS    in-kernel entries older than this are stale (default 1000)\n"
 	"      --raw-tp        use the raw_tp programs even where tp_btf works\n"
+	"      --ring-kb N     ring buffer size in KiB, a power of two (default 4096)\n"
 	"      --syscall-hook tp|raw|none  send-entry hooks: syscall tracepoints (default),\n"
 	"                      one raw sys_enter tracepoint filtered by syscall number, or\n"
 	"                      none (egress then starts when the packet reaches its first device)\n\n"
-	"With -j, one JSON object per line: {\"type\":\"latency\",\"ts_ns\":..,\"time\":..,\n"
+	"With -j, one JSON object per line: first {\"type\":\"tracing\",...} once attached, then\n"
+	"{\"type\":\"latency\",\"ts_ns\":..,\"time\":..,\n"
 	"\"netns\":..,\"netns_name\":..,\"dir\":..,\"proto\":..,\"src\":..,\"dst\":..,<key fields>,\n"
 	"\"lat_ns\":..,\"segments\":[{\"point\":..,\"dev\":..,\"netns\":..,\"t_ns\":..}]}; lost records\n"
 	"as {\"type\":\"lost\",\"count\":N,\"total\":N}; a traced namespace that disappears as\n"
@@ -348,6 +350,7 @@ int cmd_latency(int argc, char **argv)
 		{ "max-age", required_argument, NULL, 'M' },
 		{ "raw-tp", no_argument, NULL, 'R' },
 		{ "syscall-hook", required_argument, NULL, 'S' },
+		{ "ring-kb", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -442,6 +445,17 @@ int cmd_latency(int argc, char **argv)
 		case 'R':
 			o.force_raw_tp = true;
 			break;
+		case 'K': {
+			long kb = strtol(optarg, &end, 10);
+
+			/* a power of two, at least a page */
+			if (*end || kb < 4 || kb > 1024 * 1024 || (kb & (kb - 1))) {
+				ret = vtg_usage_err("latency", "--ring-kb wants a power of two from 4 to 1048576, not '%s'", optarg);
+				goto out;
+			}
+			o.ringbuf_bytes = (uint32_t)kb * 1024;
+			break;
+		}
 		case 'S':
 			if (!strcmp(optarg, "tp"))
 				o.syshook = VTG_LAT_SYSHOOK_TP;
@@ -490,6 +504,33 @@ int cmd_latency(int argc, char **argv)
 	signal(SIGPIPE, on_signal);
 	if (vtg_lat_open(&o, on_event, st, &l))
 		goto out;
+	if (vtg.json) {
+		/* Attached: consumers may start their traffic now. */
+		struct jw *w = vtg_jw_stdout();
+
+		jw_obj(w);
+		jw_kstr(w, "type", "tracing");
+		jw_ku64(w, "ts_ns", vtg_mono_ns());
+		jw_kstr(w, "programs", vtg_lat_mode(l));
+		jw_kbool(w, "all", o.all);
+		jw_key(w, "netns");
+		jw_arr(w);
+		for (int i = 0; i < st->n_traced; i++)
+			jw_u64(w, st->traced[i]);
+		jw_arr_end(w);
+		jw_key(w, "uplinks");
+		jw_arr(w);
+		for (int i = 0; i < o.n_uplinks; i++) {
+			jw_obj(w);
+			jw_kstr(w, "dev", o.uplinks[i].name);
+			jw_ku64(w, "ifindex", o.uplinks[i].ifindex);
+			jw_ku64(w, "netns", o.uplinks[i].netns);
+			jw_obj_end(w);
+		}
+		jw_arr_end(w);
+		jw_obj_end(w);
+		jw_free(w);
+	}
 	vtg_info("tracing with %s programs; uplink %s (ifindex %u)", vtg_lat_mode(l), o.uplinks[0].name,
 		 o.uplinks[0].ifindex);
 

@@ -57,11 +57,16 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 
 	if (recently_active(now)) {
 		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-		/* An intermediate hop: age only; the fingerprint is checked at the ends. */
 		if (e && !expired(e, key, now)) {
-			dev = LH_RD(skb, dev);
-			add_seg(e, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
-			return 0;
+			if (same_packet(e, (__u64)LH_RD(skb, head), LH_NAME(tx_l3)(skb))) {
+				/* An intermediate hop. */
+				dev = LH_RD(skb, dev);
+				add_seg(e, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
+				return 0;
+			}
+			/* A reused skb: the entry was about a packet long gone. */
+			stat_inc(VTG_LAT_ST_MISMATCH);
+			bpf_map_delete_elem(&vtg_lat_inflight, &key);
 		}
 	}
 	/* A new egress packet: sent by a socket of a traced namespace. */
@@ -82,6 +87,7 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 	n->netns = sns;
 	n->have_key = 1;
 	n->head = 0;
+	n->cur_head = (__u64)LH_RD(skb, head);
 	if (c && c->send_tid == tid && c->send_netns == sns && now - c->send_ts < SEND_CTX_MAX_AGE_NS) {
 		n->start_ns = c->send_ts;
 		n->start_point = VTG_LAT_PT_SYSCALL;
@@ -143,7 +149,17 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 
 	if (recently_active(now))
 		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-	if (e && !expired(e, key, now)) {
+	if (e) {
+		if (expired(e, key, now)) {
+			e = NULL;
+		} else if (!same_packet(e, (__u64)LH_RD(skb, head), LH_RD(skb, data))) {
+			/* A reused skb: the entry was about a packet long gone. */
+			stat_inc(VTG_LAT_ST_MISMATCH);
+			bpf_map_delete_elem(&vtg_lat_inflight, &key);
+			e = NULL;
+		}
+	}
+	if (e && !(e->dir == VTG_LAT_EGRESS && is_uplink(ifindex, dns))) {
 		add_seg(e, VTG_LAT_PT_RX, ifindex, dns, now);
 		if (e->dir != VTG_LAT_INGRESS || e->netns || !netns_traced(dns))
 			return 0;
@@ -172,6 +188,7 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 		return 0;
 	n->start_ns = now;
 	n->head = 0;
+	n->cur_head = (__u64)LH_RD(skb, head);
 	n->pid = 0;
 	n->dir = VTG_LAT_INGRESS;
 	n->nseg = 0;
@@ -189,13 +206,38 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 	return 0;
 }
 
+/* The packet of entry e (key) reaches the application inside a receive call: it waits
+ * in this CPU's slot for the call to return. */
+static __always_inline int LH_NAME(to_receiver)(struct inflight *e, __u64 key, __u32 tns, __u64 now)
+{
+	struct cpu_slot *c = cpu_slot();
+	__u32 tid;
+
+	if (!c)
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
+	/* Several packets in one receive call (TCP): the earlier one ends here. */
+	if (c->recv_valid && c->recv_tid == tid)
+		emit(&c->recv, now);
+	else if (!c->recv_valid)
+		__sync_fetch_and_add(&pending_recv, 1);
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	add_seg(e, VTG_LAT_PT_COPY, 0, tns, now);
+	__builtin_memcpy(&c->recv, e, sizeof(*e));
+	c->recv_tid = tid;
+	c->recv_valid = 1;
+	if (e->head)
+		bpf_map_delete_elem(&vtg_lat_byhead, &e->head);
+	bpf_map_delete_elem(&vtg_lat_inflight, &key);
+	return 0;
+}
+
 static __always_inline int LH_NAME(on_copy)(const struct sk_buff *skb)
 {
 	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
 	struct inflight *e;
-	struct cpu_slot *c;
 	const struct sock *rsk;
-	__u32 tns, tid;
+	__u32 tns;
 
 	if (!recently_active(now))
 		return 0;
@@ -228,23 +270,74 @@ static __always_inline int LH_NAME(on_copy)(const struct sk_buff *skb)
 		stat_inc(VTG_LAT_ST_RECV_UNMATCHED);
 		return 0;
 	}
-	c = cpu_slot();
-	if (!c)
+	return LH_NAME(to_receiver)(e, key, tns, now);
+}
+
+/* A datagram was queued to a socket (UDP: the tail of its receive queue). A traced
+ * UDP packet moves from the in-flight table to the socket's queue of waiting ones. */
+static __always_inline int LH_NAME(on_data_ready)(const struct sock *sk)
+{
+	__u64 now = bpf_ktime_get_ns(), key, skv = (__u64)sk;
+	struct vtg_lat_udpq_key qk = { .sk = skv };
+	struct vtg_lat_udpsk *q, fresh = {};
+	struct inflight *e;
+
+	if (!recently_active(now) || LH_RD(sk, sk_protocol) != IPPROTO_UDP)
 		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
-	/* Several packets in one receive call (TCP): the earlier one ends here. */
-	if (c->recv_valid && c->recv_tid == tid)
-		emit(&c->recv, now);
-	else if (!c->recv_valid)
-		__sync_fetch_and_add(&pending_recv, 1);
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	add_seg(e, VTG_LAT_PT_COPY, 0, tns, now);
-	__builtin_memcpy(&c->recv, e, sizeof(*e));
-	c->recv_tid = tid;
-	c->recv_valid = 1;
+	key = (__u64)LH_RD(sk, sk_receive_queue.prev);
+	e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
+	if (!e || e->dir != VTG_LAT_INGRESS || !e->netns || e->key.proto != IPPROTO_UDP ||
+	    expired(e, key, now))
+		return 0;
+	q = bpf_map_lookup_elem(&vtg_lat_udpsk, &skv);
+	if (!q || now - q->last_ns > max_age_ns) {
+		/* A new socket (or one idle so long its old entries are swept). */
+		fresh.last_ns = now;
+		bpf_map_update_elem(&vtg_lat_udpsk, &skv, &fresh, BPF_ANY);
+		q = bpf_map_lookup_elem(&vtg_lat_udpsk, &skv);
+		if (!q)
+			return 0;
+	}
+	qk.pos = q->in;
+	add_seg(e, VTG_LAT_PT_SOCKQ, 0, e->netns, now);
+	if (bpf_map_update_elem(&vtg_lat_udpq, &qk, e, BPF_ANY)) {
+		stat_inc(VTG_LAT_ST_TABLE_FULL);
+		return 0;
+	}
+	q->in++;
+	q->last_ns = now;
+	__sync_fetch_and_add(&udp_queued, 1);
 	if (e->head)
 		bpf_map_delete_elem(&vtg_lat_byhead, &e->head);
 	bpf_map_delete_elem(&vtg_lat_inflight, &key);
+	return 0;
+}
+
+/* A receive call returns. UDP: it took the oldest datagram waiting in the socket. */
+static __always_inline int LH_NAME(on_recv_length)(const struct sock *sk, int ret, int flags)
+{
+	struct vtg_lat_udpq_key qk = { .sk = (__u64)sk };
+	struct vtg_lat_udpsk *q;
+	struct inflight *e;
+	__u64 now;
+
+	on_recv_done();
+	if (udp_queued <= 0 || ret < 0 || (flags & MSG_PEEK_))
+		return 0;
+	q = bpf_map_lookup_elem(&vtg_lat_udpsk, &qk.sk);
+	if (!q || q->out == q->in)
+		return 0;
+	now = bpf_ktime_get_ns();
+	qk.pos = q->out++;
+	q->last_ns = now;
+	e = bpf_map_lookup_elem(&vtg_lat_udpq, &qk);
+	if (!e)
+		return 0; /* swept: too old */
+	__sync_fetch_and_add(&udp_queued, -1);
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	add_seg(e, VTG_LAT_PT_RETURN, 0, e->netns, now);
+	emit(e, now);
+	bpf_map_delete_elem(&vtg_lat_udpq, &qk);
 	return 0;
 }
 
@@ -298,10 +391,16 @@ int LH_PROG(LH_NAME(vtg_lat_cp), const struct sk_buff *skb, int len)
 	return LH_NAME(on_copy)(skb);
 }
 
+LH_SEC("sk_data_ready")
+int LH_PROG(LH_NAME(vtg_lat_dr), const struct sock *sk)
+{
+	return LH_NAME(on_data_ready)(sk);
+}
+
 LH_SEC("sock_recv_length")
 int LH_PROG(LH_NAME(vtg_lat_rl), struct sock *sk, int ret, int flags)
 {
-	return on_recv_done();
+	return LH_NAME(on_recv_length)(sk, ret, flags);
 }
 
 LH_SEC("sock_send_length")
