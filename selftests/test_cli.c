@@ -11,7 +11,7 @@
 #include "test.h"
 #include "proc.h"
 
-static const char *const commands[] = { "version", "features", "status", "clean", "count" };
+static const char *const commands[] = { "version", "features", "status", "clean", "count", "latency", "ping" };
 #define NCMD (sizeof(commands) / sizeof(commands[0]))
 
 static int count_lines(const char *s)

@@ -14,6 +14,8 @@ static const struct vtg_cmd commands[] = {
 	{ "count", cmd_count, "count packets and bytes per protocol on an interface (XDP/TC)" },
 	{ "latency", cmd_latency, "per-packet stack latency of containers' traffic, histograms" },
 	{ "ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency" },
+	{ "policy", cmd_policy, "classify packets at XDP/TC against a rule list held in BPF maps" },
+	{ "trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -37,6 +39,8 @@ static void usage(FILE *f)
 		"  vantage features                   what works on this kernel\n"
 		"  vantage -j status                  loaded programs, attachments, pins as JSON\n"
 		"  vantage count --dev eth0 --hook xdp   per-protocol counters on eth0\n"
+		"  vantage latency --all              stack latency of every container\n"
+		"  vantage ping --netns c1 192.0.2.1  RTTs corrected for the host's stack\n"
 		"  vantage clean                      remove leftovers of a crashed vantage\n\n"
 		"Exit status: 0 success, 1 runtime failure, 2 usage error. See vantage(8).\n");
 }
