@@ -14,8 +14,6 @@ static const struct vtg_cmd commands[] = {
 	{ "count", cmd_count, "count packets and bytes per protocol on an interface (XDP/TC)" },
 	{ "latency", cmd_latency, "per-packet stack latency of containers' traffic, histograms" },
 	{ "ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency" },
-	{ "policy", cmd_policy, "classify packets at XDP/TC against a rule list held in BPF maps" },
-	{ "trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
