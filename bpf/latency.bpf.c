@@ -487,6 +487,8 @@ static __always_inline bool file_is_socket(struct file *f)
 
 static __always_inline int on_send_enter(int fd, bool is_write)
 {
+	/* First: the start should be as close to the call's entry as it can be. */
+	__u64 ts = bpf_ktime_get_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 ns = task_netns_core();
 	struct cpu_slot *c;
@@ -510,7 +512,7 @@ static __always_inline int on_send_enter(int fd, bool is_write)
 	c = cpu_slot();
 	if (!c)
 		return 0;
-	c->send_ts = bpf_ktime_get_ns();
+	c->send_ts = ts;
 	c->send_netns = ns;
 	c->send_tid = (__u32)pid_tgid;
 	return 0;

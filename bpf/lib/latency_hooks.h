@@ -116,12 +116,13 @@ static __always_inline int LH_NAME(on_xmit)(const struct sk_buff *skb, const str
 
 	if (!recently_active(now))
 		return 0;
-	e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-	if (!e || e->dir != VTG_LAT_EGRESS)
-		return 0;
+	/* Only the uplinks end anything: other devices cost no lookup. */
 	ifindex = LH_RD(dev, ifindex);
 	dns = LH_NAME(dev_netns)(dev);
-	if (!is_uplink(ifindex, dns) || expired(e, key, now))
+	if (!is_uplink(ifindex, dns))
+		return 0;
+	e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
+	if (!e || e->dir != VTG_LAT_EGRESS || expired(e, key, now))
 		return 0;
 	/* The end: is this still the packet the entry was made for? */
 	l3 = LH_NAME(tx_l3)(skb);
