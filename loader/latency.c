@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <limits.h>
+#include <sys/mman.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <bpf/bpf.h>
@@ -14,8 +16,31 @@
 #include "latency_user.h"
 #include "latency.skel.h"
 
+/* The maps user space works with, by stable name: the names of their pins. */
+enum lat_map {
+	LM_EVENTS,
+	LM_HIST,
+	LM_STATS,
+	LM_INFLIGHT,
+	LM_BYHEAD,
+	LM_UDPQ,
+	LM_UDPSK,
+	LM_NETNS,
+	LM_BSS,
+	LM_RODATA,
+	LM_MAX,
+};
+static const char *const lat_map_pin[LM_MAX] = {
+	"events", "hist", "stats", "inflight", "byhead", "udpq", "udpsk", "netns", "bss", "rodata",
+};
+
 struct vtg_lat {
-	struct latency_bpf *skel;
+	struct latency_bpf *skel; /* NULL when adopted from pins */
+	int fd[LM_MAX];
+	struct latency_bpf__bss *bss; /* mapped .bss (the skeleton's, or ours when adopted) */
+	size_t bss_len;
+	bool bss_mapped;          /* ours to munmap */
+	bool adopted;             /* running programs found pinned and taken over */
 	struct ring_buffer *rb;
 	vtg_lat_event_fn fn;
 	void *ctx;
@@ -32,8 +57,8 @@ struct vtg_lat {
 static void sweep(struct vtg_lat *l)
 {
 	uint64_t now = vtg_mono_ns();
-	int fd_in = bpf_map__fd(l->skel->maps.vtg_lat_inflight);
-	int fd_head = bpf_map__fd(l->skel->maps.vtg_lat_byhead);
+	int fd_in = l->fd[LM_INFLIGHT];
+	int fd_head = l->fd[LM_BYHEAD];
 	__u64 k, next, *prev = NULL;
 	struct vtg_lat_inflight e;
 
@@ -48,7 +73,7 @@ static void sweep(struct vtg_lat *l)
 			bpf_map_delete_elem(fd_head, &e.head);
 	}
 	/* UDP datagrams queued to a socket that never received them (closed). */
-	int fd_q = bpf_map__fd(l->skel->maps.vtg_lat_udpq), fd_sk = bpf_map__fd(l->skel->maps.vtg_lat_udpsk);
+	int fd_q = l->fd[LM_UDPQ], fd_sk = l->fd[LM_UDPSK];
 	struct vtg_lat_udpq_key qk, qnext, *qprev = NULL;
 	struct vtg_lat_udpsk sq;
 
@@ -58,7 +83,7 @@ static void sweep(struct vtg_lat *l)
 		if (bpf_map_lookup_elem(fd_q, &qk, &e))
 			continue;
 		if (now > e.start_ns && now - e.start_ns > l->max_age_ns && !bpf_map_delete_elem(fd_q, &qk))
-			__sync_fetch_and_add(&l->skel->bss->udp_queued, -1);
+			__sync_fetch_and_add(&l->bss->udp_queued, -1);
 	}
 	prev = NULL;
 	while (!bpf_map_get_next_key(fd_sk, prev, &next)) {
@@ -119,44 +144,189 @@ static void select_programs(struct latency_bpf *skel, bool btf, enum vtg_lat_sys
 	}
 }
 
-static int try_open(const struct vtg_lat_opts *o, bool btf, struct latency_bpf **out)
+static void set_rodata(struct latency_bpf__rodata *r, const struct vtg_lat_opts *o)
+{
+	r->trace_all = o->all;
+	r->host_netns = o->host_netns;
+	r->max_age_ns = o->max_age_ns ? o->max_age_ns : 1000000000ULL;
+	r->proto_mask = o->proto_mask ? o->proto_mask : VTG_LAT_PROTO_ALL;
+	r->self_tgid = o->self_tgid;
+}
+
+/* Writes what may change at run time: uplinks and traced namespaces. */
+static int apply_runtime(struct vtg_lat *l, const struct vtg_lat_opts *o)
+{
+	for (int i = 0; i < o->n_uplinks && i < VTG_LAT_MAX_UPLINKS; i++) {
+		l->bss->uplink_ifindex[i] = o->uplinks[i].ifindex;
+		l->bss->uplink_netns[i] = o->uplinks[i].netns;
+	}
+	l->bss->n_uplinks = o->n_uplinks;
+	for (int i = 0; i < o->n_netns; i++) {
+		__u32 v = 0;
+
+		if (bpf_map_update_elem(l->fd[LM_NETNS], &o->netns[i], &v, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static void take_fds(struct vtg_lat *l)
+{
+	struct latency_bpf *k = l->skel;
+
+	l->fd[LM_EVENTS] = bpf_map__fd(k->maps.vtg_lat_events);
+	l->fd[LM_HIST] = bpf_map__fd(k->maps.vtg_lat_hist);
+	l->fd[LM_STATS] = bpf_map__fd(k->maps.vtg_lat_stats);
+	l->fd[LM_INFLIGHT] = bpf_map__fd(k->maps.vtg_lat_inflight);
+	l->fd[LM_BYHEAD] = bpf_map__fd(k->maps.vtg_lat_byhead);
+	l->fd[LM_UDPQ] = bpf_map__fd(k->maps.vtg_lat_udpq);
+	l->fd[LM_UDPSK] = bpf_map__fd(k->maps.vtg_lat_udpsk);
+	l->fd[LM_NETNS] = bpf_map__fd(k->maps.vtg_lat_netns);
+	l->fd[LM_BSS] = bpf_map__fd(k->maps.bss);
+	l->fd[LM_RODATA] = bpf_map__fd(k->maps.rodata);
+	l->bss = k->bss;
+}
+
+static int pin_path(char *buf, size_t len, const char *dir, const char *sub, const char *name)
+{
+	return snprintf(buf, len, "%s/%s/%s", dir, sub, name) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+/* Pins every map user space needs and every link, so the programs outlive this process
+ * and a later one can take them over. */
+static int pin_all(struct vtg_lat *l, const char *dir)
+{
+	char path[PATH_MAX];
+	struct bpf_map *maps[LM_MAX] = {
+		l->skel->maps.vtg_lat_events, l->skel->maps.vtg_lat_hist, l->skel->maps.vtg_lat_stats,
+		l->skel->maps.vtg_lat_inflight, l->skel->maps.vtg_lat_byhead, l->skel->maps.vtg_lat_udpq,
+		l->skel->maps.vtg_lat_udpsk, l->skel->maps.vtg_lat_netns, l->skel->maps.bss,
+		l->skel->maps.rodata,
+	};
+	struct bpf_program *p;
+	int err;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, i ? "links" : "maps");
+		err = vtg_mkdir_p(path, 0700);
+		if (err)
+			return err;
+	}
+	for (int i = 0; i < LM_MAX; i++) {
+		if (pin_path(path, sizeof(path), dir, "maps", lat_map_pin[i]) == 0 &&
+		    bpf_obj_pin(bpf_map__fd(maps[i]), path) && errno != EEXIST)
+			return -errno;
+	}
+	bpf_object__for_each_program(p, l->skel->obj) {
+		struct bpf_link **lp = NULL;
+
+		/* the skeleton's link of this program */
+		for (int i = 0; i < l->skel->skeleton->prog_cnt; i++)
+			if (*l->skel->skeleton->progs[i].prog == p)
+				lp = l->skel->skeleton->progs[i].link;
+		if (!lp || !*lp)
+			continue;
+		if (pin_path(path, sizeof(path), dir, "links", bpf_program__name(p)))
+			return -ENAMETOOLONG;
+		err = bpf_link__pin(*lp, path);
+		if (err)
+			return err;
+		/* Closing our fd later must not detach: the pin keeps it. */
+		bpf_link__disconnect(*lp);
+	}
+	return 0;
+}
+
+/* Takes over programs a previous process left pinned in dir, if they were set up the
+ * same way. Returns 1 when adopted, 0 when there is nothing (or nothing compatible)
+ * to take over, -errno on error. */
+static int adopt(struct vtg_lat *l, const struct vtg_lat_opts *o, const char *dir)
+{
+	char path[PATH_MAX];
+	struct latency_bpf__rodata want = {}, have = {};
+	__u32 zero = 0;
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+
+	for (int i = 0; i < LM_MAX; i++)
+		l->fd[i] = -1;
+	for (int i = 0; i < LM_MAX; i++) {
+		if (pin_path(path, sizeof(path), dir, "maps", lat_map_pin[i]))
+			return -ENAMETOOLONG;
+		l->fd[i] = bpf_obj_get(path);
+		if (l->fd[i] < 0)
+			return errno == ENOENT ? 0 : -errno;
+	}
+	set_rodata(&want, o);
+	if (bpf_map_lookup_elem(l->fd[LM_RODATA], &zero, &have) || memcmp(&want, &have, sizeof(want)))
+		return 0; /* set up differently: start afresh */
+	if (bpf_obj_get_info_by_fd(l->fd[LM_BSS], &info, &ilen))
+		return -errno;
+	l->bss_len = info.value_size;
+	l->bss = mmap(NULL, l->bss_len, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd[LM_BSS], 0);
+	if (l->bss == MAP_FAILED) {
+		l->bss = NULL;
+		return -errno;
+	}
+	l->bss_mapped = true;
+	l->adopted = true;
+	/* Which program set runs: tp_btf or raw_tp, by the names of the pinned links. */
+	snprintf(path, sizeof(path), "%s/links/vtg_lat_q_btf", dir);
+	l->btf = access(path, F_OK) == 0;
+	return 1;
+}
+
+static void close_fds(struct vtg_lat *l)
+{
+	if (l->bss_mapped)
+		munmap(l->bss, l->bss_len);
+	l->bss_mapped = false;
+	l->bss = NULL;
+	if (!l->skel)
+		for (int i = 0; i < LM_MAX; i++)
+			if (l->fd[i] >= 0)
+				close(l->fd[i]);
+	for (int i = 0; i < LM_MAX; i++)
+		l->fd[i] = -1;
+}
+
+static int try_open(struct vtg_lat *l, const struct vtg_lat_opts *o, bool btf)
 {
 	struct latency_bpf *skel = latency_bpf__open();
 	int err;
 
 	if (!skel)
 		return -errno;
-	skel->rodata->trace_all = o->all;
-	skel->rodata->host_netns = o->host_netns;
-	skel->rodata->max_age_ns = o->max_age_ns ? o->max_age_ns : 1000000000ULL;
-	skel->rodata->proto_mask = o->proto_mask ? o->proto_mask : VTG_LAT_PROTO_ALL;
-	skel->rodata->self_tgid = o->self_tgid;
+	set_rodata(skel->rodata, o);
 	if (o->ringbuf_bytes)
 		bpf_map__set_max_entries(skel->maps.vtg_lat_events, o->ringbuf_bytes);
 	select_programs(skel, btf, o->syshook);
 	err = latency_bpf__load(skel);
 	if (!err) {
-		for (int i = 0; i < o->n_uplinks && i < VTG_LAT_MAX_UPLINKS; i++) {
-			skel->bss->uplink_ifindex[i] = o->uplinks[i].ifindex;
-			skel->bss->uplink_netns[i] = o->uplinks[i].netns;
-		}
-		skel->bss->n_uplinks = o->n_uplinks;
-		for (int i = 0; i < o->n_netns && !err; i++) {
-			__u32 v = 0;
-
-			if (bpf_map__update_elem(skel->maps.vtg_lat_netns, &o->netns[i], sizeof(__u32), &v,
-						 sizeof(v), BPF_ANY))
-				err = -errno;
-		}
+		l->skel = skel;
+		take_fds(l);
+		err = apply_runtime(l, o);
 	}
 	if (!err)
 		err = latency_bpf__attach(skel);
+	if (!err && o->pin_dir)
+		err = pin_all(l, o->pin_dir);
 	if (err) {
+		if (o->pin_dir)
+			vtg_lat_unpin(o->pin_dir);
+		l->skel = NULL;
 		latency_bpf__destroy(skel);
 		return err;
 	}
-	*out = skel;
 	return 0;
+}
+
+int vtg_lat_unpin(const char *dir)
+{
+	/* Removing the link pins detaches the programs (nothing else holds them). */
+	int n = vtg_rm_tree(dir);
+
+	return n < 0 ? n : 0;
 }
 
 int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, struct vtg_lat **out)
@@ -166,20 +336,45 @@ int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, s
 
 	if (!l)
 		return -ENOMEM;
+	for (int i = 0; i < LM_MAX; i++)
+		l->fd[i] = -1;
 	l->fn = fn;
 	l->ctx = ctx;
 	l->max_age_ns = o->max_age_ns ? o->max_age_ns : 1000000000ULL;
 	l->last_sweep = vtg_now_s();
-	if (!o->force_raw_tp) {
-		err = try_open(o, true, &l->skel);
+	if (o->pin_dir) {
+		err = adopt(l, o, o->pin_dir);
+		if (err < 0) {
+			vtg_err("cannot take over the pinned tracer in %s: %s", o->pin_dir, strerror(-err));
+			close_fds(l);
+			free(l);
+			return err;
+		}
+		if (err == 1) {
+			err = apply_runtime(l, o);
+			if (err) {
+				vtg_err("cannot configure the pinned tracer: %s", strerror(-err));
+				close_fds(l);
+				free(l);
+				return err;
+			}
+			vtg_info("took over the running tracer pinned in %s", o->pin_dir);
+		} else {
+			/* Nothing there, or set up otherwise: replace it. */
+			close_fds(l);
+			vtg_lat_unpin(o->pin_dir);
+		}
+	}
+	if (!l->adopted && !o->force_raw_tp) {
+		err = try_open(l, o, true);
 		if (!err)
 			l->btf = true;
 		else
 			vtg_info("tp_btf programs did not load or attach (%s): falling back to raw_tp",
 				 strerror(-err));
 	}
-	if (!l->skel) {
-		err = try_open(o, false, &l->skel);
+	if (!l->adopted && !l->skel) {
+		err = try_open(l, o, false);
 		if (err) {
 			vtg_err("cannot load or attach the stack-latency tracer: %s (run with -v for libbpf's log)",
 				strerror(-err));
@@ -187,12 +382,11 @@ int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, s
 			return err;
 		}
 	}
-	l->rb = ring_buffer__new(bpf_map__fd(l->skel->maps.vtg_lat_events), rb_cb, l, NULL);
+	l->rb = ring_buffer__new(l->fd[LM_EVENTS], rb_cb, l, NULL);
 	if (!l->rb) {
 		err = -errno;
 		vtg_err("cannot open the latency ring buffer: %s", strerror(-err));
-		latency_bpf__destroy(l->skel);
-		free(l);
+		vtg_lat_close(l);
 		return err;
 	}
 	*out = l;
@@ -204,8 +398,15 @@ void vtg_lat_close(struct vtg_lat *l)
 	if (!l)
 		return;
 	ring_buffer__free(l->rb);
+	close_fds(l);
+	/* Pinned links were disconnected: destroying the skeleton leaves them attached. */
 	latency_bpf__destroy(l->skel);
 	free(l);
+}
+
+bool vtg_lat_adopted(const struct vtg_lat *l)
+{
+	return l->adopted;
 }
 
 int vtg_lat_poll(struct vtg_lat *l, int timeout_ms)
@@ -241,13 +442,12 @@ int vtg_lat_add_netns(struct vtg_lat *l, uint32_t ino)
 {
 	__u32 v = 0;
 
-	return bpf_map__update_elem(l->skel->maps.vtg_lat_netns, &ino, sizeof(ino), &v, sizeof(v),
-				    BPF_ANY) ? -errno : 0;
+	return bpf_map_update_elem(l->fd[LM_NETNS], &ino, &v, BPF_ANY) ? -errno : 0;
 }
 
 int vtg_lat_del_netns(struct vtg_lat *l, uint32_t ino)
 {
-	return bpf_map__delete_elem(l->skel->maps.vtg_lat_netns, &ino, sizeof(ino), 0) ? -errno : 0;
+	return bpf_map_delete_elem(l->fd[LM_NETNS], &ino) ? -errno : 0;
 }
 
 int vtg_lat_stats(struct vtg_lat *l, uint64_t out[VTG_LAT_ST_MAX])
@@ -259,8 +459,7 @@ int vtg_lat_stats(struct vtg_lat *l, uint64_t out[VTG_LAT_ST_MAX])
 		return -ENOMEM;
 	for (__u32 k = 0; k < VTG_LAT_ST_MAX; k++) {
 		out[k] = 0;
-		if (bpf_map__lookup_elem(l->skel->maps.vtg_lat_stats, &k, sizeof(k), vals,
-					 sizeof(__u64) * ncpu, 0))
+		if (bpf_map_lookup_elem(l->fd[LM_STATS], &k, vals))
 			continue;
 		for (int c = 0; c < ncpu; c++)
 			out[k] += vals[c];
@@ -271,7 +470,7 @@ int vtg_lat_stats(struct vtg_lat *l, uint64_t out[VTG_LAT_ST_MAX])
 
 int vtg_lat_hist_read(struct vtg_lat *l, struct vtg_lat_hist_entry **out)
 {
-	int ncpu = libbpf_num_possible_cpus(), n = 0, fd = bpf_map__fd(l->skel->maps.vtg_lat_hist);
+	int ncpu = libbpf_num_possible_cpus(), n = 0, fd = l->fd[LM_HIST];
 	struct vtg_lat_hist *vals = calloc(ncpu, sizeof(*vals));
 	struct vtg_lat_hist_entry *arr = NULL;
 	struct vtg_lat_hist_key k, next, *prev = NULL;

@@ -40,6 +40,8 @@ struct vtg_lat_opts {
 	bool force_raw_tp;              /* skip tp_btf even where it works */
 	uint32_t ringbuf_bytes;         /* 0 = 4 MiB; a power of two */
 	uint32_t self_tgid;             /* a prober whose sockets may be in another namespace */
+	const char *pin_dir;            /* pin maps and links here; take over what is pinned
+					 * there already if it was set up the same way */
 };
 
 struct vtg_lat;
@@ -47,7 +49,12 @@ typedef int (*vtg_lat_event_fn)(const struct vtg_lat_event *ev, void *ctx);
 
 /* Loads and attaches; on failure nothing stays attached and a message was printed. */
 int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, struct vtg_lat **out);
+/* Closes; with pin_dir the programs stay attached (the pins hold them). */
 void vtg_lat_close(struct vtg_lat *l);
+/* True when vtg_lat_open took over pinned programs instead of attaching new ones. */
+bool vtg_lat_adopted(const struct vtg_lat *l);
+/* Removes the pins in dir: the pinned programs are detached. */
+int vtg_lat_unpin(const char *dir);
 /* Waits up to timeout_ms for records and hands each to fn. Returns records or -errno. */
 int vtg_lat_poll(struct vtg_lat *l, int timeout_ms);
 /* The ring buffer's fd, to wait on together with other fds (epoll). */
