@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "latency.h"
 
 #define VTG_LAT_MAX_UPLINKS 8
@@ -84,6 +85,12 @@ int vtg_lat_resolve_uplink(const char *host_ns, const char *dev, struct vtg_lat_
 int vtg_lat_netns_ino(const char *spec, uint32_t *ino);
 /* True while the namespace is reachable (named, or some process is in it). */
 bool vtg_netns_alive(uint32_t ino);
+
+/* latency_fmt.c: records and histograms as JSON (one object) or a text line/table. */
+struct jw;
+void vtg_lat_event_json(struct jw *w, const struct vtg_lat_event *ev);
+void vtg_lat_event_text(FILE *f, const struct vtg_lat_event *ev);
+void vtg_lat_hists_print(FILE *f, bool json, bool pretty, const struct vtg_lat_hist_entry *h, int n);
 
 const char *vtg_lat_dir_name(int dir);
 const char *vtg_lat_point_name(int point);
