@@ -188,6 +188,57 @@ int vtg_attach(int prog_fd, const char *ifname, enum vtg_hook hook, uint32_t tc_
 	return 0;
 }
 
+int vtg_attach_replace(int prog_fd, const char *ifname, enum vtg_hook hook,
+		       struct vtg_attachment *a)
+{
+	char want[16] = "", name[16];
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	struct nl_tc_filter f[64];
+	int ifindex = if_nametoindex(ifname), n;
+	bool egress = hook == VTG_HOOK_TC_EGRESS;
+
+	if (!is_tc(hook) || !ifindex)
+		return vtg_attach(prog_fd, ifname, hook, 0, a);
+	if (!bpf_obj_get_info_by_fd(prog_fd, &info, &len))
+		snprintf(want, sizeof(want), "%s", info.name);
+	n = nl_tc_bpf_filters(ifindex, egress, f, 64);
+	for (int i = 0; i < n; i++) {
+		if (!vtg_prog_name_ours(f[i].prog_id, name, sizeof(name)) || strcmp(name, want))
+			continue;
+		LIBBPF_OPTS(bpf_tc_hook, th, .ifindex = ifindex,
+			    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
+		LIBBPF_OPTS(bpf_tc_opts, to, .prog_fd = prog_fd, .handle = f[i].handle,
+			    .priority = f[i].prio, .flags = BPF_TC_F_REPLACE);
+		int err = bpf_tc_attach(&th, &to);
+
+		if (err) {
+			vtg_err("cannot replace the TC filter on %s: %s", ifname, strerror(-err));
+			return err;
+		}
+		memset(a, 0, sizeof(*a));
+		a->hook = hook;
+		a->ifindex = ifindex;
+		snprintf(a->ifname, sizeof(a->ifname), "%s", ifname);
+		a->netns_ino = vtg_netns_self_ino();
+		a->prog_id = prog_id_of(prog_fd);
+		a->handle = f[i].handle;
+		a->prio = f[i].prio;
+		a->pid = getpid();
+		/* Whoever created the clsact qdisc before, the mark carries over. */
+		struct vtg_attachment *reg = NULL;
+		int nreg = vtg_registry_load(&reg);
+
+		for (int k = 0; k < nreg; k++)
+			if (reg[k].netns_ino == a->netns_ino && reg[k].ifindex == ifindex && reg[k].hook_created)
+				a->hook_created = true;
+		free(reg);
+		vtg_registry_add(a);
+		return 0;
+	}
+	return vtg_attach(prog_fd, ifname, hook, 0, a);
+}
+
 int vtg_detach(const struct vtg_attachment *a)
 {
 	int err = 0;

@@ -258,7 +258,9 @@ static int adopt(struct vtg_lat *l, const struct vtg_lat_opts *o, const char *di
 			return errno == ENOENT ? 0 : -errno;
 	}
 	set_rodata(&want, o);
-	if (bpf_map_lookup_elem(l->fd[LM_RODATA], &zero, &have) || memcmp(&want, &have, sizeof(want)))
+	if (bpf_map_lookup_elem(l->fd[LM_RODATA], &zero, &have) || want.trace_all != have.trace_all ||
+	    want.host_netns != have.host_netns || want.max_age_ns != have.max_age_ns ||
+	    want.proto_mask != have.proto_mask || want.self_tgid != have.self_tgid)
 		return 0; /* set up differently: start afresh */
 	if (bpf_obj_get_info_by_fd(l->fd[LM_BSS], &info, &ilen))
 		return -errno;

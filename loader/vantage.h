@@ -151,6 +151,19 @@ int vtg_registry_remove(const struct vtg_attachment *a);
 /* True if pid is a live process running vantage (an owner that is still there). */
 bool vtg_owner_alive(pid_t pid);
 
+/* Like vtg_attach, but an existing filter of a program with the same name on that TC
+ * hook (left by an earlier run of ours) is replaced in place, atomically: no gap, no
+ * double attachment. */
+int vtg_attach_replace(int prog_fd, const char *ifname, enum vtg_hook hook,
+		       struct vtg_attachment *a);
+
+/* count.c: the per-protocol counters (maps/count.h), summed over CPUs. */
+struct vtg_count_val;
+int vtg_count_read(int map_fd, struct vtg_count_val *sum);
+extern const char *const vtg_count_l3_names[];
+extern const char *const vtg_count_l4_names[];
+extern const char *const vtg_count_point_names[];
+
 /* scan.c: what of vantage is in the kernel right now. */
 struct vtg_prog_info {
 	uint32_t id;

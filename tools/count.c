@@ -41,9 +41,9 @@ static const char help[] =
 	"  vantage -j count --dev veth0 --hook xdp --duration 10\n"
 	"  vantage count --netns c1 --dev eth0 --hook tc-egress --interval 5 --pin\n";
 
-static const char *const l3_names[VTG_L3_MAX] = { "ipv4", "ipv6", "arp", "other", "malformed" };
-static const char *const l4_names[VTG_L4_MAX] = { "tcp", "udp", "icmp", "frag", "other", "malformed" };
-static const char *const point_names[VTG_POINT_MAX] = { "xdp", "tc-ingress", "tc-egress" };
+#define l3_names vtg_count_l3_names
+#define l4_names vtg_count_l4_names
+#define point_names vtg_count_point_names
 
 static volatile sig_atomic_t stop;
 
@@ -51,32 +51,6 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-/* Sums the per-CPU values of every slot. */
-static int read_counts(int map_fd, struct vtg_count_val *sum)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	struct vtg_count_val *vals;
-
-	if (ncpu <= 0)
-		return -EINVAL;
-	vals = calloc(ncpu, sizeof(*vals));
-	if (!vals)
-		return -ENOMEM;
-	for (__u32 k = 0; k < VTG_COUNT_SLOTS; k++) {
-		memset(&sum[k], 0, sizeof(sum[k]));
-		if (bpf_map_lookup_elem(map_fd, &k, vals)) {
-			free(vals);
-			return -errno;
-		}
-		for (int c = 0; c < ncpu; c++) {
-			sum[k].packets += vals[c].packets;
-			sum[k].bytes += vals[c].bytes;
-		}
-	}
-	free(vals);
-	return 0;
 }
 
 static void report(const char *dev, const struct vtg_count_val *now, struct vtg_count_val *last,
@@ -316,12 +290,12 @@ int cmd_count(int argc, char **argv)
 		if (duration && t >= t0 + duration)
 			break;
 		if (interval > 0 && t >= next) {
-			if (read_counts(bpf_map__fd(skel->maps.vtg_count), now) == 0)
+			if (vtg_count_read(bpf_map__fd(skel->maps.vtg_count), now) == 0)
 				report(dev, now, last, false);
 			next += interval;
 		}
 	}
-	if (read_counts(bpf_map__fd(skel->maps.vtg_count), now) == 0)
+	if (vtg_count_read(bpf_map__fd(skel->maps.vtg_count), now) == 0)
 		report(dev, now, last, interval == 0);
 	ret = VTG_EXIT_OK;
 out:

@@ -14,6 +14,7 @@ static const struct vtg_cmd commands[] = {
 	{ "count", cmd_count, "count packets and bytes per protocol on an interface (XDP/TC)" },
 	{ "latency", cmd_latency, "per-packet stack latency of containers' traffic, histograms" },
 	{ "ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency" },
+	{ "agent", cmd_agent, "the sidecar: latency of every container, uplink counters, sockets, metrics" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

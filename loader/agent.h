@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* The agent's configuration (agent_cfg.c) and its socket protocol. */
+#ifndef VANTAGE_LOADER_AGENT_H
+#define VANTAGE_LOADER_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VTG_AGENT_MAX_NETNS 64
+#define VTG_AGENT_MAX_UPLINKS 8
+
+enum vtg_agent_latency {
+	VTG_AGENT_LAT_ALL = 0, /* every namespace but the host's */
+	VTG_AGENT_LAT_OFF,
+	VTG_AGENT_LAT_NETNS,   /* the named ones, as they appear */
+};
+
+struct vtg_agent_cfg {
+	enum vtg_agent_latency latency;
+	char lat_netns[VTG_AGENT_MAX_NETNS][64];
+	int n_lat_netns;
+	uint32_t proto_mask;           /* VTG_LAT_PROTO_* */
+	char uplinks[VTG_AGENT_MAX_UPLINKS][16];
+	int n_uplinks;                 /* 0: the default-route device */
+	char host[256];                /* namespace of the uplinks; "" = the agent's own */
+	bool count_uplink;             /* per-protocol counters at the uplinks' TC hooks */
+	char metrics[64];              /* "ADDR:PORT" of the metrics endpoint; "" = off */
+	char control[108];             /* control socket (root only) */
+	char containers[108];          /* per-container socket ("" = off) */
+	char pin_dir[256];
+	uint64_t max_age_ns;
+	char source[256];              /* where it was read from */
+};
+
+/* The configuration `vantage agent` runs without --config (and that `make run` starts). */
+extern const char vtg_agent_default_cfg[];
+
+/* Parses text (named name in messages). On error returns -EINVAL and puts
+ * "NAME:LINE: what is wrong" into err. */
+int vtg_agent_cfg_parse(const char *text, const char *name, struct vtg_agent_cfg *c, char *err,
+			size_t errlen);
+int vtg_agent_cfg_load(const char *path, struct vtg_agent_cfg *c, char *err, size_t errlen);
+
+/*
+ * Sockets. Both take one request line and answer with a stream.
+ *
+ * Control socket (root only, 0600), requests:
+ *   "VANTAGE/1 latency INO..."  binary latency records of those namespaces (none: all):
+ *                               frames of struct vtg_agent_frame + payload
+ *   "VANTAGE/1 hist INO..."     one frame per histogram, then an END frame
+ *   "VANTAGE/1 status"          one JSON line
+ * Container socket (any process may connect): whatever it asks, it gets only the data
+ * of its own network namespace, taken from the kernel (SO_PEERCRED -> /proc/PID/ns/net),
+ * never from the request. Requests:
+ *   "VANTAGE/1 latency"         JSON Lines latency records of the caller's namespace
+ *   "VANTAGE/1 hist"            JSON Lines histograms of the caller's namespace
+ */
+#define VTG_AGENT_PROTO "VANTAGE/1"
+
+enum vtg_agent_frame_type {
+	VTG_AGENT_FRAME_LAT = 1,  /* payload: struct vtg_lat_event */
+	VTG_AGENT_FRAME_HIST = 2, /* payload: struct vtg_lat_hist_entry */
+	VTG_AGENT_FRAME_LOST = 3, /* payload: __u64 records the agent dropped for this client */
+	VTG_AGENT_FRAME_END = 4,  /* no payload */
+	VTG_AGENT_FRAME_GONE = 5, /* payload: __u32 netns that disappeared */
+};
+
+struct vtg_agent_frame {
+	uint32_t type;
+	uint32_t len; /* payload bytes */
+};
+
+/* Where a running agent says it is: its pid (a lock file held while it runs). */
+#define VTG_AGENT_LOCK "/run/vantage/agent.lock"
+/* Its pin directory, read by `vantage clean`/`status` (one line). */
+#define VTG_AGENT_STATE "/run/vantage/agent.state"
+
+/* Pid of the running agent, or 0. */
+int vtg_agent_running(void);
+
+#endif

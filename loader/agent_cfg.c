@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The agent's configuration file: one directive per line, words separated by blanks,
+ * '#' starts a comment. Checked whole before anything is attached; an error names
+ * FILE:LINE and what was expected. The format is documented in vantage-agent(8) and
+ * tools/vantage-agent.conf (the example, identical to the embedded default).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include "vantage.h"
+#include "agent.h"
+#include "latency_user.h"
+
+const char vtg_agent_default_cfg[] =
+	"# vantage agent: what runs without --config (the same as tools/vantage-agent.conf)\n"
+	"latency all            # stack latency of every container namespace\n"
+	"proto icmp,udp,tcp\n"
+	"count uplink           # packets and bytes per protocol on the uplink\n"
+	"metrics 127.0.0.1:9464 # Prometheus text on localhost\n"
+	"control /run/vantage/agent.sock\n"
+	"containers /run/vantage/containers.sock\n"
+	"pin-dir " VTG_PIN_ROOT "/agent\n"
+	"max-age 1000\n";
+
+static int fail(char *err, size_t len, const char *name, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static int fail(char *err, size_t len, const char *name, int line, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(err, len, "%s:%d: ", name, line);
+
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < len)
+		vsnprintf(err + n, len - n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static int copy_word(char *dst, size_t len, const char *w)
+{
+	if (strlen(w) >= len)
+		return -ENAMETOOLONG;
+	memcpy(dst, w, strlen(w) + 1);
+	return 0;
+}
+
+int vtg_agent_cfg_parse(const char *text, const char *name, struct vtg_agent_cfg *c, char *err,
+			size_t errlen)
+{
+	char *buf = strdup(text), *save = NULL;
+	bool seen_latency = false, seen_proto = false, seen_count = false, seen_metrics = false;
+	bool seen_control = false, seen_containers = false, seen_pin = false, seen_age = false;
+	bool seen_host = false;
+	int line = 0, ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	c->proto_mask = VTG_LAT_PROTO_ALL;
+	c->count_uplink = false;
+	snprintf(c->control, sizeof(c->control), "/run/vantage/agent.sock");
+	snprintf(c->pin_dir, sizeof(c->pin_dir), VTG_PIN_ROOT "/agent");
+	c->max_age_ns = 1000000000ULL;
+	c->latency = VTG_AGENT_LAT_OFF;
+	snprintf(c->source, sizeof(c->source), "%s", name);
+
+	for (char *ln = strtok_r(buf, "\n", &save); ; ln = strtok_r(NULL, "\n", &save)) {
+		char *words[VTG_AGENT_MAX_NETNS + 2], *ws = NULL, *hash;
+		int nw = 0;
+
+		if (!ln)
+			break;
+		/* strtok_r skips empty lines: count them from the text itself. */
+		line = 1;
+		for (const char *p = text; p < text + (ln - buf); p++)
+			line += *p == '\n';
+		hash = strchr(ln, '#');
+		if (hash)
+			*hash = 0;
+		for (char *w = strtok_r(ln, " \t\r", &ws); w; w = strtok_r(NULL, " \t\r", &ws)) {
+			if (nw == (int)(sizeof(words) / sizeof(words[0]))) {
+				ret = fail(err, errlen, name, line, "too many words");
+				goto out;
+			}
+			words[nw++] = w;
+		}
+		if (!nw)
+			continue;
+		const char *d = words[0];
+
+#define ONCE(flag)                                                                            \
+	do {                                                                                  \
+		if (flag) {                                                                   \
+			ret = fail(err, errlen, name, line, "'%s' given twice", d);          \
+			goto out;                                                             \
+		}                                                                             \
+		flag = true;                                                                  \
+	} while (0)
+#define ARGS(n)                                                                               \
+	do {                                                                                  \
+		if (nw != (n) + 1) {                                                          \
+			ret = fail(err, errlen, name, line, "'%s' takes %d value%s", d, (n),  \
+				   (n) == 1 ? "" : "s");                                      \
+			goto out;                                                             \
+		}                                                                             \
+	} while (0)
+
+		if (!strcmp(d, "latency")) {
+			ONCE(seen_latency);
+			if (nw == 2 && !strcmp(words[1], "all")) {
+				c->latency = VTG_AGENT_LAT_ALL;
+			} else if (nw == 2 && !strcmp(words[1], "off")) {
+				c->latency = VTG_AGENT_LAT_OFF;
+			} else if (nw >= 3 && !strcmp(words[1], "netns")) {
+				c->latency = VTG_AGENT_LAT_NETNS;
+				for (int i = 2; i < nw; i++)
+					if (copy_word(c->lat_netns[c->n_lat_netns++], sizeof(c->lat_netns[0]), words[i])) {
+						ret = fail(err, errlen, name, line, "namespace name too long: '%s'", words[i]);
+						goto out;
+					}
+			} else {
+				ret = fail(err, errlen, name, line,
+					   "expected 'latency all', 'latency off' or 'latency netns NAME...'");
+				goto out;
+			}
+		} else if (!strcmp(d, "proto")) {
+			ONCE(seen_proto);
+			ARGS(1);
+			if (vtg_lat_proto_parse(words[1], &c->proto_mask)) {
+				ret = fail(err, errlen, name, line, "expected a list of icmp,udp,tcp, not '%s'", words[1]);
+				goto out;
+			}
+		} else if (!strcmp(d, "uplink")) {
+			ARGS(1);
+			if (c->n_uplinks == VTG_AGENT_MAX_UPLINKS) {
+				ret = fail(err, errlen, name, line, "at most %d uplinks", VTG_AGENT_MAX_UPLINKS);
+				goto out;
+			}
+			if (copy_word(c->uplinks[c->n_uplinks++], sizeof(c->uplinks[0]), words[1])) {
+				ret = fail(err, errlen, name, line, "interface name too long: '%s'", words[1]);
+				goto out;
+			}
+		} else if (!strcmp(d, "host")) {
+			ONCE(seen_host);
+			ARGS(1);
+			if (copy_word(c->host, sizeof(c->host), words[1])) {
+				ret = fail(err, errlen, name, line, "namespace name too long");
+				goto out;
+			}
+		} else if (!strcmp(d, "count")) {
+			ONCE(seen_count);
+			ARGS(1);
+			if (!strcmp(words[1], "uplink"))
+				c->count_uplink = true;
+			else if (!strcmp(words[1], "off"))
+				c->count_uplink = false;
+			else {
+				ret = fail(err, errlen, name, line, "expected 'count uplink' or 'count off'");
+				goto out;
+			}
+		} else if (!strcmp(d, "metrics")) {
+			ONCE(seen_metrics);
+			ARGS(1);
+			if (!strcmp(words[1], "off")) {
+				c->metrics[0] = 0;
+			} else {
+				char *colon = strrchr(words[1], ':'), *end;
+				long port = colon ? strtol(colon + 1, &end, 10) : 0;
+
+				if (!colon || *end || port < 1 || port > 65535 ||
+				    copy_word(c->metrics, sizeof(c->metrics), words[1])) {
+					ret = fail(err, errlen, name, line, "expected ADDR:PORT or off, not '%s'", words[1]);
+					goto out;
+				}
+			}
+		} else if (!strcmp(d, "control") || !strcmp(d, "containers")) {
+			bool ctl = !strcmp(d, "control");
+
+			if (ctl)
+				ONCE(seen_control);
+			else
+				ONCE(seen_containers);
+			ARGS(1);
+			if (!ctl && !strcmp(words[1], "off")) {
+				c->containers[0] = 0;
+			} else if (words[1][0] != '/' ||
+				   copy_word(ctl ? c->control : c->containers, sizeof(c->control), words[1])) {
+				ret = fail(err, errlen, name, line, "expected an absolute socket path (under 108 bytes)");
+				goto out;
+			}
+		} else if (!strcmp(d, "pin-dir")) {
+			ONCE(seen_pin);
+			ARGS(1);
+			if (strncmp(words[1], VTG_PIN_ROOT "/", strlen(VTG_PIN_ROOT) + 1) ||
+			    copy_word(c->pin_dir, sizeof(c->pin_dir), words[1])) {
+				ret = fail(err, errlen, name, line, "expected a directory under " VTG_PIN_ROOT "/");
+				goto out;
+			}
+		} else if (!strcmp(d, "max-age")) {
+			char *end;
+			double ms;
+
+			ONCE(seen_age);
+			ARGS(1);
+			ms = strtod(words[1], &end);
+			if (*end || ms <= 0 || ms > 60000) {
+				ret = fail(err, errlen, name, line, "expected milliseconds, 0 < MS <= 60000");
+				goto out;
+			}
+			c->max_age_ns = (uint64_t)(ms * 1e6);
+		} else {
+			ret = fail(err, errlen, name, line,
+				   "unknown directive '%s' (expected latency, proto, uplink, host, count, metrics, control, containers, pin-dir, max-age)",
+				   d);
+			goto out;
+		}
+	}
+	if (c->latency == VTG_AGENT_LAT_OFF && !c->count_uplink) {
+		ret = fail(err, errlen, name, line, "nothing to do: latency and count are both off");
+		goto out;
+	}
+	if (!strcmp(c->control, c->containers)) {
+		ret = fail(err, errlen, name, line, "control and containers need different sockets");
+		goto out;
+	}
+out:
+	free(buf);
+	return ret;
+}
+
+int vtg_agent_cfg_load(const char *path, struct vtg_agent_cfg *c, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *text;
+	long n;
+	int ret;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	if (n < 0 || n > 1 << 20) {
+		fclose(f);
+		snprintf(err, errlen, "%s: not a configuration file (size)", path);
+		return -EINVAL;
+	}
+	text = calloc(1, n + 1);
+	if (!text || fread(text, 1, n, f) != (size_t)n) {
+		free(text);
+		fclose(f);
+		snprintf(err, errlen, "%s: cannot read", path);
+		return -EIO;
+	}
+	fclose(f);
+	if (memchr(text, 0, n)) {
+		free(text);
+		snprintf(err, errlen, "%s:1: binary data, not a configuration file", path);
+		return -EINVAL;
+	}
+	ret = vtg_agent_cfg_parse(text, path, c, err, errlen);
+	free(text);
+	return ret;
+}
+
+int vtg_agent_running(void)
+{
+	int fd = open(VTG_AGENT_LOCK, O_RDONLY | O_CLOEXEC);
+	char buf[32] = "";
+	int pid = 0;
+
+	if (fd < 0)
+		return 0;
+	/* The agent holds an exclusive lock on the file while it runs. */
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		close(fd);
+		return 0;
+	}
+	if (read(fd, buf, sizeof(buf) - 1) > 0)
+		pid = atoi(buf);
+	close(fd);
+	return pid > 0 ? pid : 1;
+}

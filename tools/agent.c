@@ -1,0 +1,921 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vantage agent: the long-running sidecar of a container host. Loads what its
+ * configuration asks for (stack latency of containers, per-protocol counters on the
+ * uplinks), pins it under the pin directory so that a restart (or a crash) comes back
+ * onto the same state, discovers network namespaces as they come and go, and serves
+ * records to the CLI (control socket, root only), to processes inside containers
+ * (container socket: each gets its own namespace's data only) and to Prometheus.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "vantage.h"
+#include "commands.h"
+#include "agent.h"
+#include "latency_user.h"
+#include "count.h"
+#include "count.skel.h"
+
+static const char help[] =
+	"Usage: vantage [-j] agent [--config FILE] [--check]\n\n"
+	"Runs as the sidecar of a container host: loads what the configuration asks for,\n"
+	"pins it under its pin directory (a restart, even after SIGKILL, takes it over with\n"
+	"counters and histograms intact), discovers network namespaces within a second of\n"
+	"their appearing or going, and serves what it measures:\n"
+	"  control socket     (root only) the CLI: `vantage latency` uses it when it runs\n"
+	"  containers socket  any process: its own namespace's latency records and histograms\n"
+	"  metrics            Prometheus text exposition on localhost\n"
+	"Without --config it runs the embedded default (tools/vantage-agent.conf): latency\n"
+	"of every container, counters on the uplink, metrics on 127.0.0.1:9464.\n"
+	"Stopping it leaves the BPF state pinned and attached; `vantage clean` removes it.\n\n"
+	"Options:\n"
+	"  -c, --config FILE  configuration file (format: vantage-agent(8))\n"
+	"      --check        check the configuration and exit (nothing is attached)\n\n"
+	"With -j the agent's log is JSON Lines (netns_added, netns_removed, uplink_gone, ...).\n\n"
+	"EXAMPLES\n"
+	"  vantage agent\n"
+	"  vantage agent --config /etc/vantage/agent.conf --check\n"
+	"  echo 'VANTAGE/1 hist' | socat - UNIX:/run/vantage/containers.sock   (in a container)\n";
+
+#define MAX_CLIENTS 64
+#define DISCOVERY_S 0.5
+
+enum client_kind { CL_CONTROL, CL_CONTAINER, CL_METRICS };
+enum client_state { CS_REQUEST, CS_STREAM };
+
+struct client {
+	int fd;
+	enum client_kind kind;
+	enum client_state state;
+	char req[512];
+	size_t req_len;
+	uint32_t netns[32];   /* what it gets: none = everything (control only) */
+	int n_netns;
+	uint64_t dropped;     /* records it was too slow for */
+	uint64_t dropped_sent;
+};
+
+struct uplink_count {
+	struct count_bpf *skel;
+	struct vtg_attachment att[2];
+	int n_att;
+	char ifname[16];
+	uint32_t ifindex;
+	bool gone;
+};
+
+struct agent {
+	struct vtg_agent_cfg cfg;
+	struct vtg_lat *lat;
+	struct vtg_lat_uplink uplinks[VTG_AGENT_MAX_UPLINKS];
+	int n_uplinks;
+	uint32_t host_netns;
+	int host_fd;                 /* the uplinks' namespace, -1 = ours */
+	struct uplink_count counts[VTG_AGENT_MAX_UPLINKS];
+	int lfd[3];                  /* listening: control, containers, metrics */
+	struct client cl[MAX_CLIENTS];
+	int n_cl;
+	uint32_t *known;             /* namespaces seen by discovery */
+	int n_known;
+	uint64_t records;
+	int lock_fd;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/* One line of the agent's own log: JSON with -j, text otherwise. */
+static void log_event(const char *type, const char *fmt_text, const char *k1, const char *v1,
+		      const char *k2, uint64_t v2)
+{
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+		char when[40];
+
+		vtg_wallclock_iso(when, sizeof(when));
+		jw_obj(w);
+		jw_kstr(w, "type", type);
+		jw_ku64(w, "ts_ns", vtg_mono_ns());
+		jw_kstr(w, "time", when);
+		if (k1)
+			jw_kstr(w, k1, v1 ? v1 : "");
+		if (k2)
+			jw_ku64(w, k2, v2);
+		jw_obj_end(w);
+		jw_free(w);
+	} else {
+		printf("%s: ", type);
+		printf(fmt_text, v1 ? v1 : "", (unsigned long long)v2);
+		printf("\n");
+		fflush(stdout);
+	}
+}
+
+/* ---- clients ---- */
+
+static void drop_client(struct agent *a, int i)
+{
+	close(a->cl[i].fd);
+	a->cl[i] = a->cl[--a->n_cl];
+}
+
+static bool wants(const struct client *c, uint32_t netns)
+{
+	if (c->kind == CL_CONTROL && c->n_netns == 0)
+		return true;
+	for (int i = 0; i < c->n_netns; i++)
+		if (c->netns[i] == netns)
+			return true;
+	return false;
+}
+
+/* Never blocks: a client that cannot take a record now loses it (counted, reported). */
+static bool send_all(int fd, const void *buf, size_t len)
+{
+	ssize_t n = send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	return n == (ssize_t)len;
+}
+
+static bool send_frame(struct client *c, uint32_t type, const void *payload, uint32_t len)
+{
+	char buf[sizeof(struct vtg_agent_frame) + sizeof(struct vtg_lat_hist_entry)];
+	struct vtg_agent_frame h = { type, len };
+
+	if (len > sizeof(buf) - sizeof(h))
+		return false;
+	memcpy(buf, &h, sizeof(h));
+	if (len)
+		memcpy(buf + sizeof(h), payload, len);
+	return send_all(c->fd, buf, sizeof(h) + len);
+}
+
+static bool send_json_line(struct client *c, void (*fill)(struct jw *, const void *), const void *arg)
+{
+	char *txt = NULL;
+	size_t n = 0;
+	FILE *m = open_memstream(&txt, &n);
+	bool ok;
+
+	if (!m)
+		return false;
+	struct jw *w = jw_new(m, false);
+
+	fill(w, arg);
+	jw_free(w);
+	fclose(m);
+	ok = send_all(c->fd, txt, n);
+	free(txt);
+	return ok;
+}
+
+static void fill_event(struct jw *w, const void *ev)
+{
+	vtg_lat_event_json(w, ev);
+}
+
+static int on_event(const struct vtg_lat_event *ev, void *ctx)
+{
+	struct agent *a = ctx;
+
+	a->records++;
+	for (int i = 0; i < a->n_cl; i++) {
+		struct client *c = &a->cl[i];
+		bool ok;
+
+		if (c->state != CS_STREAM || !wants(c, ev->netns))
+			continue;
+		if (c->kind == CL_CONTROL)
+			ok = send_frame(c, VTG_AGENT_FRAME_LAT, ev, sizeof(*ev));
+		else
+			ok = send_json_line(c, fill_event, ev);
+		if (!ok)
+			c->dropped++;
+	}
+	return 0;
+}
+
+/* The namespace of the process at the other end of a Unix socket, from the kernel. */
+static uint32_t peer_netns(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	char path[64];
+	struct stat st;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) || cr.pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)cr.pid);
+	if (stat(path, &st))
+		return 0;
+	return (uint32_t)st.st_ino;
+}
+
+static void send_hists(struct agent *a, struct client *c)
+{
+	struct vtg_lat_hist_entry *h = NULL;
+	int n = a->lat ? vtg_lat_hist_read(a->lat, &h) : 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!wants(c, h[i].key.netns))
+			continue;
+		if (c->kind == CL_CONTROL) {
+			send_frame(c, VTG_AGENT_FRAME_HIST, &h[i], sizeof(h[i]));
+		} else {
+			char *txt = NULL;
+			size_t len = 0;
+			FILE *m = open_memstream(&txt, &len);
+
+			if (!m)
+				break;
+			vtg_lat_hists_print(m, true, false, &h[i], 1);
+			fclose(m);
+			send_all(c->fd, txt, len);
+			free(txt);
+		}
+	}
+	if (c->kind == CL_CONTROL)
+		send_frame(c, VTG_AGENT_FRAME_END, NULL, 0);
+	free(h);
+}
+
+static void send_status(struct agent *a, struct client *c)
+{
+	char *txt = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&txt, &len);
+
+	if (!m)
+		return;
+	struct jw *w = jw_new(m, false);
+
+	jw_obj(w);
+	jw_kstr(w, "type", "agent_status");
+	jw_ku64(w, "pid", getpid());
+	jw_kstr(w, "config", a->cfg.source);
+	jw_kstr(w, "pin_dir", a->cfg.pin_dir);
+	jw_key(w, "latency");
+	if (a->lat)
+		jw_str(w, vtg_lat_mode(a->lat));
+	else
+		jw_null(w);
+	jw_ku64(w, "records", a->records);
+	jw_ku64(w, "namespaces", a->n_known);
+	jw_ku64(w, "clients", a->n_cl);
+	jw_obj_end(w);
+	jw_free(w);
+	fclose(m);
+	send_all(c->fd, txt, len);
+	free(txt);
+}
+
+/* Handles a complete request line. Returns false when the client is to be dropped. */
+static bool handle_request(struct agent *a, struct client *c)
+{
+	char *words[40], *save = NULL;
+	int nw = 0;
+
+	for (char *w = strtok_r(c->req, " \t\r\n", &save); w && nw < 40; w = strtok_r(NULL, " \t\r\n", &save))
+		words[nw++] = w;
+	if (nw < 2 || strcmp(words[0], VTG_AGENT_PROTO)) {
+		const char *msg = "{\"error\":\"expected: " VTG_AGENT_PROTO " latency|hist|status\"}\n";
+
+		send_all(c->fd, msg, strlen(msg));
+		return false;
+	}
+	if (c->kind == CL_CONTAINER) {
+		/* Whatever it asked for: only its own namespace, as the kernel says. */
+		uint32_t own = peer_netns(c->fd);
+
+		if (nw > 2)
+			log_event("denied", "a container asked for other namespaces (%s): given its own only",
+				  "request", words[2], "netns", own);
+		c->n_netns = own ? 1 : 0;
+		c->netns[0] = own;
+		if (!own)
+			return false;
+	} else {
+		c->n_netns = 0;
+		for (int i = 2; i < nw && c->n_netns < 32; i++)
+			c->netns[c->n_netns++] = (uint32_t)strtoul(words[i], NULL, 10);
+	}
+	if (!strcmp(words[1], "latency")) {
+		if (!a->lat) {
+			const char *msg = "{\"error\":\"latency is off in this agent's configuration\"}\n";
+
+			send_all(c->fd, msg, strlen(msg));
+			return false;
+		}
+		if (a->cfg.latency == VTG_AGENT_LAT_NETNS)
+			for (int i = 0; i < c->n_netns; i++)
+				vtg_lat_add_netns(a->lat, c->netns[i]);
+		c->state = CS_STREAM;
+		return true;
+	}
+	if (!strcmp(words[1], "hist")) {
+		send_hists(a, c);
+		return false;
+	}
+	if (!strcmp(words[1], "status") && c->kind == CL_CONTROL) {
+		send_status(a, c);
+		return false;
+	}
+	send_all(c->fd, "{\"error\":\"unknown request\"}\n", 28);
+	return false;
+}
+
+/* Prometheus text exposition (version 0.0.4): latency histograms per namespace,
+ * direction and protocol; per-protocol counters of the uplinks; the agent's own
+ * record counters. Answered to any HTTP request on the metrics socket. */
+static void write_metrics(struct agent *a, int fd)
+{
+	char *txt = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&txt, &len);
+
+	if (!m)
+		return;
+	if (a->lat) {
+		struct vtg_lat_hist_entry *h = NULL;
+		int n = vtg_lat_hist_read(a->lat, &h);
+		uint64_t st[VTG_LAT_ST_MAX];
+
+		fprintf(m, "# HELP vantage_stack_latency_seconds Time packets spent in the host's network stack.\n"
+			   "# TYPE vantage_stack_latency_seconds histogram\n");
+		for (int i = 0; i < n; i++) {
+			const char *nm = vtg_netns_name(h[i].key.netns);
+			char lbl[256];
+			uint64_t cum = 0, lo, hi;
+
+			snprintf(lbl, sizeof(lbl), "netns=\"%u\",netns_name=\"%s\",dir=\"%s\",proto=\"%s\"",
+				 h[i].key.netns, nm ? nm : "", vtg_lat_dir_name(h[i].key.dir),
+				 vtg_lat_proto_name(h[i].key.proto));
+			for (int b = 0; b < VTG_LAT_HIST_BUCKETS - 1; b++) {
+				cum += h[i].hist.buckets[b];
+				vtg_lat_bucket_bounds(b, &lo, &hi);
+				fprintf(m, "vantage_stack_latency_seconds_bucket{%s,le=\"%.9g\"} %llu\n", lbl, hi / 1e9,
+					(unsigned long long)cum);
+			}
+			fprintf(m, "vantage_stack_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", lbl,
+				(unsigned long long)h[i].hist.count);
+			fprintf(m, "vantage_stack_latency_seconds_sum{%s} %.9f\n", lbl, h[i].hist.sum_ns / 1e9);
+			fprintf(m, "vantage_stack_latency_seconds_count{%s} %llu\n", lbl,
+				(unsigned long long)h[i].hist.count);
+		}
+		free(h);
+		if (!vtg_lat_stats(a->lat, st)) {
+			fprintf(m, "# HELP vantage_latency_records_total Latency records made in the kernel.\n"
+				   "# TYPE vantage_latency_records_total counter\n"
+				   "vantage_latency_records_total{dir=\"egress\"} %llu\n"
+				   "vantage_latency_records_total{dir=\"ingress\"} %llu\n",
+				(unsigned long long)st[VTG_LAT_ST_EGRESS_DONE],
+				(unsigned long long)st[VTG_LAT_ST_INGRESS_DONE]);
+			fprintf(m, "# HELP vantage_latency_lost_records_total Records lost: ring buffer full.\n"
+				   "# TYPE vantage_latency_lost_records_total counter\n"
+				   "vantage_latency_lost_records_total %llu\n",
+				(unsigned long long)st[VTG_LAT_ST_RINGBUF_FULL]);
+		}
+	}
+	bool first = true;
+
+	for (int i = 0; i < a->n_uplinks; i++) {
+		struct uplink_count *u = &a->counts[i];
+		struct vtg_count_val v[VTG_COUNT_SLOTS];
+
+		if (!u->skel || u->gone || vtg_count_read(bpf_map__fd(u->skel->maps.vtg_count), v))
+			continue;
+		if (first)
+			fprintf(m, "# HELP vantage_packets_total Packets per protocol on the uplinks.\n"
+				   "# TYPE vantage_packets_total counter\n");
+		first = false;
+		for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
+			int pt = k / (VTG_L3_MAX * VTG_L4_MAX), l3 = (k / VTG_L4_MAX) % VTG_L3_MAX, l4 = k % VTG_L4_MAX;
+
+			if (v[k].packets)
+				fprintf(m, "vantage_packets_total{dev=\"%s\",hook=\"%s\",l3=\"%s\",l4=\"%s\"} %llu\n",
+					u->ifname, vtg_count_point_names[pt], vtg_count_l3_names[l3],
+					vtg_count_l4_names[l4], (unsigned long long)v[k].packets);
+		}
+		for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
+			int pt = k / (VTG_L3_MAX * VTG_L4_MAX), l3 = (k / VTG_L4_MAX) % VTG_L3_MAX, l4 = k % VTG_L4_MAX;
+
+			if (v[k].packets)
+				fprintf(m, "vantage_bytes_total{dev=\"%s\",hook=\"%s\",l3=\"%s\",l4=\"%s\"} %llu\n",
+					u->ifname, vtg_count_point_names[pt], vtg_count_l3_names[l3],
+					vtg_count_l4_names[l4], (unsigned long long)v[k].bytes);
+		}
+	}
+	fprintf(m, "# HELP vantage_agent_records_delivered_total Latency records read by the agent.\n"
+		   "# TYPE vantage_agent_records_delivered_total counter\n"
+		   "vantage_agent_records_delivered_total %llu\n", (unsigned long long)a->records);
+	fclose(m);
+	char head[160];
+	int hl = snprintf(head, sizeof(head),
+			  "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+			  "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
+
+	/* A scrape is small; a client that cannot take it now gets nothing. */
+	send_all(fd, head, hl);
+	send_all(fd, txt, len);
+	free(txt);
+}
+
+static void client_read(struct agent *a, int i)
+{
+	struct client *c = &a->cl[i];
+	ssize_t n = recv(c->fd, c->req + c->req_len, sizeof(c->req) - 1 - c->req_len, MSG_DONTWAIT);
+
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		drop_client(a, i);
+		return;
+	}
+	if (c->state == CS_STREAM)
+		return; /* streaming clients have nothing more to say */
+	c->req_len += n;
+	c->req[c->req_len] = 0;
+	if (c->kind == CL_METRICS) {
+		if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n") && c->req_len < sizeof(c->req) - 1)
+			return;
+		write_metrics(a, c->fd);
+		drop_client(a, i);
+		return;
+	}
+	if (!strchr(c->req, '\n')) {
+		if (c->req_len >= sizeof(c->req) - 1)
+			drop_client(a, i);
+		return;
+	}
+	if (!handle_request(a, c))
+		drop_client(a, i);
+}
+
+static void accept_client(struct agent *a, int k)
+{
+	int fd = accept4(a->lfd[k], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	if (a->n_cl == MAX_CLIENTS) {
+		close(fd);
+		return;
+	}
+	struct client *c = &a->cl[a->n_cl++];
+
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->kind = k == 0 ? CL_CONTROL : k == 1 ? CL_CONTAINER : CL_METRICS;
+}
+
+static int listen_unix(const char *path, mode_t mode)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	mode_t old = umask(0177);
+
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, mode) || listen(fd, 16)) {
+		int err = -errno;
+
+		umask(old);
+		close(fd);
+		return err;
+	}
+	umask(old);
+	return fd;
+}
+
+static int listen_tcp(const char *addrport)
+{
+	char host[64];
+	const char *colon = strrchr(addrport, ':');
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int fd, one = 1;
+
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - addrport), addrport);
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return -EINVAL;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* ---- uplink counters ---- */
+
+static int enter_host(struct agent *a, int *saved)
+{
+	*saved = -1;
+	return a->host_fd >= 0 ? vtg_netns_enter(a->host_fd, saved) : 0;
+}
+
+static int count_uplink(struct agent *a, struct uplink_count *u)
+{
+	char dir[PATH_MAX - 16], path[PATH_MAX];
+	int saved, err;
+
+	snprintf(dir, sizeof(dir), "%s/count/%u_%s", a->cfg.pin_dir, a->host_netns, u->ifname);
+	snprintf(path, sizeof(path), "%s/vtg_count", dir);
+	err = vtg_mkdir_p(dir, 0700);
+	if (err)
+		return err;
+	u->skel = count_bpf__open();
+	if (!u->skel)
+		return -errno;
+	/* The pinned counters are reused: they continue across restarts. */
+	bpf_map__set_pin_path(u->skel->maps.vtg_count, path);
+	err = count_bpf__load(u->skel);
+	if (err)
+		return err;
+	err = enter_host(a, &saved);
+	if (err)
+		return err;
+	for (int k = 0; k < 2 && !err; k++) {
+		enum vtg_hook hook = k ? VTG_HOOK_TC_EGRESS : VTG_HOOK_TC_INGRESS;
+		struct bpf_program *p = k ? u->skel->progs.vtg_count_tc_eg : u->skel->progs.vtg_count_tc_in;
+
+		err = vtg_attach_replace(bpf_program__fd(p), u->ifname, hook, &u->att[u->n_att]);
+		if (!err)
+			u->n_att++;
+	}
+	u->ifindex = if_nametoindex(u->ifname);
+	vtg_netns_leave(saved);
+	return err;
+}
+
+static void check_uplinks(struct agent *a)
+{
+	int saved;
+
+	if (enter_host(a, &saved))
+		return;
+	for (int i = 0; i < a->n_uplinks; i++) {
+		struct uplink_count *u = &a->counts[i];
+
+		if (!u->skel || u->gone || if_nametoindex(u->ifname) == u->ifindex)
+			continue;
+		/* The interface went away: its attachments went with it. */
+		u->gone = true;
+		for (int k = 0; k < u->n_att; k++)
+			vtg_registry_remove(&u->att[k]);
+		log_event("uplink_gone", "%s disappeared: its counters stopped, the rest goes on",
+			  "dev", u->ifname, NULL, 0);
+	}
+	vtg_netns_leave(saved);
+}
+
+/* ---- namespaces ---- */
+
+static bool wanted_name(struct agent *a, const char *name)
+{
+	for (int i = 0; i < a->cfg.n_lat_netns; i++)
+		if (!strcmp(a->cfg.lat_netns[i], name))
+			return true;
+	return false;
+}
+
+static void discover(struct agent *a)
+{
+	struct vtg_netns *ns;
+	int n = vtg_netns_list(&ns);
+	uint32_t *now;
+	int m = 0;
+
+	if (n < 0)
+		return;
+	now = calloc(n + 1, sizeof(*now));
+	if (!now) {
+		free(ns);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		uint32_t ino = (uint32_t)ns[i].ino;
+		bool seen = false;
+
+		if (ino == a->host_netns)
+			continue;
+		now[m++] = ino;
+		for (int k = 0; k < a->n_known; k++)
+			seen |= a->known[k] == ino;
+		if (seen)
+			continue;
+		log_event("netns_added", "%s", "name", ns[i].name, "netns", ino);
+		if (a->lat && a->cfg.latency == VTG_AGENT_LAT_NETNS && wanted_name(a, ns[i].name))
+			vtg_lat_add_netns(a->lat, ino);
+	}
+	for (int k = 0; k < a->n_known; k++) {
+		bool still = false;
+
+		for (int i = 0; i < m; i++)
+			still |= now[i] == a->known[k];
+		if (still)
+			continue;
+		log_event("netns_removed", "%s", "name", "", "netns", a->known[k]);
+		if (a->lat && a->cfg.latency == VTG_AGENT_LAT_NETNS)
+			vtg_lat_del_netns(a->lat, a->known[k]);
+		for (int i = a->n_cl - 1; i >= 0; i--) {
+			struct client *c = &a->cl[i];
+
+			if (c->state != CS_STREAM || !wants(c, a->known[k]) || (c->kind == CL_CONTROL && !c->n_netns))
+				continue;
+			if (c->kind == CL_CONTROL)
+				send_frame(c, VTG_AGENT_FRAME_GONE, &a->known[k], sizeof(a->known[k]));
+			if (c->kind == CL_CONTAINER)
+				drop_client(a, i); /* its namespace is gone */
+		}
+	}
+	free(a->known);
+	a->known = now;
+	a->n_known = m;
+	free(ns);
+}
+
+/* ---- main ---- */
+
+static int take_lock(struct agent *a)
+{
+	char buf[32];
+	int fd, pid;
+
+	vtg_mkdir_p("/run/vantage", 0755);
+	fd = open(VTG_AGENT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		vtg_err("cannot open %s: %s", VTG_AGENT_LOCK, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		pid = vtg_agent_running();
+		vtg_err("another vantage agent is running (pid %d): stop it first", pid);
+		close(fd);
+		return -EBUSY;
+	}
+	if (ftruncate(fd, 0) == 0) {
+		snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+		if (write(fd, buf, strlen(buf)) < 0)
+			vtg_warn("cannot write %s", VTG_AGENT_LOCK);
+	}
+	a->lock_fd = fd;
+	return 0;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *cfg_path = NULL;
+	bool check_only = false;
+	struct agent *a = calloc(1, sizeof(*a));
+	char err[512];
+	int opt, ret = VTG_EXIT_FAIL;
+
+	if (!a)
+		return VTG_EXIT_FAIL;
+	a->host_fd = -1;
+	a->lock_fd = -1;
+	for (int k = 0; k < 3; k++)
+		a->lfd[k] = -1;
+	if (!vtg_help_requested(argc, argv, help)) {
+		free(a);
+		return VTG_EXIT_OK;
+	}
+	while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			cfg_path = optarg;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		default:
+			free(a);
+			return vtg_usage_err("agent", "unknown option or missing value: '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		free(a);
+		return vtg_usage_err("agent", "unexpected argument '%s'", argv[optind]);
+	}
+	/* The whole configuration is checked before anything is touched. */
+	if ((cfg_path ? vtg_agent_cfg_load(cfg_path, &a->cfg, err, sizeof(err))
+		      : vtg_agent_cfg_parse(vtg_agent_default_cfg, "<default>", &a->cfg, err, sizeof(err)))) {
+		vtg_err("bad configuration: %s", err);
+		free(a);
+		return VTG_EXIT_USAGE;
+	}
+	if (check_only) {
+		if (vtg.json) {
+			struct jw *w = vtg_jw_stdout();
+
+			jw_obj(w);
+			jw_kstr(w, "type", "config_ok");
+			jw_kstr(w, "config", a->cfg.source);
+			jw_obj_end(w);
+			jw_free(w);
+		} else {
+			printf("%s: configuration OK\n", a->cfg.source);
+		}
+		free(a);
+		return VTG_EXIT_OK;
+	}
+	if (vtg_env_setup() || take_lock(a))
+		goto out;
+
+	if (a->cfg.host[0]) {
+		a->host_fd = vtg_netns_open(a->cfg.host);
+		if (a->host_fd < 0) {
+			vtg_err("host namespace '%s' not found: %s", a->cfg.host, strerror(-a->host_fd));
+			goto out;
+		}
+	}
+	for (int i = 0; i < (a->cfg.n_uplinks ? a->cfg.n_uplinks : 1); i++) {
+		if (vtg_lat_resolve_uplink(a->cfg.host[0] ? a->cfg.host : NULL,
+					   a->cfg.n_uplinks ? a->cfg.uplinks[i] : NULL, &a->uplinks[i]))
+			goto out;
+		a->n_uplinks++;
+	}
+	a->host_netns = a->uplinks[0].netns;
+
+	if (a->cfg.latency != VTG_AGENT_LAT_OFF) {
+		struct vtg_lat_opts o = { 0 };
+		char dir[PATH_MAX];
+		uint32_t inos[VTG_AGENT_MAX_NETNS];
+		int n = 0;
+
+		for (int i = 0; i < a->cfg.n_lat_netns; i++)
+			if (vtg_lat_netns_ino(a->cfg.lat_netns[i], &inos[n]) == 0)
+				n++; /* the others are added when they appear */
+		snprintf(dir, sizeof(dir), "%s/latency", a->cfg.pin_dir);
+		o.all = a->cfg.latency == VTG_AGENT_LAT_ALL;
+		o.netns = inos;
+		o.n_netns = n;
+		memcpy(o.uplinks, a->uplinks, sizeof(a->uplinks));
+		o.n_uplinks = a->n_uplinks;
+		o.host_netns = a->host_netns;
+		o.proto_mask = a->cfg.proto_mask;
+		o.max_age_ns = a->cfg.max_age_ns;
+		o.pin_dir = dir;
+		if (vtg_lat_open(&o, on_event, a, &a->lat))
+			goto out;
+		log_event("latency", "%s", "state", vtg_lat_adopted(a->lat) ? "taken over" : "attached",
+			  NULL, 0);
+	}
+	if (a->cfg.count_uplink) {
+		for (int i = 0; i < a->n_uplinks; i++) {
+			struct uplink_count *u = &a->counts[i];
+			int e;
+
+			snprintf(u->ifname, sizeof(u->ifname), "%s", a->uplinks[i].name);
+			e = count_uplink(a, u);
+			if (e) {
+				vtg_err("cannot count on %s: %s", u->ifname, strerror(-e));
+				goto out;
+			}
+		}
+	}
+	{
+		int fd = listen_unix(a->cfg.control, 0600);
+
+		if (fd < 0) {
+			vtg_err("cannot serve %s: %s", a->cfg.control, strerror(-fd));
+			goto out;
+		}
+		a->lfd[0] = fd;
+		if (a->cfg.containers[0]) {
+			fd = listen_unix(a->cfg.containers, 0666);
+			if (fd < 0) {
+				vtg_err("cannot serve %s: %s", a->cfg.containers, strerror(-fd));
+				goto out;
+			}
+			a->lfd[1] = fd;
+		}
+		if (a->cfg.metrics[0]) {
+			fd = listen_tcp(a->cfg.metrics);
+			if (fd < 0) {
+				vtg_err("cannot serve metrics on %s: %s", a->cfg.metrics, strerror(-fd));
+				goto out;
+			}
+			a->lfd[2] = fd;
+		}
+	}
+	{
+		FILE *f = fopen(VTG_AGENT_STATE, "we");
+
+		if (f) {
+			fprintf(f, "%s\n", a->cfg.pin_dir);
+			fclose(f);
+		}
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	log_event("agent_started", "pid %llu", "config", a->cfg.source, "pid", getpid());
+	discover(a);
+
+	double last = vtg_now_s();
+
+	while (!stop) {
+		struct pollfd pf[4 + MAX_CLIENTS];
+		int np = 0, base;
+
+		pf[np++] = (struct pollfd){ a->lat ? vtg_lat_fd(a->lat) : -1, POLLIN, 0 };
+		for (int k = 0; k < 3; k++)
+			pf[np++] = (struct pollfd){ a->lfd[k], POLLIN, 0 };
+		base = np;
+		for (int i = 0; i < a->n_cl; i++)
+			pf[np++] = (struct pollfd){ a->cl[i].fd, POLLIN, 0 };
+		if (poll(pf, np, 100) < 0 && errno != EINTR)
+			break;
+		if (a->lat)
+			vtg_lat_poll(a->lat, 0);
+		/* Clients first (their indexes move as they go), then new ones. */
+		for (int i = np - base - 1; i >= 0; i--)
+			if (i < a->n_cl && (pf[base + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				client_read(a, i);
+		for (int k = 0; k < 3; k++)
+			if (pf[1 + k].revents & POLLIN)
+				accept_client(a, k);
+		double t = vtg_now_s();
+
+		if (t - last >= DISCOVERY_S) {
+			last = t;
+			discover(a);
+			check_uplinks(a);
+			for (int i = 0; i < a->n_cl; i++) {
+				struct client *c = &a->cl[i];
+
+				if (c->kind == CL_CONTROL && c->dropped > c->dropped_sent) {
+					__u64 n = c->dropped - c->dropped_sent;
+
+					if (send_frame(c, VTG_AGENT_FRAME_LOST, &n, sizeof(n)))
+						c->dropped_sent = c->dropped;
+				}
+			}
+		}
+	}
+	log_event("agent_stopped", "BPF state stays pinned under %s (`vantage clean` removes it)",
+		  "pin_dir", a->cfg.pin_dir, NULL, 0);
+	ret = VTG_EXIT_OK;
+out:
+	for (int i = a->n_cl - 1; i >= 0; i--)
+		drop_client(a, i);
+	for (int k = 0; k < 3; k++)
+		if (a->lfd[k] >= 0)
+			close(a->lfd[k]);
+	if (a->lfd[0] >= 0)
+		unlink(a->cfg.control);
+	if (a->lfd[1] >= 0)
+		unlink(a->cfg.containers);
+	vtg_lat_close(a->lat); /* pinned: stays attached */
+	for (int i = 0; i < a->n_uplinks; i++)
+		count_bpf__destroy(a->counts[i].skel); /* TC filters stay, counters pinned */
+	if (a->host_fd >= 0)
+		close(a->host_fd);
+	if (a->lock_fd >= 0) {
+		unlink(VTG_AGENT_STATE);
+		close(a->lock_fd);
+	}
+	free(a->known);
+	free(a);
+	return ret;
+}
