@@ -73,10 +73,14 @@ struct vtg_agent_frame {
 
 /* Where a running agent says it is: its pid (a lock file held while it runs). */
 #define VTG_AGENT_LOCK "/run/vantage/agent.lock"
-/* Its pin directory, read by `vantage clean`/`status` (one line). */
+/* Where it pins and serves ("pin_dir PATH", "control PATH" lines). */
 #define VTG_AGENT_STATE "/run/vantage/agent.state"
 
 /* Pid of the running agent, or 0. */
 int vtg_agent_running(void);
+/* Connects to the running agent's control socket; fd or -errno. */
+int vtg_agent_connect(void);
+/* Reads exactly len bytes (blocking, with a timeout in ms; -1 waits); 0 or -errno. */
+int vtg_agent_read(int fd, void *buf, size_t len, int timeout_ms);
 
 #endif

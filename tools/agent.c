@@ -841,7 +841,7 @@ int cmd_agent(int argc, char **argv)
 		FILE *f = fopen(VTG_AGENT_STATE, "we");
 
 		if (f) {
-			fprintf(f, "%s\n", a->cfg.pin_dir);
+			fprintf(f, "pin_dir %s\ncontrol %s\n", a->cfg.pin_dir, a->cfg.control);
 			fclose(f);
 		}
 	}

@@ -8,13 +8,16 @@
 #include <getopt.h>
 #include "vantage.h"
 #include "commands.h"
+#include "agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j] clean [--force] [--dry-run]\n\n"
 	"Removes every XDP program and TC filter of vantage's (programs named vtg_*) from\n"
 	"every interface of every network namespace reachable from here, the clsact qdiscs\n"
 	"vantage created, and every pin under " VTG_PIN_ROOT ". Attachments owned by a\n"
-	"vantage process that is still running are left to it unless --force is given.\n\n"
+	"vantage process that is still running, and the pins of a running agent, are left\n"
+	"to them unless --force is given. Removing the agent's pins detaches its tracing\n"
+	"programs.\n\n"
 	"Options:\n"
 	"  -f, --force     also remove attachments of running vantage processes\n"
 	"  -n, --dry-run   only say what would be removed\n\n"
@@ -129,7 +132,14 @@ int cmd_clean(int argc, char **argv)
 			if (force || !vtg_owner_alive(reg[i].pid))
 				vtg_registry_remove(&reg[i]);
 		free(reg);
-		if (kept == 0) {
+		int agent = vtg_agent_running();
+
+		if (agent && !force) {
+			/* A running agent's pins hold its programs: they stay. */
+			kept++;
+			if (!vtg.json)
+				printf("kept     pins of the running agent (pid %d; --force removes them)\n", agent);
+		} else if (kept == 0) {
 			pins = vtg_rm_tree(VTG_PIN_ROOT);
 			if (pins < 0) {
 				vtg_err("cannot remove pins under %s: %s", VTG_PIN_ROOT, strerror(-pins));

@@ -11,6 +11,7 @@
 #include "vantage.h"
 #include "commands.h"
 #include "latency_user.h"
+#include "agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j] latency [--netns NAME|PATH]... [--pid PID]... [--all]\n"
@@ -35,6 +36,9 @@ static const char help[] =
 	"      --max-age MS    in-kernel entries older than this are stale (default 1000)\n"
 	"      --raw-tp        use the raw_tp programs even where tp_btf works\n"
 	"      --ring-kb N     ring buffer size in KiB, a power of two (default 4096)\n"
+	"      --standalone    load a tracer of its own even when the agent runs (otherwise\n"
+	"                      the running agent's records are used; --uplink, --host,\n"
+	"                      --max-age, --raw-tp, --syscall-hook and --ring-kb imply this)\n"
 	"      --syscall-hook tp|raw|none  send-entry hooks: syscall tracepoints (default),\n"
 	"                      one raw sys_enter tracepoint filtered by syscall number, or\n"
 	"                      none (egress then starts when the packet reaches its first device)\n\n"
@@ -178,6 +182,168 @@ static void print_stats(struct vtg_lat *l, struct lat_state *st)
 	}
 }
 
+/* Histograms of the agent, per key. */
+static int agent_hists(const uint32_t *netns, int n, struct vtg_lat_hist_entry **out)
+{
+	char req[1024];
+	int fd = vtg_agent_connect(), cnt = 0;
+	size_t off;
+	struct vtg_lat_hist_entry *arr = NULL;
+
+	if (fd < 0)
+		return fd;
+	off = snprintf(req, sizeof(req), VTG_AGENT_PROTO " hist");
+	for (int i = 0; i < n && off < sizeof(req) - 16; i++)
+		off += snprintf(req + off, sizeof(req) - off, " %u", netns[i]);
+	off += snprintf(req + off, sizeof(req) - off, "\n");
+	if (write(fd, req, off) != (ssize_t)off) {
+		close(fd);
+		return -EIO;
+	}
+	for (;;) {
+		struct vtg_agent_frame h;
+		struct vtg_lat_hist_entry e;
+
+		if (vtg_agent_read(fd, &h, sizeof(h), 5000) || h.type == VTG_AGENT_FRAME_END)
+			break;
+		if (h.type != VTG_AGENT_FRAME_HIST || h.len != sizeof(e) || vtg_agent_read(fd, &e, sizeof(e), 5000))
+			break;
+		struct vtg_lat_hist_entry *na = realloc(arr, (cnt + 1) * sizeof(*na));
+
+		if (!na)
+			break;
+		arr = na;
+		arr[cnt++] = e;
+	}
+	close(fd);
+	*out = arr;
+	return cnt;
+}
+
+/* `vantage latency` through the running agent: its records for these namespaces. */
+static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, double duration, bool all)
+{
+	char req[1024];
+	size_t off = snprintf(req, sizeof(req), VTG_AGENT_PROTO " latency");
+	struct vtg_lat_hist_entry *h0 = NULL, *h1 = NULL;
+	int n0 = 0, n1 = 0;
+	uint64_t lost = 0;
+
+	for (int i = 0; !all && i < st->n_traced && off < sizeof(req) - 16; i++)
+		off += snprintf(req + off, sizeof(req) - off, " %u", st->traced[i]);
+	off += snprintf(req + off, sizeof(req) - off, "\n");
+	if (st->hist)
+		n0 = agent_hists(all ? NULL : st->traced, all ? 0 : st->n_traced, &h0);
+	if (write(fd, req, off) != (ssize_t)off) {
+		vtg_err("the agent did not take the request");
+		return VTG_EXIT_FAIL;
+	}
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_obj(w);
+		jw_kstr(w, "type", "tracing");
+		jw_ku64(w, "ts_ns", vtg_mono_ns());
+		jw_kstr(w, "programs", "agent");
+		jw_ks64(w, "agent_pid", vtg_agent_running());
+		jw_obj_end(w);
+		jw_free(w);
+	}
+	vtg_info("reading from the running agent (pid %d)", vtg_agent_running());
+	double t0 = vtg_now_s();
+
+	while (!stop && (!duration || vtg_now_s() - t0 < duration)) {
+		struct vtg_agent_frame h;
+		union {
+			struct vtg_lat_event ev;
+			__u64 n;
+			__u32 ns;
+		} p;
+		int err = vtg_agent_read(fd, &h, sizeof(h), 100);
+
+		if (err == -ETIMEDOUT || err == -EINTR)
+			continue;
+		if (err) {
+			vtg_err("the agent went away: %s", strerror(-err));
+			break;
+		}
+		if (h.len > sizeof(p) || vtg_agent_read(fd, &p, h.len, 5000)) {
+			vtg_err("bad frame from the agent");
+			break;
+		}
+		if (h.type == VTG_AGENT_FRAME_LAT && h.len == sizeof(p.ev)) {
+			uint32_t bit = p.ev.key.proto == IPPROTO_UDP ? VTG_LAT_PROTO_UDP :
+				       p.ev.key.proto == IPPROTO_TCP ? VTG_LAT_PROTO_TCP : VTG_LAT_PROTO_ICMP;
+
+			if (proto_mask && !(proto_mask & bit))
+				continue;
+			on_event(&p.ev, st);
+		} else if (h.type == VTG_AGENT_FRAME_LOST && h.len == sizeof(p.n)) {
+			lost += p.n;
+			if (vtg.json) {
+				struct jw *w = vtg_jw_stdout();
+
+				jw_obj(w);
+				jw_kstr(w, "type", "lost");
+				jw_ku64(w, "ts_ns", vtg_mono_ns());
+				jw_ku64(w, "count", p.n);
+				jw_ku64(w, "total", lost);
+				jw_obj_end(w);
+				jw_free(w);
+			} else {
+				fprintf(stderr, "vantage: %llu records lost (too slow for the agent)\n",
+					(unsigned long long)p.n);
+			}
+		} else if (h.type == VTG_AGENT_FRAME_GONE && h.len == sizeof(p.ns)) {
+			if (vtg.json) {
+				struct jw *w = vtg_jw_stdout();
+
+				jw_obj(w);
+				jw_kstr(w, "type", "netns_gone");
+				jw_ku64(w, "ts_ns", vtg_mono_ns());
+				jw_ku64(w, "netns", p.ns);
+				jw_obj_end(w);
+				jw_free(w);
+			} else {
+				printf("namespace %u is gone: its tracing ended\n", p.ns);
+			}
+		}
+	}
+	if (st->hist) {
+		/* The agent's histograms run since it started: this run's is the difference. */
+		n1 = agent_hists(all ? NULL : st->traced, all ? 0 : st->n_traced, &h1);
+		for (int i = 0; i < n1; i++)
+			for (int k = 0; k < n0; k++) {
+				if (memcmp(&h1[i].key, &h0[k].key, sizeof(h0[k].key)))
+					continue;
+				h1[i].hist.count -= h0[k].hist.count;
+				h1[i].hist.sum_ns -= h0[k].hist.sum_ns;
+				for (int b = 0; b < VTG_LAT_HIST_BUCKETS; b++)
+					h1[i].hist.buckets[b] -= h0[k].hist.buckets[b];
+			}
+		int m = 0;
+
+		for (int i = 0; i < n1; i++)
+			if (h1[i].hist.count)
+				h1[m++] = h1[i];
+		vtg_lat_hists_print(stdout, vtg.json, vtg.pretty, h1, m);
+	}
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_obj(w);
+		jw_kstr(w, "type", "latency_stats");
+		jw_kstr(w, "programs", "agent");
+		jw_ku64(w, "records", st->records);
+		jw_ku64(w, "lost", lost);
+		jw_obj_end(w);
+		jw_free(w);
+	}
+	free(h0);
+	free(h1);
+	return VTG_EXIT_OK;
+}
+
 int cmd_latency(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -193,6 +359,7 @@ int cmd_latency(int argc, char **argv)
 		{ "raw-tp", no_argument, NULL, 'R' },
 		{ "syscall-hook", required_argument, NULL, 'S' },
 		{ "ring-kb", required_argument, NULL, 'K' },
+		{ "standalone", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -201,6 +368,7 @@ int cmd_latency(int argc, char **argv)
 	const char *uplinks[VTG_LAT_MAX_UPLINKS], *host = NULL;
 	int n_up = 0, opt, ret = VTG_EXIT_FAIL;
 	double duration = 0;
+	bool standalone = false;
 	struct vtg_lat *l = NULL;
 	char *end;
 
@@ -251,9 +419,11 @@ int cmd_latency(int argc, char **argv)
 				goto out;
 			}
 			uplinks[n_up++] = optarg;
+			standalone = true;
 			break;
 		case 'O':
 			host = optarg;
+			standalone = true;
 			break;
 		case 'p':
 			if (vtg_lat_proto_parse(optarg, &o.proto_mask)) {
@@ -282,10 +452,15 @@ int cmd_latency(int argc, char **argv)
 				goto out;
 			}
 			o.max_age_ns = (uint64_t)(ms * 1e6);
+			standalone = true;
 			break;
 		}
 		case 'R':
 			o.force_raw_tp = true;
+			standalone = true;
+			break;
+		case 'A':
+			standalone = true;
 			break;
 		case 'K': {
 			long kb = strtol(optarg, &end, 10);
@@ -296,6 +471,7 @@ int cmd_latency(int argc, char **argv)
 				goto out;
 			}
 			o.ringbuf_bytes = (uint32_t)kb * 1024;
+			standalone = true;
 			break;
 		}
 		case 'S':
@@ -309,6 +485,7 @@ int cmd_latency(int argc, char **argv)
 				ret = vtg_usage_err("latency", "--syscall-hook wants tp, raw or none, not '%s'", optarg);
 				goto out;
 			}
+			standalone = true;
 			break;
 		default:
 			ret = vtg_usage_err("latency", "unknown option or missing value: '%s'", argv[optind - 1]);
@@ -329,6 +506,20 @@ int cmd_latency(int argc, char **argv)
 	}
 	if (vtg_env_setup())
 		goto out;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
+	if (!standalone) {
+		/* A running agent already traces: ask it rather than attach a second tracer. */
+		int fd = vtg_agent_connect();
+
+		if (fd >= 0) {
+			ret = latency_via_agent(fd, st, o.proto_mask, duration, o.all);
+			close(fd);
+			goto out;
+		}
+	}
 	if (n_up == 0)
 		uplinks[n_up++] = NULL; /* the default-route device */
 	for (int i = 0; i < n_up; i++) {
@@ -340,10 +531,6 @@ int cmd_latency(int argc, char **argv)
 	o.netns = st->traced;
 	o.n_netns = st->n_traced;
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, on_signal);
 	if (vtg_lat_open(&o, on_event, st, &l))
 		goto out;
 	if (vtg.json) {

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include "vantage.h"
 #include "commands.h"
+#include "agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j|-p] status\n\n"
@@ -75,6 +76,7 @@ int cmd_status(int argc, char **argv)
 		return VTG_EXIT_FAIL;
 	}
 	walk_pins(VTG_PIN_ROOT, &pins);
+	int agent = vtg_agent_running();
 
 	struct jw *w = vtg_jw_stdout();
 
@@ -116,6 +118,11 @@ int cmd_status(int argc, char **argv)
 			jw_obj_end(w);
 		}
 		jw_arr_end(w);
+		jw_key(w, "agent_pid");
+		if (agent)
+			jw_s64(w, agent);
+		else
+			jw_null(w);
 		jw_key(w, "pins");
 		jw_arr(w);
 		for (int i = 0; i < pins.n; i++)
@@ -141,6 +148,10 @@ int cmd_status(int argc, char **argv)
 			       at[i].at.ifname, vtg_hook_name(at[i].at.hook), at[i].prog_name,
 			       at[i].at.prog_id, owner);
 		}
+		if (agent)
+			printf("agent: running, pid %d\n", agent);
+		else
+			printf("agent: not running\n");
 		printf("pins (%d):\n", pins.n);
 		for (int i = 0; i < pins.n; i++)
 			printf("  %s\n", pins.path[i]);
