@@ -124,7 +124,7 @@ $(BUILD):
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := make gcc clang llvm clang-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
-	iproute2 nftables iputils-ping procps util-linux jq bpftrace
+	iproute2 nftables iputils-ping procps util-linux jq bpftrace yamllint curl
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -154,6 +154,8 @@ bench: deps
 install: $(BUILD)/vantage
 	install -D -m 0755 $(BUILD)/vantage $(DESTDIR)$(PREFIX)/sbin/vantage
 	for m in $(MANS); do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done
+	install -D -m 0644 tools/vantage-agent.conf $(DESTDIR)/etc/vantage/agent.conf
+	install -D -m 0644 tools/deploy/vantage-agent.service $(DESTDIR)/etc/systemd/system/vantage-agent.service
 
 clean:
 	$(call msg,CLEAN,$(BUILD))

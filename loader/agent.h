@@ -46,14 +46,16 @@ int vtg_agent_cfg_load(const char *path, struct vtg_agent_cfg *c, char *err, siz
  * Sockets. Both take one request line and answer with a stream.
  *
  * Control socket (root only, 0600), requests:
- *   "VANTAGE/1 latency INO..."  binary latency records of those namespaces (none: all):
- *                               frames of struct vtg_agent_frame + payload
+ *   "VANTAGE/1 latency INO..."  a READY frame, then binary latency records of those
+ *                               namespaces (none: all): frames of struct vtg_agent_frame
+ *                               + payload
  *   "VANTAGE/1 hist INO..."     one frame per histogram, then an END frame
  *   "VANTAGE/1 status"          one JSON line
  * Container socket (any process may connect): whatever it asks, it gets only the data
  * of its own network namespace, taken from the kernel (SO_PEERCRED -> /proc/PID/ns/net),
  * never from the request. Requests:
- *   "VANTAGE/1 latency"         JSON Lines latency records of the caller's namespace
+ *   "VANTAGE/1 latency"         {"type":"subscribed","netns":..} then JSON Lines
+ *                               latency records of the caller's namespace
  *   "VANTAGE/1 hist"            JSON Lines histograms of the caller's namespace
  */
 #define VTG_AGENT_PROTO "VANTAGE/1"
@@ -64,6 +66,7 @@ enum vtg_agent_frame_type {
 	VTG_AGENT_FRAME_LOST = 3, /* payload: __u64 records the agent dropped for this client */
 	VTG_AGENT_FRAME_END = 4,  /* no payload */
 	VTG_AGENT_FRAME_GONE = 5, /* payload: __u32 netns that disappeared */
+	VTG_AGENT_FRAME_READY = 6, /* no payload: the subscription is in place */
 };
 
 struct vtg_agent_frame {

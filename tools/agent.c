@@ -21,6 +21,9 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -332,6 +335,15 @@ static bool handle_request(struct agent *a, struct client *c)
 			for (int i = 0; i < c->n_netns; i++)
 				vtg_lat_add_netns(a->lat, c->netns[i]);
 		c->state = CS_STREAM;
+		/* Tell the client the subscription is in place: traffic may start. */
+		if (c->kind == CL_CONTROL) {
+			send_frame(c, VTG_AGENT_FRAME_READY, NULL, 0);
+		} else {
+			char line[80];
+			int n = snprintf(line, sizeof(line), "{\"type\":\"subscribed\",\"netns\":%u}\n", c->netns[0]);
+
+			send_all(c->fd, line, n);
+		}
 		return true;
 	}
 	if (!strcmp(words[1], "hist")) {
@@ -666,6 +678,30 @@ static void discover(struct agent *a)
 	free(ns);
 }
 
+/* ---- least privilege ---- */
+
+/* After set-up the agent needs only: CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to see the
+ * namespaces of every process (/proc/PID/ns/net), and CAP_SYS_ADMIN for setns when its
+ * uplinks live in another namespace. Maps, ring buffer and sockets are already open. */
+static int drop_caps(bool keep_setns)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2] = {};
+	int keep[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, keep_setns ? CAP_SYS_ADMIN : -1 };
+
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		if (keep[i] < 0)
+			continue;
+		data[keep[i] / 32].effective |= 1u << (keep[i] % 32);
+		data[keep[i] / 32].permitted |= 1u << (keep[i] % 32);
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	if (syscall(SYS_capset, &hdr, data))
+		return -errno;
+	return 0;
+}
+
 /* ---- main ---- */
 
 static int take_lock(struct agent *a)
@@ -849,6 +885,12 @@ int cmd_agent(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		int e = drop_caps(a->host_fd >= 0);
+
+		if (e)
+			vtg_warn("cannot drop capabilities: %s (running with all of them)", strerror(-e));
+	}
 	log_event("agent_started", "pid %llu", "config", a->cfg.source, "pid", getpid());
 	discover(a);
 

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <getopt.h>
+#include <dirent.h>
+#include <errno.h>
 #include "vantage.h"
 #include "commands.h"
 #include "agent.h"
@@ -49,6 +51,103 @@ static void say(const char *action, const struct vtg_found *f, const char *why)
 	jw_free(w);
 }
 
+/* The running agent's pin directory (from its state file), or "". */
+static void agent_pin_dir(char *buf, size_t len)
+{
+	char line[300], key[32], val[256];
+	FILE *f;
+
+	buf[0] = 0;
+	if (!vtg_agent_running())
+		return;
+	f = fopen(VTG_AGENT_STATE, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%31s %255s", key, val) == 2 && !strcmp(key, "pin_dir"))
+			snprintf(buf, len, "%s", val);
+	fclose(f);
+}
+
+struct live {
+	uint64_t netns;
+	char ifname[16];
+};
+
+/* Is child (a pin directory "<netns inode>_<ifname>") used by a live owner? Children
+ * named otherwise are kept while any live owner exists. */
+static bool child_in_use(const char *child, const struct live *lv, int nlv)
+{
+	char *end;
+	unsigned long long ino = strtoull(child, &end, 10);
+
+	if (*end != '_')
+		return nlv > 0;
+	for (int i = 0; i < nlv; i++)
+		if (lv[i].netns == ino && !strcmp(lv[i].ifname, end + 1))
+			return true;
+	return false;
+}
+
+/* Removes the pins under VTG_PIN_ROOT but those still in use: the running agent's
+ * directory, and the per-interface pin directories of attachments whose owner runs.
+ * Returns how many were removed. */
+static int remove_pins(bool force, const struct live *lv, int nlv, int *failed)
+{
+	char agent[256], path[512], sub[1024];
+	DIR *d = opendir(VTG_PIN_ROOT);
+	struct dirent *de;
+	int removed = 0, n;
+
+	if (!d)
+		return 0;
+	agent_pin_dir(agent, sizeof(agent));
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(path, sizeof(path), VTG_PIN_ROOT "/%s", de->d_name);
+		if (!force && agent[0] && !strncmp(agent, path, strlen(path)) &&
+		    (agent[strlen(path)] == 0 || agent[strlen(path)] == '/')) {
+			if (!vtg.json)
+				printf("kept     %s: the running agent's (--force removes it)\n", path);
+			continue;
+		}
+		DIR *cd = force ? NULL : opendir(path);
+
+		if (cd) {
+			/* A capability's directory: its children one by one. */
+			struct dirent *ce;
+
+			while ((ce = readdir(cd))) {
+				if (!strcmp(ce->d_name, ".") || !strcmp(ce->d_name, "..") ||
+				    child_in_use(ce->d_name, lv, nlv))
+					continue;
+				snprintf(sub, sizeof(sub), "%s/%s", path, ce->d_name);
+				n = vtg_rm_tree(sub);
+				if (n < 0) {
+					vtg_err("cannot remove %s: %s", sub, strerror(-n));
+					(*failed)++;
+				} else {
+					removed += n;
+				}
+			}
+			closedir(cd);
+			rmdir(path); /* only if nothing is left in it */
+			continue;
+		}
+		n = vtg_rm_tree(path);
+		if (n < 0) {
+			vtg_err("cannot remove %s: %s", path, strerror(-n));
+			(*failed)++;
+			continue;
+		}
+		removed += n;
+	}
+	closedir(d);
+	rmdir(VTG_PIN_ROOT); /* only if nothing is left in it */
+	return removed;
+}
+
 int cmd_clean(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -59,6 +158,8 @@ int cmd_clean(int argc, char **argv)
 	};
 	bool force = false, dry = false;
 	struct vtg_found *at = NULL;
+	struct live lv[256];
+	int nlv = 0;
 	int opt, na, removed = 0, kept = 0, failed = 0, pins = 0;
 
 	if (!vtg_help_requested(argc, argv, help))
@@ -94,6 +195,10 @@ int cmd_clean(int argc, char **argv)
 
 			snprintf(why, sizeof(why), "owner pid %d is running; --force removes it", (int)f->owner);
 			say("kept", f, why);
+			if (nlv < 256) {
+				lv[nlv].netns = f->at.netns_ino;
+				snprintf(lv[nlv++].ifname, sizeof(lv[0].ifname), "%s", f->at.ifname);
+			}
 			kept++;
 			continue;
 		}
@@ -132,21 +237,7 @@ int cmd_clean(int argc, char **argv)
 			if (force || !vtg_owner_alive(reg[i].pid))
 				vtg_registry_remove(&reg[i]);
 		free(reg);
-		int agent = vtg_agent_running();
-
-		if (agent && !force) {
-			/* A running agent's pins hold its programs: they stay. */
-			kept++;
-			if (!vtg.json)
-				printf("kept     pins of the running agent (pid %d; --force removes them)\n", agent);
-		} else if (kept == 0) {
-			pins = vtg_rm_tree(VTG_PIN_ROOT);
-			if (pins < 0) {
-				vtg_err("cannot remove pins under %s: %s", VTG_PIN_ROOT, strerror(-pins));
-				failed++;
-				pins = 0;
-			}
-		}
+		pins = remove_pins(force, lv, nlv, &failed);
 	}
 	struct jw *w = vtg_jw_stdout();
 

@@ -238,6 +238,15 @@ static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, 
 		vtg_err("the agent did not take the request");
 		return VTG_EXIT_FAIL;
 	}
+	{
+		/* Wait until the agent has the subscription in place. */
+		struct vtg_agent_frame h;
+
+		if (vtg_agent_read(fd, &h, sizeof(h), 5000) || h.type != VTG_AGENT_FRAME_READY) {
+			vtg_err("the agent did not answer the request");
+			return VTG_EXIT_FAIL;
+		}
+	}
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
 
