@@ -11,9 +11,9 @@
  *          UDP copies linear skbs without that tracepoint: a UDP datagram is queued per
  *          socket at sk_data_ready and taken, in order, by the socket's next receive.
  *
- * Packets are followed by skb pointer in vtg_lat_inflight. A raw socket receives a clone
- * (another skb, same data buffer), so once a packet reaches its namespace its buffer
- * (skb->head) is indexed too. Each entry carries its start time and a fingerprint of
+ * Packets are followed by skb pointer in vtg_lat_inflight; once a packet reaches its
+ * namespace it moves to vtg_lat_arrived, keyed by its data buffer (raw sockets receive
+ * clones: other skbs, the same buffer). Each entry carries its start time and a fingerprint of
  * header fields NAT leaves alone (IP length, IPv4 id, ICMP type and sequence, TCP
  * sequence, UDP length); at the end points an entry older than max_age_ns, or whose
  * fingerprint differs (the skb was freed and reused), is dropped and counted, never paired.
@@ -75,16 +75,16 @@ __s64 udp_queued = 0;
 
 #define inflight vtg_lat_inflight
 
-/* Per-CPU state of the call in progress. A send call reaches net_dev_queue, and a
- * receive call copies and returns, on the CPU it runs on; a thread that migrates in
- * between is detected by its thread id and costs that one record (counted). */
-struct cpu_slot {
-	__u32 send_tid;   /* 0: no send call open */
-	__u32 send_netns;
+/* Per-thread state of the call in progress (task-local storage: a thread preempted
+ * and moved to another CPU between a send's entry and its packet, or between a
+ * receive's copy and its return, keeps it). */
+struct task_state {
 	__u64 send_ts;
-	__u32 recv_tid;   /* valid when recv_valid */
-	__u32 recv_valid;
-	struct inflight recv; /* the copied packet waiting for its call to return */
+	__u32 send_netns;
+	__u32 send_valid; /* a send call is open */
+	__u32 recv_valid; /* recv holds a copied packet waiting for its call to return */
+	__u32 pad;
+	struct inflight recv;
 };
 
 struct {
@@ -103,19 +103,23 @@ struct {
 	__type(value, struct inflight);
 } vtg_lat_inflight SEC(".maps");
 
+/* Packets that arrived in their traced namespace, keyed by data buffer (skb->head):
+ * a raw socket gets a clone (another skb, the same buffer), and the original skb may
+ * be freed and its pointer reused long before a slow reader copies the clone; the
+ * buffer lives as long as any skb still refers to it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);   /* skb->head */
-	__type(value, __u64); /* skb pointer of the entry */
-} vtg_lat_byhead SEC(".maps");
+	__type(value, struct inflight);
+} vtg_lat_arrived SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct cpu_slot);
-} vtg_lat_cpu SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_state);
+} vtg_lat_task SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -197,11 +201,11 @@ static __always_inline bool is_uplink(__u32 ifindex, __u32 netns)
 	return false;
 }
 
-static __always_inline struct cpu_slot *cpu_slot(void)
+/* This thread's state; created when create is set. */
+static __always_inline struct task_state *task_state(bool create)
 {
-	__u32 z = 0;
-
-	return bpf_map_lookup_elem(&vtg_lat_cpu, &z);
+	return bpf_task_storage_get(&vtg_lat_task, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 
 static __always_inline struct inflight *scratch(void)
@@ -432,18 +436,18 @@ static __always_inline int insert(__u64 skb_key, struct inflight *e, __u64 now)
 /* The receive call that copied a packet returns: its record ends here. */
 static __always_inline int on_recv_done(void)
 {
-	struct cpu_slot *c;
+	struct task_state *t;
 	__u64 now;
 
 	if (pending_recv <= 0)
 		return 0;
-	c = cpu_slot();
-	if (!c || !c->recv_valid || c->recv_tid != (__u32)bpf_get_current_pid_tgid())
+	t = task_state(false);
+	if (!t || !t->recv_valid)
 		return 0;
 	now = bpf_ktime_get_ns();
-	add_seg(&c->recv, VTG_LAT_PT_RETURN, 0, c->recv.netns, now);
-	emit(&c->recv, now);
-	c->recv_valid = 0;
+	add_seg(&t->recv, VTG_LAT_PT_RETURN, 0, t->recv.netns, now);
+	emit(&t->recv, now);
+	t->recv_valid = 0;
 	__sync_fetch_and_add(&pending_recv, -1);
 	return 0;
 }
@@ -491,7 +495,7 @@ static __always_inline int on_send_enter(int fd, bool is_write)
 	__u64 ts = bpf_ktime_get_ns();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 ns = task_netns_core();
-	struct cpu_slot *c;
+	struct task_state *t;
 
 	if (!netns_traced(ns)) {
 		struct file *f;
@@ -509,12 +513,12 @@ static __always_inline int on_send_enter(int fd, bool is_write)
 	} else if (is_write && !file_is_socket(fd_file(fd))) {
 		return 0; /* write(2) to something else than a socket */
 	}
-	c = cpu_slot();
-	if (!c)
+	t = task_state(true);
+	if (!t)
 		return 0;
-	c->send_ts = ts;
-	c->send_netns = ns;
-	c->send_tid = (__u32)pid_tgid;
+	t->send_ts = ts;
+	t->send_netns = ns;
+	t->send_valid = 1;
 	return 0;
 }
 

@@ -22,7 +22,7 @@ enum lat_map {
 	LM_HIST,
 	LM_STATS,
 	LM_INFLIGHT,
-	LM_BYHEAD,
+	LM_ARRIVED,
 	LM_UDPQ,
 	LM_UDPSK,
 	LM_NETNS,
@@ -31,7 +31,7 @@ enum lat_map {
 	LM_MAX,
 };
 static const char *const lat_map_pin[LM_MAX] = {
-	"events", "hist", "stats", "inflight", "byhead", "udpq", "udpsk", "netns", "bss", "rodata",
+	"events", "hist", "stats", "inflight", "arrived", "udpq", "udpsk", "netns", "bss", "rodata",
 };
 
 struct vtg_lat {
@@ -57,20 +57,21 @@ struct vtg_lat {
 static void sweep(struct vtg_lat *l)
 {
 	uint64_t now = vtg_mono_ns();
-	int fd_in = l->fd[LM_INFLIGHT];
-	int fd_head = l->fd[LM_BYHEAD];
 	__u64 k, next, *prev = NULL;
 	struct vtg_lat_inflight e;
 
-	while (!bpf_map_get_next_key(fd_in, prev, &next)) {
-		k = next;
-		prev = &k;
-		if (bpf_map_lookup_elem(fd_in, &k, &e))
-			continue;
-		if (now <= e.start_ns || now - e.start_ns <= l->max_age_ns || bpf_map_delete_elem(fd_in, &k))
-			continue;
-		if (e.head)
-			bpf_map_delete_elem(fd_head, &e.head);
+	/* In flight, and arrived but never received (the socket closed, say). */
+	for (int m = 0; m < 2; m++) {
+		int fd = l->fd[m ? LM_ARRIVED : LM_INFLIGHT];
+
+		prev = NULL;
+		while (!bpf_map_get_next_key(fd, prev, &next)) {
+			k = next;
+			prev = &k;
+			if (!bpf_map_lookup_elem(fd, &k, &e) && now > e.start_ns &&
+			    now - e.start_ns > l->max_age_ns)
+				bpf_map_delete_elem(fd, &k);
+		}
 	}
 	/* UDP datagrams queued to a socket that never received them (closed). */
 	int fd_q = l->fd[LM_UDPQ], fd_sk = l->fd[LM_UDPSK];
@@ -91,17 +92,6 @@ static void sweep(struct vtg_lat *l)
 		prev = &k;
 		if (!bpf_map_lookup_elem(fd_sk, &k, &sq) && now > sq.last_ns && now - sq.last_ns > 2 * l->max_age_ns)
 			bpf_map_delete_elem(fd_sk, &k);
-	}
-	prev = NULL;
-	while (!bpf_map_get_next_key(fd_head, prev, &next)) {
-		__u64 skb;
-
-		k = next;
-		prev = &k;
-		if (bpf_map_lookup_elem(fd_head, &k, &skb))
-			continue;
-		if (bpf_map_lookup_elem(fd_in, &skb, &e))
-			bpf_map_delete_elem(fd_head, &k);
 	}
 }
 
@@ -178,7 +168,7 @@ static void take_fds(struct vtg_lat *l)
 	l->fd[LM_HIST] = bpf_map__fd(k->maps.vtg_lat_hist);
 	l->fd[LM_STATS] = bpf_map__fd(k->maps.vtg_lat_stats);
 	l->fd[LM_INFLIGHT] = bpf_map__fd(k->maps.vtg_lat_inflight);
-	l->fd[LM_BYHEAD] = bpf_map__fd(k->maps.vtg_lat_byhead);
+	l->fd[LM_ARRIVED] = bpf_map__fd(k->maps.vtg_lat_arrived);
 	l->fd[LM_UDPQ] = bpf_map__fd(k->maps.vtg_lat_udpq);
 	l->fd[LM_UDPSK] = bpf_map__fd(k->maps.vtg_lat_udpsk);
 	l->fd[LM_NETNS] = bpf_map__fd(k->maps.vtg_lat_netns);
@@ -199,7 +189,7 @@ static int pin_all(struct vtg_lat *l, const char *dir)
 	char path[PATH_MAX];
 	struct bpf_map *maps[LM_MAX] = {
 		l->skel->maps.vtg_lat_events, l->skel->maps.vtg_lat_hist, l->skel->maps.vtg_lat_stats,
-		l->skel->maps.vtg_lat_inflight, l->skel->maps.vtg_lat_byhead, l->skel->maps.vtg_lat_udpq,
+		l->skel->maps.vtg_lat_inflight, l->skel->maps.vtg_lat_arrived, l->skel->maps.vtg_lat_udpq,
 		l->skel->maps.vtg_lat_udpsk, l->skel->maps.vtg_lat_netns, l->skel->maps.bss,
 		l->skel->maps.rodata,
 	};

@@ -148,11 +148,13 @@ enum vtg_lat_stat {
 	VTG_LAT_ST_EGRESS_DONE,        /* records emitted */
 	VTG_LAT_ST_INGRESS_DONE,
 	VTG_LAT_ST_STALE,              /* entry older than max age when met again: dropped */
-	VTG_LAT_ST_MISMATCH,           /* fingerprint differs (reused skb): dropped */
+	VTG_LAT_ST_MISMATCH,           /* at an end point the fingerprint differs: dropped */
 	VTG_LAT_ST_TABLE_FULL,         /* in-flight table update failed */
 	VTG_LAT_ST_RINGBUF_FULL,       /* record lost: ring buffer full */
 	VTG_LAT_ST_SEG_OVERFLOW,       /* more devices than VTG_LAT_MAX_SEG: later ones not kept */
 	VTG_LAT_ST_RECV_UNMATCHED,     /* copied to a traced socket without an entry */
+	VTG_LAT_ST_REUSED,             /* met again on another buffer and another packet: the
+					* skb was freed and reused; the entry dropped */
 	VTG_LAT_ST_MAX,
 };
 

@@ -118,18 +118,37 @@ static int jq_count(const char *out, const char *filter)
 	return atoi(buf);
 }
 
-static bool no_latency_programs(void)
+/* Highest BPF program id now: programs loaded later have higher ones. */
+static unsigned int prog_id_mark(void)
 {
 	struct vproc *r = calloc(1, sizeof(*r));
+	char buf[64];
+	unsigned int id = 0;
+	const char *argv[] = { "bash", "-c", "bpftool -j prog show | jq '[.[].id] | max // 0'", NULL };
+
+	if (r && nsh_exec(NULL, argv, NULL, buf, sizeof(buf)) == 0)
+		id = (unsigned int)atol(buf);
+	free(r);
+	return id;
+}
+
+/* No stack-latency program loaded since the mark is left (other tracers that run on
+ * the machine at the same time are not ours to judge). */
+static bool no_latency_programs_since(unsigned int mark)
+{
+	struct vproc *r = calloc(1, sizeof(*r));
+	char expr[256];
 	int left = -1;
 
+	snprintf(expr, sizeof(expr),
+		 ".[0].programs | map(select((.name | startswith(\"vtg_lat\")) and .id > %u)) | length == 0", mark);
 	/* Programs are freed after an RCU grace period: allow a moment. */
 	for (int i = 0; r && i < 40 && left != 1; i++) {
 		if (i)
 			usleep(50000);
 		if (vproc_vantage(r, 20000, "-j", "status", NULL))
 			break;
-		left = vjson_true(r->out, ".[0].programs | map(select(.name | startswith(\"vtg_lat\"))) | length == 0");
+		left = vjson_true(r->out, expr);
 	}
 	free(r);
 	return left == 1;
@@ -137,6 +156,8 @@ static bool no_latency_programs(void)
 
 TEST(latency_records)
 {
+	unsigned int mark = prog_id_mark();
+
 	struct testbed tb = {};
 	struct tracer t = { .pid = -1 };
 	char *out = malloc(OUT_MAX), f[512];
@@ -198,7 +219,7 @@ TEST(latency_records)
 			  "final counters agree with the records");
 	}
 	if (SUBTEST("detached"))
-		ASSERT_TRUE(no_latency_programs(), "nothing left loaded after SIGINT");
+		ASSERT_TRUE(no_latency_programs_since(mark), "nothing left loaded after SIGINT");
 out:
 	if (t.pid > 0)
 		tracer_stop(&t, SIGKILL, out, OUT_MAX);
@@ -258,6 +279,8 @@ static int udp_client(void *arg)
 
 TEST(latency_udp_hist)
 {
+	unsigned int mark = prog_id_mark();
+
 	struct testbed tb = {};
 	struct tracer t = { .pid = -1 };
 	char *out = malloc(OUT_MAX), f[512], dump[65536];
@@ -302,7 +325,7 @@ TEST(latency_udp_hist)
 			  "buckets finer than powers of two");
 	}
 	if (SUBTEST("detached"))
-		ASSERT_TRUE(no_latency_programs(), "nothing left loaded after SIGTERM");
+		ASSERT_TRUE(no_latency_programs_since(mark), "nothing left loaded after SIGTERM");
 out:
 	if (srv > 0)
 		nsh_wait(srv, 100);
@@ -314,6 +337,8 @@ out:
 
 TEST(latency_ping)
 {
+	unsigned int mark = prog_id_mark();
+
 	struct testbed tb = {};
 	struct vproc *r = calloc(1, sizeof(*r));
 	char svg[64];
@@ -387,7 +412,7 @@ TEST(latency_ping)
 			      "nosuchdev0", "-c", "1", tb.remote_ip4, NULL);
 		ASSERT_EQ(r->status, 1, "missing uplink");
 		ASSERT_STRSTR(r->err, "nosuchdev0", "named in the error");
-		ASSERT_TRUE(no_latency_programs(), "nothing loaded after the errors");
+		ASSERT_TRUE(no_latency_programs_since(mark), "nothing loaded after the errors");
 	}
 out:
 	testbed_down(&tb);
@@ -396,6 +421,8 @@ out:
 
 TEST(latency_faults)
 {
+	unsigned int mark = prog_id_mark();
+
 	struct testbed tb = {};
 	struct tracer t = { .pid = -1 };
 	struct vproc *r = calloc(1, sizeof(*r));
@@ -429,7 +456,7 @@ TEST(latency_faults)
 		host[6] = NULL;
 		vproc_run(host, 10000, r);
 		ASSERT_EQ(r->status, 2, "nothing to trace");
-		ASSERT_TRUE(no_latency_programs(), "nothing attached after the errors");
+		ASSERT_TRUE(no_latency_programs_since(mark), "nothing attached after the errors");
 	}
 	if (SUBTEST("netns_gone")) {
 		nsh_unique("vlx", extra, sizeof(extra));
@@ -497,7 +524,7 @@ TEST(latency_faults)
 			  "sys_enter hook: egress still starts at the send call");
 	}
 	if (SUBTEST("detached"))
-		ASSERT_TRUE(no_latency_programs(), "nothing left loaded");
+		ASSERT_TRUE(no_latency_programs_since(mark), "nothing left loaded");
 out:
 	if (t.pid > 0)
 		tracer_stop(&t, SIGKILL, out, OUT_MAX);

@@ -157,7 +157,7 @@ static void print_stats(struct vtg_lat *l, struct lat_state *st)
 	uint64_t s[VTG_LAT_ST_MAX];
 	static const char *const names[VTG_LAT_ST_MAX] = {
 		"egress_started", "ingress_started", "egress_done", "ingress_done", "stale",
-		"mismatch", "table_full", "ringbuf_full", "seg_overflow", "recv_unmatched",
+		"mismatch", "table_full", "ringbuf_full", "seg_overflow", "recv_unmatched", "reused",
 	};
 
 	if (vtg_lat_stats(l, s))

@@ -698,8 +698,25 @@ int cmd_ping(int argc, char **argv)
 		summary_obj(w, "corrected_ns", &cor);
 		summary_obj(w, "egress_ns", &eg);
 		summary_obj(w, "ingress_ns", &in);
-		if (l)
+		if (l) {
+			uint64_t st[VTG_LAT_ST_MAX];
+
 			jw_kstr(w, "programs", vtg_lat_mode(l));
+			if (!vtg_lat_stats(l, st)) {
+				/* Why a probe went uncovered, if one did. */
+				jw_key(w, "tracer");
+				jw_obj(w);
+				jw_ku64(w, "stale", st[VTG_LAT_ST_STALE]);
+				jw_ku64(w, "mismatch", st[VTG_LAT_ST_MISMATCH]);
+				jw_ku64(w, "reused", st[VTG_LAT_ST_REUSED]);
+				jw_ku64(w, "table_full", st[VTG_LAT_ST_TABLE_FULL]);
+				jw_ku64(w, "ringbuf_full", st[VTG_LAT_ST_RINGBUF_FULL]);
+				jw_ku64(w, "recv_unmatched", st[VTG_LAT_ST_RECV_UNMATCHED]);
+				jw_ku64(w, "ingress_started", st[VTG_LAT_ST_INGRESS_STARTED]);
+				jw_ku64(w, "ingress_done", st[VTG_LAT_ST_INGRESS_DONE]);
+				jw_obj_end(w);
+			}
+		}
 		jw_obj_end(w);
 		jw_free(w);
 	} else {

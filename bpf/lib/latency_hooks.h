@@ -51,8 +51,8 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 	const struct net_device *dev;
 	const struct sock *sk;
 	struct inflight *e, *n;
-	struct cpu_slot *c;
-	__u32 sns, tid;
+	struct task_state *t;
+	__u32 sns;
 	unsigned char *l3;
 
 	if (recently_active(now)) {
@@ -65,7 +65,7 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 				return 0;
 			}
 			/* A reused skb: the entry was about a packet long gone. */
-			stat_inc(VTG_LAT_ST_MISMATCH);
+			stat_inc(VTG_LAT_ST_REUSED);
 			bpf_map_delete_elem(&vtg_lat_inflight, &key);
 		}
 	}
@@ -80,19 +80,18 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 	l3 = LH_NAME(tx_l3)(skb);
 	if (!n || !l3 || parse_key(l3, &n->key, &n->fp))
 		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
-	c = cpu_slot();
+	t = task_state(false);
 	n->nseg = 0;
 	n->dir = VTG_LAT_EGRESS;
 	n->netns = sns;
 	n->have_key = 1;
 	n->head = 0;
 	n->cur_head = (__u64)LH_RD(skb, head);
-	if (c && c->send_tid == tid && c->send_netns == sns && now - c->send_ts < SEND_CTX_MAX_AGE_NS) {
-		n->start_ns = c->send_ts;
+	if (t && t->send_valid && t->send_netns == sns && now - t->send_ts < SEND_CTX_MAX_AGE_NS) {
+		n->start_ns = t->send_ts;
 		n->start_point = VTG_LAT_PT_SYSCALL;
 		n->pid = bpf_get_current_pid_tgid() >> 32;
-		add_seg(n, VTG_LAT_PT_SYSCALL, 0, sns, c->send_ts);
+		add_seg(n, VTG_LAT_PT_SYSCALL, 0, sns, t->send_ts);
 	} else {
 		/* Sent outside a send call (TCP from softirq, a timer): starts here. */
 		n->start_ns = now;
@@ -155,7 +154,7 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 			e = NULL;
 		} else if (!same_packet(e, (__u64)LH_RD(skb, head), LH_RD(skb, data))) {
 			/* A reused skb: the entry was about a packet long gone. */
-			stat_inc(VTG_LAT_ST_MISMATCH);
+			stat_inc(VTG_LAT_ST_REUSED);
 			bpf_map_delete_elem(&vtg_lat_inflight, &key);
 			e = NULL;
 		}
@@ -175,9 +174,11 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 		e->key = k;
 		e->have_key = 1;
 		e->netns = dns;
-		/* Raw sockets will get clones: index the data buffer they share. */
+		/* From here on it is known by its data buffer (see vtg_lat_arrived). */
 		e->head = (__u64)LH_RD(skb, head);
-		bpf_map_update_elem(&vtg_lat_byhead, &e->head, &key, BPF_ANY);
+		if (bpf_map_update_elem(&vtg_lat_arrived, &e->head, e, BPF_ANY))
+			stat_inc(VTG_LAT_ST_TABLE_FULL);
+		bpf_map_delete_elem(&vtg_lat_inflight, &key);
 		return 0;
 	}
 	if (!is_uplink(ifindex, dns))
@@ -199,8 +200,15 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 	n->have_key = n->netns != 0;
 	add_seg(n, VTG_LAT_PT_RX, ifindex, dns, now);
 	if (n->netns) {
+		/* Already where it goes: known by its data buffer at once. */
 		n->head = (__u64)LH_RD(skb, head);
-		bpf_map_update_elem(&vtg_lat_byhead, &n->head, &key, BPF_ANY);
+		if (bpf_map_update_elem(&vtg_lat_arrived, &n->head, n, BPF_ANY)) {
+			stat_inc(VTG_LAT_ST_TABLE_FULL);
+			return 0;
+		}
+		last_create_ns = now;
+		stat_inc(VTG_LAT_ST_INGRESS_STARTED);
+		return 0;
 	}
 	if (!insert(key, n, now))
 		stat_inc(VTG_LAT_ST_INGRESS_STARTED);
@@ -211,52 +219,42 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
  * in this CPU's slot for the call to return. */
 static __always_inline int LH_NAME(to_receiver)(struct inflight *e, __u64 key, __u32 tns, __u64 now)
 {
-	struct cpu_slot *c = cpu_slot();
-	__u32 tid;
+	struct task_state *t = task_state(true);
 
-	if (!c)
+	if (!t)
 		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
 	/* Several packets in one receive call (TCP): the earlier one ends here. */
-	if (c->recv_valid && c->recv_tid == tid)
-		emit(&c->recv, now);
-	else if (!c->recv_valid)
+	if (t->recv_valid)
+		emit(&t->recv, now);
+	else
 		__sync_fetch_and_add(&pending_recv, 1);
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	add_seg(e, VTG_LAT_PT_COPY, 0, tns, now);
-	__builtin_memcpy(&c->recv, e, sizeof(*e));
-	c->recv_tid = tid;
-	c->recv_valid = 1;
-	if (e->head)
-		bpf_map_delete_elem(&vtg_lat_byhead, &e->head);
-	bpf_map_delete_elem(&vtg_lat_inflight, &key);
+	__builtin_memcpy(&t->recv, e, sizeof(*e));
+	t->recv_valid = 1;
+	bpf_map_delete_elem(&vtg_lat_arrived, &key);
 	return 0;
 }
 
 static __always_inline int LH_NAME(on_copy)(const struct sk_buff *skb)
 {
-	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+	__u64 now = bpf_ktime_get_ns(), key;
 	struct inflight *e;
 	const struct sock *rsk;
 	__u32 tns;
 
 	if (!recently_active(now))
 		return 0;
-	e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-	if (!e) {
-		/* A clone (raw sockets get one each): same data buffer. */
-		__u64 head = (__u64)LH_RD(skb, head);
-		__u64 *orig = bpf_map_lookup_elem(&vtg_lat_byhead, &head);
-
-		if (!orig)
-			return 0;
-		key = *orig;
-		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-		if (!e)
-			return 0;
-	}
-	if (e->dir != VTG_LAT_INGRESS || !e->netns || expired(e, key, now))
+	/* The skb copied may be the one that arrived or a clone of it: same buffer. */
+	key = (__u64)LH_RD(skb, head);
+	e = bpf_map_lookup_elem(&vtg_lat_arrived, &key);
+	if (!e || e->dir != VTG_LAT_INGRESS)
 		return 0;
+	if (now - e->start_ns > max_age_ns) {
+		stat_inc(VTG_LAT_ST_STALE);
+		bpf_map_delete_elem(&vtg_lat_arrived, &key);
+		return 0;
+	}
 	/* The receiving socket's namespace (a prober may hold a socket in a namespace it
 	 * is not in itself); the task's if the skb has no owner. */
 	rsk = LH_RD(skb, sk);
@@ -285,11 +283,21 @@ static __always_inline int LH_NAME(on_data_ready)(const struct sock *sk)
 
 	if (!recently_active(now) || LH_RD(sk, sk_protocol) != IPPROTO_UDP)
 		return 0;
-	key = (__u64)LH_RD(sk, sk_receive_queue.prev);
-	e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-	if (!e || e->dir != VTG_LAT_INGRESS || !e->netns || e->key.proto != IPPROTO_UDP ||
-	    expired(e, key, now))
+	{
+		const struct sk_buff *tail = LH_RD(sk, sk_receive_queue.prev);
+
+		if (!tail || (void *)tail == (void *)&sk->sk_receive_queue)
+			return 0; /* an empty queue points at itself */
+		key = (__u64)LH_RD(tail, head);
+	}
+	e = bpf_map_lookup_elem(&vtg_lat_arrived, &key);
+	if (!e || e->dir != VTG_LAT_INGRESS || e->key.proto != IPPROTO_UDP)
 		return 0;
+	if (now - e->start_ns > max_age_ns) {
+		stat_inc(VTG_LAT_ST_STALE);
+		bpf_map_delete_elem(&vtg_lat_arrived, &key);
+		return 0;
+	}
 	q = bpf_map_lookup_elem(&vtg_lat_udpsk, &skv);
 	if (!q || now - q->last_ns > max_age_ns) {
 		/* A new socket (or one idle so long its old entries are swept). */
@@ -308,9 +316,7 @@ static __always_inline int LH_NAME(on_data_ready)(const struct sock *sk)
 	q->in++;
 	q->last_ns = now;
 	__sync_fetch_and_add(&udp_queued, 1);
-	if (e->head)
-		bpf_map_delete_elem(&vtg_lat_byhead, &e->head);
-	bpf_map_delete_elem(&vtg_lat_inflight, &key);
+	bpf_map_delete_elem(&vtg_lat_arrived, &key);
 	return 0;
 }
 
@@ -344,11 +350,11 @@ static __always_inline int LH_NAME(on_recv_length)(const struct sock *sk, int re
 
 static __always_inline int LH_NAME(on_send_done)(const struct sock *sk)
 {
-	struct cpu_slot *c = cpu_slot();
+	struct task_state *t = task_state(false);
 
 	/* The send call is over: later packets of this thread did not come from it. */
-	if (c && c->send_tid == (__u32)bpf_get_current_pid_tgid())
-		c->send_tid = 0;
+	if (t)
+		t->send_valid = 0;
 	return 0;
 }
 
