@@ -59,7 +59,8 @@ MANS := $(wildcard tools/man/*.8)
 .PHONY: all deps check run bench clean install bpf clang19-bpf fallback-bpf
 .DELETE_ON_ERROR:
 
-all: $(BUILD)/vantage $(BUILD)/selftests/test_runner $(BUILD)/vantage-testbed $(BENCH_TOOLS)
+all: $(BUILD)/vantage $(BUILD)/selftests/test_runner $(BUILD)/vantage-testbed $(BUILD)/vantage-mplsemu \
+	$(BENCH_TOOLS)
 
 bpf: $(BPF_OBJS) $(SKELS)
 
@@ -108,6 +109,11 @@ $(BUILD)/bench/%: selftests/bench/%.c $(BUILD)/obj/selftests/lib/netns.o
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/obj/selftests/lib/netns.o -o $@ $(LDLIBS)
 
+# The MPLS network emulator as a program of its own (the tests link it in directly).
+$(BUILD)/vantage-mplsemu: $(patsubst %.c,$(BUILD)/obj/%.o,selftests/mpls/emu.c selftests/mpls/main.c)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) $^ -o $@ -lm
+
 # The same BPF objects built with clang-19, loaded by the tests next to clang's.
 clang19-bpf:
 	$(Q)if command -v clang-19 >/dev/null; then \
@@ -124,7 +130,8 @@ $(BUILD):
 
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := make gcc clang llvm clang-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
-	iproute2 nftables iputils-ping procps util-linux jq bpftrace yamllint curl
+	iproute2 nftables iputils-ping procps util-linux jq bpftrace yamllint curl \
+	scamper bc time perl
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
