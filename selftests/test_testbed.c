@@ -206,8 +206,10 @@ static void drain(int fd, struct stream_result *r, int *max_seen)
 	}
 }
 
-/* Sends count numbered datagrams client -> server, paced in bursts of 20 with the
- * server drained in between, then waits for the relay to go idle and drains. */
+/* Sends count numbered datagrams client -> server, paced in bursts of 5 with the
+ * server drained in between (bursts of 20 overflowed the backlog queues of a loaded
+ * 2-CPU machine before the relay saw them), then waits for the relay to go idle and
+ * drains. */
 static int send_stream(const struct testbed *tb, struct udp_pair *u, int count,
 		       struct stream_result *r)
 {
@@ -220,7 +222,7 @@ static int send_stream(const struct testbed *tb, struct udp_pair *u, int count,
 		if (send(u->cli, pkt, sizeof(pkt), 0) != (ssize_t)sizeof(pkt))
 			return -errno;
 		r->sent++;
-		if (i % 20 == 19) {
+		if (i % 5 == 4) {
 			usleep(200);
 			drain(u->srv, r, &max_seen);
 		}

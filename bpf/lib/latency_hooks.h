@@ -55,12 +55,19 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 	__u32 sns;
 	unsigned char *l3;
 
-	if (recently_active(now)) {
+	dev = LH_RD(skb, dev);
+	sk = LH_RD(skb, sk);
+	sns = sk ? LH_NAME(sk_netns)(sk) : 0;
+	/* Sent by a socket of a traced namespace, queued to a device of that namespace: a new
+	 * packet, whatever the table says (a freed skb's struct and data buffer can both come
+	 * back for the next packet, so an old entry may look like this one). */
+	bool fresh = sns && LH_NAME(dev_netns)(dev) == sns && netns_traced(sns);
+
+	if (!fresh && recently_active(now)) {
 		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
 		if (e && !expired(e, key, now)) {
 			if (same_packet(e, (__u64)LH_RD(skb, head), LH_NAME(tx_l3)(skb))) {
 				/* An intermediate hop. */
-				dev = LH_RD(skb, dev);
 				add_seg(e, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
 				return 0;
 			}
@@ -70,11 +77,7 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 		}
 	}
 	/* A new egress packet: sent by a socket of a traced namespace. */
-	sk = LH_RD(skb, sk);
-	if (!sk)
-		return 0;
-	sns = LH_NAME(sk_netns)(sk);
-	if (!netns_traced(sns))
+	if (!fresh && !netns_traced(sns))
 		return 0;
 	n = scratch();
 	l3 = LH_NAME(tx_l3)(skb);
@@ -98,7 +101,6 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 		n->start_point = VTG_LAT_PT_QUEUE;
 		n->pid = 0;
 	}
-	dev = LH_RD(skb, dev);
 	add_seg(n, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
 	if (!insert(key, n, now))
 		stat_inc(VTG_LAT_ST_EGRESS_STARTED);
@@ -147,7 +149,11 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 	struct vtg_lat_key k;
 	unsigned char *l3;
 
-	if (recently_active(now))
+	/* Received on an uplink: a new packet (each receive path passes one of these
+	 * tracepoints once per device), whatever the table says. */
+	bool uplink = is_uplink(ifindex, dns);
+
+	if (!uplink && recently_active(now))
 		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
 	if (e) {
 		if (expired(e, key, now)) {
@@ -159,7 +165,7 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 			e = NULL;
 		}
 	}
-	if (e && !(e->dir == VTG_LAT_EGRESS && is_uplink(ifindex, dns))) {
+	if (e) {
 		add_seg(e, VTG_LAT_PT_RX, ifindex, dns, now);
 		if (e->dir != VTG_LAT_INGRESS || e->netns || !netns_traced(dns))
 			return 0;
@@ -181,7 +187,7 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 		bpf_map_delete_elem(&vtg_lat_inflight, &key);
 		return 0;
 	}
-	if (!is_uplink(ifindex, dns))
+	if (!uplink)
 		return 0;
 	/* A new ingress packet on an uplink. */
 	n = scratch();
