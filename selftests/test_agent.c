@@ -377,6 +377,15 @@ TEST(agent_run)
 			close(fd);
 		}
 	}
+	if (SUBTEST("ping_via_agent")) {
+		const char *argv[] = { "ip", "netns", "exec", tb.c[0].ns, vproc_vantage_path(), "-j", "ping",
+				       "-c", "5", "-i", "0.02", tb.remote_ip4, NULL };
+
+		vproc_run(argv, 30000, r);
+		ASSERT_EQ(r->status, 0, "ping inside the container");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"summary\")) | .[0] | .programs==\"agent\" and .received==5 and .covered==5"),
+			  1, "its latencies come from the agent");
+	}
 	if (SUBTEST("container_socket")) {
 		char outfile[64], req[128];
 		struct sock_reader sr = { ar.cont, req, outfile, 2500 };

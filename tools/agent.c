@@ -906,7 +906,8 @@ int cmd_agent(int argc, char **argv)
 		base = np;
 		for (int i = 0; i < a->n_cl; i++)
 			pf[np++] = (struct pollfd){ a->cl[i].fd, POLLIN, 0 };
-		if (poll(pf, np, 100) < 0 && errno != EINTR)
+		/* Records come without wakeups: read them at least every 20 ms. */
+		if (poll(pf, np, 20) < 0 && errno != EINTR)
 			break;
 		if (a->lat)
 			vtg_lat_poll(a->lat, 0);

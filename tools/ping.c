@@ -24,6 +24,7 @@
 #include "vantage.h"
 #include "commands.h"
 #include "latency_user.h"
+#include "agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j] ping DST [-c N] [-i SECONDS] [-s SIZE] [-W TIMEOUT]\n"
@@ -424,6 +425,48 @@ static void report_probe(struct ping *pg, int seq, const char *dst_str, int size
 	fflush(stdout);
 }
 
+/* Subscribes to the running agent's records of one namespace; fd or -1. */
+static int agent_subscribe(uint32_t netns)
+{
+	struct vtg_agent_frame h;
+	char req[64];
+	int fd = vtg_agent_connect(), n;
+
+	if (fd < 0)
+		return -1;
+	n = snprintf(req, sizeof(req), VTG_AGENT_PROTO " latency %u\n", netns);
+	if (write(fd, req, n) != n || vtg_agent_read(fd, &h, sizeof(h), 5000) ||
+	    h.type != VTG_AGENT_FRAME_READY) {
+		close(fd);
+		return -1;
+	}
+	vtg_info("using the running agent's records");
+	return fd;
+}
+
+/* Hands every record waiting, from our tracer or from the agent, to on_event. */
+static void drain_records(struct vtg_lat *l, int afd, struct ping *pg)
+{
+	if (l)
+		vtg_lat_poll(l, 0);
+	while (afd >= 0) {
+		struct pollfd pf = { afd, POLLIN, 0 };
+		struct vtg_agent_frame h;
+		union {
+			struct vtg_lat_event ev;
+			char raw[512];
+		} p;
+
+		if (poll(&pf, 1, 0) <= 0 || !(pf.revents & POLLIN))
+			break;
+		if (vtg_agent_read(afd, &h, sizeof(h), 1000) || h.len > sizeof(p) ||
+		    vtg_agent_read(afd, &p, h.len, 1000))
+			break;
+		if (h.type == VTG_AGENT_FRAME_LAT && h.len == sizeof(p.ev))
+			on_event(&p.ev, pg);
+	}
+}
+
 int cmd_ping(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -436,6 +479,8 @@ int cmd_ping(int argc, char **argv)
 		{}
 	};
 	const char *netns = NULL, *host = "/proc/1/ns/net", *plot = NULL, *dst_arg = NULL;
+	bool host_given = false;
+	int afd = -1; /* the running agent, when its records are used */
 	const char *uplinks[VTG_LAT_MAX_UPLINKS];
 	int n_up = 0, opt, count = 0, size = 56, fd = -1, ret = VTG_EXIT_FAIL;
 	double interval = 1, wait_s = 1;
@@ -486,6 +531,7 @@ int cmd_ping(int argc, char **argv)
 			break;
 		case 'O':
 			host = optarg;
+			host_given = true;
 			break;
 		case 'L':
 			plot = optarg;
@@ -533,7 +579,16 @@ int cmd_ping(int argc, char **argv)
 	fd = open_socket(pg.family, netns);
 	if (fd < 0)
 		goto out;
-	if (trace) {
+	if (trace && n_up == 0 && !host_given) {
+		/* A running agent traces every container: use its records, unless this
+		 * prober's socket is in a namespace the prober is not in (then only a tracer
+		 * of its own sees the send calls). */
+		uint32_t self;
+
+		if (vtg_lat_netns_ino(NULL, &self) == 0 && self == pg.netns)
+			afd = agent_subscribe(pg.netns);
+	}
+	if (trace && afd < 0) {
 		if (n_up == 0)
 			uplinks[n_up++] = NULL;
 		for (int i = 0; i < n_up; i++) {
@@ -602,13 +657,12 @@ int cmd_ping(int argc, char **argv)
 		/* Wait for a reply, a record, or the next send. */
 		now = vtg_mono_ns();
 		uint64_t until = (!count || pg.sent < count) ? next_send : now + 50000000ULL;
-		struct pollfd pf[2] = { { fd, POLLIN, 0 }, { l ? vtg_lat_fd(l) : -1, POLLIN, 0 } };
+		struct pollfd pf[2] = { { fd, POLLIN, 0 }, { l ? vtg_lat_fd(l) : afd, POLLIN, 0 } };
 		int tmo = until > now ? (int)((until - now + 999999) / 1000000) : 0;
 
-		if (poll(pf, l ? 2 : 1, tmo) < 0 && errno != EINTR)
+		if (poll(pf, (l || afd >= 0) ? 2 : 1, tmo) < 0 && errno != EINTR)
 			break;
-		if (l)
-			vtg_lat_poll(l, 0);
+		drain_records(l, afd, &pg);
 		if (pf[0].revents & POLLIN) {
 			for (;;) {
 				uint64_t t_recv;
@@ -631,8 +685,7 @@ int cmd_ping(int argc, char **argv)
 				p->t_recv = t_recv;
 				p->ttl = ttl;
 				/* The ingress record was written before recvmsg returned. */
-				if (l)
-					vtg_lat_poll(l, 0);
+				drain_records(l, afd, &pg);
 				if (interval == 0 && seq == pg.sent)
 					next_send = vtg_mono_ns(); /* flood: go on at once */
 			}
@@ -641,8 +694,10 @@ int cmd_ping(int argc, char **argv)
 		now = vtg_mono_ns();
 		while (oldest_open <= pg.sent) {
 			struct probe *p = probe_at(&pg, oldest_open);
-			bool done = p->replied && (!l || (p->have_egress && p->have_ingress) ||
-						   now - p->t_recv > 20000000ULL);
+			/* Records come within milliseconds from our tracer, within the agent's
+			 * poll interval through the agent. */
+			bool done = p->replied && ((!l && afd < 0) || (p->have_egress && p->have_ingress) ||
+						   now - p->t_recv > (afd >= 0 ? 250000000ULL : 20000000ULL));
 
 			if (!done && now - p->t_send < wait_ns)
 				break;
@@ -653,8 +708,7 @@ int cmd_ping(int argc, char **argv)
 			break;
 	}
 	/* Ctrl-C: what is still open is reported as it stands. */
-	if (l)
-		vtg_lat_poll(l, 0);
+	drain_records(l, afd, &pg);
 	for (; oldest_open <= pg.sent; oldest_open++)
 		report_probe(&pg, oldest_open, dst_str, size);
 
@@ -698,6 +752,8 @@ int cmd_ping(int argc, char **argv)
 		summary_obj(w, "corrected_ns", &cor);
 		summary_obj(w, "egress_ns", &eg);
 		summary_obj(w, "ingress_ns", &in);
+		if (afd >= 0)
+			jw_kstr(w, "programs", "agent");
 		if (l) {
 			uint64_t st[VTG_LAT_ST_MAX];
 
@@ -742,6 +798,8 @@ int cmd_ping(int argc, char **argv)
 out:
 	if (fd >= 0)
 		close(fd);
+	if (afd >= 0)
+		close(afd);
 	vtg_lat_close(l);
 	free(pg.p);
 	free(pkt);
