@@ -94,10 +94,12 @@ struct {
 	__type(value, __u32);
 } vtg_lat_netns SEC(".maps");
 
-/* Preallocated hashes (LRU maps cost a lock and list work per update); entries that
- * are never met again are swept by user space once they are older than max_age_ns. */
+/* Hashes (LRU maps cost a lock and list work per update), allocated as entries come
+ * (preallocating these tables zeroed ~30 MB at start-up, most of the start-up time);
+ * entries that are never met again are swept by user space once older than max_age_ns. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct inflight);
@@ -109,6 +111,7 @@ struct {
  * buffer lives as long as any skb still refers to it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u64);   /* skb->head */
 	__type(value, struct inflight);
@@ -128,6 +131,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
 	__type(key, struct vtg_lat_hist_key);
 	__type(value, struct vtg_lat_hist);
@@ -142,6 +146,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384);
 	__type(key, struct vtg_lat_udpq_key);
 	__type(value, struct vtg_lat_inflight);
@@ -149,6 +154,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 8192);
 	__type(key, __u64); /* socket */
 	__type(value, struct vtg_lat_udpsk);
