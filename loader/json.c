@@ -4,6 +4,7 @@
 #include <string.h>
 #include <math.h>
 #include <inttypes.h>
+#include <unistd.h>
 #include "vantage.h"
 
 #define JW_MAX_DEPTH 32
@@ -11,6 +12,7 @@
 struct jw {
 	FILE *f;
 	bool pretty;
+	bool flush;     /* flush at the end of each top-level value */
 	int depth;
 	bool first[JW_MAX_DEPTH]; /* no element written yet at this depth */
 	bool after_key;
@@ -24,6 +26,7 @@ struct jw *jw_new(FILE *f, bool pretty)
 		return NULL;
 	w->f = f;
 	w->pretty = pretty;
+	w->flush = true;
 	return w;
 }
 
@@ -34,9 +37,15 @@ void jw_free(struct jw *w)
 
 struct jw *vtg_jw_stdout(void)
 {
+	struct jw *w;
+
 	if (!vtg.json)
 		return NULL;
-	return jw_new(stdout, vtg.pretty);
+	w = jw_new(stdout, vtg.pretty);
+	/* Per line on a terminal; per batch (the command flushes) when batching. */
+	if (w && vtg.batch && !isatty(STDOUT_FILENO))
+		w->flush = false;
+	return w;
 }
 
 static void indent(struct jw *w)
@@ -103,7 +112,8 @@ static void close_(struct jw *w, char c)
 	fputc(c, w->f);
 	if (w->depth == 0) {
 		fputc('\n', w->f);
-		fflush(w->f);
+		if (w->flush)
+			fflush(w->f);
 	}
 }
 

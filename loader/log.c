@@ -7,13 +7,15 @@
 
 struct vtg_global vtg;
 
-static void emit(const char *level, const char *fmt, va_list ap)
+/* Errors also go to stdout as {"error": ...} in JSON mode; warnings and information
+ * only to stderr. */
+static void emit(const char *level, bool error, const char *fmt, va_list ap)
 {
 	char msg[1024];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	fprintf(stderr, "vantage: %s%s\n", level, msg);
-	if (vtg.json && !strcmp(level, "")) {
+	if (vtg.json && error) {
 		struct jw *w = vtg_jw_stdout();
 
 		jw_obj(w);
@@ -28,7 +30,7 @@ void vtg_err(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	emit("", fmt, ap);
+	emit("", true, fmt, ap);
 	va_end(ap);
 }
 
@@ -37,7 +39,7 @@ void vtg_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	emit("warning: ", fmt, ap);
+	emit("warning: ", false, fmt, ap);
 	va_end(ap);
 }
 
@@ -48,7 +50,7 @@ void vtg_info(const char *fmt, ...)
 	if (!vtg.verbose)
 		return;
 	va_start(ap, fmt);
-	emit("", fmt, ap);
+	emit("", false, fmt, ap);
 	va_end(ap);
 }
 

@@ -26,6 +26,8 @@ struct vtg_global {
 	bool json;    /* -j: compact JSON, one object per line */
 	bool pretty;  /* -p: indented JSON */
 	bool verbose; /* -v: libbpf's log and extra detail */
+	bool batch;   /* JSON records are flushed by the command per batch, not per line
+		       * (high-rate streams: a write per record cost as much as the record) */
 };
 extern struct vtg_global vtg;
 

@@ -259,6 +259,7 @@ static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, 
 		jw_free(w);
 	}
 	vtg_info("reading from the running agent (pid %d)", vtg_agent_running());
+	vtg.batch = true; /* records flushed per batch, not once each */
 	double t0 = vtg_now_s();
 
 	while (!stop && (!duration || vtg_now_s() - t0 < duration)) {
@@ -270,8 +271,10 @@ static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, 
 		} p;
 		int err = vtg_agent_read(fd, &h, sizeof(h), 100);
 
-		if (err == -ETIMEDOUT || err == -EINTR)
+		if (err == -ETIMEDOUT || err == -EINTR) {
+			fflush(stdout); /* nothing more for now: out with the batch */
 			continue;
+		}
 		if (err) {
 			vtg_err("the agent went away: %s", strerror(-err));
 			break;
@@ -543,7 +546,7 @@ int cmd_latency(int argc, char **argv)
 	if (vtg_lat_open(&o, on_event, st, &l))
 		goto out;
 	if (vtg.json) {
-		/* Attached: consumers may start their traffic now. */
+		/* Attached: consumers may start their traffic now (flushed at once). */
 		struct jw *w = vtg_jw_stdout();
 
 		jw_obj(w);
@@ -574,9 +577,11 @@ int cmd_latency(int argc, char **argv)
 
 	double t0 = vtg_now_s(), last_check = t0;
 
+	vtg.batch = true; /* records flushed once per poll, not once each */
 	while (!stop) {
 		int n = vtg_lat_poll(l, 100);
 
+		fflush(stdout);
 		if (n < 0) {
 			vtg_err("reading the ring buffer failed: %s", strerror(-n));
 			goto out;
