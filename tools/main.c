@@ -16,6 +16,7 @@ static const struct vtg_cmd commands[] = {
 	{ "ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency" },
 	{ "agent", cmd_agent, "the sidecar: latency of every container, uplink counters, sockets, metrics" },
 	{ "trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel" },
+	{ "conntest", cmd_conntest, "TCP/UDP connectivity, latency and bandwidth between instances" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
