@@ -58,6 +58,8 @@ const volatile __u32 self_tgid = 0;
  * cross-CPU wakeup: IPIs, which in a VM cost a guest exit each, on the packet's path).
  * The consumer polls on a timer; only when this much is waiting is it woken. */
 const volatile __u64 wakeup_bytes = 256 * 1024;
+/* Per-packet records through the ring buffer; off when only histograms are wanted. */
+const volatile bool emit_records = true;
 
 /* Uplinks, written by user space at run time (few: compared inline, no map lookup). */
 __u32 uplink_ifindex[MAX_UPLINKS] = {};
@@ -384,6 +386,8 @@ static __always_inline void emit(struct inflight *e, __u64 now)
 
 	hist_add(e->netns, e->dir, e->key.proto, lat);
 	stat_inc(e->dir == VTG_LAT_EGRESS ? VTG_LAT_ST_EGRESS_DONE : VTG_LAT_ST_INGRESS_DONE);
+	if (!emit_records)
+		return;
 	ev = bpf_ringbuf_reserve(&vtg_lat_events, sizeof(*ev), 0);
 	if (!ev) {
 		stat_inc(VTG_LAT_ST_RINGBUF_FULL);

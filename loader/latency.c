@@ -141,6 +141,7 @@ static void set_rodata(struct latency_bpf__rodata *r, const struct vtg_lat_opts 
 	r->max_age_ns = o->max_age_ns ? o->max_age_ns : 1000000000ULL;
 	r->proto_mask = o->proto_mask ? o->proto_mask : VTG_LAT_PROTO_ALL;
 	r->self_tgid = o->self_tgid;
+	r->emit_records = !o->no_records;
 }
 
 /* Writes what may change at run time: uplinks and traced namespaces. */
@@ -250,7 +251,8 @@ static int adopt(struct vtg_lat *l, const struct vtg_lat_opts *o, const char *di
 	set_rodata(&want, o);
 	if (bpf_map_lookup_elem(l->fd[LM_RODATA], &zero, &have) || want.trace_all != have.trace_all ||
 	    want.host_netns != have.host_netns || want.max_age_ns != have.max_age_ns ||
-	    want.proto_mask != have.proto_mask || want.self_tgid != have.self_tgid)
+	    want.proto_mask != have.proto_mask || want.self_tgid != have.self_tgid ||
+	    want.emit_records != have.emit_records)
 		return 0; /* set up differently: start afresh */
 	if (bpf_obj_get_info_by_fd(l->fd[LM_BSS], &info, &ilen))
 		return -errno;

@@ -41,6 +41,7 @@ struct vtg_lat_opts {
 	bool force_raw_tp;              /* skip tp_btf even where it works */
 	uint32_t ringbuf_bytes;         /* 0 = 4 MiB; a power of two */
 	uint32_t self_tgid;             /* a prober whose sockets may be in another namespace */
+	bool no_records;                /* histograms only: no per-packet records at all */
 	const char *pin_dir;            /* pin maps and links here; take over what is pinned
 					 * there already if it was set up the same way */
 };

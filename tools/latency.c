@@ -542,6 +542,7 @@ int cmd_latency(int argc, char **argv)
 	o.host_netns = o.uplinks[0].netns;
 	o.netns = st->traced;
 	o.n_netns = st->n_traced;
+	o.no_records = st->hist; /* histograms only: nothing per packet to send up */
 
 	if (vtg_lat_open(&o, on_event, st, &l))
 		goto out;
@@ -579,7 +580,8 @@ int cmd_latency(int argc, char **argv)
 
 	vtg.batch = true; /* records flushed once per poll, not once each */
 	while (!stop) {
-		int n = vtg_lat_poll(l, 100);
+		/* Short polls: the records of 20 ms at a time, not bursts of 100 ms. */
+		int n = vtg_lat_poll(l, 20);
 
 		fflush(stdout);
 		if (n < 0) {
