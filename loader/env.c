@@ -157,3 +157,34 @@ void vtg_wallclock_iso(char *buf, size_t len)
 	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf, len, "%s.%06ldZ", tmp, ts.tv_nsec / 1000);
 }
+
+void vtg_wallclock_of_mono(uint64_t mono_ns, char *buf, size_t len)
+{
+	/* The offset between the clocks, and the formatted second, are cached: this runs for
+	 * every record of a stream. */
+	static int64_t offset;
+	static double offset_at;
+	static time_t last_sec = -1;
+	static char prefix[32];
+	double now = vtg_now_s();
+
+	if (!offset_at || now - offset_at > 1.0) {
+		struct timespec r;
+
+		clock_gettime(CLOCK_REALTIME, &r);
+		offset = ((int64_t)r.tv_sec * 1000000000 + r.tv_nsec) - (int64_t)vtg_mono_ns();
+		offset_at = now;
+	}
+	int64_t real = (int64_t)mono_ns + offset;
+	time_t sec = (time_t)(real / 1000000000);
+	long usec = (long)(real % 1000000000) / 1000;
+
+	if (sec != last_sec) {
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		strftime(prefix, sizeof(prefix), "%Y-%m-%dT%H:%M:%S", &tm);
+		last_sec = sec;
+	}
+	snprintf(buf, len, "%s.%06ldZ", prefix, usec);
+}

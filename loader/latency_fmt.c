@@ -20,7 +20,7 @@ void vtg_lat_event_json(struct jw *w, const struct vtg_lat_event *ev)
 	char when[40], src[64], dst[64];
 	const char *nsname = vtg_netns_name(ev->netns);
 
-	vtg_wallclock_iso(when, sizeof(when));
+	vtg_wallclock_of_mono(ev->ts_ns, when, sizeof(when));
 	addr_str(&ev->key, ev->key.saddr, src, sizeof(src));
 	addr_str(&ev->key, ev->key.daddr, dst, sizeof(dst));
 	jw_obj(w);

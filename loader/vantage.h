@@ -80,6 +80,8 @@ int vtg_rm_tree(const char *path);
 double vtg_now_s(void);          /* CLOCK_MONOTONIC seconds */
 uint64_t vtg_mono_ns(void);      /* CLOCK_MONOTONIC ns, same clock as bpf_ktime_get_ns */
 void vtg_wallclock_iso(char *buf, size_t len); /* RFC 3339 UTC with microseconds */
+/* The wall-clock time (RFC 3339 UTC) of a CLOCK_MONOTONIC timestamp: an event's own time. */
+void vtg_wallclock_of_mono(uint64_t mono_ns, char *buf, size_t len);
 
 /* netns.c: network namespaces, identified by the inode of their nsfs file. */
 struct vtg_netns {

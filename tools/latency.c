@@ -579,6 +579,8 @@ int cmd_latency(int argc, char **argv)
 	double t0 = vtg_now_s(), last_check = t0;
 
 	vtg.batch = true; /* records flushed once per poll, not once each */
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	while (!stop) {
 		/* Short polls: the records of 20 ms at a time, not bursts of 100 ms. */
 		int n = vtg_lat_poll(l, 20);
