@@ -197,6 +197,19 @@ static __always_inline bool netns_traced(__u32 ino)
 	return bpf_map_lookup_elem(&vtg_lat_netns, &ino) != NULL;
 }
 
+/* Cheap first test: could ifindex be an uplink's at all (in some namespace)? */
+static __always_inline bool maybe_uplink(__u32 ifindex)
+{
+#pragma unroll
+	for (int i = 0; i < MAX_UPLINKS; i++) {
+		if (i >= n_uplinks)
+			break;
+		if (uplink_ifindex[i] == ifindex)
+			return true;
+	}
+	return false;
+}
+
 static __always_inline bool is_uplink(__u32 ifindex, __u32 netns)
 {
 #pragma unroll

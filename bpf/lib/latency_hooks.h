@@ -117,8 +117,11 @@ static __always_inline int LH_NAME(on_xmit)(const struct sk_buff *skb, const str
 
 	if (!recently_active(now))
 		return 0;
-	/* Only the uplinks end anything: other devices cost no lookup. */
+	/* Only the uplinks end anything: other devices cost no lookup (and, unless their
+	 * index matches an uplink's, not even the reads of their namespace). */
 	ifindex = LH_RD(dev, ifindex);
+	if (!maybe_uplink(ifindex))
+		return 0;
 	dns = LH_NAME(dev_netns)(dev);
 	if (!is_uplink(ifindex, dns))
 		return 0;
