@@ -4,7 +4,7 @@
 #   make            build everything into build/
 #   make deps       install what is missing from Debian's packages (idempotent, quiet)
 #   make check      deps + build + every test (needs root)
-#   make run        deps + build + the main job
+#   make run        deps + build + the main job (the agent; Ctrl-C stops it)
 #   make bench      deps + build + benchmarks (B=GLOB picks some: make bench B=policy*)
 #   make clean      remove build/
 #   V=1             show full commands;  CLANG=clang-19  use another clang for BPF
@@ -150,9 +150,12 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all clang19-bpf fallback-bpf
 	$(Q)$(BUILD)/selftests/test_runner $(if $(T),-t $(T)) $(if $(TV),-v)
 
+# The main job: the agent with its embedded default (latency of every container,
+# counters on the uplink, metrics on 127.0.0.1:9464), after the feature report.
 run: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/vantage
-	$(Q)$(BUILD)/vantage features && $(BUILD)/vantage status
+	$(Q)$(BUILD)/vantage features
+	$(Q)exec $(BUILD)/vantage agent
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all

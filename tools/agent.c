@@ -109,8 +109,9 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* One line of the agent's own log: JSON with -j, text otherwise. */
-static void log_event(const char *type, const char *fmt_text, const char *k1, const char *v1,
+/* One line of the agent's own log: JSON with -j; text otherwise, as
+ * "type: message key=value key=value". */
+static void log_event(const char *type, const char *msg, const char *k1, const char *v1,
 		      const char *k2, uint64_t v2)
 {
 	if (vtg.json) {
@@ -128,12 +129,15 @@ static void log_event(const char *type, const char *fmt_text, const char *k1, co
 			jw_ku64(w, k2, v2);
 		jw_obj_end(w);
 		jw_free(w);
-	} else {
-		printf("%s: ", type);
-		printf(fmt_text, v1 ? v1 : "", (unsigned long long)v2);
-		printf("\n");
-		fflush(stdout);
+		return;
 	}
+	printf("%s:%s%s", type, msg && *msg ? " " : "", msg ? msg : "");
+	if (k1)
+		printf(" %s=%s", k1, v1 ? v1 : "");
+	if (k2)
+		printf(" %s=%llu", k2, (unsigned long long)v2);
+	printf("\n");
+	fflush(stdout);
 }
 
 /* ---- clients ---- */
@@ -313,7 +317,7 @@ static bool handle_request(struct agent *a, struct client *c)
 		uint32_t own = peer_netns(c->fd);
 
 		if (nw > 2)
-			log_event("denied", "a container asked for other namespaces (%s): given its own only",
+			log_event("denied", "a container asked for other namespaces: given its own only",
 				  "request", words[2], "netns", own);
 		c->n_netns = own ? 1 : 0;
 		c->netns[0] = own;
@@ -606,8 +610,7 @@ static void check_uplinks(struct agent *a)
 		u->gone = true;
 		for (int k = 0; k < u->n_att; k++)
 			vtg_registry_remove(&u->att[k]);
-		log_event("uplink_gone", "%s disappeared: its counters stopped, the rest goes on",
-			  "dev", u->ifname, NULL, 0);
+		log_event("uplink_gone", "its counters stopped, the rest goes on", "dev", u->ifname, NULL, 0);
 	}
 	vtg_netns_leave(saved);
 }
@@ -647,7 +650,7 @@ static void discover(struct agent *a)
 			seen |= a->known[k] == ino;
 		if (seen)
 			continue;
-		log_event("netns_added", "%s", "name", ns[i].name, "netns", ino);
+		log_event("netns_added", NULL, "name", ns[i].name, "netns", ino);
 		if (a->lat && a->cfg.latency == VTG_AGENT_LAT_NETNS && wanted_name(a, ns[i].name))
 			vtg_lat_add_netns(a->lat, ino);
 	}
@@ -658,7 +661,7 @@ static void discover(struct agent *a)
 			still |= now[i] == a->known[k];
 		if (still)
 			continue;
-		log_event("netns_removed", "%s", "name", "", "netns", a->known[k]);
+		log_event("netns_removed", NULL, NULL, NULL, "netns", a->known[k]);
 		if (a->lat && a->cfg.latency == VTG_AGENT_LAT_NETNS)
 			vtg_lat_del_netns(a->lat, a->known[k]);
 		for (int i = a->n_cl - 1; i >= 0; i--) {
@@ -832,7 +835,7 @@ int cmd_agent(int argc, char **argv)
 		o.pin_dir = dir;
 		if (vtg_lat_open(&o, on_event, a, &a->lat))
 			goto out;
-		log_event("latency", "%s", "state", vtg_lat_adopted(a->lat) ? "taken over" : "attached",
+		log_event("latency", NULL, "state", vtg_lat_adopted(a->lat) ? "taken over" : "attached",
 			  NULL, 0);
 	}
 	if (a->cfg.count_uplink) {
@@ -891,7 +894,7 @@ int cmd_agent(int argc, char **argv)
 		if (e)
 			vtg_warn("cannot drop capabilities: %s (running with all of them)", strerror(-e));
 	}
-	log_event("agent_started", "pid %llu", "config", a->cfg.source, "pid", getpid());
+	log_event("agent_started", NULL, "config", a->cfg.source, "pid", getpid());
 	discover(a);
 
 	double last = vtg_now_s();
@@ -936,7 +939,7 @@ int cmd_agent(int argc, char **argv)
 			}
 		}
 	}
-	log_event("agent_stopped", "BPF state stays pinned under %s (`vantage clean` removes it)",
+	log_event("agent_stopped", "the BPF state stays pinned (`vantage clean` removes it)",
 		  "pin_dir", a->cfg.pin_dir, NULL, 0);
 	ret = VTG_EXIT_OK;
 out:
