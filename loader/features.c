@@ -33,6 +33,7 @@
 #define TRACEFS_MAGIC_ 0x74726163
 #include "probe.skel.h"
 #include "count.skel.h"
+#include "policy.h"
 
 enum {
 	F_BTF,
@@ -47,6 +48,7 @@ enum {
 	F_FENTRY,
 	F_FREPLACE,
 	F_LIBXDP_DISPATCHER,
+	F_XDP_TAIL_CALL,
 	F_RINGBUF,
 	F_BPF_STATS,
 	F_PROG_TEST_RUN,
@@ -72,6 +74,7 @@ static const struct {
 	[F_FENTRY] = { "fentry", "fentry/fexit trampolines" },
 	[F_FREPLACE] = { "freplace", "freplace (BPF_PROG_TYPE_EXT) of a global function" },
 	[F_LIBXDP_DISPATCHER] = { "libxdp_dispatcher", "libxdp multi-program XDP dispatcher (needs freplace)" },
+	[F_XDP_TAIL_CALL] = { "xdp_tail_call_chain", "XDP chaining by tail call (vantage policy --next)" },
 	[F_RINGBUF] = { "ringbuf", "BPF ring buffer maps" },
 	[F_BPF_STATS] = { "bpf_stats", "BPF_ENABLE_STATS run_time_ns/run_cnt" },
 	[F_PROG_TEST_RUN] = { "prog_test_run", "BPF_PROG_TEST_RUN on XDP with crafted packets" },
@@ -401,6 +404,7 @@ int vtg_features_probe(struct vtg_feature **out)
 	probe_tracing(&res[F_KPROBE], "vtg_probe_kprobe", offsetof(struct probe_bpf__bss, hits_kprobe));
 	probe_tracing(&res[F_FENTRY], "vtg_probe_fentry", offsetof(struct probe_bpf__bss, hits_fentry));
 	probe_freplace(&res[F_FREPLACE], &res[F_LIBXDP_DISPATCHER]);
+	res[F_XDP_TAIL_CALL].available = vtg_pol_probe_tail_call(res[F_XDP_TAIL_CALL].detail, sizeof(res[0].detail));
 
 	fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "vtg_probe_rb", 0, 0, 4096, NULL);
 	if (fd >= 0) {

@@ -17,6 +17,7 @@ int cmd_count(int argc, char **argv);
 int cmd_latency(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_conntest(int argc, char **argv);
 

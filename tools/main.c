@@ -15,6 +15,7 @@ static const struct vtg_cmd commands[] = {
 	{ "latency", cmd_latency, "per-packet stack latency of containers' traffic, histograms" },
 	{ "ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency" },
 	{ "agent", cmd_agent, "the sidecar: latency of every container, uplink counters, sockets, metrics" },
+	{ "policy", cmd_policy, "classify packets at XDP/TC against a rule list held in BPF maps" },
 	{ "trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel" },
 	{ "conntest", cmd_conntest, "TCP/UDP connectivity, latency and bandwidth between instances" },
 };

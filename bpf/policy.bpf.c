@@ -1,0 +1,604 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Policy classification at XDP and TC clsact, one code base for both hooks.
+ *
+ * Per packet: parse (lib/pkt.h) -> key (lib/policy_key.h) -> flow cache (exact match,
+ * per CPU, tagged with the policy generation) -> on a miss, a walk down the compiled
+ * decision tree of the active slot and a first-match scan of the few rules in its leaf
+ * -> the rule's actions (count, flow, sample, mirror) and verdict (pass/drop).
+ * See maps/policy.h for the layout and the atomic switch, loader/policy_compile.c for
+ * why a decision tree.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "lib/policy_key.h"
+#include "policy.h"
+
+#define TC_ACT_UNSPEC (-1)
+#define TC_ACT_SHOT 2
+
+/* Set by `policy bench` and the tests: the program writes its answer over the first
+ * 8 bytes of the frame (s32 rule index, u8 status), so one BPF_PROG_TEST_RUN returns it. */
+const volatile __u32 cfg_report = 0;
+
+#define VTG_POL_REPORT_CLASSIFIED 0
+#define VTG_POL_REPORT_MALFORMED 1
+#define VTG_POL_REPORT_NON_IP 2
+#define VTG_POL_REPORT_NO_POLICY 3
+#define VTG_POL_REPORT_CACHE_HIT 0x80
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} vtg_pol_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_hdr);
+} vtg_pol_hdr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_node_blk);
+} vtg_pol_nodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_leaf_blk);
+} vtg_pol_leaf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_rule_blk);
+} vtg_pol_rules SEC(".maps");
+
+/* User side only (show, counter identity); here so it is created and pinned with the rest. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * VTG_POL_MAX_RULES);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_meta);
+} vtg_pol_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VTG_POL_MAX_COUNTERS);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_cnt);
+} vtg_pol_cnt SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_stats);
+} vtg_pol_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VTG_POL_CACHE_SIZE);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_cache);
+} vtg_pol_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VTG_POL_MAX_FLOWS);
+	__type(key, struct vtg_pol_flow_key);
+	__type(value, struct vtg_pol_flow);
+} vtg_pol_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, VTG_POL_RINGBUF_SIZE);
+} vtg_pol_events SEC(".maps");
+
+struct vtg_pol_scratch {
+	struct vtg_pol_event ev;
+	__u8 data[VTG_POL_CAP_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_scratch);
+} vtg_pol_scratch SEC(".maps");
+
+/* XDP chaining where libxdp's dispatcher cannot run: a pass tail-calls slot 0. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} vtg_pol_next SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vtg_pol_info);
+} vtg_pol_info SEC(".maps");
+
+/* Updating an array-of-maps makes the kernel wait for an RCU grace period, i.e. until no
+ * program still runs on the old slot: the loader does that after every switch, so the
+ * idle slot is never rewritten under a packet. */
+struct vtg_pol_sync_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} vtg_pol_sync_in SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct vtg_pol_sync_inner);
+} vtg_pol_sync SEC(".maps") = {
+	.values = { [0] = &vtg_pol_sync_in },
+};
+
+/* libxdp run-config metadata (its XDP_RUN_CONFIG convention: a struct in section
+ * .xdp_run_config named after the program, priority and chain-call actions as BTF
+ * array lengths): run at priority 20 and let the next program run after XDP_PASS. */
+struct {
+	__uint(priority, 20);
+	__uint(XDP_PASS, 1);
+} _vtg_pol_xdp SEC(".xdp_run_config");
+
+/* Flow-cache index: two independent multiplies instead of a chain, so a hit costs a
+ * few cycles. dir and ifindex are constant per attach point: compared, not hashed. */
+static __always_inline __u32 pol_hash(const __u32 *k, const int nd)
+{
+	__u64 a = (__u64)k[VTG_POL_D_SA0] << 32 | k[VTG_POL_D_DA0];
+	__u64 b = (__u64)k[VTG_POL_D_SPORT] << 32 | (k[VTG_POL_D_DPORT] ^ k[VTG_POL_D_PROTO] << 24);
+
+	if (nd > VTG_POL_NDIMS_V4) {
+		a ^= (__u64)(k[VTG_POL_D_SA1] ^ k[VTG_POL_D_SA2] ^ k[VTG_POL_D_SA3]) << 32 |
+		     (k[VTG_POL_D_DA1] ^ k[VTG_POL_D_DA2] ^ k[VTG_POL_D_DA3]);
+	}
+	a = a * 0x9E3779B97F4A7C15ull ^ b * 0xC2B2AE3D27D4EB4Full;
+	return (__u32)(a >> 32) ^ (__u32)a;
+}
+
+/* x > t as 0 or 1 without a branch: (t - x) as 64-bit goes negative exactly then.
+ * A branch would split the verifier's state at every level of every tree. */
+static __always_inline __u64 pol_gt(__u64 x, __u64 t)
+{
+	__u64 d = t - x;
+
+	asm volatile("" : "+r"(d)); /* keep it arithmetic, not a compare-and-branch */
+	return d >> 63;
+}
+
+/* One level of one tree: no branch at all. */
+#define POL_STEP(i)                                                            \
+	do {                                                                   \
+		const struct vtg_pol_node *___p = &nb->n[(i) & (VTG_POL_MAX_NODES - 1)]; \
+		__u32 ___c = ___p->ctl;                                        \
+		__u64 ___x = k[___c & (VTG_POL_KEY_WORDS - 1)];                \
+		(i) = (___c >> 4) + pol_gt(___x, ___p->thresh) + pol_gt(___x, ___p->thresh1) + \
+		      pol_gt(___x, ___p->thresh2);                             \
+	} while (0)
+
+/* First match among the rules of leaf node i; -1 if none. Indices are masked, so the
+ * verifier sees every access in bounds without tracking what the walk computed. */
+static __always_inline __s32 pol_scan(const struct vtg_pol_node_blk *nb, const struct vtg_pol_leaf_blk *lb,
+				      const struct vtg_pol_rule_blk *rb, __u32 i, const __u32 *k, __u32 v6)
+{
+	const struct vtg_pol_node *n = &nb->n[i & (VTG_POL_MAX_NODES - 1)];
+	__u32 pos = n->leaf_start, cnt = n->leaf_count;
+
+	for (int j = 0; j < VTG_POL_LEAF_SCAN; j++) {
+		const struct vtg_pol_rule *rule;
+		__u32 r;
+
+		if (j >= cnt)
+			break;
+		r = lb->e[(pos + j) & (VTG_POL_MAX_LEAF - 1)] & (VTG_POL_MAX_RULES - 1);
+		rule = &rb->r[r];
+		if (v6 ? vtg_pol_rule_match(rule, k, VTG_POL_NDIMS) :
+			 vtg_pol_rule_match(rule, k, VTG_POL_NDIMS_V4))
+			return r;
+	}
+	return -1;
+}
+
+/* The best rule a leaf can offer (its first, they are in file order); ~0 if empty. */
+static __always_inline __u32 pol_leaf_first(const struct vtg_pol_node_blk *nb,
+					    const struct vtg_pol_leaf_blk *lb, __u32 i)
+{
+	const struct vtg_pol_node *n = &nb->n[i & (VTG_POL_MAX_NODES - 1)];
+
+	if (!n->leaf_count)
+		return ~0u;
+	return lb->e[n->leaf_start & (VTG_POL_MAX_LEAF - 1)];
+}
+
+/* A later tree's leaf only matters if it can beat the match so far. */
+#define POL_NEXT_LEAF(i)                                                       \
+	do {                                                                   \
+		if (best < 0 || pol_leaf_first(nb, lb, i) < (__u32)best) {      \
+			r = pol_scan(nb, lb, rb, i, k, v6);                    \
+			if (r >= 0 && (best < 0 || r < best))                  \
+				best = r;                                      \
+		}                                                              \
+	} while (0)
+
+/* The classifier: walks the family's trees in lockstep (independent load chains the
+ * CPU overlaps), then checks their leaves in order of each tree's best rule.
+ * Returns the rule index in the slot or -1. A global function, so the verifier checks
+ * it once rather than once per parser path that leads here. */
+__noinline __s32 vtg_pol_walk(__u32 slot, const struct vtg_pol_pkey *key, __u32 v6, __u32 depth,
+			     __u32 ntrees)
+{
+	const struct vtg_pol_node_blk *nb = bpf_map_lookup_elem(&vtg_pol_nodes, &slot);
+	const struct vtg_pol_leaf_blk *lb = bpf_map_lookup_elem(&vtg_pol_leaf, &slot);
+	const struct vtg_pol_rule_blk *rb = bpf_map_lookup_elem(&vtg_pol_rules, &slot);
+	__u32 i0, i1, i2, i3;
+	const __u32 *k;
+	__s32 best = -1, r;
+
+	if (!key || !nb || !lb || !rb)
+		return -1;
+	/* no pointer arithmetic before the null checks */
+	asm volatile("" : "+r"(nb));
+	asm volatile("" : "+r"(lb));
+	asm volatile("" : "+r"(rb));
+	k = key->k;
+	i0 = key->root[0];
+	i1 = key->root[1];
+	i2 = key->root[2];
+	i3 = key->root[3];
+	/* Unrolled by hand: straight-line code the verifier checks once per depth (a
+	 * loop it would check per iteration, and how well it prunes that depends on the
+	 * clang version). VTG_POL_MAX_DEPTH levels. */
+#define POL_LEVEL(n)                                                           \
+	do {                                                                   \
+		if (depth <= (n))                                              \
+			goto walked;                                           \
+		POL_STEP(i0);                                                  \
+		if (ntrees > 1)                                                \
+			POL_STEP(i1);                                          \
+		if (ntrees > 2)                                                \
+			POL_STEP(i2);                                          \
+		if (ntrees > 3)                                                \
+			POL_STEP(i3);                                          \
+	} while (0)
+	POL_LEVEL(0);
+	POL_LEVEL(1);
+	POL_LEVEL(2);
+	POL_LEVEL(3);
+	POL_LEVEL(4);
+	POL_LEVEL(5);
+	POL_LEVEL(6);
+	POL_LEVEL(7);
+	POL_LEVEL(8);
+	POL_LEVEL(9);
+	POL_LEVEL(10);
+	POL_LEVEL(11);
+	POL_LEVEL(12);
+	POL_LEVEL(13);
+	POL_LEVEL(14);
+	POL_LEVEL(15);
+	POL_LEVEL(16);
+	POL_LEVEL(17);
+	POL_LEVEL(18);
+	POL_LEVEL(19);
+	POL_LEVEL(20);
+	POL_LEVEL(21);
+	POL_LEVEL(22);
+	POL_LEVEL(23);
+	_Static_assert(VTG_POL_MAX_DEPTH == 24, "one POL_LEVEL per level");
+walked:
+	if (ntrees == 0)
+		return -1;
+	best = pol_scan(nb, lb, rb, i0, k, v6);
+	if (ntrees > 1)
+		POL_NEXT_LEAF(i1);
+	if (ntrees > 2)
+		POL_NEXT_LEAF(i2);
+	if (ntrees > 3)
+		POL_NEXT_LEAF(i3);
+	return best;
+}
+
+static __always_inline __s32 pol_classify(struct vtg_pol_hdr *hdr, __u32 slot, __u32 gen,
+					  struct vtg_pol_pkey *key, const int nd,
+					  struct vtg_pol_stats *st, bool *hit)
+{
+	const __u32 *k = key->k;
+	struct vtg_pol_cache *c = NULL;
+	__s32 rule;
+	__u32 h;
+
+	if (!(hdr->flags & VTG_POL_F_NO_CACHE)) {
+		h = pol_hash(k, nd) & (VTG_POL_CACHE_SIZE - 1);
+		c = bpf_map_lookup_elem(&vtg_pol_cache, &h);
+		if (c && c->gen == gen) {
+			__u32 diff = 0;
+
+#pragma unroll
+			for (int i = 0; i < nd; i++)
+				diff |= c->key[i] ^ k[i];
+			if (!diff) {
+				*hit = true;
+				st->cache_hit++;
+				return c->rule;
+			}
+		}
+		st->cache_miss++;
+	}
+	if (nd == VTG_POL_NDIMS_V4) {
+#pragma unroll
+		for (int t = 0; t < VTG_POL_MAX_TREES; t++) {
+			key->root[t] = hdr->trees4[t].root;
+			key->minrule[t] = hdr->trees4[t].minrule;
+			key->depth[t] = t < hdr->ntrees4 ? hdr->trees4[t].depth : 0;
+		}
+		rule = vtg_pol_walk(slot, key, 0, hdr->depth4, hdr->ntrees4);
+	} else {
+#pragma unroll
+		for (int t = 0; t < VTG_POL_MAX_TREES; t++) {
+			key->root[t] = hdr->trees6[t].root;
+			key->minrule[t] = hdr->trees6[t].minrule;
+			key->depth[t] = t < hdr->ntrees6 ? hdr->trees6[t].depth : 0;
+		}
+		rule = vtg_pol_walk(slot, key, 1, hdr->depth6, hdr->ntrees6);
+	}
+	if (c) {
+		c->gen = gen;
+		c->rule = rule;
+#pragma unroll
+		for (int i = 0; i < nd; i++)
+			c->key[i] = k[i];
+	}
+	return rule;
+}
+
+/* Copies the first cap bytes of the packet into a ring buffer record. */
+static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p, __u32 kind,
+				    __s32 rule, __u32 gen, const struct vtg_pol_rule *act,
+				    __u32 dir, __u32 ifindex, __u32 want)
+{
+	__u32 zero = 0, cap = want, sz;
+	struct vtg_pol_scratch *s = bpf_map_lookup_elem(&vtg_pol_scratch, &zero);
+	__u32 avail = (__u32)(p->data_end - p->data);
+
+	if (!s)
+		return -1;
+	if (!xdp)
+		avail = p->len;
+	if (cap > avail)
+		cap = avail;
+	if (cap > VTG_POL_CAP_MAX)
+		cap = VTG_POL_CAP_MAX;
+	s->ev.ts_ns = bpf_ktime_get_ns();
+	s->ev.kind = kind;
+	s->ev.rule = rule;
+	s->ev.gen = gen;
+	s->ev.counter = act->counter;
+	s->ev.ifindex = ifindex;
+	s->ev.pkt_len = p->len;
+	s->ev.dir = dir;
+	if (cap > 0) {
+		long err;
+
+		/* Keep the bound visible to the verifier: 1..VTG_POL_CAP_MAX. */
+		asm volatile("" : "+r"(cap));
+		cap = ((cap - 1) & (VTG_POL_CAP_MAX - 1)) + 1;
+
+		if (xdp)
+			err = bpf_xdp_load_bytes(ctx, 0, s->data, cap);
+		else
+			err = bpf_skb_load_bytes(ctx, 0, s->data, cap);
+		if (err)
+			cap = 0;
+	}
+	s->ev.cap_len = cap;
+	asm volatile("" : "+r"(cap));
+	sz = sizeof(s->ev) + (cap & (VTG_POL_CAP_MAX * 2 - 1));
+	if (sz > sizeof(*s))
+		sz = sizeof(*s);
+	return bpf_ringbuf_output(&vtg_pol_events, s, sz, 0);
+}
+
+static __always_inline void pol_flow(struct vtg_pkt *p, const struct vtg_pol_pkey *key,
+				     const struct vtg_pol_rule *act, struct vtg_pol_cnt *cnt)
+{
+	struct vtg_pol_flow_key fk = {};
+	struct vtg_pol_flow *f;
+	__u64 now = bpf_ktime_get_ns();
+
+	fk.family = key->family;
+	fk.proto = key->k[VTG_POL_D_PROTO];
+	fk.dir = key->k[VTG_POL_D_DIR];
+	fk.sport = key->k[VTG_POL_D_SPORT];
+	fk.dport = key->k[VTG_POL_D_DPORT];
+	fk.ifindex = key->k[VTG_POL_D_IFINDEX];
+	fk.saddr[0] = key->k[VTG_POL_D_SA0];
+	fk.daddr[0] = key->k[VTG_POL_D_DA0];
+	if (key->family == 6) {
+		fk.saddr[1] = key->k[VTG_POL_D_SA1];
+		fk.saddr[2] = key->k[VTG_POL_D_SA2];
+		fk.saddr[3] = key->k[VTG_POL_D_SA3];
+		fk.daddr[1] = key->k[VTG_POL_D_DA1];
+		fk.daddr[2] = key->k[VTG_POL_D_DA2];
+		fk.daddr[3] = key->k[VTG_POL_D_DA3];
+	}
+	f = bpf_map_lookup_elem(&vtg_pol_flows, &fk);
+	if (!f) {
+		struct vtg_pol_flow nf = {
+			.packets = 1, .bytes = p->len, .first_ns = now, .last_ns = now,
+			.tcp_flags = key->tcp_flags, .counter = act->counter,
+		};
+
+		if (!bpf_map_update_elem(&vtg_pol_flows, &fk, &nf, BPF_NOEXIST))
+			return;
+		f = bpf_map_lookup_elem(&vtg_pol_flows, &fk); /* raced with another CPU */
+		if (!f) {
+			if (cnt)
+				cnt->flow_lost++;
+			return;
+		}
+	}
+	__sync_fetch_and_add(&f->packets, 1);
+	__sync_fetch_and_add(&f->bytes, p->len);
+	__sync_fetch_and_or(&f->tcp_flags, key->tcp_flags);
+	f->last_ns = now;
+	f->counter = act->counter;
+}
+
+/* Classifies the packet and runs the actions; returns true to drop. */
+static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p, __u32 dir,
+				    __u32 ifindex)
+{
+	__u32 zero = 0, slot, gen, status = VTG_POL_REPORT_CLASSIFIED;
+	struct vtg_pol_stats *st = bpf_map_lookup_elem(&vtg_pol_stats, &zero);
+	__u64 *ctlp = bpf_map_lookup_elem(&vtg_pol_ctl, &zero);
+	struct vtg_pol_hdr *hdr;
+	struct vtg_pol_rule *act;
+	struct vtg_pol_pkey key;
+	struct vtg_pol_cnt *cnt = NULL;
+	bool hit = false, drop;
+	__s32 rule = -1;
+	__u64 ctl;
+	__u32 a;
+	int kr;
+
+	if (!st || !ctlp)
+		return false;
+	st->packets++;
+	ctl = *(volatile __u64 *)ctlp; /* one load: slot and generation together */
+	gen = ctl >> 32;
+	slot = ctl & 1;
+	if (!gen) {
+		st->no_policy++;
+		status = VTG_POL_REPORT_NO_POLICY;
+		drop = false;
+		goto report;
+	}
+	hdr = bpf_map_lookup_elem(&vtg_pol_hdr, &slot);
+	if (!hdr)
+		return false;
+
+	kr = vtg_pol_key(p, &key, hdr->flags, dir, ifindex);
+	if (kr == VTG_POL_KEY_NON_IP) {
+		st->non_ip++;
+		status = VTG_POL_REPORT_NON_IP;
+		drop = false;
+		goto report;
+	}
+	if (kr == VTG_POL_KEY_MALFORMED) {
+		st->malformed++;
+		status = VTG_POL_REPORT_MALFORMED;
+	} else if (key.family == 4) {
+		rule = pol_classify(hdr, slot, gen, &key, VTG_POL_NDIMS_V4, st, &hit);
+	} else {
+		rule = pol_classify(hdr, slot, gen, &key, VTG_POL_NDIMS, st, &hit);
+	}
+	if (hit)
+		status |= VTG_POL_REPORT_CACHE_HIT;
+
+	act = &hdr->dflt;
+	if (rule >= 0) {
+		struct vtg_pol_rule_blk *rb = bpf_map_lookup_elem(&vtg_pol_rules, &slot);
+
+		if (!rb)
+			return false;
+		asm volatile("" : "+r"(rb)); /* no pointer arithmetic before the null check */
+		act = &rb->r[(__u32)rule & (VTG_POL_MAX_RULES - 1)];
+	}
+	a = act->actions;
+	if (a & (VTG_POL_A_COUNT | VTG_POL_A_SAMPLE | VTG_POL_A_MIRROR | VTG_POL_A_FLOW)) {
+		__u32 ci = act->counter;
+
+		cnt = bpf_map_lookup_elem(&vtg_pol_cnt, &ci);
+	}
+	if (cnt) {
+		cnt->seen++;
+		if (a & VTG_POL_A_COUNT) {
+			cnt->packets++;
+			cnt->bytes += p->len;
+		}
+		if ((a & VTG_POL_A_SAMPLE) && act->sample_n && cnt->seen % act->sample_n == 0) {
+			if (pol_emit(ctx, xdp, p, VTG_POL_EV_SAMPLE, rule, gen, act, dir, ifindex,
+				     VTG_POL_SAMPLE_CAP))
+				cnt->sample_lost++;
+			else
+				cnt->sampled++;
+		}
+		if (a & VTG_POL_A_MIRROR) {
+			if (pol_emit(ctx, xdp, p, VTG_POL_EV_MIRROR, rule, gen, act, dir, ifindex,
+				     act->mirror_len))
+				cnt->mirror_lost++;
+			else
+				cnt->mirrored++;
+		}
+		if ((a & VTG_POL_A_FLOW) && kr == VTG_POL_KEY_OK)
+			pol_flow(p, &key, act, cnt);
+	}
+	drop = a & VTG_POL_A_DROP;
+	if (drop)
+		st->dropped++;
+report:
+	if (cfg_report) {
+		__u8 *d = vtg_ptr(p, 0, 8);
+
+		if (d) {
+			*(__s32 *)d = rule;
+			d[4] = status;
+		}
+	}
+	return drop;
+}
+
+SEC("xdp")
+int vtg_pol_xdp(struct xdp_md *ctx)
+{
+	struct vtg_pkt p;
+
+	vtg_pkt_from_xdp(&p, ctx);
+	if (pol_run(ctx, true, &p, 0, ctx->ingress_ifindex))
+		return XDP_DROP;
+	bpf_tail_call(ctx, &vtg_pol_next, 0); /* returns only when no next program is set */
+	return XDP_PASS;
+}
+
+SEC("tc")
+int vtg_pol_tc_in(struct __sk_buff *skb)
+{
+	struct vtg_pkt p;
+
+	vtg_pkt_from_skb(&p, skb);
+	return pol_run(skb, false, &p, 0, skb->ifindex) ? TC_ACT_SHOT : TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int vtg_pol_tc_eg(struct __sk_buff *skb)
+{
+	struct vtg_pkt p;
+
+	vtg_pkt_from_skb(&p, skb);
+	return pol_run(skb, false, &p, 1, skb->ifindex) ? TC_ACT_SHOT : TC_ACT_UNSPEC;
+}
+
+char LICENSE[] SEC("license") = "GPL";

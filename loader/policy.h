@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Policy classification, user side: the rule model, parsers (line format, JSON,
+ * ClassBench), the compiler to the maps of maps/policy.h, the atomic switch, and the
+ * reference first-match scan used as the test oracle.
+ *
+ *   policy_parse.c    files -> struct vtg_policy (errors name file:line:column)
+ *   policy_compile.c  struct vtg_policy -> decision tree + rule table (struct vtg_pol_compiled)
+ *   policy_maps.c     opening/pinning the maps, installing a compiled policy, counters
+ *   policy_ref.c      reference scan, ClassBench traces, packets for headers
+ */
+#ifndef VANTAGE_LOADER_POLICY_H
+#define VANTAGE_LOADER_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/types.h>
+/* The ABI header of the same name; a path, since this file would shadow it. */
+#include "../maps/policy.h"
+
+#define VTG_POL_PIN_DIR VTG_PIN_ROOT "/policy"
+
+/* One rule as written. Addresses in network byte order. */
+struct vtg_pol_def {
+	uint32_t line, col;   /* where it starts in the file (1-based) */
+	uint8_t family;       /* 0 = any, 4, 6 */
+	uint8_t sa[16], da[16];
+	uint8_t sa_len, da_len; /* 0 = any */
+	bool proto_any;
+	uint8_t proto;
+	bool sport_any, dport_any;
+	uint16_t sp_lo, sp_hi, dp_lo, dp_hi;
+	int8_t dir;           /* -1 any, 0 in, 1 out */
+	char dev[16];         /* "" = any */
+	uint32_t actions;     /* VTG_POL_A_* */
+	uint32_t sample_n, mirror_len;
+};
+
+struct vtg_policy {
+	struct vtg_pol_def *rules;
+	int n, cap;
+	struct vtg_pol_def dflt; /* only the action fields are used */
+	uint32_t flags;          /* VTG_POL_F_RAW_PORTS */
+	char source[128];
+};
+
+enum vtg_pol_format {
+	VTG_POL_FMT_AUTO = 0,
+	VTG_POL_FMT_LINE,
+	VTG_POL_FMT_JSON,
+	VTG_POL_FMT_CLASSBENCH,
+};
+int vtg_pol_format_parse(const char *s, enum vtg_pol_format *f);
+
+/* Parses a policy; on error returns -EINVAL (or -errno for I/O) and writes
+ * "FILE:LINE:COL: what was expected" into err. Nothing else is touched. */
+int vtg_policy_parse_file(const char *path, enum vtg_pol_format fmt, struct vtg_policy *pol,
+			  char *err, size_t errlen);
+int vtg_policy_parse_buf(const char *name, const char *text, size_t len, enum vtg_pol_format fmt,
+			 struct vtg_policy *pol, char *err, size_t errlen);
+void vtg_policy_free(struct vtg_policy *pol);
+/* The rule in the line format (canonical: what `policy show` prints). */
+void vtg_pol_def_str(const struct vtg_pol_def *r, char *buf, size_t len);
+void vtg_pol_actions_str(uint32_t actions, uint32_t sample_n, uint32_t mirror_len, char *buf,
+			 size_t len);
+
+/* A packet as the classifier sees it (host-order words; IPv4 address in sa[0]). */
+struct vtg_pol_tuple {
+	uint8_t family; /* 4 or 6 */
+	uint8_t proto;
+	uint32_t sport, dport; /* VTG_POL_NO_PORT when absent */
+	uint32_t sa[4], da[4];
+	uint32_t dir, ifindex;
+};
+
+/* Reference: the first rule in file order whose every field matches, -1 for none.
+ * ifindex[i] is rule i's resolved device (0 = any); NULL when no rule names one. */
+int vtg_policy_ref_match(const struct vtg_policy *pol, const int *ifindex,
+			 const struct vtg_pol_tuple *t);
+
+/* The compiled form, ready to be copied into one slot of the maps. */
+struct vtg_pol_compiled {
+	struct vtg_pol_rule *rules;
+	struct vtg_pol_meta *meta;
+	uint32_t nrules;
+	struct vtg_pol_node *nodes;
+	uint32_t nnodes, nodes_cap;
+	uint32_t *leaf;
+	uint32_t nleaf, leaf_cap;
+	struct vtg_pol_tree trees4[VTG_POL_MAX_TREES], trees6[VTG_POL_MAX_TREES];
+	uint32_t ntrees4, ntrees6;
+	uint32_t depth, max_leaf_rules; /* deepest leaf, largest leaf */
+	uint32_t depth4, depth6;
+	struct vtg_pol_rule dflt;
+	uint32_t flags;
+	double compile_s;
+};
+struct vtg_pol_compile_opts {
+	uint32_t binth; /* rules per leaf before splitting stops (0 = default) */
+};
+/* Compiles; refuses (-E2BIG, message in err) a policy larger than the maps hold.
+ * ifindex as for vtg_policy_ref_match. */
+int vtg_policy_compile(const struct vtg_policy *pol, const int *ifindex,
+		       const struct vtg_pol_compile_opts *opts, struct vtg_pol_compiled *c,
+		       char *err, size_t errlen);
+void vtg_pol_compiled_free(struct vtg_pol_compiled *c);
+/* The tree walk of bpf/policy.bpf.c, in C (tests the compiler without the kernel). */
+int vtg_pol_compiled_match(const struct vtg_pol_compiled *c, const struct vtg_pol_tuple *t);
+void vtg_pol_tuple_key(const struct vtg_pol_tuple *t, uint32_t key[VTG_POL_KEY_WORDS]);
+
+/* The maps of one policy instance: from a freshly loaded object, or from pins. */
+struct vtg_pol_maps {
+	int ctl, hdr, nodes, leaf, rules, meta, cnt, stats, cache, flows, events, next, info,
+		sync, sync_in;
+	void *m_ctl, *m_hdr, *m_nodes, *m_leaf, *m_rules, *m_meta;
+	size_t l_ctl, l_hdr, l_nodes, l_leaf, l_rules, l_meta;
+	bool owned_fds; /* opened from pins: close them */
+};
+struct bpf_object;
+int vtg_pol_maps_from_obj(struct bpf_object *obj, struct vtg_pol_maps *m);
+int vtg_pol_maps_open_pinned(const char *dir, struct vtg_pol_maps *m);
+void vtg_pol_maps_close(struct vtg_pol_maps *m);
+/* Sets the pin path of every map of the object to DIR/NAME. */
+int vtg_pol_obj_pin_maps(struct bpf_object *obj, const char *dir);
+/* Active slot and generation (gen 0: nothing loaded yet). */
+void vtg_pol_active(const struct vtg_pol_maps *m, uint32_t *slot, uint32_t *gen);
+/* Writes c into the idle slot, keeps the counters of rules that survive (same
+ * identity, see vtg_pol_meta.id), switches with one 64-bit store, then waits for an
+ * RCU grace period so no packet still uses the old slot. extra_flags: VTG_POL_F_NO_CACHE.
+ * Returns the new generation, or negative errno with err set. */
+int vtg_pol_install(struct vtg_pol_maps *m, const struct vtg_pol_compiled *c, const char *source,
+		    uint32_t extra_flags, char *err, size_t errlen);
+/* Per-CPU sums. */
+int vtg_pol_read_cnt(const struct vtg_pol_maps *m, uint32_t counter, struct vtg_pol_cnt *sum);
+int vtg_pol_read_stats(const struct vtg_pol_maps *m, struct vtg_pol_stats *sum);
+/* Pointers into the active slot (valid while m is open). */
+const struct vtg_pol_hdr *vtg_pol_cur_hdr(const struct vtg_pol_maps *m);
+const struct vtg_pol_meta *vtg_pol_cur_meta(const struct vtg_pol_maps *m, uint32_t i);
+const struct vtg_pol_rule *vtg_pol_cur_rule(const struct vtg_pol_maps *m, uint32_t i);
+/* A meta record back to the line format. */
+void vtg_pol_meta_str(const struct vtg_pol_meta *mt, const struct vtg_pol_rule *r, char *buf,
+		      size_t len);
+
+/* ClassBench traces: one header a line. */
+struct vtg_pol_trace {
+	struct vtg_pol_tuple *h;
+	int n;
+};
+int vtg_pol_trace_load(const char *path, struct vtg_pol_trace *t, char *err, size_t errlen);
+void vtg_pol_trace_free(struct vtg_pol_trace *t);
+/* An Ethernet frame carrying the header: IPv4/IPv6, TCP (20 bytes), UDP (8) or
+ * 8 bytes of another protocol whose first 4 are the ports. Returns its length. */
+size_t vtg_pol_tuple_frame(const struct vtg_pol_tuple *t, uint8_t *buf, size_t len);
+
+/* Report written by the program when cfg_report is set (first 8 bytes of the frame). */
+#define VTG_POL_REPORT_CLASSIFIED 0
+#define VTG_POL_REPORT_MALFORMED 1
+#define VTG_POL_REPORT_NON_IP 2
+#define VTG_POL_REPORT_NO_POLICY 3
+#define VTG_POL_REPORT_CACHE_HIT 0x80
+
+/* policy_chain.c: whether an XDP program can tail-call a next one here (verified). */
+bool vtg_pol_probe_tail_call(char *detail, size_t len);
+
+#endif

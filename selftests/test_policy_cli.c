@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `vantage policy` end to end on a veth pair between two namespaces: load (TC and
+ * XDP), live traffic, stats, flows, watch, an atomic update, rejected files and
+ * oversize sets that change nothing, unload, and `vantage clean` leaving nothing.
+ * And `policy bench` on a ClassBench set.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+#include <signal.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include "test.h"
+#include "proc.h"
+#include "netns.h"
+
+struct pair {
+	char ns_a[32], ns_b[32], a[16], b[16], dir[64];
+};
+
+static bool pair_up(struct pair *p)
+{
+	char base[12];
+
+	nsh_unique("vpo", base, sizeof(base));
+	snprintf(p->ns_a, sizeof(p->ns_a), "%sa", base);
+	snprintf(p->ns_b, sizeof(p->ns_b), "%sb", base);
+	snprintf(p->a, sizeof(p->a), "%sx", base);
+	snprintf(p->b, sizeof(p->b), "%sy", base);
+	snprintf(p->dir, sizeof(p->dir), "/tmp/%s", base);
+	mkdir(p->dir, 0700);
+	return ASSERT_OK(nsh_create(p->ns_a), "netns a") && ASSERT_OK(nsh_create(p->ns_b), "netns b") &&
+	       ASSERT_OK(nsh_veth(p->a, p->ns_a, p->b, p->ns_b), "veth") &&
+	       ASSERT_EQ(nsh_ip(p->ns_a, "addr add 10.124.0.1/24 dev %s", p->a), 0, "addr") &&
+	       ASSERT_EQ(nsh_ip(p->ns_b, "addr add 10.124.0.2/24 dev %s", p->b), 0, "addr") &&
+	       ASSERT_EQ(nsh_ip(p->ns_a, "link set %s up", p->a), 0, "up") &&
+	       ASSERT_EQ(nsh_ip(p->ns_b, "link set %s up", p->b), 0, "up");
+}
+
+static void pair_down(struct pair *p)
+{
+	char cmd[128];
+
+	nsh_destroy(p->ns_a);
+	nsh_destroy(p->ns_b);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", p->dir);
+	nsh_sh("%s", cmd);
+}
+
+static const char *write_file(struct pair *p, const char *name, const char *text)
+{
+	static char path[8][128];
+	static int k;
+	char *out = path[k++ % 8];
+	FILE *f;
+
+	snprintf(out, 128, "%s/%s", p->dir, name);
+	f = fopen(out, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	return out;
+}
+
+static void cmd(char *out, size_t len, const char *const argv[])
+{
+	if (nsh_exec(NULL, argv, NULL, out, len) != 0)
+		out[0] = 0;
+}
+
+static int bpf_filters(const char *ns, const char *dev, const char *dir)
+{
+	char o[8192];
+	int n = 0;
+
+	cmd(o, sizeof(o), (const char *[]){ "tc", "-n", ns, "filter", "show", "dev", dev, dir, NULL });
+	for (char *s = o; (s = strstr(s, " handle 0x")); s++)
+		n++;
+	return n;
+}
+
+static bool has_xdp(const char *ns, const char *dev)
+{
+	char o[4096];
+
+	cmd(o, sizeof(o), (const char *[]){ "ip", "-n", ns, "link", "show", "dev", dev, NULL });
+	return strstr(o, "prog/xdp") != NULL;
+}
+
+static int policy_pins(void)
+{
+	DIR *d = opendir("/sys/fs/bpf/vantage/policy");
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static bool pin_for(const char *dev)
+{
+	DIR *d = opendir("/sys/fs/bpf/vantage/policy");
+	struct dirent *de;
+	bool found = false;
+
+	if (!d)
+		return false;
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, dev))
+			found = true;
+	closedir(d);
+	return found;
+}
+
+TEST(policy_cli)
+{
+	struct pair p;
+	struct vproc *r = calloc(1, sizeof(*r));
+	int fd = -1;
+	pid_t pid = -1;
+
+	if (!ASSERT_OK_PTR(r, "alloc") || !pair_up(&p))
+		goto out;
+
+	if (SUBTEST("load_tc_live_traffic")) {
+		const char *f = write_file(&p, "icmp.policy", "# count echo requests\nproto icmp -> count,flow\n");
+
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "--dev", p.a, "--netns", p.ns_a,
+					"--tc-ingress", NULL), 0, "policy load");
+		vtest_log("%s%s", r->out, r->err);
+		ASSERT_EQ(vjson_true(r->out, ".[0].type == \"loaded\" and .[0].generation == 1 and .[0].rules == 1"), 1, "loaded record");
+		ASSERT_EQ(bpf_filters(p.ns_a, p.a, "ingress"), 1, "TC filter attached");
+		ASSERT_TRUE(pin_for(p.a), "pinned");
+		ASSERT_EQ(nsh_ping(p.ns_b, "10.124.0.1", 3, 1000, NULL), 3, "pings pass");
+		/* a later invocation reads the pinned policy */
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.a, NULL), 0, "stats");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"rule\" and .index==0)) | .[0].packets == 3"), 1, "3 echo requests counted");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "flows", "--dev", p.a, NULL), 0, "flows");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"flow\" and .src==\"10.124.0.2\" and .dst==\"10.124.0.1\")) | .[0].packets == 3 and .[0].rule == 0"), 1, "one flow of 3 packets");
+		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "show", "--dev", p.a, NULL), 0, "show");
+		ASSERT_STRSTR(r->out, "proto icmp -> pass,count,flow", "show prints the rule");
+	}
+	if (SUBTEST("update_atomic_and_counters")) {
+		const char *f = write_file(&p, "icmp2.policy",
+					   "proto tcp dport 22 -> drop,count\nproto icmp -> count,flow\n");
+		const char *g = write_file(&p, "drop.policy", "proto icmp -> drop,count\n");
+
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "--dev", p.a, "--netns", p.ns_a,
+					"--tc-ingress", NULL), 0, "update");
+		ASSERT_EQ(vjson_true(r->out, ".[0].type == \"updated\" and .[0].generation == 2"), 1, "updated in place");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.a, NULL), 0, "stats");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"rule\" and .index==1)) | .[0].packets == 3"), 1, "the icmp rule kept its count at its new index");
+		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", g, "--dev", p.a, "--netns", p.ns_a, "--tc-ingress", NULL), 0, "drop icmp");
+		ASSERT_EQ(nsh_ping(p.ns_b, "10.124.0.1", 2, 300, NULL), 0, "pings dropped");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.a, NULL), 0, "stats");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"policy_stats\")) | .[0].dropped >= 2"), 1, "drops counted");
+	}
+	if (SUBTEST("bad_file_changes_nothing")) {
+		const char *bad = write_file(&p, "bad.policy", "proto icmp -> count\nproto icmp dport x -> drop\n");
+		char want[256];
+
+		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", bad, "--dev", p.a, "--netns", p.ns_a, "--tc-ingress", NULL),
+			  1, "rejected");
+		snprintf(want, sizeof(want), "%s:2:18: expected a port", bad);
+		ASSERT_STRSTR(r->err, want, "file:line:column");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "show", "--dev", p.a, NULL), 0, "show");
+		ASSERT_EQ(vjson_true(r->out, ".[0].generation == 3 and (.[0].rules | length) == 1"), 1, "the live policy is untouched");
+	}
+	if (SUBTEST("oversize_changes_nothing")) {
+		FILE *fp;
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/big.policy", p.dir);
+		fp = fopen(path, "w");
+		if (fp) {
+			for (int i = 0; i < 16385; i++)
+				fprintf(fp, "proto udp dport %d -> count\n", i);
+			fclose(fp);
+		}
+		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", path, "--dev", p.a, "--netns", p.ns_a, "--tc-ingress", NULL),
+			  1, "refused");
+		ASSERT_STRSTR(r->err, "more than the 16384 the maps hold", "says why");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "show", "--dev", p.a, NULL), 0, "show");
+		ASSERT_EQ(vjson_true(r->out, ".[0].generation == 3"), 1, "still generation 3");
+	}
+	if (SUBTEST("watch")) {
+		const char *f = write_file(&p, "watch.policy", "proto icmp -> count,sample 1,mirror 64\n");
+		const char *argv[] = { vproc_vantage_path(), "-j", "policy", "watch", "--dev", p.a, "--count", "4",
+				       "--duration", "20", NULL };
+		char line[8192], all[32768] = "";
+		size_t n = 0;
+
+		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", f, "--dev", p.a, "--netns", p.ns_a, "--tc-ingress", NULL), 0, "load");
+		pid = vproc_spawn(argv, &fd);
+		if (ASSERT_GT(pid, 0, "spawn watch")) {
+			usleep(300000);
+			ASSERT_EQ(nsh_ping(p.ns_b, "10.124.0.1", 2, 1000, NULL), 2, "pings");
+			while (n < sizeof(all) - 1 && vproc_read_line(fd, line, sizeof(line), 5000) > 0)
+				n += snprintf(all + n, sizeof(all) - n, "%s\n", line);
+			ASSERT_EQ(vproc_wait(pid, 5000), 0, "watch exits after --count records");
+			pid = -1;
+			ASSERT_EQ(vjson_true(all, "map(select(.type==\"sample\" and .src==\"10.124.0.2\")) | length == 2"), 1, "2 samples");
+			ASSERT_EQ(vjson_true(all, "map(select(.type==\"mirror\")) | length == 2 and .[0].cap_len == 64 and (.[0].data | length) == 128"), 1, "2 mirrors of 64 bytes");
+		}
+	}
+	if (SUBTEST("xdp_and_unload")) {
+		const char *f = write_file(&p, "all.policy", "default pass\nany -> count\n");
+
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "--dev", p.b, "--netns", p.ns_b, "--xdp", NULL), 0, "load xdp");
+		ASSERT_EQ(vjson_true(r->out, ".[0].hook == \"xdp-native\""), 1, "native XDP on veth");
+		ASSERT_TRUE(has_xdp(p.ns_b, p.b), "XDP attached");
+		ASSERT_EQ(nsh_ping(p.ns_a, "10.124.0.2", 2, 1000, NULL), 2, "pings to b pass its XDP");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.b, NULL), 0, "stats");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"rule\")) | .[0].packets >= 2"), 1, "counted at XDP");
+		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL), 0, "unload a");
+		ASSERT_EQ(bpf_filters(p.ns_a, p.a, "ingress"), 0, "filter gone");
+		ASSERT_FALSE(pin_for(p.a), "pins of a gone");
+		ASSERT_TRUE(pin_for(p.b), "b untouched");
+	}
+	if (SUBTEST("stale_pins_start_over")) {
+		const char *f = write_file(&p, "all2.policy", "any -> count,flow\n");
+
+		/* someone detached our XDP program; the pins stayed */
+		ASSERT_EQ(nsh_ip(p.ns_b, "link set dev %s xdp off", p.b), 0, "detach by hand");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "--dev", p.b, "--netns", p.ns_b, "--xdp", NULL), 0, "load again");
+		ASSERT_EQ(vjson_true(r->out, ".[0].type == \"loaded\" and .[0].generation == 1"), 1, "a fresh load, not an update of orphaned maps");
+		ASSERT_TRUE(has_xdp(p.ns_b, p.b), "attached again");
+	}
+	if (SUBTEST("clean_removes_everything")) {
+		const char *f = write_file(&p, "c.policy", "any -> count\n");
+
+		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", f, "--dev", p.a, "--netns", p.ns_a, "--tc-egress", NULL), 0, "load egress");
+		ASSERT_EQ(bpf_filters(p.ns_a, p.a, "egress"), 1, "egress filter");
+		ASSERT_EQ(vproc_vantage(r, 30000, "clean", NULL), 0, "vantage clean");
+		ASSERT_EQ(bpf_filters(p.ns_a, p.a, "egress"), 0, "no filter left");
+		ASSERT_FALSE(has_xdp(p.ns_b, p.b), "no XDP left");
+		ASSERT_FALSE(pin_for(p.a) || pin_for(p.b), "no policy pins left");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "show", NULL), 0, "show");
+		ASSERT_FALSE(strstr(r->out, p.a) || strstr(r->out, p.b), "nothing to show");
+		(void)policy_pins;
+	}
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		vproc_wait(pid, 2000);
+	}
+	if (fd >= 0)
+		close(fd);
+	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL);
+	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.b, NULL);
+	pair_down(&p);
+	free(r);
+}
+
+TEST(policy_bench_cli)
+{
+	struct vproc *r = calloc(1, sizeof(*r));
+	char rules[4096], trace[4200], tmp[4096];
+
+	if (!ASSERT_OK_PTR(r, "alloc"))
+		return;
+	snprintf(tmp, sizeof(tmp), "%s/../../shared/classbench/fw1_1000", vtest_build_dir());
+	if (!realpath(tmp, rules))
+		snprintf(rules, sizeof(rules), "../shared/classbench/fw1_1000");
+	snprintf(trace, sizeof(trace), "%s_trace", rules);
+	if (access(rules, R_OK)) {
+		free(r);
+		SKIP("no ClassBench data at %s", rules);
+	}
+	ASSERT_EQ(vproc_vantage(r, 60000, "-j", "policy", "bench", "--rules", rules, "--trace", trace, "--format",
+				"classbench", "--repeat", "1", "--limit", "1000", "--check", NULL), 0, "bench --check");
+	ASSERT_EQ(vjson_true(r->out, "map(select(has(\"i\"))) | length == 1000 and .[0].i == 0 and (.[999].match | type) == \"number\""), 1, "one line per header");
+	ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"summary\")) | .[0].packets == 1000 and .[0].disagree == 0 and .[0].ns_per_pkt > 0"), 1, "summary");
+	ASSERT_EQ(vproc_vantage(r, 60000, "-j", "policy", "bench", "--rules", rules, "--trace", trace, "--no-cache",
+				"--repeat", "20", "--limit", "200", NULL), 0, "bench --no-cache --repeat 20");
+	ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"summary\")) | .[0].cache == false and .[0].repeat == 20"), 1, "summary of a cache-off run");
+	ASSERT_EQ(vproc_vantage(r, 60000, "-j", "policy", "bench", "--rules", rules, "--trace", trace, "--engine",
+				"linear", "--repeat", "1", "--limit", "300", "--check", NULL), 0, "linear baseline agrees too");
+	free(r);
+}
