@@ -11,7 +11,8 @@
 #include "test.h"
 #include "proc.h"
 
-static const char *const commands[] = { "version", "features", "status", "clean", "count", "latency", "ping" };
+static const char *const commands[] = { "version", "features", "status", "clean", "count", "latency", "ping",
+					"agent", "trace", "conntest", "policy" };
 #define NCMD (sizeof(commands) / sizeof(commands[0]))
 
 static int count_lines(const char *s)
@@ -178,6 +179,7 @@ TEST(features)
 	FEAT("xdp_native_veth", true);
 	FEAT("xdp_generic_veth", true);
 	FEAT("tc_clsact", true);
+	FEAT("xdp_tail_call_chain", true);
 	/* Every unavailable feature says why. */
 	ASSERT_EQ(vjson_true(r->out, "[.[0].features[] | select(.available == false) | .detail | length > 0] | all"),
 		  1, "reasons given");

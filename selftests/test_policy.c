@@ -410,6 +410,18 @@ TEST(policy_actions)
 		ASSERT_EQ((c1.mirrored - c0.mirrored) + (c1.mirror_lost - c0.mirror_lost), 5000,
 			  "every mirror either written or counted lost");
 	}
+	if (SUBTEST("direction")) {
+		install_text(&e, "dir out proto udp -> drop\ndir in proto udp -> count\n", NULL, 0);
+		p = mk(p_udp53);
+		ASSERT_TRUE(run(e.tce, p->buf, p->len, &a), "run tc egress");
+		ASSERT_EQ(a.rule, 0, "egress matches the 'dir out' rule");
+		ASSERT_EQ(a.retval, TC_ACT_SHOT, "and is dropped");
+		ASSERT_TRUE(run(e.tci, p->buf, p->len, &a), "run tc ingress");
+		ASSERT_EQ(a.rule, 1, "TC ingress matches the 'dir in' rule");
+		ASSERT_TRUE(run(e.xdp, p->buf, p->len, &a), "run xdp");
+		ASSERT_EQ(a.rule, 1, "XDP is ingress too");
+		ASSERT_EQ(a.retval, XDP_PASS, "and passes");
+	}
 	{
 		struct vtg_pol_stats st;
 

@@ -169,6 +169,14 @@ TEST(policy_cli)
 			  1, "rejected");
 		snprintf(want, sizeof(want), "%s:2:18: expected a port", bad);
 		ASSERT_STRSTR(r->err, want, "file:line:column");
+		{
+			const char *nodev = write_file(&p, "nodev.policy", "proto icmp -> count\n  dev nosuchdev0 -> drop\n");
+
+			ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", nodev, "--dev", p.a, "--netns", p.ns_a,
+						"--tc-ingress", NULL), 1, "unknown device rejected");
+			snprintf(want, sizeof(want), "%s:2:3: no interface 'nosuchdev0'", nodev);
+			ASSERT_STRSTR(r->err, want, "file:line:column of the rule");
+		}
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "show", "--dev", p.a, NULL), 0, "show");
 		ASSERT_EQ(vjson_true(r->out, ".[0].generation == 3 and (.[0].rules | length) == 1"), 1, "the live policy is untouched");
 	}
