@@ -591,22 +591,12 @@ static int default_route_dev(char *name, size_t len)
 
 int vtg_lat_resolve_uplink(const char *host_ns, const char *dev, struct vtg_lat_uplink *out)
 {
-	int saved = -1, err = 0, fd;
+	int saved = -1, err = 0;
 	char name[IF_NAMESIZE];
 
-	if (host_ns) {
-		fd = vtg_netns_open(host_ns);
-		if (fd < 0) {
-			vtg_err("network namespace '%s' not found: %s", host_ns, strerror(-fd));
-			return fd;
-		}
-		err = vtg_netns_enter(fd, &saved);
-		close(fd);
-		if (err) {
-			vtg_err("cannot enter network namespace '%s': %s", host_ns, strerror(-err));
-			return err;
-		}
-	}
+	err = vtg_netns_enter_spec(host_ns, &saved);
+	if (err)
+		return err;
 	if (dev) {
 		snprintf(name, sizeof(name), "%s", dev);
 	} else if (default_route_dev(name, sizeof(name))) {

@@ -162,6 +162,25 @@ int vtg_netns_enter(int nsfd, int *saved)
 	return 0;
 }
 
+int vtg_netns_enter_spec(const char *spec, int *saved)
+{
+	int fd, err;
+
+	*saved = -1;
+	if (!spec)
+		return 0;
+	fd = vtg_netns_open(spec);
+	if (fd < 0) {
+		vtg_err("network namespace '%s' not found: %s", spec, strerror(-fd));
+		return fd;
+	}
+	err = vtg_netns_enter(fd, saved);
+	close(fd);
+	if (err)
+		vtg_err("cannot enter network namespace '%s': %s", spec, strerror(-err));
+	return err;
+}
+
 int vtg_netns_leave(int saved)
 {
 	int err = 0;

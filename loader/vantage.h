@@ -100,6 +100,9 @@ int vtg_netns_list(struct vtg_netns **out);
 /* Moves the calling thread into the namespace; *saved receives an fd to come back with. */
 int vtg_netns_enter(int nsfd, int *saved);
 int vtg_netns_leave(int saved);
+/* Enters the namespace given as NAME or PATH (NULL: stays, *saved = -1), saying in one
+ * line on stderr what failed. Returns 0 or -errno; leave with vtg_netns_leave(*saved). */
+int vtg_netns_enter_spec(const char *spec, int *saved);
 /* Names for records: the namespace's name (NULL if unknown), and a device's name inside
  * a namespace (NULL if unknown). Cached; a miss rescans at most twice a second. */
 const char *vtg_netns_name(uint32_t ino);

@@ -211,21 +211,13 @@ int cmd_conntest(int argc, char **argv)
 	else
 		o.ui = isatty(STDOUT_FILENO) ? CT_UI_TUI : CT_UI_LOG;
 	if (netns) {
-		int fd = vtg_netns_open(netns), saved = -1;
+		int saved = -1;
 
-		if (fd < 0) {
-			vtg_err("conntest: network namespace '%s' not found: %s", netns, strerror(-fd));
-			ret = VTG_EXIT_FAIL;
-			goto out;
-		}
 		/* For good: every socket is opened in there (the tracer resolves uplinks itself). */
-		if (vtg_netns_enter(fd, &saved)) {
-			close(fd);
-			vtg_err("conntest: cannot enter network namespace '%s'", netns);
+		if (vtg_netns_enter_spec(netns, &saved)) {
 			ret = VTG_EXIT_FAIL;
 			goto out;
 		}
-		close(fd);
 		if (saved >= 0)
 			close(saved);
 	}

@@ -192,21 +192,9 @@ int cmd_count(int argc, char **argv)
 	if (vtg_env_setup())
 		return VTG_EXIT_FAIL;
 
-	if (netns) {
-		int fd = vtg_netns_open(netns), err;
-
-		if (fd < 0) {
-			vtg_err("network namespace '%s' not found: %s", netns, strerror(-fd));
-			return VTG_EXIT_FAIL;
-		}
-		/* The whole process moves: attachments and counters live there; bpffs stays ours. */
-		err = vtg_netns_enter(fd, &saved);
-		close(fd);
-		if (err) {
-			vtg_err("cannot enter network namespace '%s': %s", netns, strerror(-err));
-			return VTG_EXIT_FAIL;
-		}
-	}
+	/* The whole process moves: attachments and counters live there; bpffs stays ours. */
+	if (vtg_netns_enter_spec(netns, &saved))
+		return VTG_EXIT_FAIL;
 	if (!if_nametoindex(dev)) {
 		vtg_err("no interface '%s' in %s", dev, netns ? netns : "this network namespace");
 		goto out;

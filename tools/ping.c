@@ -147,20 +147,9 @@ static int open_socket(int family, const char *netns)
 {
 	int fd, saved = -1, err;
 
-	if (netns) {
-		int nsfd = vtg_netns_open(netns);
-
-		if (nsfd < 0) {
-			vtg_err("network namespace '%s' not found: %s", netns, strerror(-nsfd));
-			return nsfd;
-		}
-		err = vtg_netns_enter(nsfd, &saved);
-		close(nsfd);
-		if (err) {
-			vtg_err("cannot enter network namespace '%s': %s", netns, strerror(-err));
-			return err;
-		}
-	}
+	err = vtg_netns_enter_spec(netns, &saved);
+	if (err)
+		return err;
 	fd = socket(family, SOCK_RAW | SOCK_CLOEXEC,
 		    family == AF_INET6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
 	err = fd < 0 ? -errno : 0;

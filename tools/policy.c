@@ -333,23 +333,7 @@ static void close_instances(struct inst *in, int n)
 
 static int enter_netns(const char *netns, int *saved)
 {
-	int fd, err;
-
-	*saved = -1;
-	if (!netns)
-		return 0;
-	fd = vtg_netns_open(netns);
-	if (fd < 0) {
-		vtg_err("network namespace '%s' not found: %s", netns, strerror(-fd));
-		return -1;
-	}
-	err = vtg_netns_enter(fd, saved);
-	close(fd);
-	if (err) {
-		vtg_err("cannot enter network namespace '%s': %s", netns, strerror(-err));
-		return -1;
-	}
-	return 0;
+	return vtg_netns_enter_spec(netns, saved) ? -1 : 0;
 }
 
 /* Selection for show/stats/...: --netns picks that namespace's instances. */

@@ -688,20 +688,8 @@ int cmd_trace(int argc, char **argv)
 
 	if (vtg_env_setup())
 		return VTG_EXIT_FAIL;
-	if (netns) {
-		int fd = vtg_netns_open(netns), err;
-
-		if (fd < 0) {
-			vtg_err("network namespace '%s' not found: %s", netns, strerror(-fd));
-			return VTG_EXIT_FAIL;
-		}
-		err = vtg_netns_enter(fd, &saved);
-		close(fd);
-		if (err) {
-			vtg_err("cannot enter network namespace '%s': %s", netns, strerror(-err));
-			return VTG_EXIT_FAIL;
-		}
-	}
+	if (vtg_netns_enter_spec(netns, &saved))
+		return VTG_EXIT_FAIL;
 	s = vtg_tr_session_new(&o);
 	if (!s)
 		goto out;
