@@ -131,7 +131,8 @@ $(BUILD):
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := make gcc clang llvm clang-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
 	iproute2 nftables iputils-ping procps util-linux jq bpftrace yamllint curl \
-	scamper bc time perl iperf3 sockperf netsniff-ng
+	scamper bc time perl iperf3 sockperf netsniff-ng \
+	nfdump tshark prometheus gnuplot-nox
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Export core: the sink table, the non-blocking output buffer every stream sink uses,
+ * and the envelope's source name. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "vantage.h"
+#include "export.h"
+
+char vtg_x_source[96] = "vantage";
+
+void vtg_x_set_source(const char *command)
+{
+	char host[64] = "";
+
+	if (gethostname(host, sizeof(host) - 1) || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	snprintf(vtg_x_source, sizeof(vtg_x_source), "%s/%s", host, command ? command : "vantage");
+}
+
+/* Sinks live in their own files; a build without one says so rather than failing to link. */
+extern const struct vtg_sink_ops vtg_sink_jsonl __attribute__((weak));
+extern const struct vtg_sink_ops vtg_sink_ipfix __attribute__((weak));
+extern const struct vtg_sink_ops vtg_sink_pcapng __attribute__((weak));
+extern const struct vtg_sink_ops vtg_sink_prom __attribute__((weak));
+
+static const struct vtg_sink_ops *sink_ops(const char *kind)
+{
+	const struct vtg_sink_ops *all[] = { &vtg_sink_jsonl, &vtg_sink_ipfix, &vtg_sink_pcapng, &vtg_sink_prom };
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (all[i] && !strcmp(all[i]->name, kind))
+			return all[i];
+	if (!strcmp(kind, "prometheus") || !strcmp(kind, "metrics"))
+		return &vtg_sink_prom;
+	return NULL;
+}
+
+struct vtg_sink *vtg_sink_open(const char *kind, const char *target, char *err, size_t errlen)
+{
+	const struct vtg_sink_ops *ops = sink_ops(kind);
+	struct vtg_sink *s;
+
+	if (!ops) {
+		snprintf(err, errlen, "unknown sink '%s' (expected jsonl, ipfix, pcapng or prometheus)", kind);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->ops = ops;
+	s->sampling = 1;
+	snprintf(s->target, sizeof(s->target), "%s", target ? target : "");
+	err[0] = 0;
+	if (ops->open(s, target ? target : "", err, errlen)) {
+		if (!err[0])
+			snprintf(err, errlen, "cannot open %s sink '%s'", kind, target ? target : "");
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void vtg_sink_close(struct vtg_sink *s)
+{
+	if (!s)
+		return;
+	if (s->ops->tick)
+		s->ops->tick(s, vtg_mono_ns());
+	s->ops->close(s);
+	free(s);
+}
+
+/* ---- non-blocking output buffer ---- */
+
+int vtg_obuf_init(struct vtg_obuf *b, int fd, size_t cap)
+{
+	memset(b, 0, sizeof(*b));
+	b->buf = malloc(cap);
+	if (!b->buf)
+		return -ENOMEM;
+	b->cap = cap;
+	b->fd = fd;
+	return 0;
+}
+
+int vtg_obuf_put(struct vtg_obuf *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap && b->off) {
+		/* Reclaim what was already written before refusing. */
+		memmove(b->buf, b->buf + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+	}
+	if (b->len + n > b->cap)
+		return -1;
+	memcpy(b->buf + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+int vtg_obuf_flush(struct vtg_obuf *b)
+{
+	while (b->off < b->len && b->fd >= 0) {
+		ssize_t w = write(b->fd, b->buf + b->off, b->len - b->off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -errno;
+		}
+		b->off += w;
+	}
+	if (b->off == b->len)
+		b->off = b->len = 0;
+	return 0;
+}
+
+void vtg_obuf_free(struct vtg_obuf *b)
+{
+	free(b->buf);
+	b->buf = NULL;
+	b->len = b->off = b->cap = 0;
+}

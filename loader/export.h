@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Export: records -> sinks (JSON Lines, IPFIX, pcapng, Prometheus).
+ *
+ * Every record that leaves vantage is a struct vtg_xrec: made from a ring-buffer
+ * record or a map read by the commands and the agent, or parsed from a JSON Lines
+ * stream by `vantage export` (so `vantage latency -j | vantage export ipfix ...`
+ * feeds a sink exactly as the agent does). A sink takes records one at a time and
+ * never blocks: what it cannot send now is buffered up to a bound, and beyond that
+ * dropped and counted (struct vtg_sink_stats), so a slow or dead analyzer neither
+ * holds the ring buffers nor the other sinks.
+ *
+ * Envelope of the JSON form (version VTG_X_VERSION): every streamed record carries
+ *   "v": 1, "type": "...", "ts_ns": CLOCK_MONOTONIC ns, "time": RFC 3339 wall clock,
+ *   "source": "HOST/COMMAND"
+ * before its own fields.
+ */
+#ifndef VANTAGE_EXPORT_H
+#define VANTAGE_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define VTG_X_VERSION 1
+
+enum vtg_xkind {
+	VTG_XK_OTHER = 0, /* any other type: JSON Lines only */
+	VTG_XK_LATENCY,   /* "latency": one packet's stack latency */
+	VTG_XK_FLOW,      /* "flow": header statistics of one flow (deltas since its last export) */
+	VTG_XK_PACKET,    /* "sample" / "mirror": a packet's first bytes */
+	VTG_XK_HIST,      /* "hist": a latency histogram (cumulative) */
+	VTG_XK_RULE,      /* "rule" / "default": a policy rule's counters (cumulative) */
+	VTG_XK_LOST,      /* "lost": records lost before they reached us */
+	VTG_XK_SAMPLING,  /* "sampling": the CPU budget changed the sampling ratio */
+};
+
+/* IPFIX flowEndReason (IANA IE 136) values, used as they are. */
+enum vtg_xend {
+	VTG_XEND_IDLE = 1,
+	VTG_XEND_ACTIVE = 2,
+	VTG_XEND_END = 3,      /* end of flow detected (TCP FIN/RST) */
+	VTG_XEND_FORCED = 4,   /* exporter stopped */
+	VTG_XEND_RESOURCES = 5,
+};
+
+struct vtg_xflow {
+	uint8_t family;        /* 4 or 6 */
+	uint8_t proto;
+	uint8_t dir;           /* 0 ingress, 1 egress */
+	uint8_t tcp_flags;     /* OR of the flags seen (low 8 bits) */
+	uint8_t end_reason;    /* enum vtg_xend; 0 = not ended (a snapshot) */
+	bool has_ports;
+	uint16_t sport, dport;
+	uint8_t saddr[16], daddr[16]; /* network order; IPv4 in the first 4 bytes */
+	uint32_t ifindex;
+	char dev[16];
+	int32_t rule;          /* rule index in file order, -1 default, -2 unknown */
+	uint64_t packets, bytes;   /* since this flow's previous export */
+	uint64_t start_ns, end_ns; /* CLOCK_REALTIME ns: first and last packet */
+	uint32_t sampling;     /* 1 in N packets were classified (1 = all) */
+};
+
+struct vtg_xpacket {
+	bool mirror;           /* "mirror" (else "sample") */
+	uint8_t dir;           /* 0 ingress, 1 egress */
+	int32_t rule;
+	uint32_t ifindex;
+	char dev[16];
+	uint64_t netns;        /* inode of the namespace of dev, 0 unknown */
+	uint32_t pkt_len;      /* length of the whole packet */
+	uint32_t cap_len;      /* bytes in data */
+	const uint8_t *data;   /* from the Ethernet header on */
+	uint32_t sampling;     /* 1 in N matching packets (sample N times the budget's scale) */
+};
+
+struct vtg_xlatency {
+	uint64_t netns;
+	char netns_name[64];
+	uint8_t dir;           /* enum vtg_lat_dir: 0 egress, 1 ingress */
+	uint8_t proto;         /* IP protocol number */
+	uint8_t family;
+	uint8_t icmp_type;
+	uint8_t saddr[16], daddr[16];
+	uint16_t sport, dport; /* ICMP: echo id and sequence */
+	uint16_t ip_id;
+	uint32_t tcp_seq;
+	uint32_t pid;
+	uint64_t lat_ns;
+};
+
+#define VTG_XHIST_MAX 128
+struct vtg_xhist {
+	uint64_t netns;
+	char netns_name[64];
+	uint8_t dir;           /* 0 egress, 1 ingress */
+	uint8_t proto;
+	uint32_t nbuckets;
+	uint64_t count;
+	double sum_ns;         /* exact when known, else mean_ns * count */
+	uint64_t ge_ns[VTG_XHIST_MAX], count_b[VTG_XHIST_MAX]; /* non-empty buckets: lower bound, count */
+};
+
+struct vtg_xrule {
+	char dev[16];
+	int32_t index;         /* -1 default */
+	uint64_t packets, bytes, matches, sampled, sample_lost, mirrored, mirror_lost, flow_lost;
+};
+
+struct vtg_xlost {
+	char what[32];         /* "latency", "sample", "mirror", a sink's name ... */
+	uint64_t count;
+};
+
+struct vtg_xrec {
+	enum vtg_xkind kind;
+	char type[24];         /* the envelope's "type" */
+	uint64_t ts_ns;        /* CLOCK_MONOTONIC */
+	uint64_t wall_ns;      /* CLOCK_REALTIME */
+	const char *source;
+	const char *line;      /* the JSON text when it came from a stream (no newline), else NULL */
+	size_t line_len;
+	union {
+		struct vtg_xflow flow;
+		struct vtg_xpacket pkt;
+		struct vtg_xlatency lat;
+		struct vtg_xhist hist;
+		struct vtg_xrule rule;
+		struct vtg_xlost lost;
+		uint32_t sampling;     /* VTG_XK_SAMPLING: the new 1-in-N scale */
+	};
+};
+
+/* ---- sinks ---- */
+
+struct vtg_sink_stats {
+	uint64_t records;      /* taken and sent (or queued to be sent) */
+	uint64_t dropped;      /* taken but dropped: the analyzer could not keep up or is away */
+	uint64_t skipped;      /* types this sink does not carry (e.g. latency to pcapng) */
+	uint64_t errors;       /* send/connect errors */
+	uint64_t reconnects;
+};
+
+struct vtg_sink;
+struct vtg_sink_ops {
+	const char *name;      /* "jsonl", "ipfix", "pcapng", "prometheus" */
+	/* target: what followed the sink name on the command line; err gets a one-line reason */
+	int (*open)(struct vtg_sink *s, const char *target, char *err, size_t errlen);
+	/* Takes one record; never blocks; returns 0, or -1 when the record was dropped or
+	 * skipped (counted in s->st). */
+	int (*write)(struct vtg_sink *s, const struct vtg_xrec *r);
+	/* Called at least every 100 ms and before close: flush buffers, refresh templates,
+	 * reconnect with backoff. now_ns is CLOCK_MONOTONIC. */
+	void (*tick)(struct vtg_sink *s, uint64_t now_ns);
+	/* fds the sink wants polled (listening sockets, connections with queued data);
+	 * returns how many it wrote into fds/events (at most max). May be NULL. */
+	int (*pollfds)(struct vtg_sink *s, int *fds, short *events, int max);
+	void (*close)(struct vtg_sink *s);
+};
+
+struct vtg_sink {
+	const struct vtg_sink_ops *ops;
+	void *priv;
+	char target[256];
+	struct vtg_sink_stats st;
+	uint32_t sampling;     /* current 1-in-N scale of the CPU budget (1 = none), for export */
+};
+
+extern const struct vtg_sink_ops vtg_sink_jsonl, vtg_sink_ipfix, vtg_sink_pcapng, vtg_sink_prom;
+
+/* "jsonl[:FILE]", "ipfix[:]udp://HOST:PORT" ...: the spec as `vantage export` and the
+ * agent's config take it: KIND then TARGET. Returns a sink or NULL with err set. */
+struct vtg_sink *vtg_sink_open(const char *kind, const char *target, char *err, size_t errlen);
+void vtg_sink_close(struct vtg_sink *s);
+
+/* ---- records ---- */
+
+/* Parses one JSON Lines record into r (r->line points at text). Returns 0, or -1
+ * with err naming what is wrong ("column 17: expected ':'"). Types it does not know
+ * become VTG_XK_OTHER; a known type with a missing or ill-typed field is an error. */
+int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pktbuf, size_t pktbuf_len,
+		   char *err, size_t errlen);
+
+/* Writes r as one JSON line (with the envelope) to f; uses r->line when set. */
+void vtg_xrec_json(FILE *f, const struct vtg_xrec *r);
+
+/* The envelope's source: "HOST/COMMAND", set once by main. */
+extern char vtg_x_source[96];
+void vtg_x_set_source(const char *command);
+
+/* Non-blocking output buffer shared by the stream sinks: at most cap bytes queued;
+ * a record that does not fit is dropped whole (never a torn record). */
+struct vtg_obuf {
+	uint8_t *buf;
+	size_t len, off, cap;
+	int fd;
+};
+int vtg_obuf_init(struct vtg_obuf *b, int fd, size_t cap);
+/* Queues n bytes (all or nothing). Returns 0, or -1 when they do not fit. */
+int vtg_obuf_put(struct vtg_obuf *b, const void *p, size_t n);
+/* Writes what it can without blocking. Returns 0, or -errno of a fatal write error. */
+int vtg_obuf_flush(struct vtg_obuf *b);
+void vtg_obuf_free(struct vtg_obuf *b);
+
+#endif
