@@ -28,9 +28,10 @@ const volatile __u32 cfg_report = 0;
 #define VTG_POL_REPORT_NO_POLICY 3
 #define VTG_POL_REPORT_CACHE_HIT 0x80
 
+/* [0]: policy slot and generation (VTG_POL_CTL); [1]: flow table slot (VTG_POL_FLOW_SLOT). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -98,12 +99,17 @@ struct {
 	__type(value, struct vtg_pol_cache);
 } vtg_pol_cache SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+/* Two flow tables: packets update the one vtg_pol_ctl[1] names while the exporter
+ * drains the other (see loader/policy_flows.c). A plain hash, not LRU: a full table
+ * refuses new flows and counts them (flow_lost) instead of dropping old ones unseen. */
+struct vtg_pol_flow_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, VTG_POL_MAX_FLOWS);
 	__type(key, struct vtg_pol_flow_key);
 	__type(value, struct vtg_pol_flow);
-} vtg_pol_flows SEC(".maps");
+};
+struct vtg_pol_flow_map vtg_pol_flows SEC(".maps");
+struct vtg_pol_flow_map vtg_pol_flows1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -421,7 +427,7 @@ static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p
 	return bpf_ringbuf_output(&vtg_pol_events, s, sz, 0);
 }
 
-static __always_inline void pol_flow(struct vtg_pkt *p, const struct vtg_pol_pkey *key,
+static __always_inline void pol_flow(void *flows, struct vtg_pkt *p, const struct vtg_pol_pkey *key,
 				     const struct vtg_pol_rule *act, struct vtg_pol_cnt *cnt)
 {
 	struct vtg_pol_flow_key fk = {};
@@ -444,16 +450,16 @@ static __always_inline void pol_flow(struct vtg_pkt *p, const struct vtg_pol_pke
 		fk.daddr[2] = key->k[VTG_POL_D_DA2];
 		fk.daddr[3] = key->k[VTG_POL_D_DA3];
 	}
-	f = bpf_map_lookup_elem(&vtg_pol_flows, &fk);
+	f = bpf_map_lookup_elem(flows, &fk);
 	if (!f) {
 		struct vtg_pol_flow nf = {
 			.packets = 1, .bytes = p->len, .first_ns = now, .last_ns = now,
 			.tcp_flags = key->tcp_flags, .counter = act->counter,
 		};
 
-		if (!bpf_map_update_elem(&vtg_pol_flows, &fk, &nf, BPF_NOEXIST))
+		if (!bpf_map_update_elem(flows, &fk, &nf, BPF_NOEXIST))
 			return;
-		f = bpf_map_lookup_elem(&vtg_pol_flows, &fk); /* raced with another CPU */
+		f = bpf_map_lookup_elem(flows, &fk); /* raced with another CPU */
 		if (!f) {
 			if (cnt)
 				cnt->flow_lost++;
@@ -553,8 +559,16 @@ static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p
 			else
 				cnt->mirrored++;
 		}
-		if ((a & VTG_POL_A_FLOW) && kr == VTG_POL_KEY_OK)
-			pol_flow(p, &key, act, cnt);
+		if ((a & VTG_POL_A_FLOW) && kr == VTG_POL_KEY_OK) {
+			__u32 one = 1;
+			__u64 *fs = bpf_map_lookup_elem(&vtg_pol_ctl, &one);
+
+			/* Two calls with constant map pointers: the verifier needs to know the map. */
+			if (fs && (*(volatile __u64 *)fs & 1))
+				pol_flow(&vtg_pol_flows1, p, &key, act, cnt);
+			else
+				pol_flow(&vtg_pol_flows, p, &key, act, cnt);
+		}
 	}
 	drop = a & VTG_POL_A_DROP;
 	if (drop)

@@ -25,6 +25,7 @@
 #include <bpf/libbpf.h>
 #include "vantage.h"
 #include "commands.h"
+#include "export.h"
 #include "../loader/policy.h"
 #include "policy.skel.h"
 #include "policy_linear.skel.h"
@@ -92,15 +93,19 @@ enum {
 	OPT_BINTH,
 	OPT_CHECK,
 	OPT_ROUNDS,
+	OPT_FOLLOW,
+	OPT_ACTIVE,
+	OPT_IDLE,
+	OPT_BUDGET,
 };
 
 struct popts {
 	const char *file, *dev, *netns, *next, *rules, *trace, *engine;
 	enum vtg_pol_format fmt;
 	enum vtg_hook hook;
-	bool hook_set, no_cache, check;
+	bool hook_set, no_cache, check, follow;
 	long prio, repeat, limit, binth, count, rounds;
-	double duration;
+	double duration, active, idle, budget;
 };
 
 static volatile sig_atomic_t stop;
@@ -135,6 +140,10 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 		{ "binth", required_argument, NULL, OPT_BINTH },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "rounds", required_argument, NULL, OPT_ROUNDS },
+		{ "follow", no_argument, NULL, OPT_FOLLOW },
+		{ "active", required_argument, NULL, OPT_ACTIVE },
+		{ "idle", required_argument, NULL, OPT_IDLE },
+		{ "cpu-budget", required_argument, NULL, OPT_BUDGET },
 		{}
 	};
 	int opt;
@@ -234,6 +243,29 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 			if (*end || o->rounds < 1 || o->rounds > 1000)
 				return vtg_usage_err("policy", "--rounds wants 1..1000, not '%s'", optarg);
 			break;
+		case OPT_FOLLOW:
+			o->follow = true;
+			break;
+		case OPT_ACTIVE:
+		case OPT_IDLE:
+		case OPT_BUDGET: {
+			double v;
+
+			errno = 0;
+			v = strtod(optarg, &end);
+			if (errno || *end || v <= 0 || (opt == OPT_BUDGET && v > 100))
+				return vtg_usage_err("policy", "--%s wants %s, not '%s'",
+						     opt == OPT_ACTIVE ? "active" : opt == OPT_IDLE ? "idle" : "cpu-budget",
+						     opt == OPT_BUDGET ? "a percentage of one CPU (0 < PCT <= 100)"
+								       : "seconds > 0", optarg);
+			if (opt == OPT_ACTIVE)
+				o->active = v;
+			else if (opt == OPT_IDLE)
+				o->idle = v;
+			else
+				o->budget = v;
+			break;
+		}
 		default:
 			return vtg_usage_err("policy", "unknown option or missing value: '%s'", argv[optind - 1]);
 		}
@@ -916,85 +948,193 @@ static int do_stats(const struct popts *o)
 	return VTG_EXIT_OK;
 }
 
-static void addr_str(uint8_t family, const uint32_t *words, char *buf, size_t len)
-{
-	uint32_t a[4];
-
-	for (int i = 0; i < 4; i++)
-		a[i] = htonl(words[i]);
-	inet_ntop(family == 6 ? AF_INET6 : AF_INET, a, buf, len);
-}
-
 static const char *dir_name(uint32_t d)
 {
 	return d ? "out" : "in";
 }
 
+static void flow_key_xrec(const struct inst *in, const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v,
+			  int rule, struct vtg_xrec *r)
+{
+	struct vtg_xflow *f = &r->flow;
+
+	memset(r, 0, sizeof(*r));
+	r->kind = VTG_XK_FLOW;
+	snprintf(r->type, sizeof(r->type), "flow");
+	r->ts_ns = vtg_mono_ns();
+	r->source = vtg_x_source;
+	f->family = k->family;
+	f->proto = k->proto;
+	f->dir = k->dir;
+	f->tcp_flags = (uint8_t)v->tcp_flags;
+	f->has_ports = k->sport != VTG_POL_NO_PORT;
+	f->sport = f->has_ports ? (uint16_t)k->sport : 0;
+	f->dport = f->has_ports ? (uint16_t)k->dport : 0;
+	for (int i = 0; i < (k->family == 6 ? 4 : 1); i++) {
+		uint32_t sa = htonl(k->saddr[i]), da = htonl(k->daddr[i]);
+
+		memcpy(f->saddr + 4 * i, &sa, 4);
+		memcpy(f->daddr + 4 * i, &da, 4);
+	}
+	f->ifindex = k->ifindex;
+	snprintf(f->dev, sizeof(f->dev), "%s", in->info.ifname);
+	f->rule = rule;
+	f->packets = v->packets;
+	f->bytes = v->bytes;
+	f->start_ns = vtg_wall_of_mono(v->first_ns);
+	f->end_ns = vtg_wall_of_mono(v->last_ns);
+	f->sampling = 1;
+}
+
+static void flow_print(const struct vtg_xrec *r)
+{
+	const struct vtg_xflow *f = &r->flow;
+	struct jw *w = vtg_jw_stdout();
+	char s[64], d[64];
+	static const char *const reasons[] = { "-", "idle", "active", "end", "forced", "resources" };
+
+	if (w) {
+		vtg_xrec_jw(w, r);
+		jw_free(w);
+		return;
+	}
+	inet_ntop(f->family == 6 ? AF_INET6 : AF_INET, f->saddr, s, sizeof(s));
+	inet_ntop(f->family == 6 ? AF_INET6 : AF_INET, f->daddr, d, sizeof(d));
+	printf("%-10s %-5u %-39s %-39s %5d %5d %3s %10llu %12llu 0x%02x %6d %s\n", f->dev, f->proto, s, d,
+	       f->has_ports ? f->sport : -1, f->has_ports ? f->dport : -1, dir_name(f->dir),
+	       (unsigned long long)f->packets, (unsigned long long)f->bytes, f->tcp_flags, f->rule,
+	       reasons[f->end_reason <= VTG_XEND_RESOURCES ? f->end_reason : 0]);
+	fflush(stdout);
+}
+
+static void flow_emit(void *ctx, const struct vtg_xrec *r)
+{
+	(void)ctx;
+	flow_print(r);
+}
+
+/* --follow: export flows as they end (idle, active timeout, TCP end), deltas only. */
+static int follow_flows(const struct popts *o, struct inst *in)
+{
+	double active = o->active ? o->active : 60, idle = o->idle ? o->idle : 15;
+	double poll_s = (idle < active ? idle : active) / 4, t0 = vtg_now_s();
+	struct vtg_flowx *x = vtg_flowx_new(&in->m, in->info.ifname, active, idle);
+	int ret = VTG_EXIT_FAIL, err;
+
+	if (poll_s > 1)
+		poll_s = 1;
+	if (poll_s < 0.05)
+		poll_s = 0.05;
+	if (!x) {
+		vtg_err("out of memory");
+		return VTG_EXIT_FAIL;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
+	while (!stop && !(o->duration && vtg_now_s() - t0 >= o->duration)) {
+		int *cidx = counter_index(&in->m);
+
+		err = vtg_flowx_poll(x, false, cidx, flow_emit, NULL);
+		free(cidx);
+		if (err) {
+			vtg_err("flow export on %s: %s", in->info.ifname, strerror(-err));
+			goto out;
+		}
+		usleep((useconds_t)(poll_s * 1e6));
+	}
+	{
+		int *cidx = counter_index(&in->m);
+
+		err = vtg_flowx_poll(x, true, cidx, flow_emit, NULL);
+		free(cidx);
+	}
+	if (err) {
+		vtg_err("flow export on %s: %s", in->info.ifname, strerror(-err));
+		goto out;
+	}
+	{
+		const struct vtg_flowx_stats *st = vtg_flowx_stats(x);
+		struct jw *w = vtg_jw_stdout();
+
+		if (w) {
+			jw_record(w, "flow_export", vtg_mono_ns());
+			jw_kstr(w, "dev", in->info.ifname);
+			jw_ku64(w, "drained", st->drained);
+			jw_ku64(w, "drained_packets", st->drained_packets);
+			jw_ku64(w, "exported", st->exported);
+			jw_ku64(w, "exported_packets", st->exported_packets);
+			jw_ku64(w, "table_switches", st->flips);
+			jw_obj_end(w);
+			jw_free(w);
+		} else {
+			printf("flow export: %llu flow records, %llu packets\n", (unsigned long long)st->exported,
+			       (unsigned long long)st->exported_packets);
+		}
+	}
+	ret = VTG_EXIT_OK;
+out:
+	vtg_flowx_free(x);
+	return ret;
+}
+
 static int do_flows(const struct popts *o)
 {
 	struct inst *in;
-	int n;
+	int n, ret = VTG_EXIT_OK;
 
 	if (vtg_env_setup())
 		return VTG_EXIT_FAIL;
 	n = select_instances(o, &in);
 	if (n < 0)
 		return VTG_EXIT_FAIL;
+	if (o->follow) {
+		if (n != 1) {
+			if (n)
+				vtg_err("policies on %d attach points: pick one with --dev (and --netns)", n);
+			else
+				vtg_err("no policy loaded%s%s", o->dev ? " on " : "", o->dev ? o->dev : "");
+			close_instances(in, n);
+			return VTG_EXIT_FAIL;
+		}
+		if (!vtg.json)
+			printf("%-10s %-5s %-39s %-39s %5s %5s %3s %10s %12s %5s %6s %s\n", "dev", "proto", "src",
+			       "dst", "sport", "dport", "dir", "packets", "bytes", "flags", "rule", "end");
+		ret = follow_flows(o, &in[0]);
+		close_instances(in, n);
+		return ret;
+	}
 	if (!vtg.json)
-		printf("%-10s %-5s %-39s %-39s %5s %5s %3s %10s %12s %5s %6s\n", "dev", "proto", "src", "dst",
-		       "sport", "dport", "dir", "packets", "bytes", "flags", "rule");
+		printf("%-10s %-5s %-39s %-39s %5s %5s %3s %10s %12s %5s %6s %s\n", "dev", "proto", "src", "dst",
+		       "sport", "dport", "dir", "packets", "bytes", "flags", "rule", "end");
+	/* A snapshot of both kernel tables: flows not yet taken by an exporter. */
 	for (int i = 0; i < n; i++) {
-		struct vtg_pol_flow_key k, next;
-		struct vtg_pol_flow v;
 		int *cidx = counter_index(&in[i].m);
-		bool first = true;
+		int fds[2] = { in[i].m.flows, in[i].m.flows1 };
 
-		while (!bpf_map_get_next_key(in[i].m.flows, first ? NULL : &k, &next)) {
-			char s[64], d[64];
-			int rule;
-			struct jw *w;
+		for (int t = 0; t < 2; t++) {
+			struct vtg_pol_flow_key k, next;
+			struct vtg_pol_flow v;
+			bool first = true;
 
-			first = false;
-			k = next;
-			if (bpf_map_lookup_elem(in[i].m.flows, &k, &v))
-				continue;
-			addr_str(k.family, k.saddr, s, sizeof(s));
-			addr_str(k.family, k.daddr, d, sizeof(d));
-			rule = cidx && v.counter < VTG_POL_MAX_COUNTERS ? cidx[v.counter] : -2;
-			w = vtg_jw_stdout();
-			if (w) {
-				jw_record(w, "flow", vtg_mono_ns());
-				jw_kstr(w, "dev", in[i].info.ifname);
-				jw_ku64(w, "family", k.family);
-				jw_ku64(w, "proto", k.proto);
-				jw_kstr(w, "src", s);
-				jw_kstr(w, "dst", d);
-				if (k.sport != VTG_POL_NO_PORT) {
-					jw_ku64(w, "sport", k.sport);
-					jw_ku64(w, "dport", k.dport);
-				}
-				jw_kstr(w, "dir", dir_name(k.dir));
-				jw_ku64(w, "ifindex", k.ifindex);
-				jw_ku64(w, "packets", v.packets);
-				jw_ku64(w, "bytes", v.bytes);
-				jw_ku64(w, "first_ns", v.first_ns);
-				jw_ku64(w, "last_ns", v.last_ns);
-				jw_ku64(w, "tcp_flags", v.tcp_flags);
-				if (rule >= -1)
-					jw_ks64(w, "rule", rule);
-				jw_obj_end(w);
-				jw_free(w);
-			} else {
-				printf("%-10s %-5u %-39s %-39s %5d %5d %3s %10llu %12llu 0x%02x %6d\n", in[i].info.ifname,
-				       k.proto, s, d, k.sport == VTG_POL_NO_PORT ? -1 : (int)k.sport,
-				       k.dport == VTG_POL_NO_PORT ? -1 : (int)k.dport, dir_name(k.dir),
-				       (unsigned long long)v.packets, (unsigned long long)v.bytes, v.tcp_flags, rule);
+			while (fds[t] >= 0 && !bpf_map_get_next_key(fds[t], first ? NULL : &k, &next)) {
+				struct vtg_xrec r;
+				int rule;
+
+				first = false;
+				k = next;
+				if (bpf_map_lookup_elem(fds[t], &k, &v))
+					continue;
+				rule = cidx && v.counter < VTG_POL_MAX_COUNTERS ? cidx[v.counter] : -2;
+				flow_key_xrec(&in[i], &k, &v, rule, &r);
+				flow_print(&r);
 			}
 		}
 		free(cidx);
 	}
 	close_instances(in, n);
-	return VTG_EXIT_OK;
+	return ret;
 }
 
 /* ---- watch ---- */
