@@ -17,6 +17,7 @@ static const struct vtg_cmd commands[] = {
 	{ "agent", cmd_agent, "the sidecar: latency of every container, uplink counters, sockets, metrics" },
 	{ "policy", cmd_policy, "classify packets at XDP/TC against a rule list held in BPF maps" },
 	{ "trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel" },
+	{ "export", cmd_export, "write a record stream (stdin) to IPFIX, pcapng, Prometheus or JSON Lines" },
 	{ "conntest", cmd_conntest, "TCP/UDP connectivity, latency and bandwidth between instances" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
