@@ -63,6 +63,7 @@ struct pcapng_priv {
 	bool is_stdout;
 	int stdout_flags;      /* to restore: O_NONBLOCK is on the shared file description */
 	bool dead;             /* a fatal write error: nothing more is written */
+	bool blocked;          /* the last flush left data: the reader is behind */
 	char path[256];        /* FIFO to open when a reader comes */
 	uint64_t next_try_ns;
 	struct pcapng_iface *ifaces;
@@ -198,6 +199,7 @@ static void flush(struct vtg_sink *s)
 	err = vtg_obuf_flush(&p->ob);
 	if (err)
 		stop_output(s, err);
+	p->blocked = !p->dead && p->ob.off != p->ob.len;
 }
 
 /* Queues one whole block; flushes first if that makes room. */
@@ -376,7 +378,9 @@ static int pcapng_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
 {
 	struct pcapng_priv *p = s->priv;
 
-	if (max < 1 || p->dead || p->fd < 0 || p->ob.off == p->ob.len)
+	/* Only while the reader is behind: a writable fd with nothing blocked would
+	 * wake the caller's poll for nothing. */
+	if (max < 1 || !p->blocked || p->fd < 0)
 		return 0;
 	fds[0] = p->fd;
 	events[0] = POLLOUT;
