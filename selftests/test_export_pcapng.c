@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -326,6 +327,190 @@ static void rm_rf(const char *dir)
 		nsh_sh("rm -rf %s", dir);
 }
 
+/* A number or string field of a flat JSON object of ours (no nesting to mind). */
+static bool jfield(const char *obj, const char *key, char *buf, size_t len)
+{
+	char k[64];
+	const char *p;
+	size_t n = 0;
+
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	p = strstr(obj, k);
+	if (!p)
+		return false;
+	p += strlen(k);
+	if (*p == '"')
+		for (p++; *p && *p != '"' && n + 1 < len; p++)
+			buf[n++] = *p;
+	else
+		for (; *p && *p != ',' && *p != '}' && n + 1 < len; p++)
+			buf[n++] = *p;
+	buf[n] = 0;
+	return true;
+}
+
+/* RFC 3339 UTC ("...T03:10:00.123456Z", any number of fraction digits) -> ns. */
+static uint64_t parse_time(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *f = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	uint64_t ns = 0, scale = 100000000ull;
+
+	if (!f)
+		return 0;
+	if (*f == '.')
+		for (f++; *f >= '0' && *f <= '9'; f++, scale /= 10)
+			ns += (uint64_t)(*f - '0') * scale;
+	return (uint64_t)timegm(&tm) * 1000000000ull + ns;
+}
+
+/* The data plane end to end: a veth pair between two namespaces, `mirror 96` on TC
+ * ingress of one end, pings and UDP from the other, and
+ * `vantage -j policy watch | tee J | vantage export pcapng F`: tshark shows each
+ * watched record as a packet, with its length, capture length, time and rule. */
+static void live(struct vproc *r, const char *dir)
+{
+	char base[12], ns_a[32], ns_b[32], a[16], b[16], pol[160], jpath[160], out[160], errp[160], cmd[1024];
+	char *json = malloc(65536), *tsv = malloc(65536);
+	/* setsid: the pipeline is a process group of its own, killed whole on failure */
+	const char *sargv[] = { "setsid", "sh", "-c", cmd, NULL };
+	bool loaded = false;
+	pid_t pid = -1;
+	int fd = -1, sock = -1, nrec = 0;
+	struct stat st;
+
+	nsh_unique("vpn", base, sizeof(base));
+	snprintf(ns_a, sizeof(ns_a), "%sa", base);
+	snprintf(ns_b, sizeof(ns_b), "%sb", base);
+	snprintf(a, sizeof(a), "%sx", base);
+	snprintf(b, sizeof(b), "%sy", base);
+	snprintf(pol, sizeof(pol), "%s/live.policy", dir);
+	snprintf(jpath, sizeof(jpath), "%s/live.jsonl", dir);
+	snprintf(out, sizeof(out), "%s/live.pcapng", dir);
+	snprintf(errp, sizeof(errp), "%s/live.err", dir);
+	if (!ASSERT_OK_PTR(json, "alloc") || !ASSERT_OK_PTR(tsv, "alloc"))
+		goto out;
+	if (!ASSERT_OK(nsh_create(ns_a), "netns a") || !ASSERT_OK(nsh_create(ns_b), "netns b") ||
+	    !ASSERT_OK(nsh_veth(a, ns_a, b, ns_b), "veth") ||
+	    !ASSERT_EQ(nsh_ip(ns_a, "addr add 10.126.0.1/24 dev %s", a), 0, "addr") ||
+	    !ASSERT_EQ(nsh_ip(ns_b, "addr add 10.126.0.2/24 dev %s", b), 0, "addr") ||
+	    !ASSERT_EQ(nsh_ip(ns_a, "link set %s up", a), 0, "up") ||
+	    !ASSERT_EQ(nsh_ip(ns_b, "link set %s up", b), 0, "up"))
+		goto out;
+	if (!ASSERT_TRUE(write_text(pol, "src 10.126.0.2/32 proto icmp -> mirror 96\n"
+					 "src 10.126.0.2/32 proto udp -> mirror 96\n"), "policy file"))
+		goto out;
+	if (!ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", pol, "--dev", a, "--netns", ns_a, "--tc-ingress", NULL),
+		       0, "policy load"))
+		goto out;
+	loaded = true;
+	snprintf(cmd, sizeof(cmd),
+		 "%s -j policy watch --dev %s --count 5 --duration 15 | tee %s | %s export pcapng %s 2>%s",
+		 vproc_vantage_path(), a, jpath, vproc_vantage_path(), out, errp);
+	pid = vproc_spawn(sargv, &fd);
+	if (!ASSERT_GT(pid, 0, "spawn watch | export"))
+		goto out;
+	usleep(500000); /* the watcher attaches to the ring buffer */
+	if (!ASSERT_EQ(nsh_ping(ns_b, "10.126.0.1", 3, 1000, NULL), 3, "3 pings"))
+		goto out;
+	sock = nsh_socket(ns_b, AF_INET, SOCK_DGRAM, 0);
+	if (!ASSERT_OK(sock, "udp socket"))
+		goto out;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(40009) };
+	char payload[200];
+
+	memset(payload, 'u', sizeof(payload));
+	inet_pton(AF_INET, "10.126.0.1", &to.sin_addr);
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(sendto(sock, payload, sizeof(payload), 0, (struct sockaddr *)&to, sizeof(to)), 200, "udp");
+	ASSERT_EQ(vproc_wait(pid, 15000), 0, "watch | export ends after 5 records");
+	pid = -1;
+
+	/* what went in */
+	if (!ASSERT_TRUE(read_text(jpath, json, 65536), "watch output"))
+		goto out;
+	char *lines[8];
+
+	for (char *l = json, *nl; *l && nrec < 8; l = nl + 1) {
+		nl = strchr(l, '\n');
+		if (!nl)
+			break;
+		*nl = 0;
+		lines[nrec++] = l;
+	}
+	if (!ASSERT_EQ(nrec, 5, "5 records watched"))
+		goto out;
+	/* what came out */
+	const char *targv[] = { "tshark", "-n", "-r", out, "-T", "fields", "-e", "frame.interface_name",
+				"-e", "frame.len", "-e", "frame.cap_len", "-e", "frame.time_epoch", "-e", "ip.src",
+				"-e", "ip.proto", "-e", "udp.dstport", "-e", "frame.comment",
+				"-e", "frame.packet_flags_direction", NULL };
+
+	vproc_run(targv, 20000, r);
+	ASSERT_EQ(r->status, 0, "tshark");
+	ASSERT_STREQ(tool_err(r), "", "tshark stderr");
+	snprintf(tsv, 65536, "%s", r->out);
+	char *row = tsv;
+
+	for (int i = 0; i < nrec && row && *row; i++) {
+		char type[16] = "", dev[32] = "", netns[32] = "", plen[16] = "", clen[16] = "", when[64] = "",
+		     rule[16] = "", ifname[64], expect[512], *nl = strchr(row, '\n');
+		uint64_t wall;
+		bool icmp = i < 3;
+
+		jfield(lines[i], "type", type, sizeof(type));
+		jfield(lines[i], "dev", dev, sizeof(dev));
+		jfield(lines[i], "pkt_len", plen, sizeof(plen));
+		jfield(lines[i], "cap_len", clen, sizeof(clen));
+		jfield(lines[i], "time", when, sizeof(when));
+		jfield(lines[i], "rule", rule, sizeof(rule));
+		ASSERT_STREQ(type, "mirror", "a mirror record");
+		ASSERT_STREQ(dev, a, "of our device");
+		ASSERT_STREQ(clen, "96", "96 bytes");
+		ASSERT_STREQ(rule, icmp ? "0" : "1", "rule");
+		if (!icmp)
+			ASSERT_STREQ(plen, "242", "UDP frame: 14 + 20 + 8 + 200");
+		/* the namespace, when the record names it, is a's */
+		if (jfield(lines[i], "netns", netns, sizeof(netns)) && strcmp(netns, "0")) {
+			char p[128];
+
+			snprintf(p, sizeof(p), "/run/netns/%s", ns_a);
+			ASSERT_OK(stat(p, &st), "stat netns");
+			ASSERT_EQ(strtoull(netns, NULL, 10), st.st_ino, "netns of a");
+			snprintf(ifname, sizeof(ifname), "%s@%s", a, netns);
+		} else {
+			snprintf(ifname, sizeof(ifname), "%s", a);
+		}
+		wall = parse_time(when);
+		ASSERT_GT(wall, 0, "time parsed");
+		snprintf(expect, sizeof(expect), "%s\t%s\t96\t%llu.%09llu\t10.126.0.2\t%d\t%s\tmirror rule %d\t0x00000001",
+			 ifname, plen, (unsigned long long)(wall / 1000000000ull),
+			 (unsigned long long)(wall % 1000000000ull), icmp ? 1 : 17, icmp ? "" : "40009", icmp ? 0 : 1);
+		if (nl)
+			*nl = 0;
+		ASSERT_STREQ(row, expect, "packet as watched");
+		row = nl ? nl + 1 : NULL;
+	}
+	ASSERT_TRUE(!row || !*row, "no more packets than records");
+	read_text(errp, tsv, 65536);
+	ASSERT_STRSTR(tsv, ": 5 records, 0 dropped, 0 skipped, 0 errors", "export summary");
+out:
+	if (sock >= 0)
+		close(sock);
+	if (pid > 0) {
+		kill(-pid, SIGKILL);
+		vproc_wait(pid, 2000);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (loaded)
+		vproc_vantage(r, 30000, "policy", "unload", "--dev", a, "--netns", ns_a, NULL);
+	nsh_destroy(ns_a);
+	nsh_destroy(ns_b);
+	free(json);
+	free(tsv);
+}
+
 TEST(export_pcapng)
 {
 	struct vproc *r = calloc(1, sizeof(*r));
@@ -473,6 +658,9 @@ TEST(export_pcapng)
 			fclose(f);
 		free(line);
 	}
+
+	if (SUBTEST("policy_watch_live"))
+		live(r, dir);
 
 	if (SUBTEST("bad_targets")) {
 		s = vtg_sink_open("pcapng", "/nonexistent-dir/x.pcapng", err, sizeof(err));
