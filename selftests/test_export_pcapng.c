@@ -854,7 +854,7 @@ fifo_out:
 out:
 	if (s)
 		vtg_sink_close(s);
-	if (!getenv("KEEP")) rm_rf(dir); else printf("kept %s\n", dir);
+	rm_rf(dir);
 	free(t);
 	free(r);
 }
