@@ -28,10 +28,11 @@ const volatile __u32 cfg_report = 0;
 #define VTG_POL_REPORT_NO_POLICY 3
 #define VTG_POL_REPORT_CACHE_HIT 0x80
 
-/* [0]: policy slot and generation (VTG_POL_CTL); [1]: flow table slot (VTG_POL_FLOW_SLOT). */
+/* [0]: policy slot and generation (VTG_POL_CTL); [1]: flow table slot (low bit);
+ * [2]: sampling scale of the CPU budget (see VTG_POL_CTL_SCALE). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, VTG_POL_CTL_ENTRIES);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -383,7 +384,7 @@ static __always_inline __s32 pol_classify(struct vtg_pol_hdr *hdr, __u32 slot, _
 /* Copies the first cap bytes of the packet into a ring buffer record. */
 static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p, __u32 kind,
 				    __s32 rule, __u32 gen, const struct vtg_pol_rule *act,
-				    __u32 dir, __u32 ifindex, __u32 want)
+				    __u32 dir, __u32 ifindex, __u32 want, __u64 interval)
 {
 	__u32 zero = 0, cap = want, sz;
 	struct vtg_pol_scratch *s = bpf_map_lookup_elem(&vtg_pol_scratch, &zero);
@@ -405,6 +406,7 @@ static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p
 	s->ev.ifindex = ifindex;
 	s->ev.pkt_len = p->len;
 	s->ev.dir = dir;
+	s->ev.interval = interval > 0xFFFFFFFFull ? 0xFFFFFFFFu : (__u32)interval;
 	if (cap > 0) {
 		long err;
 
@@ -545,16 +547,25 @@ static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p
 			cnt->packets++;
 			cnt->bytes += p->len;
 		}
-		if ((a & VTG_POL_A_SAMPLE) && act->sample_n && cnt->seen % act->sample_n == 0) {
+		__u64 scale = 1;
+
+		if (a & (VTG_POL_A_SAMPLE | VTG_POL_A_MIRROR)) {
+			__u32 si = VTG_POL_CTL_SCALE;
+			__u64 *sp = bpf_map_lookup_elem(&vtg_pol_ctl, &si);
+
+			if (sp && *(volatile __u64 *)sp > 1)
+				scale = *(volatile __u64 *)sp;
+		}
+		if ((a & VTG_POL_A_SAMPLE) && act->sample_n && cnt->seen % (act->sample_n * scale) == 0) {
 			if (pol_emit(ctx, xdp, p, VTG_POL_EV_SAMPLE, rule, gen, act, dir, ifindex,
-				     VTG_POL_SAMPLE_CAP))
+				     VTG_POL_SAMPLE_CAP, act->sample_n * scale))
 				cnt->sample_lost++;
 			else
 				cnt->sampled++;
 		}
-		if (a & VTG_POL_A_MIRROR) {
+		if ((a & VTG_POL_A_MIRROR) && (scale == 1 || cnt->seen % scale == 0)) {
 			if (pol_emit(ctx, xdp, p, VTG_POL_EV_MIRROR, rule, gen, act, dir, ifindex,
-				     act->mirror_len))
+				     act->mirror_len, scale))
 				cnt->mirror_lost++;
 			else
 				cnt->mirrored++;

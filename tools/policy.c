@@ -26,6 +26,7 @@
 #include "vantage.h"
 #include "commands.h"
 #include "export.h"
+#include "budget.h"
 #include "../loader/policy.h"
 #include "policy.skel.h"
 #include "policy_linear.skel.h"
@@ -97,6 +98,7 @@ enum {
 	OPT_ACTIVE,
 	OPT_IDLE,
 	OPT_BUDGET,
+	OPT_EXPORT,
 };
 
 struct popts {
@@ -106,6 +108,8 @@ struct popts {
 	bool hook_set, no_cache, check, follow;
 	long prio, repeat, limit, binth, count, rounds;
 	double duration, active, idle, budget;
+	const char *exports[8];
+	int nexports;
 };
 
 static volatile sig_atomic_t stop;
@@ -144,6 +148,7 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 		{ "active", required_argument, NULL, OPT_ACTIVE },
 		{ "idle", required_argument, NULL, OPT_IDLE },
 		{ "cpu-budget", required_argument, NULL, OPT_BUDGET },
+		{ "export", required_argument, NULL, OPT_EXPORT },
 		{}
 	};
 	int opt;
@@ -245,6 +250,13 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 			break;
 		case OPT_FOLLOW:
 			o->follow = true;
+			break;
+		case OPT_EXPORT:
+			if (!strchr(optarg, '='))
+				return vtg_usage_err("policy", "--export wants SINK=TARGET (e.g. ipfix=udp://127.0.0.1:4739), not '%s'", optarg);
+			if (o->nexports == 8)
+				return vtg_usage_err("policy", "at most 8 --export sinks");
+			o->exports[o->nexports++] = optarg;
 			break;
 		case OPT_ACTIVE:
 		case OPT_IDLE:
@@ -1139,13 +1151,17 @@ static int do_flows(const struct popts *o)
 
 /* ---- watch ---- */
 
+#define WATCH_MAX_SINKS 8
+
 struct watch_ctx {
 	struct inst *in;
 	long count, seen;
+	struct vtg_sink *sinks[WATCH_MAX_SINKS];
+	int nsinks;
 };
 
-/* Addresses and ports out of the captured headers, for the record. */
-static void decode(const uint8_t *d, size_t n, struct jw *w, char *txt, size_t tlen)
+/* Addresses and ports out of the captured headers, for the text line. */
+static void decode(const uint8_t *d, size_t n, void *unused, char *txt, size_t tlen)
 {
 	size_t off = 14;
 	uint16_t et;
@@ -1153,6 +1169,7 @@ static void decode(const uint8_t *d, size_t n, struct jw *w, char *txt, size_t t
 	char s[64] = "", t[64] = "";
 	int sport = -1, dport = -1;
 
+	(void)unused;
 	txt[0] = 0;
 	if (n < 14)
 		return;
@@ -1182,62 +1199,61 @@ static void decode(const uint8_t *d, size_t n, struct jw *w, char *txt, size_t t
 	}
 	if (!s[0])
 		return;
-	if (w) {
-		jw_kstr(w, "src", s);
-		jw_kstr(w, "dst", t);
-		jw_ku64(w, "proto", proto);
-		if (sport >= 0) {
-			jw_ku64(w, "sport", sport);
-			jw_ku64(w, "dport", dport);
-		}
-	} else if (sport >= 0) {
+	if (sport >= 0)
 		snprintf(txt, tlen, "%s:%d -> %s:%d proto %u", s, sport, t, dport, proto);
-	} else {
+	else
 		snprintf(txt, tlen, "%s -> %s proto %u", s, t, proto);
-	}
+}
+
+static void watch_out(struct watch_ctx *wc, const struct vtg_xrec *r)
+{
+	for (int k = 0; k < wc->nsinks; k++)
+		wc->sinks[k]->ops->write(wc->sinks[k], r);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct watch_ctx *wc = ctx;
 	const struct vtg_pol_event *ev = data;
-	const uint8_t *pkt = (const uint8_t *)(ev + 1);
+	struct vtg_xrec r;
+	struct vtg_xpacket *pk = &r.pkt;
 	size_t cap;
-	char when[40], txt[200];
-	struct jw *w;
 
 	if (size < sizeof(*ev))
 		return 0;
 	cap = ev->cap_len;
 	if (cap > size - sizeof(*ev))
 		cap = size - sizeof(*ev);
-	vtg_wallclock_iso(when, sizeof(when));
-	w = vtg_jw_stdout();
-	if (w) {
-		char *hex = malloc(cap * 2 + 1);
+	memset(&r, 0, offsetof(struct vtg_xrec, pkt) + sizeof(r.pkt));
+	r.kind = VTG_XK_PACKET;
+	memcpy(r.type, ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample", 7);
+	r.ts_ns = ev->ts_ns;
+	r.wall_ns = vtg_wall_of_mono(ev->ts_ns);
+	r.source = vtg_x_source;
+	pk->mirror = ev->kind == VTG_POL_EV_MIRROR;
+	pk->dir = ev->dir;
+	pk->rule = ev->rule;
+	pk->ifindex = ev->ifindex;
+	memcpy(pk->dev, wc->in->info.ifname, sizeof(pk->dev));
+	pk->netns = wc->in->info.netns_ino;
+	pk->pkt_len = ev->pkt_len;
+	pk->cap_len = (uint32_t)cap;
+	pk->data = (const uint8_t *)(ev + 1);
+	pk->sampling = ev->interval ? ev->interval : 1;
+	if (wc->nsinks) {
+		watch_out(wc, &r);
+	} else if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
 
-		jw_record(w, ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample", ev->ts_ns);
-		jw_kstr(w, "dev", wc->in->info.ifname);
-		jw_kstr(w, "dir", dir_name(ev->dir));
-		jw_ks64(w, "rule", ev->rule);
-		jw_ku64(w, "generation", ev->gen);
-		jw_ku64(w, "pkt_len", ev->pkt_len);
-		jw_ku64(w, "cap_len", cap);
-		decode(pkt, cap, w, txt, sizeof(txt));
-		if (hex) {
-			for (size_t i = 0; i < cap; i++)
-				sprintf(hex + 2 * i, "%02x", pkt[i]);
-			hex[cap * 2] = 0;
-			jw_kstr(w, "data", hex);
-			free(hex);
-		}
-		jw_obj_end(w);
+		vtg_xrec_jw(w, &r);
 		jw_free(w);
 	} else {
-		decode(pkt, cap, NULL, txt, sizeof(txt));
-		printf("%s %-6s %s rule %d len %u cap %zu  %s\n", when,
-		       ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample", wc->in->info.ifname, ev->rule,
-		       ev->pkt_len, cap, txt);
+		char when[48], txt[200];
+
+		vtg_format_wall(r.wall_ns, when, sizeof(when));
+		decode(pk->data, cap, NULL, txt, sizeof(txt));
+		printf("%s %-6s %s rule %d len %u cap %zu 1/%u  %s\n", when, r.type, pk->dev, ev->rule, ev->pkt_len,
+		       cap, pk->sampling, txt);
 		fflush(stdout);
 	}
 	wc->seen++;
@@ -1247,8 +1263,9 @@ static int on_event(void *ctx, void *data, size_t size)
 }
 
 /* Reports growth of the per-rule lost counters as {"type":"lost"} records. */
-static void report_lost(struct inst *in, uint64_t *last_s, uint64_t *last_m)
+static void report_lost(struct watch_ctx *wc, uint64_t *last_s, uint64_t *last_m)
 {
+	struct inst *in = wc->in;
 	const struct vtg_pol_hdr *h = vtg_pol_cur_hdr(&in->m);
 	struct vtg_pol_cnt c;
 
@@ -1269,6 +1286,19 @@ static void report_lost(struct inst *in, uint64_t *last_s, uint64_t *last_m)
 			if (now <= *last) {
 				*last = now;
 				continue;
+			}
+			if (wc->nsinks) {
+				struct vtg_xrec lr;
+
+				memset(&lr, 0, sizeof(lr));
+				lr.kind = VTG_XK_LOST;
+				snprintf(lr.type, sizeof(lr.type), "lost");
+				lr.ts_ns = vtg_mono_ns();
+				lr.wall_ns = vtg_wall_of_mono(lr.ts_ns);
+				lr.source = vtg_x_source;
+				snprintf(lr.lost.what, sizeof(lr.lost.what), "%s", k ? "mirror" : "sample");
+				lr.lost.count = now - *last;
+				watch_out(wc, &lr);
 			}
 			w = vtg_jw_stdout();
 			if (w) {
@@ -1291,11 +1321,82 @@ static void report_lost(struct inst *in, uint64_t *last_s, uint64_t *last_m)
 	}
 }
 
+static int open_sinks(const struct popts *o, struct vtg_sink **sinks)
+{
+	for (int k = 0; k < o->nexports; k++) {
+		char kind[32], err[256];
+		const char *eq = strchr(o->exports[k], '=');
+
+		snprintf(kind, sizeof(kind), "%.*s", (int)(eq - o->exports[k]), o->exports[k]);
+		sinks[k] = vtg_sink_open(kind, eq + 1, err, sizeof(err));
+		if (!sinks[k]) {
+			vtg_err("--export %s: %s", o->exports[k], err);
+			while (k--)
+				vtg_sink_close(sinks[k]);
+			return -1;
+		}
+	}
+	return o->nexports;
+}
+
+static void close_sinks(struct vtg_sink **sinks, int n)
+{
+	for (int k = 0; k < n; k++) {
+		struct vtg_sink *s = sinks[k];
+
+		s->ops->tick(s, vtg_mono_ns());
+		s->ops->close(s);
+		fprintf(stderr, "policy watch: %s %s: %llu records, %llu dropped, %llu skipped, %llu errors\n",
+			s->ops->name, s->target, (unsigned long long)s->st.records, (unsigned long long)s->st.dropped,
+			(unsigned long long)s->st.skipped, (unsigned long long)s->st.errors);
+		free(s);
+	}
+}
+
+/* The budget changed the ratio: tell the kernel, the stream and the sinks. */
+static void set_scale(struct watch_ctx *wc, const struct vtg_budget *b)
+{
+	uint64_t *ctl = wc->in->m.m_ctl;
+	struct vtg_xrec r;
+
+	__atomic_store_n(&ctl[VTG_POL_CTL_SCALE], (uint64_t)b->scale, __ATOMIC_RELEASE);
+	memset(&r, 0, sizeof(r));
+	r.kind = VTG_XK_SAMPLING;
+	snprintf(r.type, sizeof(r.type), "sampling");
+	r.ts_ns = vtg_mono_ns();
+	r.wall_ns = vtg_wall_of_mono(r.ts_ns);
+	r.source = vtg_x_source;
+	r.sampling = b->scale;
+	for (int k = 0; k < wc->nsinks; k++)
+		wc->sinks[k]->sampling = b->scale;
+	watch_out(wc, &r);
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_record(w, "sampling", r.ts_ns);
+		jw_ku64(w, "scale", b->scale);
+		jw_key(w, "cpu_pct");
+		jw_dbl(w, b->last_pct);
+		jw_key(w, "user_pct");
+		jw_dbl(w, b->last_user_pct);
+		jw_key(w, "bpf_pct");
+		jw_dbl(w, b->last_bpf_pct);
+		jw_key(w, "budget_pct");
+		jw_dbl(w, b->pct);
+		jw_obj_end(w);
+		jw_free(w);
+	} else if (!wc->nsinks) {
+		printf("cpu %.1f%% (budget %.1f%%): sampling scale now 1/%u\n", b->last_pct, b->pct, b->scale);
+		fflush(stdout);
+	}
+}
+
 static int do_watch(const struct popts *o)
 {
 	struct inst *in;
 	struct ring_buffer *rb = NULL;
 	struct watch_ctx wc = { .count = o->count };
+	struct vtg_budget budget = { .stats_fd = -1 };
 	uint64_t *last_s = NULL, *last_m = NULL;
 	int n, ret = VTG_EXIT_FAIL;
 	double t0, next_lost;
@@ -1314,12 +1415,29 @@ static int do_watch(const struct popts *o)
 		goto out;
 	}
 	wc.in = &in[0];
+	wc.nsinks = open_sinks(o, wc.sinks);
+	if (wc.nsinks < 0) {
+		wc.nsinks = 0;
+		goto out;
+	}
 	last_s = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
 	last_m = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
 	rb = ring_buffer__new(in[0].m.events, on_event, &wc, NULL);
 	if (!rb || !last_s || !last_m) {
 		vtg_err("cannot open the sample/mirror ring buffer: %s", strerror(errno));
 		goto out;
+	}
+	if (o->budget) {
+		int pfd = bpf_prog_get_fd_by_id(in[0].info.prog_id);
+
+		if (pfd < 0) {
+			vtg_err("--cpu-budget: cannot open the classifier program (id %u): %s", in[0].info.prog_id,
+				strerror(errno));
+			goto out;
+		}
+		if (vtg_budget_init(&budget, o->budget, &pfd, 1))
+			goto out;
+		__atomic_store_n(&((uint64_t *)in[0].m.m_ctl)[VTG_POL_CTL_SCALE], 1, __ATOMIC_RELEASE);
 	}
 	/* Losses before we started are history: report only new ones. */
 	{
@@ -1338,27 +1456,39 @@ static int do_watch(const struct popts *o)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, on_signal);
+	signal(SIGPIPE, wc.nsinks ? SIG_IGN : on_signal);
 	t0 = vtg_now_s();
 	next_lost = t0 + 1;
 	while (!stop) {
-		int err = ring_buffer__poll(rb, 200);
+		int err = ring_buffer__poll(rb, 50);
+		uint64_t now = vtg_mono_ns();
 
 		if (err < 0 && err != -EINTR) {
 			vtg_err("ring buffer: %s", strerror(-err));
 			goto out;
 		}
+		for (int k = 0; k < wc.nsinks; k++)
+			wc.sinks[k]->ops->tick(wc.sinks[k], now);
+		if (o->budget && vtg_budget_tick(&budget, now))
+			set_scale(&wc, &budget);
 		if (vtg_now_s() >= next_lost) {
-			report_lost(&in[0], last_s, last_m);
+			report_lost(&wc, last_s, last_m);
 			next_lost += 1;
 		}
 		if (o->duration && vtg_now_s() - t0 >= o->duration)
 			break;
 	}
 	ring_buffer__consume(rb);
-	report_lost(&in[0], last_s, last_m);
+	report_lost(&wc, last_s, last_m);
 	ret = VTG_EXIT_OK;
 out:
+	if (o->budget && budget.stats_fd >= 0) {
+		/* Leave the kernel sampling at the policy's own ratio. */
+		__atomic_store_n(&((uint64_t *)in[0].m.m_ctl)[VTG_POL_CTL_SCALE], 1, __ATOMIC_RELEASE);
+		close(budget.prog_fds[0]);
+		vtg_budget_free(&budget);
+	}
+	close_sinks(wc.sinks, wc.nsinks);
 	ring_buffer__free(rb);
 	free(last_s);
 	free(last_m);
