@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include "vantage.h"
 #include "commands.h"
+#include "export.h"
 
 static const struct vtg_cmd commands[] = {
 	{ "version", cmd_version, "print the version and the libbpf it was built with" },
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < NCOMMANDS; i++) {
 		if (strcmp(name, commands[i].name))
 			continue;
+		vtg_x_set_source(name); /* records' envelope: "HOST/COMMAND" */
 		optind = 0; /* reset getopt for the command's own parsing */
 		opterr = 0; /* commands report bad options in their own one-line form */
 		return commands[i].run(argc - first, argv + first);
