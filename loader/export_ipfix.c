@@ -218,6 +218,7 @@ struct ipfix {
 	uint64_t q_in, q_out;       /* bytes queued / written in this session */
 	struct qmsg *q;
 	unsigned q_head, q_n;
+	bool q_added;               /* a message was queued since the last flush */
 };
 
 /* ---- encoding ---- */
@@ -657,6 +658,7 @@ static void tcp_queue(struct ipfix *p, const uint8_t *m, uint32_t len, uint32_t 
 		return;
 	}
 	p->q_in += len;
+	p->q_added = true;
 	q = &p->q[(p->q_head + p->q_n++) % TCP_QMSGS];
 	q->end = p->q_in;
 	q->recs = recs;
@@ -979,8 +981,11 @@ static int ipfix_write(struct vtg_sink *s, const struct vtg_xrec *r)
 		s->st.dropped++;
 		return -1;
 	}
-	if (p->tcp && p->ob.len)
+	/* Once per message, not per record: a full socket buffer costs one failed send. */
+	if (p->q_added) {
+		p->q_added = false;
 		tcp_flush(p);
+	}
 	return 0;
 skip:
 	s->st.skipped++;
@@ -1004,6 +1009,23 @@ static void ipfix_tick(struct vtg_sink *s, uint64_t now_ns)
 		msg_end(p);
 		tcp_flush(p);
 	}
+}
+
+/* TCP: a pending connect, queued bytes, or a peer that closed want attention now. */
+static int ipfix_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
+{
+	struct ipfix *p = s->priv;
+
+	if (!p->tcp || p->fd < 0 || max < 1)
+		return 0;
+	if (p->state == TCP_CONNECTING)
+		events[0] = POLLOUT;
+	else if (p->state == TCP_UP)
+		events[0] = (short)(POLLIN | (p->ob.len > p->ob.off ? POLLOUT : 0));
+	else
+		return 0;
+	fds[0] = p->fd;
+	return 1;
 }
 
 static void ipfix_close(struct vtg_sink *s)
@@ -1046,6 +1068,6 @@ const struct vtg_sink_ops vtg_sink_ipfix = {
 	.open = ipfix_open,
 	.write = ipfix_write,
 	.tick = ipfix_tick,
-	.pollfds = NULL, /* tick (<= 100 ms) and every write already flush and reconnect */
+	.pollfds = ipfix_pollfds,
 	.close = ipfix_close,
 };
