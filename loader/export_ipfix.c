@@ -981,9 +981,12 @@ static int ipfix_write(struct vtg_sink *s, const struct vtg_xrec *r)
 		s->st.dropped++;
 		return -1;
 	}
-	/* Once per message, not per record: a full socket buffer costs one failed send. */
+	/* Once per message, not per record: a full socket buffer costs one failed send.
+	 * The connection is looked after here too: a producer faster than the caller's
+	 * tick must not only fill the queue. */
 	if (p->q_added) {
 		p->q_added = false;
+		tcp_service(p, vtg_mono_ns());
 		tcp_flush(p);
 	}
 	return 0;

@@ -1517,6 +1517,45 @@ static int collect(int lfd, int *cfd, struct tdec *d, uint8_t *buf, size_t *have
 	return d->nrec;
 }
 
+/* A collector in a child process: accepts one connection, decodes it to the end, and
+ * writes "records seq_errors templates" to the pipe. */
+static pid_t child_collector(int lfd, int *result)
+{
+	int pr[2];
+	pid_t pid;
+
+	if (pipe2(pr, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		static uint8_t buf[1 << 20];
+		struct tdec d = { 0 };
+		size_t have = 0;
+		char out[128];
+		int c = accept4(lfd, NULL, NULL, 0);
+
+		for (;;) {
+			ssize_t k = c < 0 ? 0 : read(c, buf + have, sizeof(buf) - have), used;
+
+			if (k <= 0)
+				break;
+			have += (size_t)k;
+			used = tdec_stream(&d, buf, have);
+			if (used < 0)
+				break;
+			memmove(buf, buf + used, have - (size_t)used);
+			have -= (size_t)used;
+		}
+		snprintf(out, sizeof(out), "%d %d %d %zu\n", d.nrec, d.seq_errors, d.tpl_msgs, have);
+		if (write(pr[1], out, strlen(out)) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(pr[1]);
+	*result = pr[0];
+	return pid;
+}
+
 TEST(export_ipfix_tcp_reconnect)
 {
 	struct vproc *r = calloc(1, sizeof(*r));
@@ -1554,6 +1593,48 @@ TEST(export_ipfix_tcp_reconnect)
 			ASSERT_GE(v[3], 2, "connection errors");
 			ASSERT_GE(v[4], 1, "reconnect attempts");
 		}
+	}
+
+	if (SUBTEST("fast_producer")) {
+		/* A file on stdin is read faster than any tick: the connection must still come
+		 * up and drain, not just fill the 4 MiB queue. 80000 flows are 5.5 MB of IPFIX. */
+		const int n = 80000;
+		FILE *f = fopen(errfile, "w");
+		int res = -1, q = 0, lq = bound_socket(AF_INET, SOCK_STREAM, &q), nrec = -1, seqe = -1, tpls = -1;
+		pid_t coll = -1;
+		char tgt[64], got[128] = "";
+
+		if (!ASSERT_OK_PTR(f, "input file") || !ASSERT_OK(lq, "listener") || !ASSERT_OK(listen(lq, 4), "listen")) {
+			if (f)
+				fclose(f);
+			if (lq >= 0)
+				close(lq);
+			goto out;
+		}
+		for (int i = 0; i < n; i++) {
+			flow_json(&fl[i % 50], line, sizeof(line));
+			fputs(line, f);
+		}
+		fclose(f);
+		coll = child_collector(lq, &res);
+		close(lq);
+		if (!ASSERT_GT(coll, 0, "collector process"))
+			goto out;
+		snprintf(tgt, sizeof(tgt), "tcp://127.0.0.1:%d", q);
+		snprintf(cmd, sizeof(cmd), "%s export ipfix %s < %s", vproc_vantage_path(), tgt, errfile);
+		sh(r, 30000, cmd);
+		ASSERT_EQ(r->status, 0, "exit status");
+		if (ASSERT_TRUE(summary_of(r->err, tgt, v), r->err)) {
+			ASSERT_EQ(v[0], n, "all records sent");
+			ASSERT_EQ(v[1], 0, "none dropped");
+		}
+		vproc_read_line(res, got, sizeof(got), 10000);
+		close(res);
+		vproc_wait(coll, 5000);
+		ASSERT_EQ(sscanf(got, "%d %d %d", &nrec, &seqe, &tpls), 3, "collector result");
+		ASSERT_EQ(nrec, n, "the collector decoded every record");
+		ASSERT_EQ(seqe, 0, "sequence numbers");
+		ASSERT_EQ(tpls, 1, "templates once");
 	}
 
 	if (SUBTEST("collector_comes_and_goes")) {
