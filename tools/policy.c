@@ -1496,6 +1496,132 @@ out:
 	return ret;
 }
 
+/* ---- the agent's use: load from its config, feed its sinks ---- */
+
+int policy_agent_load(const char *file, const char *dev, const char *netns, int hook)
+{
+	struct popts o = { .file = file, .dev = dev, .netns = netns, .hook = (enum vtg_hook)hook, .hook_set = true,
+			   .fmt = VTG_POL_FMT_AUTO };
+
+	return do_load(&o) == VTG_EXIT_OK ? 0 : -1;
+}
+
+struct policy_feed {
+	struct inst *in;
+	int n_in;
+	struct ring_buffer *rb;
+	struct watch_ctx wc;
+	struct vtg_flowx *fx;
+	uint64_t *last_s, *last_m;
+	uint64_t next_flows, next_lost, flow_period;
+	int prog_fd;
+};
+
+static void feed_flow_emit(void *ctx, const struct vtg_xrec *r)
+{
+	watch_out(ctx, r);
+}
+
+struct policy_feed *policy_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
+				     double active, double idle)
+{
+	struct policy_feed *f = calloc(1, sizeof(*f));
+	struct popts o = { .dev = dev, .netns = netns };
+
+	if (!f)
+		return NULL;
+	f->prog_fd = -1;
+	f->n_in = select_instances(&o, &f->in);
+	if (f->n_in != 1) {
+		vtg_err("policy on %s: %s", dev, f->n_in ? "several attach points" : "not loaded");
+		goto fail;
+	}
+	f->wc.in = &f->in[0];
+	f->wc.nsinks = nsinks < WATCH_MAX_SINKS ? nsinks : WATCH_MAX_SINKS;
+	memcpy(f->wc.sinks, sinks, f->wc.nsinks * sizeof(*sinks));
+	f->last_s = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
+	f->last_m = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
+	f->rb = ring_buffer__new(f->in[0].m.events, on_event, &f->wc, NULL);
+	f->fx = vtg_flowx_new(&f->in[0].m, f->in[0].info.ifname, active, idle);
+	f->prog_fd = bpf_prog_get_fd_by_id(f->in[0].info.prog_id);
+	if (!f->last_s || !f->last_m || !f->rb || !f->fx || f->prog_fd < 0) {
+		vtg_err("policy on %s: cannot open its ring buffer, flows or program: %s", dev, strerror(errno));
+		goto fail;
+	}
+	f->flow_period = (uint64_t)((idle < active ? idle : active) / 4 * 1e9);
+	if (f->flow_period > 1000000000ull)
+		f->flow_period = 1000000000ull;
+	if (f->flow_period < 50000000ull)
+		f->flow_period = 50000000ull;
+	return f;
+fail:
+	policy_feed_close(f, false);
+	return NULL;
+}
+
+int policy_feed_fd(const struct policy_feed *f)
+{
+	return ring_buffer__epoll_fd(f->rb);
+}
+
+int policy_feed_prog_fd(const struct policy_feed *f)
+{
+	return f->prog_fd;
+}
+
+void policy_feed_set_scale(struct policy_feed *f, const struct vtg_budget *b)
+{
+	uint64_t *ctl = f->in[0].m.m_ctl;
+
+	__atomic_store_n(&ctl[VTG_POL_CTL_SCALE], (uint64_t)b->scale, __ATOMIC_RELEASE);
+}
+
+/* Reads what the ring buffer has, and exports flows and losses when they are due. */
+int policy_feed_poll(struct policy_feed *f, uint64_t now, bool final)
+{
+	int err = ring_buffer__consume(f->rb);
+
+	if (err < 0 && err != -EINTR)
+		return err;
+	if (final || now >= f->next_flows) {
+		int *cidx = counter_index(&f->in[0].m);
+
+		err = vtg_flowx_poll(f->fx, final, cidx, feed_flow_emit, &f->wc);
+		free(cidx);
+		f->next_flows = now + f->flow_period;
+		if (err)
+			return err;
+	}
+	if (final || now >= f->next_lost) {
+		bool json = vtg.json;
+
+		vtg.json = false; /* the agent's stdout is its log: losses go to the sinks */
+		report_lost(&f->wc, f->last_s, f->last_m);
+		vtg.json = json;
+		f->next_lost = now + 1000000000ull;
+	}
+	return 0;
+}
+
+void policy_feed_close(struct policy_feed *f, bool final)
+{
+	if (!f)
+		return;
+	if (final && f->rb && f->fx)
+		policy_feed_poll(f, vtg_mono_ns(), true);
+	if (f->n_in == 1 && f->in[0].m.m_ctl)
+		__atomic_store_n(&((uint64_t *)f->in[0].m.m_ctl)[VTG_POL_CTL_SCALE], 1, __ATOMIC_RELEASE);
+	ring_buffer__free(f->rb);
+	vtg_flowx_free(f->fx);
+	if (f->prog_fd >= 0)
+		close(f->prog_fd);
+	free(f->last_s);
+	free(f->last_m);
+	if (f->n_in > 0)
+		close_instances(f->in, f->n_in);
+	free(f);
+}
+
 /* ---- bench ---- */
 
 static int run_one(int prog, uint8_t *frame, size_t len, uint8_t *out, int repeat, uint32_t *dur)
