@@ -105,10 +105,7 @@ void ct_ev_emit(struct ct_ev *e, const char *fmt, ...)
 	if (ui_mode == CT_UI_JSON) {
 		struct jw *w = jw_new(stdout, vtg.pretty);
 
-		jw_obj(w);
-		jw_kstr(w, "type", e->type);
-		jw_ku64(w, "ts_ns", vtg_mono_ns());
-		jw_kstr(w, "time", ts);
+		jw_record(w, e->type, vtg_mono_ns());
 		for (int i = 0; i < e->n; i++) {
 			struct ct_kv *kv = &e->kv[i];
 

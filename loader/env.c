@@ -146,38 +146,16 @@ uint64_t vtg_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-void vtg_wallclock_iso(char *buf, size_t len)
+/* RFC 3339 UTC with nanoseconds; the formatted second is cached: this runs for every
+ * record of a stream. */
+void vtg_format_wall(uint64_t wall_ns, char *buf, size_t len)
 {
-	struct timespec ts;
-	struct tm tm;
-	char tmp[32];
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%06ldZ", tmp, ts.tv_nsec / 1000);
-}
-
-void vtg_wallclock_of_mono(uint64_t mono_ns, char *buf, size_t len)
-{
-	/* The offset between the clocks, and the formatted second, are cached: this runs for
-	 * every record of a stream. */
-	static int64_t offset;
-	static double offset_at;
 	static time_t last_sec = -1;
 	static char prefix[32];
-	double now = vtg_now_s();
-
-	if (!offset_at || now - offset_at > 1.0) {
-		struct timespec r;
-
-		clock_gettime(CLOCK_REALTIME, &r);
-		offset = ((int64_t)r.tv_sec * 1000000000 + r.tv_nsec) - (int64_t)vtg_mono_ns();
-		offset_at = now;
-	}
-	int64_t real = (int64_t)mono_ns + offset;
-	time_t sec = (time_t)(real / 1000000000);
-	long usec = (long)(real % 1000000000) / 1000;
+	time_t sec = (time_t)(wall_ns / 1000000000);
+	uint32_t ns = (uint32_t)(wall_ns % 1000000000);
+	char out[48];
+	size_t n;
 
 	if (sec != last_sec) {
 		struct tm tm;
@@ -186,5 +164,49 @@ void vtg_wallclock_of_mono(uint64_t mono_ns, char *buf, size_t len)
 		strftime(prefix, sizeof(prefix), "%Y-%m-%dT%H:%M:%S", &tm);
 		last_sec = sec;
 	}
-	snprintf(buf, len, "%s.%06ldZ", prefix, usec);
+	n = strlen(prefix);
+	memcpy(out, prefix, n);
+	out[n++] = '.';
+	for (int i = 8; i >= 0; i--, ns /= 10)
+		out[n + i] = (char)('0' + ns % 10);
+	n += 9;
+	out[n++] = 'Z';
+	out[n] = 0;
+	snprintf(buf, len, "%s", out);
+}
+
+uint64_t vtg_wall_now_ns(void)
+{
+	struct timespec r;
+
+	clock_gettime(CLOCK_REALTIME, &r);
+	return (uint64_t)r.tv_sec * 1000000000ull + r.tv_nsec;
+}
+
+void vtg_wallclock_iso(char *buf, size_t len)
+{
+	vtg_format_wall(vtg_wall_now_ns(), buf, len);
+}
+
+/* CLOCK_REALTIME of a CLOCK_MONOTONIC time. The offset between the clocks is read
+ * again every 4096 calls or 1 s of record time, so NTP steps show up soon. */
+uint64_t vtg_wall_of_mono(uint64_t mono_ns)
+{
+	static int64_t offset;
+	static uint64_t next_mono;
+	static unsigned calls;
+
+	if (!next_mono || mono_ns >= next_mono || ++calls >= 4096) {
+		uint64_t m = vtg_mono_ns();
+
+		offset = (int64_t)vtg_wall_now_ns() - (int64_t)m;
+		next_mono = m + 1000000000ull;
+		calls = 0;
+	}
+	return (uint64_t)((int64_t)mono_ns + offset);
+}
+
+void vtg_wallclock_of_mono(uint64_t mono_ns, char *buf, size_t len)
+{
+	vtg_format_wall(vtg_wall_of_mono(mono_ns), buf, len);
 }

@@ -118,7 +118,8 @@ struct vtg_xrec {
 	char type[24];         /* the envelope's "type" */
 	uint64_t ts_ns;        /* CLOCK_MONOTONIC */
 	uint64_t wall_ns;      /* CLOCK_REALTIME */
-	const char *source;
+	const char *source;    /* "HOST/COMMAND" of the record's maker */
+	char source_buf[96];   /* where a parsed record's source is kept */
 	const char *line;      /* the JSON text when it came from a stream (no newline), else NULL */
 	size_t line_len;
 	union {
@@ -184,6 +185,9 @@ int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pk
 
 /* Writes r as one JSON line (with the envelope) to f; uses r->line when set. */
 void vtg_xrec_json(FILE *f, const struct vtg_xrec *r);
+/* The same through a JSON writer (no line passthrough). */
+struct jw;
+void vtg_xrec_jw(struct jw *w, const struct vtg_xrec *r);
 
 /* The envelope's source: "HOST/COMMAND", set once by main. */
 extern char vtg_x_source[96];

@@ -30,6 +30,11 @@ struct jw *jw_new(FILE *f, bool pretty)
 	return w;
 }
 
+void jw_set_flush(struct jw *w, bool flush)
+{
+	w->flush = flush;
+}
+
 void jw_free(struct jw *w)
 {
 	free(w);

@@ -17,16 +17,12 @@ static void addr_str(const struct vtg_lat_key *k, const uint8_t *a, char *buf, s
 
 void vtg_lat_event_json(struct jw *w, const struct vtg_lat_event *ev)
 {
-	char when[40], src[64], dst[64];
+	char src[64], dst[64];
 	const char *nsname = vtg_netns_name(ev->netns);
 
-	vtg_wallclock_of_mono(ev->ts_ns, when, sizeof(when));
 	addr_str(&ev->key, ev->key.saddr, src, sizeof(src));
 	addr_str(&ev->key, ev->key.daddr, dst, sizeof(dst));
-	jw_obj(w);
-	jw_kstr(w, "type", "latency");
-	jw_ku64(w, "ts_ns", ev->ts_ns);
-	jw_kstr(w, "time", when);
+	jw_record(w, "latency", ev->ts_ns);
 	jw_ku64(w, "netns", ev->netns);
 	jw_key(w, "netns_name");
 	if (nsname)
@@ -122,8 +118,7 @@ void vtg_lat_hists_print(FILE *f, bool json, bool pretty, const struct vtg_lat_h
 		if (json) {
 			struct jw *w = jw_new(f, pretty);
 
-			jw_obj(w);
-			jw_kstr(w, "type", "hist");
+			jw_record(w, "hist", vtg_mono_ns());
 			jw_ku64(w, "netns", h[i].key.netns);
 			jw_key(w, "netns_name");
 			if (nsname)

@@ -62,6 +62,9 @@ void jw_ks64(struct jw *w, const char *k, int64_t v);
 void jw_kbool(struct jw *w, const char *k, bool v);
 /* A writer on stdout in the mode the global options chose (NULL when not JSON). */
 struct jw *vtg_jw_stdout(void);
+void jw_set_flush(struct jw *w, bool flush); /* flush after each top-level value (default) */
+/* Opens a streamed record: {"v":1,"type":TYPE,"ts_ns":TS,"time":"RFC 3339","source":"HOST/CMD" */
+void jw_record(struct jw *w, const char *type, uint64_t ts_ns);
 /* Writes s as a JSON string literal (quoted, escaped) to f. */
 void json_write_string(FILE *f, const char *s);
 
@@ -79,7 +82,10 @@ int vtg_mkdir_p(const char *path, mode_t mode);
 int vtg_rm_tree(const char *path);
 double vtg_now_s(void);          /* CLOCK_MONOTONIC seconds */
 uint64_t vtg_mono_ns(void);      /* CLOCK_MONOTONIC ns, same clock as bpf_ktime_get_ns */
-void vtg_wallclock_iso(char *buf, size_t len); /* RFC 3339 UTC with microseconds */
+void vtg_wallclock_iso(char *buf, size_t len); /* RFC 3339 UTC with nanoseconds */
+uint64_t vtg_wall_now_ns(void);   /* CLOCK_REALTIME ns */
+uint64_t vtg_wall_of_mono(uint64_t mono_ns);
+void vtg_format_wall(uint64_t wall_ns, char *buf, size_t len); /* RFC 3339 UTC, ns */
 /* The wall-clock time (RFC 3339 UTC) of a CLOCK_MONOTONIC timestamp: an event's own time. */
 void vtg_wallclock_of_mono(uint64_t mono_ns, char *buf, size_t len);
 

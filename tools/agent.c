@@ -116,13 +116,8 @@ static void log_event(const char *type, const char *msg, const char *k1, const c
 {
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
-		char when[40];
 
-		vtg_wallclock_iso(when, sizeof(when));
-		jw_obj(w);
-		jw_kstr(w, "type", type);
-		jw_ku64(w, "ts_ns", vtg_mono_ns());
-		jw_kstr(w, "time", when);
+		jw_record(w, type, vtg_mono_ns());
 		if (k1)
 			jw_kstr(w, k1, v1 ? v1 : "");
 		if (k2)
@@ -278,8 +273,7 @@ static void send_status(struct agent *a, struct client *c)
 		return;
 	struct jw *w = jw_new(m, false);
 
-	jw_obj(w);
-	jw_kstr(w, "type", "agent_status");
+	jw_record(w, "agent_status", vtg_mono_ns());
 	jw_ku64(w, "pid", getpid());
 	jw_kstr(w, "config", a->cfg.source);
 	jw_kstr(w, "pin_dir", a->cfg.pin_dir);
@@ -785,8 +779,7 @@ int cmd_agent(int argc, char **argv)
 		if (vtg.json) {
 			struct jw *w = vtg_jw_stdout();
 
-			jw_obj(w);
-			jw_kstr(w, "type", "config_ok");
+			jw_record(w, "config_ok", vtg_mono_ns());
 			jw_kstr(w, "config", a->cfg.source);
 			jw_obj_end(w);
 			jw_free(w);

@@ -37,8 +37,7 @@ static void say(const char *action, const struct vtg_found *f, const char *why)
 		       vtg_hook_name(f->at.hook), f->prog_name, why ? ": " : "", why ? why : "");
 		return;
 	}
-	jw_obj(w);
-	jw_kstr(w, "type", "clean");
+	jw_record(w, "clean", vtg_mono_ns());
 	jw_kstr(w, "action", action);
 	jw_kstr(w, "netns", f->ns.name);
 	jw_kstr(w, "dev", f->at.ifname);
@@ -242,8 +241,7 @@ int cmd_clean(int argc, char **argv)
 	struct jw *w = vtg_jw_stdout();
 
 	if (w) {
-		jw_obj(w);
-		jw_kstr(w, "type", "clean_summary");
+		jw_record(w, "clean_summary", vtg_mono_ns());
 		jw_ku64(w, "removed", removed);
 		jw_ku64(w, "kept", kept);
 		jw_ku64(w, "pins_removed", pins);

@@ -20,6 +20,7 @@ int cmd_agent(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_trace(int argc, char **argv);
 int cmd_conntest(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Prints help to stdout and returns 0 when argv has -h/--help; -1 otherwise.
  * Commands call it first so that --help works without root. */

@@ -70,10 +70,7 @@ static void report(const char *dev, const struct vtg_count_val *now, struct vtg_
 				if (!now[k].packets || (!all && now[k].packets == last[k].packets))
 					continue;
 				if (w) {
-					jw_obj(w);
-					jw_kstr(w, "type", "count");
-					jw_ku64(w, "ts_ns", ts);
-					jw_kstr(w, "time", when);
+					jw_record(w, "count", ts);
 					jw_kstr(w, "dev", dev);
 					jw_kstr(w, "hook", point_names[d]);
 					jw_kstr(w, "l3", l3_names[l3]);
@@ -242,9 +239,7 @@ int cmd_count(int argc, char **argv)
 		struct jw *w = vtg_jw_stdout();
 
 		if (w) {
-			jw_obj(w);
-			jw_kstr(w, "type", "attached");
-			jw_ku64(w, "ts_ns", vtg_mono_ns());
+			jw_record(w, "attached", vtg_mono_ns());
 			jw_kstr(w, "dev", dev);
 			jw_kstr(w, "hook", vtg_hook_name(att[nattached].hook));
 			jw_ku64(w, "prog_id", att[nattached].prog_id);

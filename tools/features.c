@@ -39,8 +39,7 @@ int cmd_features(int argc, char **argv)
 	struct jw *w = vtg_jw_stdout();
 
 	if (w) {
-		jw_obj(w);
-		jw_kstr(w, "type", "features");
+		jw_record(w, "features", vtg_mono_ns());
 		jw_kstr(w, "kernel", u.release);
 		jw_key(w, "features");
 		jw_arr(w);

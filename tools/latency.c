@@ -103,9 +103,7 @@ static void report_lost(struct vtg_lat *l, struct lat_state *st)
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
 
-		jw_obj(w);
-		jw_kstr(w, "type", "lost");
-		jw_ku64(w, "ts_ns", vtg_mono_ns());
+		jw_record(w, "lost", vtg_mono_ns());
 		jw_ku64(w, "count", n);
 		jw_ku64(w, "total", st->lost_reported);
 		jw_obj_end(w);
@@ -126,9 +124,7 @@ static void check_gone(struct vtg_lat *l, struct lat_state *st)
 		if (vtg.json) {
 			struct jw *w = vtg_jw_stdout();
 
-			jw_obj(w);
-			jw_kstr(w, "type", "netns_gone");
-			jw_ku64(w, "ts_ns", vtg_mono_ns());
+			jw_record(w, "netns_gone", vtg_mono_ns());
 			jw_ku64(w, "netns", st->traced[i]);
 			jw_obj_end(w);
 			jw_free(w);
@@ -165,8 +161,7 @@ static void print_stats(struct vtg_lat *l, struct lat_state *st)
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
 
-		jw_obj(w);
-		jw_kstr(w, "type", "latency_stats");
+		jw_record(w, "latency_stats", vtg_mono_ns());
 		jw_kstr(w, "programs", vtg_lat_mode(l));
 		jw_ku64(w, "records", st->records);
 		for (int i = 0; i < VTG_LAT_ST_MAX; i++)
@@ -250,9 +245,7 @@ static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, 
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
 
-		jw_obj(w);
-		jw_kstr(w, "type", "tracing");
-		jw_ku64(w, "ts_ns", vtg_mono_ns());
+		jw_record(w, "tracing", vtg_mono_ns());
 		jw_kstr(w, "programs", "agent");
 		jw_ks64(w, "agent_pid", vtg_agent_running());
 		jw_obj_end(w);
@@ -295,9 +288,7 @@ static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, 
 			if (vtg.json) {
 				struct jw *w = vtg_jw_stdout();
 
-				jw_obj(w);
-				jw_kstr(w, "type", "lost");
-				jw_ku64(w, "ts_ns", vtg_mono_ns());
+				jw_record(w, "lost", vtg_mono_ns());
 				jw_ku64(w, "count", p.n);
 				jw_ku64(w, "total", lost);
 				jw_obj_end(w);
@@ -310,9 +301,7 @@ static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, 
 			if (vtg.json) {
 				struct jw *w = vtg_jw_stdout();
 
-				jw_obj(w);
-				jw_kstr(w, "type", "netns_gone");
-				jw_ku64(w, "ts_ns", vtg_mono_ns());
+				jw_record(w, "netns_gone", vtg_mono_ns());
 				jw_ku64(w, "netns", p.ns);
 				jw_obj_end(w);
 				jw_free(w);
@@ -343,8 +332,7 @@ static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, 
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
 
-		jw_obj(w);
-		jw_kstr(w, "type", "latency_stats");
+		jw_record(w, "latency_stats", vtg_mono_ns());
 		jw_kstr(w, "programs", "agent");
 		jw_ku64(w, "records", st->records);
 		jw_ku64(w, "lost", lost);
@@ -550,9 +538,7 @@ int cmd_latency(int argc, char **argv)
 		/* Attached: consumers may start their traffic now (flushed at once). */
 		struct jw *w = vtg_jw_stdout();
 
-		jw_obj(w);
-		jw_kstr(w, "type", "tracing");
-		jw_ku64(w, "ts_ns", vtg_mono_ns());
+		jw_record(w, "tracing", vtg_mono_ns());
 		jw_kstr(w, "programs", vtg_lat_mode(l));
 		jw_kbool(w, "all", o.all);
 		jw_key(w, "netns");

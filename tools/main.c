@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include "vantage.h"
 #include "commands.h"
+#include "export.h"
 
 static const struct vtg_cmd commands[] = {
 	{ "version", cmd_version, "print the version and the libbpf it was built with" },
@@ -17,6 +18,7 @@ static const struct vtg_cmd commands[] = {
 	{ "agent", cmd_agent, "the sidecar: latency of every container, uplink counters, sockets, metrics" },
 	{ "policy", cmd_policy, "classify packets at XDP/TC against a rule list held in BPF maps" },
 	{ "trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel" },
+	{ "export", cmd_export, "write a record stream (stdin) to IPFIX, pcapng, Prometheus or JSON Lines" },
 	{ "conntest", cmd_conntest, "TCP/UDP connectivity, latency and bandwidth between instances" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -106,6 +108,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < NCOMMANDS; i++) {
 		if (strcmp(name, commands[i].name))
 			continue;
+		vtg_x_set_source(name); /* records' envelope: "HOST/COMMAND" */
 		optind = 0; /* reset getopt for the command's own parsing */
 		opterr = 0; /* commands report bad options in their own one-line form */
 		return commands[i].run(argc - first, argv + first);

@@ -368,8 +368,7 @@ static void report_probe(struct ping *pg, int seq, const char *dst_str, int size
 
 	w = vtg_jw_stdout();
 	if (w) {
-		jw_obj(w);
-		jw_kstr(w, "type", "probe");
+		jw_record(w, "probe", vtg_mono_ns());
 		jw_ku64(w, "seq", seq);
 		jw_ku64(w, "ts_ns", p->t_send);
 		jw_key(w, "rtt_ns");
@@ -726,8 +725,7 @@ int cmd_ping(int argc, char **argv)
 	struct jw *w = vtg_jw_stdout();
 
 	if (w) {
-		jw_obj(w);
-		jw_kstr(w, "type", "summary");
+		jw_record(w, "summary", vtg_mono_ns());
 		jw_kstr(w, "dst", dst_str);
 		jw_ku64(w, "sent", pg.sent);
 		jw_ku64(w, "received", received);

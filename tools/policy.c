@@ -492,8 +492,7 @@ static void print_loaded(const char *what, const struct inst *in, const struct v
 	struct jw *w = vtg_jw_stdout();
 
 	if (w) {
-		jw_obj(w);
-		jw_kstr(w, "type", what);
+		jw_record(w, what, vtg_mono_ns());
 		jw_kstr(w, "dev", in->info.ifname);
 		jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in->info.hook));
 		jw_ku64(w, "prog_id", in->info.prog_id);
@@ -741,8 +740,7 @@ static int do_unload(const struct popts *o)
 		struct jw *w = vtg_jw_stdout();
 
 		if (w) {
-			jw_obj(w);
-			jw_kstr(w, "type", "unloaded");
+			jw_record(w, "unloaded", vtg_mono_ns());
 			jw_kstr(w, "dev", in[i].info.ifname);
 			jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in[i].info.hook));
 			jw_obj_end(w);
@@ -787,8 +785,7 @@ static int do_show(const struct popts *o)
 			continue;
 		vtg_pol_actions_str(h->dflt.actions, h->dflt.sample_n, h->dflt.mirror_len, dflt, sizeof(dflt));
 		if (w) {
-			jw_obj(w);
-			jw_kstr(w, "type", "policy");
+			jw_record(w, "policy", vtg_mono_ns());
 			jw_kstr(w, "dev", in[i].info.ifname);
 			jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in[i].info.hook));
 			jw_ku64(w, "netns_ino", in[i].info.netns_ino);
@@ -887,8 +884,7 @@ static int do_stats(const struct popts *o)
 				rule_text(&in[i].m, r, txt, sizeof(txt));
 			}
 			if (w) {
-				jw_obj(w);
-				jw_kstr(w, "type", r < 0 ? "default" : "rule");
+				jw_record(w, r < 0 ? "default" : "rule", vtg_mono_ns());
 				jw_kstr(w, "dev", in[i].info.ifname);
 				jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in[i].info.hook));
 				jw_ks64(w, "index", r);
@@ -903,8 +899,7 @@ static int do_stats(const struct popts *o)
 			}
 		}
 		if (w) {
-			jw_obj(w);
-			jw_kstr(w, "type", "policy_stats");
+			jw_record(w, "policy_stats", vtg_mono_ns());
 			jw_kstr(w, "dev", in[i].info.ifname);
 			jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in[i].info.hook));
 			jw_ku64(w, "packets", st.packets);
@@ -968,8 +963,7 @@ static int do_flows(const struct popts *o)
 			rule = cidx && v.counter < VTG_POL_MAX_COUNTERS ? cidx[v.counter] : -2;
 			w = vtg_jw_stdout();
 			if (w) {
-				jw_obj(w);
-				jw_kstr(w, "type", "flow");
+				jw_record(w, "flow", vtg_mono_ns());
 				jw_kstr(w, "dev", in[i].info.ifname);
 				jw_ku64(w, "family", k.family);
 				jw_ku64(w, "proto", k.proto);
@@ -1082,10 +1076,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (w) {
 		char *hex = malloc(cap * 2 + 1);
 
-		jw_obj(w);
-		jw_kstr(w, "type", ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample");
-		jw_ku64(w, "ts_ns", ev->ts_ns);
-		jw_kstr(w, "time", when);
+		jw_record(w, ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample", ev->ts_ns);
 		jw_kstr(w, "dev", wc->in->info.ifname);
 		jw_kstr(w, "dir", dir_name(ev->dir));
 		jw_ks64(w, "rule", ev->rule);
@@ -1141,9 +1132,7 @@ static void report_lost(struct inst *in, uint64_t *last_s, uint64_t *last_m)
 			}
 			w = vtg_jw_stdout();
 			if (w) {
-				jw_obj(w);
-				jw_kstr(w, "type", "lost");
-				jw_ku64(w, "ts_ns", vtg_mono_ns());
+				jw_record(w, "lost", vtg_mono_ns());
 				jw_kstr(w, "dev", in->info.ifname);
 				jw_ks64(w, "rule", r);
 				jw_kstr(w, "action", k ? "mirror" : "sample");
@@ -1385,8 +1374,7 @@ static int do_bench(const struct popts *o)
 		double per = n ? total_ns / n : 0;
 
 		if (w) {
-			jw_obj(w);
-			jw_kstr(w, "type", "summary");
+			jw_record(w, "summary", vtg_mono_ns());
 			jw_kstr(w, "engine", o->engine);
 			jw_ku64(w, "rules", c.nrules);
 			jw_ku64(w, "packets", n);

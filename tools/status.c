@@ -81,8 +81,7 @@ int cmd_status(int argc, char **argv)
 	struct jw *w = vtg_jw_stdout();
 
 	if (w) {
-		jw_obj(w);
-		jw_kstr(w, "type", "status");
+		jw_record(w, "status", vtg_mono_ns());
 		jw_key(w, "programs");
 		jw_arr(w);
 		for (int i = 0; i < np; i++) {

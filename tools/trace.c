@@ -194,8 +194,7 @@ static void hop_json(struct jw *w, const char *dst, const struct vtg_tnt_hop *t,
 				best = h->r[q].rtt_ns;
 				any = true;
 			}
-	jw_obj(w);
-	jw_kstr(w, "type", "hop");
+	jw_record(w, "hop", vtg_mono_ns());
 	jw_kstr(w, "dst", dst);
 	jw_ku64(w, "ttl", t->ttl);
 	kaddr(w, "addr", t->responded ? &t->addr : NULL);
@@ -306,8 +305,7 @@ static void tunnel_out(struct out *o, const char *dst, const struct vtg_tr_repor
 	if (o->w) {
 		struct jw *w = o->w;
 
-		jw_obj(w);
-		jw_kstr(w, "type", "tunnel");
+		jw_record(w, "tunnel", vtg_mono_ns());
 		jw_kstr(w, "dst", dst);
 		jw_kstr(w, "kind", vtg_tnt_kind_name(t->kind));
 		kaddr(w, "ingress", ing);
@@ -400,8 +398,7 @@ static void on_report(const struct vtg_tr_report *r, void *arg)
 	for (int k = 0; k < r->ntunnels; k++)
 		tunnel_out(o, dst, r, &r->tunnels[k]);
 	if (o->w) {
-		jw_obj(o->w);
-		jw_kstr(o->w, "type", "done");
+		jw_record(o->w, "done", vtg_mono_ns());
 		jw_kstr(o->w, "dst", dst);
 		jw_kbool(o->w, "reached", reached);
 		jw_kstr(o->w, "stop", vtg_tr_stop_name(r->stop));
@@ -450,8 +447,7 @@ static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_
 	if (o->w) {
 		struct jw *w = o->w;
 
-		jw_obj(w);
-		jw_kstr(w, "type", "stats");
+		jw_record(w, "stats", vtg_mono_ns());
 		jw_ku64(w, "sent", st.sent);
 		jw_ku64(w, "records", st.records);
 		jw_ku64(w, "stray", st.stray);
@@ -739,8 +735,7 @@ int cmd_trace(int argc, char **argv)
 		vtg_tr_get_stats(s, &st);
 		if (st.k_lost) {
 			if (out.w) {
-				jw_obj(out.w);
-				jw_kstr(out.w, "type", "lost");
+				jw_record(out.w, "lost", vtg_mono_ns());
 				jw_ku64(out.w, "records", st.k_lost);
 				jw_obj_end(out.w);
 			}

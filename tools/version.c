@@ -22,8 +22,7 @@ int cmd_version(int argc, char **argv)
 		return vtg_usage_err("version", "unexpected argument '%s'", argv[1]);
 	w = vtg_jw_stdout();
 	if (w) {
-		jw_obj(w);
-		jw_kstr(w, "type", "version");
+		jw_record(w, "version", vtg_mono_ns());
 		jw_kstr(w, "version", VANTAGE_VERSION);
 		jw_kstr(w, "libbpf", libbpf_version_string());
 		jw_obj_end(w);

@@ -1,0 +1,905 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Records as JSON Lines: the envelope every streamed record starts with, the parser
+ * `vantage export` reads streams with, and the writer of records made in-process. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include "vantage.h"
+#include "export.h"
+
+void jw_record(struct jw *w, const char *type, uint64_t ts_ns)
+{
+	char when[48];
+
+	vtg_wallclock_of_mono(ts_ns, when, sizeof(when));
+	jw_obj(w);
+	jw_ku64(w, "v", VTG_X_VERSION);
+	jw_kstr(w, "type", type);
+	jw_ku64(w, "ts_ns", ts_ns);
+	jw_kstr(w, "time", when);
+	jw_kstr(w, "source", vtg_x_source);
+}
+
+/* ---- a small JSON reader for one line ---- */
+
+#define JR_MAX_FIELDS 64
+
+enum jr_kind { JR_STR, JR_NUM, JR_BOOL, JR_NULL, JR_OBJ, JR_ARR };
+
+struct jr_field {
+	const char *key;
+	size_t key_len;
+	enum jr_kind kind;
+	const char *val;       /* JR_STR: raw (escaped) text between the quotes; else the value's text */
+	size_t val_len;
+	bool escaped;
+};
+
+struct jr {
+	const char *s, *p, *end;
+	char *err;
+	size_t errlen;
+	struct jr_field f[JR_MAX_FIELDS];
+	int n;
+};
+
+static void jr_ws(struct jr *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
+		j->p++;
+}
+
+static int jr_fail(struct jr *j, const char *what)
+{
+	snprintf(j->err, j->errlen, "column %zu: %s", (size_t)(j->p - j->s) + 1, what);
+	return -1;
+}
+
+static int jr_string(struct jr *j, const char **v, size_t *len, bool *esc)
+{
+	if (j->p >= j->end || *j->p != '"')
+		return jr_fail(j, "expected a string");
+	j->p++;
+	*v = j->p;
+	*esc = false;
+	while (j->p < j->end && *j->p != '"') {
+		if ((unsigned char)*j->p < 0x20)
+			return jr_fail(j, "control character in a string");
+		if (*j->p == '\\') {
+			*esc = true;
+			j->p++;
+			if (j->p >= j->end || !strchr("\"\\/bfnrtu", *j->p))
+				return jr_fail(j, "bad escape in a string");
+		}
+		j->p++;
+	}
+	if (j->p >= j->end)
+		return jr_fail(j, "unterminated string");
+	*len = j->p - *v;
+	j->p++;
+	return 0;
+}
+
+static int jr_value(struct jr *j, int depth, enum jr_kind *kind);
+
+static int jr_container(struct jr *j, int depth, bool obj)
+{
+	char close = obj ? '}' : ']';
+
+	if (depth > 16)
+		return jr_fail(j, "nested too deep");
+	j->p++;
+	jr_ws(j);
+	if (j->p < j->end && *j->p == close) {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		enum jr_kind k;
+
+		jr_ws(j);
+		if (obj) {
+			const char *kv;
+			size_t kl;
+			bool e;
+
+			if (jr_string(j, &kv, &kl, &e))
+				return -1;
+			jr_ws(j);
+			if (j->p >= j->end || *j->p != ':')
+				return jr_fail(j, "expected ':'");
+			j->p++;
+			jr_ws(j);
+		}
+		if (jr_value(j, depth + 1, &k))
+			return -1;
+		jr_ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == close) {
+			j->p++;
+			return 0;
+		}
+		return jr_fail(j, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+	}
+}
+
+static int jr_value(struct jr *j, int depth, enum jr_kind *kind)
+{
+	const char *v;
+	size_t l;
+	bool e;
+
+	if (j->p >= j->end)
+		return jr_fail(j, "expected a value");
+	switch (*j->p) {
+	case '"':
+		*kind = JR_STR;
+		return jr_string(j, &v, &l, &e);
+	case '{':
+		*kind = JR_OBJ;
+		return jr_container(j, depth, true);
+	case '[':
+		*kind = JR_ARR;
+		return jr_container(j, depth, false);
+	case 't':
+	case 'f':
+	case 'n': {
+		static const char *const words[] = { "true", "false", "null" };
+
+		for (int i = 0; i < 3; i++) {
+			size_t wl = strlen(words[i]);
+
+			if ((size_t)(j->end - j->p) >= wl && !memcmp(j->p, words[i], wl)) {
+				*kind = i == 2 ? JR_NULL : JR_BOOL;
+				j->p += wl;
+				return 0;
+			}
+		}
+		return jr_fail(j, "expected a value");
+	}
+	default: {
+		const char *st = j->p;
+
+		if (*j->p == '-')
+			j->p++;
+		if (j->p >= j->end || *j->p < '0' || *j->p > '9')
+			return jr_fail(j, "expected a value");
+		while (j->p < j->end && ((*j->p >= '0' && *j->p <= '9') || strchr(".eE+-", *j->p)))
+			j->p++;
+		*kind = JR_NUM;
+		if (j->p - st > 40)
+			return jr_fail(j, "number too long");
+		return 0;
+	}
+	}
+}
+
+/* The top-level object: its fields are kept (values as spans), nested values checked. */
+static int jr_parse(struct jr *j)
+{
+	jr_ws(j);
+	if (j->p >= j->end || *j->p != '{')
+		return jr_fail(j, "expected '{' (one JSON object per line)");
+	j->p++;
+	jr_ws(j);
+	if (j->p < j->end && *j->p == '}') {
+		j->p++;
+	} else {
+		for (;;) {
+			struct jr_field *f = j->n < JR_MAX_FIELDS ? &j->f[j->n] : NULL;
+			struct jr_field dummy;
+			const char *vs;
+
+			if (!f)
+				f = &dummy;
+			jr_ws(j);
+			if (jr_string(j, &f->key, &f->key_len, &f->escaped))
+				return -1;
+			jr_ws(j);
+			if (j->p >= j->end || *j->p != ':')
+				return jr_fail(j, "expected ':'");
+			j->p++;
+			jr_ws(j);
+			vs = j->p;
+			if (jr_value(j, 1, &f->kind))
+				return -1;
+			if (f->kind == JR_STR) {
+				f->val = vs + 1;
+				f->val_len = j->p - vs - 2;
+				f->escaped = memchr(f->val, '\\', f->val_len) != NULL;
+			} else {
+				f->val = vs;
+				f->val_len = j->p - vs;
+			}
+			if (f != &dummy)
+				j->n++;
+			jr_ws(j);
+			if (j->p < j->end && *j->p == ',') {
+				j->p++;
+				continue;
+			}
+			if (j->p < j->end && *j->p == '}') {
+				j->p++;
+				break;
+			}
+			return jr_fail(j, "expected ',' or '}'");
+		}
+	}
+	jr_ws(j);
+	if (j->p != j->end)
+		return jr_fail(j, "text after the object");
+	return 0;
+}
+
+static const struct jr_field *jr_get(const struct jr *j, const char *key)
+{
+	size_t kl = strlen(key);
+
+	for (int i = 0; i < j->n; i++)
+		if (j->f[i].key_len == kl && !memcmp(j->f[i].key, key, kl))
+			return &j->f[i];
+	return NULL;
+}
+
+/* ---- typed field access: each names the field in its error ---- */
+
+struct xp {
+	struct jr *j;
+	char *err;
+	size_t errlen;
+	bool bad;
+};
+
+static bool xp_fail(struct xp *x, const char *key, const char *what)
+{
+	if (!x->bad)
+		snprintf(x->err, x->errlen, "field \"%s\": %s", key, what);
+	x->bad = true;
+	return false;
+}
+
+/* Unsigned integer field; absent -> dflt (or an error when required). */
+static uint64_t xp_u64(struct xp *x, const char *key, bool required, uint64_t dflt)
+{
+	const struct jr_field *f = jr_get(x->j, key);
+	uint64_t v = 0;
+
+	if (!f || f->kind == JR_NULL) {
+		if (required)
+			xp_fail(x, key, "missing");
+		return dflt;
+	}
+	if (f->kind != JR_NUM || f->val[0] == '-')
+		return xp_fail(x, key, "expected an unsigned integer"), dflt;
+	for (size_t i = 0; i < f->val_len; i++) {
+		char c = f->val[i];
+
+		if (c == '.' || c == 'e' || c == 'E') {
+			double d = strtod(f->val, NULL);
+
+			return d < 0 || d > 1.8e19 ? (xp_fail(x, key, "out of range"), dflt) : (uint64_t)d;
+		}
+		if (v > (UINT64_MAX - (c - '0')) / 10)
+			return xp_fail(x, key, "out of range"), dflt;
+		v = v * 10 + (c - '0');
+	}
+	return v;
+}
+
+static int64_t xp_s64(struct xp *x, const char *key, bool required, int64_t dflt)
+{
+	const struct jr_field *f = jr_get(x->j, key);
+
+	if (!f || f->kind == JR_NULL) {
+		if (required)
+			xp_fail(x, key, "missing");
+		return dflt;
+	}
+	if (f->kind != JR_NUM)
+		return xp_fail(x, key, "expected an integer"), dflt;
+	return strtoll(f->val, NULL, 10);
+}
+
+static double xp_dbl(struct xp *x, const char *key, double dflt)
+{
+	const struct jr_field *f = jr_get(x->j, key);
+
+	if (!f || f->kind == JR_NULL)
+		return dflt;
+	if (f->kind != JR_NUM)
+		return xp_fail(x, key, "expected a number"), dflt;
+	return strtod(f->val, NULL);
+}
+
+/* String field copied (unescaped) into buf; returns false when absent. */
+static bool xp_str(struct xp *x, const char *key, bool required, char *buf, size_t len)
+{
+	const struct jr_field *f = jr_get(x->j, key);
+	size_t o = 0;
+
+	buf[0] = 0;
+	if (!f || f->kind == JR_NULL) {
+		if (required)
+			xp_fail(x, key, "missing");
+		return false;
+	}
+	if (f->kind != JR_STR)
+		return xp_fail(x, key, "expected a string");
+	for (size_t i = 0; i < f->val_len && o + 1 < len; i++) {
+		char c = f->val[i];
+
+		if (c == '\\' && i + 1 < f->val_len) {
+			c = f->val[++i];
+			switch (c) {
+			case 'n': c = '\n'; break;
+			case 't': c = '\t'; break;
+			case 'r': c = '\r'; break;
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'u': /* \uXXXX: keep ASCII, replace the rest */
+				if (i + 4 < f->val_len) {
+					unsigned cp = (unsigned)strtoul((char[]){ f->val[i + 1], f->val[i + 2],
+										f->val[i + 3], f->val[i + 4], 0 },
+									NULL, 16);
+
+					c = cp < 0x80 ? (char)cp : '?';
+					i += 4;
+				}
+				break;
+			default: break;
+			}
+		}
+		buf[o++] = c;
+	}
+	buf[o] = 0;
+	return true;
+}
+
+/* RFC 3339 (UTC "Z" or +hh:mm offset, optional fraction) -> ns since the epoch. */
+static bool parse_rfc3339(const char *s, uint64_t *out)
+{
+	struct tm tm = { 0 };
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	uint64_t frac = 0;
+	int digits = 0;
+	int64_t off = 0;
+	time_t t;
+
+	if (!p)
+		return false;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (digits < 9) {
+				frac = frac * 10 + (*p - '0');
+				digits++;
+			}
+		if (!digits)
+			return false;
+		for (; digits < 9; digits++)
+			frac *= 10;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+		if (*p == '+')
+			off = -off;
+		p += 6;
+	} else {
+		return false;
+	}
+	if (*p)
+		return false;
+	t = timegm(&tm);
+	if (t == (time_t)-1 || t + off < 0)
+		return false;
+	*out = (uint64_t)(t + off) * 1000000000ull + frac;
+	return true;
+}
+
+static uint64_t xp_time(struct xp *x, const char *key, bool required)
+{
+	char buf[64];
+	uint64_t v = 0;
+
+	if (!xp_str(x, key, required, buf, sizeof(buf)))
+		return 0;
+	if (!parse_rfc3339(buf, &v))
+		xp_fail(x, key, "expected an RFC 3339 time (2026-11-22T03:04:05.123456789Z)");
+	return v;
+}
+
+static void xp_addr(struct xp *x, const char *key, uint8_t *family, uint8_t *a)
+{
+	char buf[64];
+
+	if (!xp_str(x, key, true, buf, sizeof(buf)))
+		return;
+	memset(a, 0, 16);
+	if (inet_pton(AF_INET, buf, a) == 1) {
+		if (*family && *family != 4)
+			xp_fail(x, key, "IPv4 address in an IPv6 record");
+		*family = 4;
+	} else if (inet_pton(AF_INET6, buf, a) == 1) {
+		if (*family && *family != 6)
+			xp_fail(x, key, "IPv6 address in an IPv4 record");
+		*family = 6;
+	} else {
+		xp_fail(x, key, "expected an IPv4 or IPv6 address");
+	}
+}
+
+static uint8_t xp_dir(struct xp *x, const char *key, bool egress_is_zero)
+{
+	char buf[16];
+
+	if (!xp_str(x, key, true, buf, sizeof(buf)))
+		return 0;
+	if (!strcmp(buf, "egress") || !strcmp(buf, "out"))
+		return egress_is_zero ? 0 : 1;
+	if (!strcmp(buf, "ingress") || !strcmp(buf, "in"))
+		return egress_is_zero ? 1 : 0;
+	xp_fail(x, key, "expected \"ingress\" or \"egress\"");
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static const struct { const char *name; enum vtg_xkind kind; } kinds[] = {
+	{ "latency", VTG_XK_LATENCY }, { "flow", VTG_XK_FLOW }, { "sample", VTG_XK_PACKET },
+	{ "mirror", VTG_XK_PACKET }, { "hist", VTG_XK_HIST }, { "rule", VTG_XK_RULE },
+	{ "default", VTG_XK_RULE }, { "lost", VTG_XK_LOST }, { "sampling", VTG_XK_SAMPLING },
+};
+
+static uint8_t proto_num(struct xp *x, const char *key)
+{
+	const struct jr_field *f = jr_get(x->j, key);
+	char buf[16];
+
+	if (f && f->kind == JR_NUM)
+		return (uint8_t)xp_u64(x, key, true, 0);
+	if (!xp_str(x, key, true, buf, sizeof(buf)))
+		return 0;
+	if (!strcmp(buf, "icmp"))
+		return IPPROTO_ICMP;
+	if (!strcmp(buf, "icmpv6"))
+		return IPPROTO_ICMPV6;
+	if (!strcmp(buf, "udp"))
+		return IPPROTO_UDP;
+	if (!strcmp(buf, "tcp"))
+		return IPPROTO_TCP;
+	xp_fail(x, key, "expected icmp, icmpv6, udp, tcp or a protocol number");
+	return 0;
+}
+
+static void parse_flow(struct xp *x, struct vtg_xflow *f)
+{
+	char reason[16];
+
+	xp_str(x, "dev", false, f->dev, sizeof(f->dev));
+	f->ifindex = (uint32_t)xp_u64(x, "ifindex", false, 0);
+	f->dir = xp_dir(x, "dir", false);
+	f->family = (uint8_t)xp_u64(x, "family", false, 0);
+	f->proto = proto_num(x, "proto");
+	xp_addr(x, "src", &f->family, f->saddr);
+	xp_addr(x, "dst", &f->family, f->daddr);
+	f->has_ports = jr_get(x->j, "sport") != NULL;
+	if (f->has_ports) {
+		uint64_t sp = xp_u64(x, "sport", true, 0), dp = xp_u64(x, "dport", true, 0);
+
+		if (sp > 65535 || dp > 65535)
+			xp_fail(x, sp > 65535 ? "sport" : "dport", "out of range (0..65535)");
+		f->sport = (uint16_t)sp;
+		f->dport = (uint16_t)dp;
+	}
+	f->packets = xp_u64(x, "packets", true, 0);
+	f->bytes = xp_u64(x, "bytes", true, 0);
+	f->start_ns = xp_time(x, "first_time", false);
+	f->end_ns = xp_time(x, "last_time", false);
+	f->tcp_flags = (uint8_t)xp_u64(x, "tcp_flags", false, 0);
+	f->rule = (int32_t)xp_s64(x, "rule", false, -2);
+	f->sampling = (uint32_t)xp_u64(x, "sampling", false, 1);
+	f->end_reason = 0;
+	if (xp_str(x, "end_reason", false, reason, sizeof(reason))) {
+		static const char *const names[] = { "", "idle", "active", "end", "forced", "resources" };
+
+		for (int i = 1; i < 6; i++)
+			if (!strcmp(reason, names[i]))
+				f->end_reason = (uint8_t)i;
+		if (!f->end_reason)
+			xp_fail(x, "end_reason", "expected idle, active, end, forced or resources");
+	}
+}
+
+static void parse_packet(struct xp *x, struct vtg_xpacket *p, uint8_t *buf, size_t buflen)
+{
+	const struct jr_field *d;
+
+	xp_str(x, "dev", false, p->dev, sizeof(p->dev));
+	p->ifindex = (uint32_t)xp_u64(x, "ifindex", false, 0);
+	p->netns = xp_u64(x, "netns", false, 0);
+	p->dir = xp_dir(x, "dir", false);
+	p->rule = (int32_t)xp_s64(x, "rule", false, -2);
+	p->pkt_len = (uint32_t)xp_u64(x, "pkt_len", true, 0);
+	p->cap_len = (uint32_t)xp_u64(x, "cap_len", true, 0);
+	p->sampling = (uint32_t)xp_u64(x, "sampling", false, 1);
+	d = jr_get(x->j, "data");
+	if (!d || d->kind != JR_STR) {
+		xp_fail(x, "data", d ? "expected a hex string" : "missing");
+		return;
+	}
+	if (d->val_len != 2 * (size_t)p->cap_len) {
+		xp_fail(x, "data", "length is not 2 x cap_len hex digits");
+		return;
+	}
+	if (p->cap_len > buflen) {
+		xp_fail(x, "cap_len", "too large");
+		return;
+	}
+	if (p->cap_len > p->pkt_len) {
+		xp_fail(x, "cap_len", "larger than pkt_len");
+		return;
+	}
+	for (size_t i = 0; i < p->cap_len; i++) {
+		int hi = hexval(d->val[2 * i]), lo = hexval(d->val[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			xp_fail(x, "data", "not hex");
+			return;
+		}
+		buf[i] = (uint8_t)(hi << 4 | lo);
+	}
+	p->data = buf;
+}
+
+static void parse_latency(struct xp *x, struct vtg_xlatency *l)
+{
+	l->netns = xp_u64(x, "netns", true, 0);
+	xp_str(x, "netns_name", false, l->netns_name, sizeof(l->netns_name));
+	l->dir = xp_dir(x, "dir", true);
+	l->proto = proto_num(x, "proto");
+	l->family = (uint8_t)xp_u64(x, "family", false, 0);
+	xp_addr(x, "src", &l->family, l->saddr);
+	xp_addr(x, "dst", &l->family, l->daddr);
+	if (l->proto == IPPROTO_ICMP || l->proto == IPPROTO_ICMPV6) {
+		l->sport = (uint16_t)xp_u64(x, "id", false, 0);
+		l->dport = (uint16_t)xp_u64(x, "seq", false, 0);
+		l->icmp_type = (uint8_t)xp_u64(x, "icmp_type", false, 0);
+	} else {
+		l->sport = (uint16_t)xp_u64(x, "sport", false, 0);
+		l->dport = (uint16_t)xp_u64(x, "dport", false, 0);
+	}
+	l->tcp_seq = (uint32_t)xp_u64(x, "tcp_seq", false, 0);
+	l->ip_id = (uint16_t)xp_u64(x, "ip_id", false, 0);
+	l->pid = (uint32_t)xp_u64(x, "pid", false, 0);
+	l->lat_ns = xp_u64(x, "lat_ns", true, 0);
+}
+
+/* "buckets":[{"ge_ns":..,"lt_ns":..,"count":..},...]: a second pass over the array. */
+static void parse_hist(struct xp *x, struct vtg_xhist *h)
+{
+	const struct jr_field *b = jr_get(x->j, "buckets");
+
+	h->netns = xp_u64(x, "netns", true, 0);
+	xp_str(x, "netns_name", false, h->netns_name, sizeof(h->netns_name));
+	h->dir = xp_dir(x, "dir", true);
+	h->proto = proto_num(x, "proto");
+	h->count = xp_u64(x, "count", true, 0);
+	h->sum_ns = xp_dbl(x, "sum_ns", -1);
+	if (h->sum_ns < 0)
+		h->sum_ns = xp_dbl(x, "mean_ns", 0) * (double)h->count;
+	h->nbuckets = 0;
+	if (!b || b->kind != JR_ARR) {
+		xp_fail(x, "buckets", b ? "expected an array" : "missing");
+		return;
+	}
+	for (const char *p = b->val; p < b->val + b->val_len && !x->bad;) {
+		const char *o = memchr(p, '{', b->val + b->val_len - p), *c;
+		struct jr sub = { .err = x->err, .errlen = x->errlen };
+		struct xp sx = { .j = &sub, .err = x->err, .errlen = x->errlen };
+
+		if (!o)
+			break;
+		c = memchr(o, '}', b->val + b->val_len - o);
+		if (!c)
+			break;
+		sub.s = sub.p = o;
+		sub.end = c + 1;
+		if (jr_parse(&sub)) {
+			x->bad = true;
+			return;
+		}
+		if (h->nbuckets >= VTG_XHIST_MAX) {
+			xp_fail(x, "buckets", "too many");
+			return;
+		}
+		h->ge_ns[h->nbuckets] = xp_u64(&sx, "ge_ns", true, 0);
+		h->count_b[h->nbuckets] = xp_u64(&sx, "count", true, 0);
+		if (sx.bad) {
+			x->bad = true;
+			return;
+		}
+		h->nbuckets++;
+		p = c + 1;
+	}
+}
+
+static void parse_rule(struct xp *x, struct vtg_xrule *r, bool dflt)
+{
+	xp_str(x, "dev", false, r->dev, sizeof(r->dev));
+	r->index = dflt ? -1 : (int32_t)xp_s64(x, "index", true, 0);
+	r->packets = xp_u64(x, "packets", false, 0);
+	r->bytes = xp_u64(x, "bytes", false, 0);
+	r->matches = xp_u64(x, "matches", false, 0);
+	r->sampled = xp_u64(x, "sampled", false, 0);
+	r->sample_lost = xp_u64(x, "sample_lost", false, 0);
+	r->mirrored = xp_u64(x, "mirrored", false, 0);
+	r->mirror_lost = xp_u64(x, "mirror_lost", false, 0);
+	r->flow_lost = xp_u64(x, "flow_lost", false, 0);
+}
+
+int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pktbuf, size_t pktbuf_len,
+		   char *err, size_t errlen)
+{
+	struct jr *j = malloc(sizeof(*j));
+	struct xp x = { .j = j, .err = err, .errlen = errlen };
+	int ret = -1;
+
+	if (!j) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	j->s = j->p = text;
+	j->end = text + len;
+	j->err = err;
+	j->errlen = errlen;
+	j->n = 0;
+	memset(r, 0, offsetof(struct vtg_xrec, flow));
+	r->source = vtg_x_source;
+	r->line = text;
+	r->line_len = len;
+	if (jr_parse(j))
+		goto out;
+	if (!xp_str(&x, "type", true, r->type, sizeof(r->type)))
+		goto out;
+	r->kind = VTG_XK_OTHER;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strcmp(r->type, kinds[i].name))
+			r->kind = kinds[i].kind;
+	r->ts_ns = xp_u64(&x, "ts_ns", false, 0);
+	r->wall_ns = xp_time(&x, "time", false);
+	if (!r->wall_ns)
+		r->wall_ns = r->ts_ns ? vtg_wall_of_mono(r->ts_ns) : vtg_wall_now_ns();
+	r->source = xp_str(&x, "source", false, r->source_buf, sizeof(r->source_buf)) ? r->source_buf
+										      : vtg_x_source;
+	if (jr_get(j, "v") && xp_u64(&x, "v", false, 0) != VTG_X_VERSION && !x.bad) {
+		snprintf(err, errlen, "field \"v\": record version %llu, this vantage reads version %d",
+			 (unsigned long long)xp_u64(&x, "v", false, 0), VTG_X_VERSION);
+		goto out;
+	}
+	switch (r->kind) {
+	case VTG_XK_FLOW:
+		memset(&r->flow, 0, sizeof(r->flow));
+		parse_flow(&x, &r->flow);
+		break;
+	case VTG_XK_PACKET:
+		memset(&r->pkt, 0, sizeof(r->pkt));
+		r->pkt.mirror = !strcmp(r->type, "mirror");
+		parse_packet(&x, &r->pkt, pktbuf, pktbuf_len);
+		break;
+	case VTG_XK_LATENCY:
+		memset(&r->lat, 0, sizeof(r->lat));
+		parse_latency(&x, &r->lat);
+		break;
+	case VTG_XK_HIST:
+		parse_hist(&x, &r->hist);
+		break;
+	case VTG_XK_RULE:
+		memset(&r->rule, 0, sizeof(r->rule));
+		parse_rule(&x, &r->rule, !strcmp(r->type, "default"));
+		break;
+	case VTG_XK_LOST:
+		memset(&r->lost, 0, sizeof(r->lost));
+		if (!xp_str(&x, "what", false, r->lost.what, sizeof(r->lost.what)))
+			xp_str(&x, "action", false, r->lost.what, sizeof(r->lost.what));
+		r->lost.count = xp_u64(&x, "count", true, 0);
+		break;
+	case VTG_XK_SAMPLING:
+		r->sampling = (uint32_t)xp_u64(&x, "scale", true, 1);
+		break;
+	default:
+		break;
+	}
+	ret = x.bad ? -1 : 0;
+out:
+	free(j);
+	return ret;
+}
+
+/* ---- writing records made in-process ---- */
+
+static const char *const end_names[] = { "", "idle", "active", "end", "forced", "resources" };
+
+static void addr_json(struct jw *w, const char *key, uint8_t family, const uint8_t *a)
+{
+	char buf[64];
+
+	if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, a, buf, sizeof(buf)))
+		snprintf(buf, sizeof(buf), "?");
+	jw_kstr(w, key, buf);
+}
+
+/* Addresses and ports out of a captured frame, for people reading a packet record. */
+static void frame_json(struct jw *w, const uint8_t *d, size_t n)
+{
+	size_t off = 14;
+	uint16_t et;
+	int sport = -1, dport = -1;
+	uint8_t proto;
+
+	if (n < 14)
+		return;
+	et = d[12] << 8 | d[13];
+	for (int i = 0; i < 2 && (et == 0x8100 || et == 0x88A8) && off + 4 <= n; i++) {
+		et = d[off + 2] << 8 | d[off + 3];
+		off += 4;
+	}
+	if (et == 0x0800 && off + 20 <= n) {
+		size_t ihl = (d[off] & 15) * 4;
+
+		proto = d[off + 9];
+		addr_json(w, "src", 4, d + off + 12);
+		addr_json(w, "dst", 4, d + off + 16);
+		if (!(d[off + 6] & 0x1F) && !d[off + 7] && (proto == 6 || proto == 17) && off + ihl + 4 <= n) {
+			sport = d[off + ihl] << 8 | d[off + ihl + 1];
+			dport = d[off + ihl + 2] << 8 | d[off + ihl + 3];
+		}
+	} else if (et == 0x86DD && off + 40 <= n) {
+		proto = d[off + 6];
+		addr_json(w, "src", 6, d + off + 8);
+		addr_json(w, "dst", 6, d + off + 24);
+		if ((proto == 6 || proto == 17) && off + 44 <= n) {
+			sport = d[off + 40] << 8 | d[off + 41];
+			dport = d[off + 42] << 8 | d[off + 43];
+		}
+	} else {
+		return;
+	}
+	jw_ku64(w, "proto", proto);
+	if (sport >= 0) {
+		jw_ku64(w, "sport", sport);
+		jw_ku64(w, "dport", dport);
+	}
+}
+
+static void hex_json(struct jw *w, const char *key, const uint8_t *d, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	char stackbuf[2 * 512 + 1], *buf = n <= 512 ? stackbuf : malloc(2 * n + 1);
+
+	if (!buf)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		buf[2 * i] = digits[d[i] >> 4];
+		buf[2 * i + 1] = digits[d[i] & 15];
+	}
+	buf[2 * n] = 0;
+	jw_kstr(w, key, buf);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+void vtg_xrec_jw(struct jw *w, const struct vtg_xrec *r)
+{
+	char t1[48], t2[48];
+
+	jw_record(w, r->type[0] ? r->type : "record", r->ts_ns);
+	switch (r->kind) {
+	case VTG_XK_FLOW: {
+		const struct vtg_xflow *f = &r->flow;
+
+		jw_kstr(w, "dev", f->dev);
+		jw_ku64(w, "ifindex", f->ifindex);
+		jw_kstr(w, "dir", f->dir ? "egress" : "ingress");
+		jw_ku64(w, "family", f->family);
+		jw_ku64(w, "proto", f->proto);
+		addr_json(w, "src", f->family, f->saddr);
+		addr_json(w, "dst", f->family, f->daddr);
+		if (f->has_ports) {
+			jw_ku64(w, "sport", f->sport);
+			jw_ku64(w, "dport", f->dport);
+		}
+		jw_ku64(w, "packets", f->packets);
+		jw_ku64(w, "bytes", f->bytes);
+		vtg_format_wall(f->start_ns, t1, sizeof(t1));
+		vtg_format_wall(f->end_ns, t2, sizeof(t2));
+		jw_kstr(w, "first_time", t1);
+		jw_kstr(w, "last_time", t2);
+		jw_ku64(w, "tcp_flags", f->tcp_flags);
+		if (f->rule >= -1)
+			jw_ks64(w, "rule", f->rule);
+		if (f->end_reason && f->end_reason <= VTG_XEND_RESOURCES)
+			jw_kstr(w, "end_reason", end_names[f->end_reason]);
+		jw_ku64(w, "sampling", f->sampling ? f->sampling : 1);
+		break;
+	}
+	case VTG_XK_PACKET: {
+		const struct vtg_xpacket *p = &r->pkt;
+
+		jw_kstr(w, "dev", p->dev);
+		jw_ku64(w, "ifindex", p->ifindex);
+		if (p->netns)
+			jw_ku64(w, "netns", p->netns);
+		jw_kstr(w, "dir", p->dir ? "egress" : "ingress");
+		jw_ks64(w, "rule", p->rule);
+		jw_ku64(w, "pkt_len", p->pkt_len);
+		jw_ku64(w, "cap_len", p->cap_len);
+		jw_ku64(w, "sampling", p->sampling ? p->sampling : 1);
+		frame_json(w, p->data, p->cap_len);
+		hex_json(w, "data", p->data, p->cap_len);
+		break;
+	}
+	case VTG_XK_LOST:
+		jw_kstr(w, "what", r->lost.what);
+		jw_ku64(w, "count", r->lost.count);
+		break;
+	case VTG_XK_SAMPLING:
+		jw_ku64(w, "scale", r->sampling);
+		break;
+	case VTG_XK_LATENCY: {
+		const struct vtg_xlatency *l = &r->lat;
+		bool icmp = l->proto == IPPROTO_ICMP || l->proto == IPPROTO_ICMPV6;
+
+		jw_ku64(w, "netns", l->netns);
+		jw_kstr(w, "netns_name", l->netns_name);
+		jw_kstr(w, "dir", l->dir ? "ingress" : "egress");
+		jw_ku64(w, "proto", l->proto);
+		jw_ku64(w, "family", l->family);
+		addr_json(w, "src", l->family, l->saddr);
+		addr_json(w, "dst", l->family, l->daddr);
+		jw_ku64(w, icmp ? "id" : "sport", l->sport);
+		jw_ku64(w, icmp ? "seq" : "dport", l->dport);
+		jw_ku64(w, "lat_ns", l->lat_ns);
+		break;
+	}
+	case VTG_XK_RULE:
+		jw_kstr(w, "dev", r->rule.dev);
+		jw_ks64(w, "index", r->rule.index);
+		jw_ku64(w, "packets", r->rule.packets);
+		jw_ku64(w, "bytes", r->rule.bytes);
+		break;
+	default:
+		break;
+	}
+	jw_obj_end(w);
+}
+
+void vtg_xrec_json(FILE *f, const struct vtg_xrec *r)
+{
+	struct jw *w;
+
+	if (r->line) {
+		fwrite_unlocked(r->line, 1, r->line_len, f);
+		fputc_unlocked('\n', f);
+		return;
+	}
+	w = jw_new(f, false);
+	if (!w)
+		return;
+	jw_set_flush(w, false);
+	vtg_xrec_jw(w, r);
+	jw_free(w);
+}

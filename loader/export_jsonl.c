@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The JSON Lines sink: records with their envelope, one per line, to a file or stdout.
+ * A record is formatted into a staging area first and queued whole, so a reader that
+ * falls behind loses whole records (counted), never half lines, and never blocks us. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <unistd.h>
+#include "vantage.h"
+#include "export.h"
+
+#define JSONL_QUEUE (8u << 20)
+
+struct jsonl {
+	struct vtg_obuf out;
+	FILE *stage;            /* fopencookie: appends to rec[] */
+	struct jw *w;
+	char *rec;
+	size_t rec_len, rec_cap;
+	bool own_fd, restore_flags, broken;
+	int saved_flags;
+};
+
+static ssize_t stage_write(void *cookie, const char *buf, size_t n)
+{
+	struct jsonl *j = cookie;
+
+	if (j->rec_len + n > j->rec_cap) {
+		size_t cap = (j->rec_len + n) * 2;
+		char *p = realloc(j->rec, cap);
+
+		if (!p)
+			return -1;
+		j->rec = p;
+		j->rec_cap = cap;
+	}
+	memcpy(j->rec + j->rec_len, buf, n);
+	j->rec_len += n;
+	return (ssize_t)n;
+}
+
+static int jsonl_open(struct vtg_sink *s, const char *target, char *err, size_t errlen)
+{
+	struct jsonl *j = calloc(1, sizeof(*j));
+	cookie_io_functions_t io = { .write = stage_write };
+	int fd;
+
+	if (!j)
+		return -1;
+	if (!target[0] || !strcmp(target, "-")) {
+		fd = STDOUT_FILENO;
+		j->saved_flags = fcntl(fd, F_GETFL);
+		/* A pipe to a slow reader must not stall the ring buffers. */
+		if (j->saved_flags >= 0 && !(j->saved_flags & O_NONBLOCK) && !isatty(fd)) {
+			fcntl(fd, F_SETFL, j->saved_flags | O_NONBLOCK);
+			j->restore_flags = true;
+		}
+	} else {
+		fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			snprintf(err, errlen, "cannot open %s: %s", target, strerror(errno));
+			free(j);
+			return -1;
+		}
+		j->own_fd = true;
+	}
+	j->rec_cap = 4096;
+	j->rec = malloc(j->rec_cap);
+	j->stage = fopencookie(j, "w", io);
+	if (!j->rec || !j->stage || vtg_obuf_init(&j->out, fd, JSONL_QUEUE)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	setvbuf(j->stage, NULL, _IOFBF, 1 << 16);
+	j->w = jw_new(j->stage, false);
+	if (!j->w)
+		goto fail;
+	jw_set_flush(j->w, false);
+	s->priv = j;
+	return 0;
+fail:
+	if (j->stage)
+		fclose(j->stage);
+	vtg_obuf_free(&j->out);
+	if (j->own_fd)
+		close(fd);
+	free(j->rec);
+	free(j);
+	return -1;
+}
+
+static void jsonl_flush(struct vtg_sink *s, struct jsonl *j)
+{
+	int e;
+
+	if (j->broken)
+		return;
+	e = vtg_obuf_flush(&j->out);
+	if (e) {
+		/* The reader went away (EPIPE) or the disk failed: count, stop writing. */
+		s->st.errors++;
+		j->broken = true;
+		vtg_warn("jsonl sink %s: %s; its records are dropped from now on",
+			 s->target[0] ? s->target : "-", strerror(-e));
+	}
+}
+
+static int jsonl_write(struct vtg_sink *s, const struct vtg_xrec *r)
+{
+	struct jsonl *j = s->priv;
+
+	if (j->broken) {
+		s->st.dropped++;
+		return -1;
+	}
+	j->rec_len = 0;
+	if (r->line) {
+		fwrite_unlocked(r->line, 1, r->line_len, j->stage);
+		fputc_unlocked('\n', j->stage);
+	} else {
+		vtg_xrec_jw(j->w, r);
+	}
+	fflush(j->stage);
+	if (vtg_obuf_put(&j->out, j->rec, j->rec_len)) {
+		/* Queue full: try to make room once, else the record is dropped. */
+		jsonl_flush(s, j);
+		if (j->broken || vtg_obuf_put(&j->out, j->rec, j->rec_len)) {
+			s->st.dropped++;
+			return -1;
+		}
+	}
+	s->st.records++;
+	if (j->out.len - j->out.off >= (1u << 16))
+		jsonl_flush(s, j);
+	return 0;
+}
+
+static void jsonl_tick(struct vtg_sink *s, uint64_t now_ns)
+{
+	(void)now_ns;
+	jsonl_flush(s, s->priv);
+}
+
+static int jsonl_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
+{
+	struct jsonl *j = s->priv;
+
+	if (max < 1 || j->broken || j->out.len == j->out.off)
+		return 0;
+	fds[0] = j->out.fd;
+	events[0] = POLLOUT;
+	return 1;
+}
+
+static void jsonl_close(struct vtg_sink *s)
+{
+	struct jsonl *j = s->priv;
+	uint64_t deadline = vtg_mono_ns() + 2000000000ull;
+
+	/* At the end only, wait a little for a slow reader to take what is queued. */
+	while (!j->broken && j->out.len > j->out.off && vtg_mono_ns() < deadline) {
+		jsonl_flush(s, j);
+		if (j->out.len > j->out.off)
+			usleep(1000);
+	}
+	if (!j->broken && j->out.len > j->out.off)
+		s->st.dropped++; /* what is left is at least one record */
+	if (j->restore_flags)
+		fcntl(j->out.fd, F_SETFL, j->saved_flags);
+	if (j->own_fd)
+		close(j->out.fd);
+	jw_free(j->w);
+	fclose(j->stage);
+	vtg_obuf_free(&j->out);
+	free(j->rec);
+	free(j);
+}
+
+const struct vtg_sink_ops vtg_sink_jsonl = {
+	.name = "jsonl",
+	.open = jsonl_open,
+	.write = jsonl_write,
+	.tick = jsonl_tick,
+	.pollfds = jsonl_pollfds,
+	.close = jsonl_close,
+};
