@@ -349,12 +349,25 @@ struct vtg_prom_w {
 	enum vtg_prom_type type;
 	bool open;        /* a valid family is open */
 	bool started;     /* it has samples (its header is written) */
+	bool collecting;  /* in a collector: the registry's names are taken */
 	char (*seen)[128]; /* family names used in this scrape */
 	int nseen, capseen;
 	uint64_t rejected; /* samples or families refused (bad names, wrong type, duplicates) */
 };
 
 static const char *const type_text[] = { "counter", "gauge", "histogram" };
+
+/* The registry's own families: collectors cannot take these names. */
+static const char *const registry_names[] = {
+	"vantage_stack_latency_seconds", "vantage_rule_packets", "vantage_rule_bytes", "vantage_rule_matches",
+	"vantage_rule_sampled", "vantage_rule_sample_lost", "vantage_rule_mirrored", "vantage_rule_mirror_lost",
+	"vantage_rule_flow_lost", "vantage_flow_records", "vantage_flow_packets", "vantage_flow_bytes",
+	"vantage_lost_records", "vantage_sampling_scale", "vantage_export_records", "vantage_export_dropped",
+	"vantage_export_skipped", "vantage_export_errors", "vantage_export_reconnects", "vantage_metrics_scrapes",
+	"vantage_metrics_clients_dropped", "process_cpu_seconds", "process_resident_memory_bytes",
+	"process_virtual_memory_bytes", "process_start_time_seconds", "process_threads", "process_open_fds",
+	"process_max_fds",
+};
 
 /* The family name as a sample or TYPE line of the format shows it. */
 static void w_family_name(struct vtg_prom_w *w, struct buf *b, bool om_type_line)
@@ -449,6 +462,11 @@ void vtg_prom_family(struct vtg_prom_w *w, const char *name, enum vtg_prom_type 
 	n = strlen(base);
 	if (type == VTG_PROM_COUNTER && n > 6 && !strcmp(base + n - 6, "_total"))
 		base[n - 6] = 0;
+	for (size_t i = 0; w->collecting && i < sizeof(registry_names) / sizeof(registry_names[0]); i++)
+		if (!strcmp(registry_names[i], base)) {
+			w->rejected++;
+			return;
+		}
 	for (int i = 0; i < w->nseen; i++)
 		if (!strcmp(w->seen[i], base)) {
 			w->rejected++; /* a second family of that name would void the scrape */
@@ -624,30 +642,35 @@ static void w_hist(struct vtg_prom_w *w, const double *le, char (*les)[24], cons
 		pb_sint(h, H_SCHEMA, NATIVE_SCHEMA);
 		pb_double(h, H_ZERO_THRESHOLD, zt);
 		pb_uint(h, H_ZERO_COUNT, counts[0]);
-		/* Spans: runs of consecutive indexes; the first offset is absolute, later
-		 * ones the gap after the previous span. */
+		/* Spans: runs of indexes; the first offset is absolute, later ones the gap
+		 * after the previous span. A gap of one or two buckets is cheaper as empty
+		 * buckets inside the span (a delta byte each) than as a new span. */
+		struct buf *d = &w->s;
+		int64_t prev = 0;
+
+		d->len = 0;
 		for (int i = 0; i < k;) {
 			int j = i + 1;
 
-			while (j < k && idx[j] == idx[j - 1] + 1)
+			while (j < k && idx[j] - idx[j - 1] <= 3)
 				j++;
 			t->len = 0;
 			pb_sint(t, SPAN_OFFSET, i ? idx[i] - idx[i - 1] - 1 : idx[0]);
-			pb_uint(t, SPAN_LENGTH, (uint64_t)(j - i));
+			pb_uint(t, SPAN_LENGTH, (uint64_t)(idx[j - 1] - idx[i] + 1));
 			pb_bytes(h, H_POSITIVE_SPAN, t->p, t->len);
+			/* deltas, each against the previous bucket's count */
+			for (int q = i; q < j; q++) {
+				for (int z = q > i ? idx[q - 1] + 1 : idx[q]; z < idx[q]; z++) {
+					pb_varint(d, zigzag(-prev));
+					prev = 0;
+				}
+				pb_varint(d, zigzag((int64_t)cnt[q] - prev));
+				prev = (int64_t)cnt[q];
+			}
 			i = j;
 		}
-		if (k) {
-			/* packed deltas, each against the previous bucket's count */
-			int64_t prev = 0;
-
-			t->len = 0;
-			for (int i = 0; i < k; i++) {
-				pb_varint(t, zigzag((int64_t)cnt[i] - prev));
-				prev = (int64_t)cnt[i];
-			}
-			pb_bytes(h, H_POSITIVE_DELTA, t->p, t->len);
-		}
+		if (k)
+			pb_bytes(h, H_POSITIVE_DELTA, d->p, d->len); /* packed */
 	}
 	pb_bytes(&w->m, M_HISTOGRAM, h->p, h->len);
 	pb_metric_end(w);
@@ -902,7 +925,7 @@ struct vtg_prom {
 	int ncl;
 	struct stab lat, rule, flow, lost, sink;
 	uint32_t sampling;
-	uint64_t scrapes, dropped_clients[DROP_MAX];
+	uint64_t scrapes[3], dropped_clients[DROP_MAX]; /* scrapes by enum fmt */
 	struct {
 		vtg_prom_collect_fn fn;
 		void *arg;
@@ -1056,14 +1079,22 @@ uint16_t vtg_prom_port(const struct vtg_prom *p)
 	return p->port;
 }
 
-static void drop_client(struct vtg_prom *p, int i)
+/* Closes a client; abort (a stuck one) resets the connection, so the kernel does not
+ * keep its unsent response for a reader that may never come. */
+static void drop_client(struct vtg_prom *p, int i, bool abort)
 {
 	struct client *c = &p->cl[i];
 	char sink[512];
 
+	if (abort) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
+
 	/* Read what the client sent beyond its request: closing with unread data
 	 * would reset the connection and could cut the response short. */
-	while (recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+	for (int k = 0; k < 16 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; k++)
 		;
 	close(c->fd);
 	free(c->resp);
@@ -1075,7 +1106,7 @@ void vtg_prom_free(struct vtg_prom *p)
 	if (!p)
 		return;
 	while (p->ncl)
-		drop_client(p, p->ncl - 1);
+		drop_client(p, p->ncl - 1, true);
 	close(p->lfd);
 	stab_free(&p->lat);
 	stab_free(&p->rule);
@@ -1193,6 +1224,29 @@ int vtg_prom_observe_record(struct vtg_prom *p, const struct vtg_xrec *r)
 	default:
 		return -1;
 	}
+}
+
+int vtg_prom_set_latency(struct vtg_prom *p, uint64_t netns, const char *netns_name, int dir, int proto,
+			 const uint64_t *buckets, int nbuckets, double sum_ns)
+{
+	char a[32];
+
+	if (nbuckets != NLAT)
+		return -1;
+	fmt_u64(a, sizeof(a), netns);
+	const char *vals[] = { a, netns_name ? netns_name : "", vtg_lat_dir_name(dir), vtg_lat_proto_name(proto) };
+	struct lat_val *v = stab_get(&p->lat, vals);
+
+	if (!v)
+		return -1;
+	memcpy(v->b, buckets, sizeof(v->b));
+	v->sum_ns = sum_ns;
+	return 0;
+}
+
+void vtg_prom_latency_clear(struct vtg_prom *p)
+{
+	stab_free(&p->lat);
 }
 
 int vtg_prom_set_sink_stats(struct vtg_prom *p, const char *sink, const struct vtg_sink_stats *st)
@@ -1316,12 +1370,15 @@ static void render(struct vtg_prom *p, struct vtg_prom_w *w)
 		{ "vantage_flow_bytes", "Bytes in exported flow records (as classified, not scaled by sampling)." },
 	};
 	static const char *const drop_reason[DROP_MAX] = { "timeout", "too_many" };
+	static const char *const fmt_name[] = { "text", "openmetrics", "protobuf" };
 
-	p->scrapes++;
+	p->scrapes[w->fmt]++;
+	w->collecting = true;
 	for (int i = 0; i < p->ncol; i++) {
 		w_close_family(w);
 		p->col[i].fn(w, p->col[i].arg);
 	}
+	w->collecting = false;
 	vtg_prom_family(w, "vantage_stack_latency_seconds", VTG_PROM_HISTOGRAM,
 			"Time packets spent in the host's network stack.");
 	for (uint32_t i = 0; i < p->lat.n; i++) {
@@ -1365,8 +1422,9 @@ static void render(struct vtg_prom *p, struct vtg_prom_w *w)
 			}
 		}
 	}
-	vtg_prom_family(w, "vantage_metrics_scrapes", VTG_PROM_COUNTER, "Scrapes answered by this endpoint.");
-	vtg_prom_counter(w, (double)p->scrapes, NULL);
+	vtg_prom_family(w, "vantage_metrics_scrapes", VTG_PROM_COUNTER, "Scrapes answered by this endpoint, by format.");
+	for (int f = F_TEXT; f <= F_PROTO; f++)
+		vtg_prom_counter(w, (double)p->scrapes[f], "format", fmt_name[f], NULL);
 	vtg_prom_family(w, "vantage_metrics_clients_dropped", VTG_PROM_COUNTER,
 			"Scrape connections closed unanswered: too slow, or too many at once.");
 	for (int r = 0; r < DROP_MAX; r++)
@@ -1639,16 +1697,15 @@ void vtg_prom_serve(struct vtg_prom *p, uint64_t now)
 			for (int i = 1; i < p->ncl; i++)
 				if (p->cl[i].start_ns < p->cl[old].start_ns)
 					old = i;
-			drop_client(p, old);
+			drop_client(p, old, true);
 			p->dropped_clients[DROP_TOO_MANY]++;
 		}
 		struct client *c = &p->cl[p->ncl++];
 
-		memset(c, 0, offsetof(struct client, req));
+		c->fd = fd;
 		c->req_len = 0;
 		c->resp = NULL;
 		c->resp_len = c->resp_off = 0;
-		c->fd = fd;
 		c->start_ns = c->last_ns = now;
 	}
 	for (int i = p->ncl - 1; i >= 0; i--) {
@@ -1660,12 +1717,12 @@ void vtg_prom_serve(struct vtg_prom *p, uint64_t now)
 		if (alive && c->resp)
 			alive = client_write(c, now);
 		if (!alive) {
-			drop_client(p, i);
+			drop_client(p, i, false);
 			continue;
 		}
 		if (now - c->last_ns > (uint64_t)VTG_PROM_IDLE_MS * 1000000 ||
 		    now - c->start_ns > (uint64_t)VTG_PROM_MAX_MS * 1000000) {
-			drop_client(p, i);
+			drop_client(p, i, true);
 			p->dropped_clients[DROP_TIMEOUT]++;
 		}
 	}

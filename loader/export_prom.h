@@ -56,14 +56,24 @@ uint16_t vtg_prom_port(const struct vtg_prom *p);
  * could not be kept (series table full, a histogram bound not of the latency scheme). */
 int vtg_prom_observe_record(struct vtg_prom *p, const struct vtg_xrec *r);
 
+/* Sets one latency series from a histogram in the stack-latency scheme (nbuckets
+ * must be VTG_LAT_HIST_BUCKETS; dir enum vtg_lat_dir, proto an IP protocol), as the
+ * agent reads them from the kernel: replaces the series. Returns 0 or -1. */
+int vtg_prom_set_latency(struct vtg_prom *p, uint64_t netns, const char *netns_name, int dir, int proto,
+			 const uint64_t *buckets, int nbuckets, double sum_ns);
+/* Forgets every latency series (e.g. before setting those of the kernel's map again,
+ * so namespaces that are gone disappear). */
+void vtg_prom_latency_clear(struct vtg_prom *p);
+
 /* Per-sink statistics, exposed as vantage_export_{records,dropped,skipped,errors,
  * reconnects}_total{sink=NAME}. Copies st; call again whenever it changes (e.g. per
  * tick). Returns 0 or -1 (table full). */
 int vtg_prom_set_sink_stats(struct vtg_prom *p, const char *sink, const struct vtg_sink_stats *st);
 
-/* A collector adds the caller's own families to every scrape. It runs first and may
- * also update the registry (vtg_prom_observe_record) before the registry is written.
- * Returns 0 or -1 (too many collectors; at most 8). */
+/* A collector adds the caller's own families to every scrape. Collectors run first
+ * and may also update the registry (vtg_prom_observe_record, vtg_prom_set_latency)
+ * before it is written. The registry's family names (those above, and process_*)
+ * are not available to collectors. Returns 0 or -1 (too many collectors; at most 8). */
 typedef void (*vtg_prom_collect_fn)(struct vtg_prom_w *w, void *arg);
 int vtg_prom_add_collector(struct vtg_prom *p, vtg_prom_collect_fn fn, void *arg);
 
@@ -77,10 +87,10 @@ void vtg_prom_serve(struct vtg_prom *p, uint64_t now_ns);
 
 /* ---- writing families (in collectors) ----
  * A family is opened by vtg_prom_family() and holds the samples written until the
- * next family; its HELP/TYPE lines appear with its first sample only. Every family
- * name appears once per scrape: a collector must not repeat the registry's names
- * (an agent that writes vantage_stack_latency_seconds from its kernel histograms
- * does not also feed hist or latency records). Counter names may be given with or
+ * next family; its HELP/TYPE lines appear with its first sample only. A family
+ * name is used once per scrape (a second family of that name is refused, with its
+ * samples, so the exposition stays valid); a sample of the wrong type for its family
+ * or with a bad label name is refused too. Counter names may be given with or
  * without "_total" (the format adds it); names ending in _seconds or _bytes get an
  * OpenMetrics UNIT. Labels are NAME, VALUE pairs ending with NULL (at most 8 pairs);
  * values are escaped and invalid UTF-8 is replaced. */
