@@ -28,9 +28,11 @@ const volatile __u32 cfg_report = 0;
 #define VTG_POL_REPORT_NO_POLICY 3
 #define VTG_POL_REPORT_CACHE_HIT 0x80
 
+/* [0]: policy slot and generation (VTG_POL_CTL); [1]: flow table slot (low bit);
+ * [2]: sampling scale of the CPU budget (see VTG_POL_CTL_SCALE). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, VTG_POL_CTL_ENTRIES);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -98,12 +100,17 @@ struct {
 	__type(value, struct vtg_pol_cache);
 } vtg_pol_cache SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+/* Two flow tables: packets update the one vtg_pol_ctl[1] names while the exporter
+ * drains the other (see loader/policy_flows.c). A plain hash, not LRU: a full table
+ * refuses new flows and counts them (flow_lost) instead of dropping old ones unseen. */
+struct vtg_pol_flow_map {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, VTG_POL_MAX_FLOWS);
 	__type(key, struct vtg_pol_flow_key);
 	__type(value, struct vtg_pol_flow);
-} vtg_pol_flows SEC(".maps");
+};
+struct vtg_pol_flow_map vtg_pol_flows SEC(".maps");
+struct vtg_pol_flow_map vtg_pol_flows1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -377,7 +384,7 @@ static __always_inline __s32 pol_classify(struct vtg_pol_hdr *hdr, __u32 slot, _
 /* Copies the first cap bytes of the packet into a ring buffer record. */
 static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p, __u32 kind,
 				    __s32 rule, __u32 gen, const struct vtg_pol_rule *act,
-				    __u32 dir, __u32 ifindex, __u32 want)
+				    __u32 dir, __u32 ifindex, __u32 want, __u64 interval)
 {
 	__u32 zero = 0, cap = want, sz;
 	struct vtg_pol_scratch *s = bpf_map_lookup_elem(&vtg_pol_scratch, &zero);
@@ -399,6 +406,7 @@ static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p
 	s->ev.ifindex = ifindex;
 	s->ev.pkt_len = p->len;
 	s->ev.dir = dir;
+	s->ev.interval = interval > 0xFFFFFFFFull ? 0xFFFFFFFFu : (__u32)interval;
 	if (cap > 0) {
 		long err;
 
@@ -421,7 +429,7 @@ static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p
 	return bpf_ringbuf_output(&vtg_pol_events, s, sz, 0);
 }
 
-static __always_inline void pol_flow(struct vtg_pkt *p, const struct vtg_pol_pkey *key,
+static __always_inline void pol_flow(void *flows, struct vtg_pkt *p, const struct vtg_pol_pkey *key,
 				     const struct vtg_pol_rule *act, struct vtg_pol_cnt *cnt)
 {
 	struct vtg_pol_flow_key fk = {};
@@ -444,16 +452,16 @@ static __always_inline void pol_flow(struct vtg_pkt *p, const struct vtg_pol_pke
 		fk.daddr[2] = key->k[VTG_POL_D_DA2];
 		fk.daddr[3] = key->k[VTG_POL_D_DA3];
 	}
-	f = bpf_map_lookup_elem(&vtg_pol_flows, &fk);
+	f = bpf_map_lookup_elem(flows, &fk);
 	if (!f) {
 		struct vtg_pol_flow nf = {
 			.packets = 1, .bytes = p->len, .first_ns = now, .last_ns = now,
 			.tcp_flags = key->tcp_flags, .counter = act->counter,
 		};
 
-		if (!bpf_map_update_elem(&vtg_pol_flows, &fk, &nf, BPF_NOEXIST))
+		if (!bpf_map_update_elem(flows, &fk, &nf, BPF_NOEXIST))
 			return;
-		f = bpf_map_lookup_elem(&vtg_pol_flows, &fk); /* raced with another CPU */
+		f = bpf_map_lookup_elem(flows, &fk); /* raced with another CPU */
 		if (!f) {
 			if (cnt)
 				cnt->flow_lost++;
@@ -539,22 +547,39 @@ static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p
 			cnt->packets++;
 			cnt->bytes += p->len;
 		}
-		if ((a & VTG_POL_A_SAMPLE) && act->sample_n && cnt->seen % act->sample_n == 0) {
+		__u64 scale = 1;
+
+		if (a & (VTG_POL_A_SAMPLE | VTG_POL_A_MIRROR)) {
+			__u32 si = VTG_POL_CTL_SCALE;
+			__u64 *sp = bpf_map_lookup_elem(&vtg_pol_ctl, &si);
+
+			if (sp && *(volatile __u64 *)sp > 1)
+				scale = *(volatile __u64 *)sp;
+		}
+		if ((a & VTG_POL_A_SAMPLE) && act->sample_n && cnt->seen % (act->sample_n * scale) == 0) {
 			if (pol_emit(ctx, xdp, p, VTG_POL_EV_SAMPLE, rule, gen, act, dir, ifindex,
-				     VTG_POL_SAMPLE_CAP))
+				     VTG_POL_SAMPLE_CAP, act->sample_n * scale))
 				cnt->sample_lost++;
 			else
 				cnt->sampled++;
 		}
-		if (a & VTG_POL_A_MIRROR) {
+		if ((a & VTG_POL_A_MIRROR) && (scale == 1 || cnt->seen % scale == 0)) {
 			if (pol_emit(ctx, xdp, p, VTG_POL_EV_MIRROR, rule, gen, act, dir, ifindex,
-				     act->mirror_len))
+				     act->mirror_len, scale))
 				cnt->mirror_lost++;
 			else
 				cnt->mirrored++;
 		}
-		if ((a & VTG_POL_A_FLOW) && kr == VTG_POL_KEY_OK)
-			pol_flow(p, &key, act, cnt);
+		if ((a & VTG_POL_A_FLOW) && kr == VTG_POL_KEY_OK) {
+			__u32 one = 1;
+			__u64 *fs = bpf_map_lookup_elem(&vtg_pol_ctl, &one);
+
+			/* Two calls with constant map pointers: the verifier needs to know the map. */
+			if (fs && (*(volatile __u64 *)fs & 1))
+				pol_flow(&vtg_pol_flows1, p, &key, act, cnt);
+			else
+				pol_flow(&vtg_pol_flows, p, &key, act, cnt);
+		}
 	}
 	drop = a & VTG_POL_A_DROP;
 	if (drop)

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include "vantage.h"
 #include "export.h"
+#include "latency_user.h"
 
 void jw_record(struct jw *w, const char *type, uint64_t ts_ns)
 {
@@ -806,6 +807,10 @@ void vtg_xrec_jw(struct jw *w, const struct vtg_xrec *r)
 {
 	char t1[48], t2[48];
 
+	if (r->kind == VTG_XK_LATENCY && r->raw) {
+		vtg_lat_event_json(w, r->raw);
+		return;
+	}
 	jw_record(w, r->type[0] ? r->type : "record", r->ts_ns);
 	switch (r->kind) {
 	case VTG_XK_FLOW: {

@@ -112,7 +112,7 @@ void vtg_pol_tuple_key(const struct vtg_pol_tuple *t, uint32_t key[VTG_POL_KEY_W
 /* The maps of one policy instance: from a freshly loaded object, or from pins. */
 struct vtg_pol_maps {
 	int ctl, hdr, nodes, leaf, rules, meta, cnt, stats, cache, flows, events, next, info,
-		sync, sync_in;
+		sync, sync_in, flows1;
 	void *m_ctl, *m_hdr, *m_nodes, *m_leaf, *m_rules, *m_meta;
 	size_t l_ctl, l_hdr, l_nodes, l_leaf, l_rules, l_meta;
 	bool owned_fds; /* opened from pins: close them */
@@ -131,6 +131,21 @@ void vtg_pol_active(const struct vtg_pol_maps *m, uint32_t *slot, uint32_t *gen)
  * Returns the new generation, or negative errno with err set. */
 int vtg_pol_install(struct vtg_pol_maps *m, const struct vtg_pol_compiled *c, const char *source,
 		    uint32_t extra_flags, char *err, size_t errlen);
+/* Flow export (loader/policy_flows.c): drains the kernel's flow tables, keeps flows
+ * in user space and emits them as VTG_XK_FLOW records on idle/active timeout, TCP
+ * end, or all of them with final. cidx maps counter slots to rule indexes (or NULL). */
+struct vtg_xrec;
+struct vtg_flowx;
+struct vtg_flowx_stats {
+	uint64_t drained, drained_packets; /* entries and packets taken from the kernel */
+	uint64_t exported, exported_packets;
+	uint64_t flips, lost_packets;
+};
+struct vtg_flowx *vtg_flowx_new(struct vtg_pol_maps *m, const char *dev, double active_s, double idle_s);
+int vtg_flowx_poll(struct vtg_flowx *x, bool final, const int *cidx,
+		   void (*emit)(void *ctx, const struct vtg_xrec *r), void *ctx);
+const struct vtg_flowx_stats *vtg_flowx_stats(const struct vtg_flowx *x);
+void vtg_flowx_free(struct vtg_flowx *x);
 /* Per-CPU sums. */
 int vtg_pol_read_cnt(const struct vtg_pol_maps *m, uint32_t counter, struct vtg_pol_cnt *sum);
 int vtg_pol_read_stats(const struct vtg_pol_maps *m, struct vtg_pol_stats *sum);

@@ -25,7 +25,7 @@ static const struct {
 } map_names[] = {
 #define M(n) { "vtg_pol_" #n, offsetof(struct vtg_pol_maps, n) }
 	M(ctl), M(hdr), M(nodes), M(leaf), M(rules), M(meta), M(cnt), M(stats), M(cache),
-	M(flows), M(events), M(next), M(info), M(sync), { "vtg_pol_sync_in", offsetof(struct vtg_pol_maps, sync_in) },
+	M(flows), M(flows1), M(events), M(next), M(info), M(sync), { "vtg_pol_sync_in", offsetof(struct vtg_pol_maps, sync_in) },
 #undef M
 };
 #define NMAPS (sizeof(map_names) / sizeof(map_names[0]))

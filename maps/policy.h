@@ -142,6 +142,12 @@ struct vtg_pol_hdr {
 };
 _Static_assert(sizeof(struct vtg_pol_hdr) == 432, "vtg_pol_hdr ABI");
 
+/* vtg_pol_ctl entries: [0] policy slot+generation, [1] flow table slot (low bit),
+ * [2] sampling scale set by the CPU budget (0 or 1 = none): `sample N` takes 1 in
+ * N x scale packets, `mirror` 1 in scale. */
+#define VTG_POL_CTL_ENTRIES 3
+#define VTG_POL_CTL_FLOWSLOT 1
+#define VTG_POL_CTL_SCALE 2
 /* vtg_pol_ctl[0]: low 32 bits = active slot (0/1), high 32 bits = generation (0 = none). */
 #define VTG_POL_CTL(slot, gen) ((__u64)(gen) << 32 | (slot))
 
@@ -211,7 +217,8 @@ struct vtg_pol_event {
 	__u32 pkt_len;   /* whole packet */
 	__u16 cap_len;   /* bytes in data[] */
 	__u8 dir;
-	__u8 pad[5];
+	__u8 pad;
+	__u32 interval;  /* 1 in this many matching packets was taken (sample N x budget scale) */
 	/* cap_len bytes of the packet follow */
 };
 _Static_assert(sizeof(struct vtg_pol_event) == 40, "vtg_pol_event ABI");

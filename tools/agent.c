@@ -31,6 +31,8 @@
 #include <bpf/libbpf.h>
 #include "vantage.h"
 #include "commands.h"
+#include "export.h"
+#include "budget.h"
 #include "agent.h"
 #include "latency_user.h"
 #include "count.h"
@@ -99,6 +101,12 @@ struct agent {
 	int n_known;
 	uint64_t records;
 	int lock_fd;
+	struct vtg_sink *sinks[VTG_AGENT_MAX_EXPORTS];
+	int n_sinks;
+	struct policy_feed *feeds[VTG_AGENT_MAX_POLICIES];
+	int n_feeds;
+	struct vtg_budget budget;
+	bool budget_on;
 };
 
 static volatile sig_atomic_t stop;
@@ -198,11 +206,46 @@ static void fill_event(struct jw *w, const void *ev)
 	vtg_lat_event_json(w, ev);
 }
 
+/* A latency record for the sinks: the fields they encode, and the event for JSON Lines. */
+static void lat_to_sinks(struct agent *a, const struct vtg_lat_event *ev)
+{
+	struct vtg_xrec r;
+	struct vtg_xlatency *l = &r.lat;
+	const char *nm = vtg_netns_name(ev->netns);
+
+	memset(&r, 0, offsetof(struct vtg_xrec, lat) + sizeof(r.lat));
+	r.kind = VTG_XK_LATENCY;
+	memcpy(r.type, "latency", 8);
+	r.ts_ns = ev->ts_ns;
+	r.wall_ns = vtg_wall_of_mono(ev->ts_ns);
+	r.source = vtg_x_source;
+	r.raw = ev;
+	l->netns = ev->netns;
+	if (nm)
+		snprintf(l->netns_name, sizeof(l->netns_name), "%s", nm);
+	l->dir = ev->dir;
+	l->proto = ev->key.proto;
+	l->family = ev->key.family;
+	l->icmp_type = ev->key.icmp_type;
+	memcpy(l->saddr, ev->key.saddr, 16);
+	memcpy(l->daddr, ev->key.daddr, 16);
+	l->sport = ev->key.sport;
+	l->dport = ev->key.dport;
+	l->ip_id = ev->key.ip_id;
+	l->tcp_seq = ev->key.tcp_seq;
+	l->pid = ev->pid;
+	l->lat_ns = ev->lat_ns;
+	for (int k = 0; k < a->n_sinks; k++)
+		a->sinks[k]->ops->write(a->sinks[k], &r);
+}
+
 static int on_event(const struct vtg_lat_event *ev, void *ctx)
 {
 	struct agent *a = ctx;
 
 	a->records++;
+	if (a->n_sinks)
+		lat_to_sinks(a, ev);
 	for (int i = 0; i < a->n_cl; i++) {
 		struct client *c = &a->cl[i];
 		bool ok;
@@ -844,6 +887,37 @@ int cmd_agent(int argc, char **argv)
 			}
 		}
 	}
+	for (int k = 0; k < a->cfg.n_exports; k++) {
+		char serr[256];
+
+		a->sinks[k] = vtg_sink_open(a->cfg.exports[k].kind, a->cfg.exports[k].target, serr, sizeof(serr));
+		if (!a->sinks[k]) {
+			vtg_err("export %s %s: %s", a->cfg.exports[k].kind, a->cfg.exports[k].target, serr);
+			goto out;
+		}
+		a->n_sinks++;
+	}
+	for (int k = 0; k < a->cfg.n_policies; k++) {
+		typeof(&a->cfg.policies[0]) pc = &a->cfg.policies[k];
+		const char *ns = pc->netns[0] ? pc->netns : NULL;
+
+		if (policy_agent_load(pc->file, pc->dev, ns, pc->hook))
+			goto out;
+		a->feeds[k] = policy_feed_open(pc->dev, ns, a->sinks, a->n_sinks, a->cfg.flow_active_s,
+					       a->cfg.flow_idle_s);
+		if (!a->feeds[k])
+			goto out;
+		a->n_feeds++;
+	}
+	if (a->cfg.cpu_budget) {
+		int fds[VTG_AGENT_MAX_POLICIES];
+
+		for (int k = 0; k < a->n_feeds; k++)
+			fds[k] = policy_feed_prog_fd(a->feeds[k]);
+		if (vtg_budget_init(&a->budget, a->cfg.cpu_budget, fds, a->n_feeds))
+			goto out;
+		a->budget_on = true;
+	}
 	{
 		int fd = listen_unix(a->cfg.control, 0600);
 
@@ -891,10 +965,11 @@ int cmd_agent(int argc, char **argv)
 	discover(a);
 
 	double last = vtg_now_s();
+	uint64_t next_tick = 0;
 
 	while (!stop) {
-		struct pollfd pf[4 + MAX_CLIENTS];
-		int np = 0, base;
+		struct pollfd pf[4 + MAX_CLIENTS + VTG_AGENT_MAX_POLICIES + 4 * VTG_AGENT_MAX_EXPORTS];
+		int np = 0, base, nclients;
 
 		pf[np++] = (struct pollfd){ a->lat ? vtg_lat_fd(a->lat) : -1, POLLIN, 0 };
 		for (int k = 0; k < 3; k++)
@@ -902,13 +977,60 @@ int cmd_agent(int argc, char **argv)
 		base = np;
 		for (int i = 0; i < a->n_cl; i++)
 			pf[np++] = (struct pollfd){ a->cl[i].fd, POLLIN, 0 };
+		nclients = np - base;
+		for (int k = 0; k < a->n_feeds; k++)
+			pf[np++] = (struct pollfd){ policy_feed_fd(a->feeds[k]), POLLIN, 0 };
+		for (int k = 0; k < a->n_sinks; k++) {
+			int fds[4];
+			short ev[4];
+			int n = a->sinks[k]->ops->pollfds ? a->sinks[k]->ops->pollfds(a->sinks[k], fds, ev, 4) : 0;
+
+			for (int q = 0; q < n; q++)
+				pf[np++] = (struct pollfd){ fds[q], ev[q], 0 };
+		}
 		/* Records come without wakeups: read them at least every 20 ms. */
 		if (poll(pf, np, 20) < 0 && errno != EINTR)
 			break;
 		if (a->lat)
 			vtg_lat_poll(a->lat, 0);
+		{
+			uint64_t now = vtg_mono_ns();
+
+			for (int k = 0; k < a->n_feeds; k++) {
+				int e = policy_feed_poll(a->feeds[k], now, false);
+
+				if (e)
+					log_event("policy_error", strerror(-e), "dev", a->cfg.policies[k].dev, NULL, 0);
+			}
+			for (int q = base + nclients; q < np; q++)
+				if (pf[q].revents)
+					next_tick = 0;
+			if (now >= next_tick) {
+				for (int k = 0; k < a->n_sinks; k++)
+					a->sinks[k]->ops->tick(a->sinks[k], now);
+				next_tick = now + 50000000ull;
+			}
+			if (a->budget_on && vtg_budget_tick(&a->budget, now)) {
+				struct vtg_xrec r;
+
+				for (int k = 0; k < a->n_feeds; k++)
+					policy_feed_set_scale(a->feeds[k], &a->budget);
+				memset(&r, 0, sizeof(r));
+				r.kind = VTG_XK_SAMPLING;
+				memcpy(r.type, "sampling", 9);
+				r.ts_ns = now;
+				r.wall_ns = vtg_wall_of_mono(now);
+				r.source = vtg_x_source;
+				r.sampling = a->budget.scale;
+				for (int k = 0; k < a->n_sinks; k++) {
+					a->sinks[k]->sampling = a->budget.scale;
+					a->sinks[k]->ops->write(a->sinks[k], &r);
+				}
+				log_event("sampling", NULL, "budget", "cpu", "scale", a->budget.scale);
+			}
+		}
 		/* Clients first (their indexes move as they go), then new ones. */
-		for (int i = np - base - 1; i >= 0; i--)
+		for (int i = nclients - 1; i >= 0; i--)
 			if (i < a->n_cl && (pf[base + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				client_read(a, i);
 		for (int k = 0; k < 3; k++)
@@ -936,6 +1058,22 @@ int cmd_agent(int argc, char **argv)
 		  "pin_dir", a->cfg.pin_dir, NULL, 0);
 	ret = VTG_EXIT_OK;
 out:
+	for (int k = 0; k < a->n_feeds; k++)
+		policy_feed_close(a->feeds[k], true); /* flows still open are exported (forced end) */
+	if (a->budget_on)
+		vtg_budget_free(&a->budget);
+	for (int k = 0; k < a->n_sinks; k++) {
+		struct vtg_sink *sk = a->sinks[k];
+		char what[300];
+
+		sk->ops->tick(sk, vtg_mono_ns());
+		sk->ops->close(sk);
+		snprintf(what, sizeof(what), "%s %s", sk->ops->name, sk->target);
+		log_event("export_summary", NULL, "sink", what, "records", sk->st.records);
+		if (sk->st.dropped || sk->st.errors)
+			log_event("export_dropped", NULL, "sink", what, "dropped", sk->st.dropped + sk->st.errors);
+		free(sk);
+	}
 	for (int i = a->n_cl - 1; i >= 0; i--)
 		drop_client(a, i);
 	for (int k = 0; k < 3; k++)

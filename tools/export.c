@@ -139,6 +139,10 @@ int cmd_export(int argc, char **argv)
 			vtg_err("poll: %s", strerror(errno));
 			goto out;
 		}
+		/* A sink's socket or pipe is ready: let it work now, not at the next timer. */
+		for (int q = 1; q < npf; q++)
+			if (pf[q].revents)
+				next_tick = 0;
 		/* Read what is there and hand every complete line to the sinks. */
 		for (;;) {
 			ssize_t n;
@@ -227,7 +231,7 @@ int cmd_export(int argc, char **argv)
 			for (int q = 0; q < n; q++)
 				pf[npf++] = (struct pollfd){ .fd = fds[q], .events = ev[q] };
 		}
-		poll(pf, npf, 50);
+		poll(pf, npf, 20);
 		for (int k = 0; k < nsinks; k++)
 			if (sinks[k]->ops->tick)
 				sinks[k]->ops->tick(sinks[k], vtg_mono_ns());

@@ -25,6 +25,8 @@
 #include <bpf/libbpf.h>
 #include "vantage.h"
 #include "commands.h"
+#include "export.h"
+#include "budget.h"
 #include "../loader/policy.h"
 #include "policy.skel.h"
 #include "policy_linear.skel.h"
@@ -92,15 +94,22 @@ enum {
 	OPT_BINTH,
 	OPT_CHECK,
 	OPT_ROUNDS,
+	OPT_FOLLOW,
+	OPT_ACTIVE,
+	OPT_IDLE,
+	OPT_BUDGET,
+	OPT_EXPORT,
 };
 
 struct popts {
 	const char *file, *dev, *netns, *next, *rules, *trace, *engine;
 	enum vtg_pol_format fmt;
 	enum vtg_hook hook;
-	bool hook_set, no_cache, check;
+	bool hook_set, no_cache, check, follow;
 	long prio, repeat, limit, binth, count, rounds;
-	double duration;
+	double duration, active, idle, budget;
+	const char *exports[8];
+	int nexports;
 };
 
 static volatile sig_atomic_t stop;
@@ -135,6 +144,11 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 		{ "binth", required_argument, NULL, OPT_BINTH },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "rounds", required_argument, NULL, OPT_ROUNDS },
+		{ "follow", no_argument, NULL, OPT_FOLLOW },
+		{ "active", required_argument, NULL, OPT_ACTIVE },
+		{ "idle", required_argument, NULL, OPT_IDLE },
+		{ "cpu-budget", required_argument, NULL, OPT_BUDGET },
+		{ "export", required_argument, NULL, OPT_EXPORT },
 		{}
 	};
 	int opt;
@@ -234,6 +248,36 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 			if (*end || o->rounds < 1 || o->rounds > 1000)
 				return vtg_usage_err("policy", "--rounds wants 1..1000, not '%s'", optarg);
 			break;
+		case OPT_FOLLOW:
+			o->follow = true;
+			break;
+		case OPT_EXPORT:
+			if (!strchr(optarg, '='))
+				return vtg_usage_err("policy", "--export wants SINK=TARGET (e.g. ipfix=udp://127.0.0.1:4739), not '%s'", optarg);
+			if (o->nexports == 8)
+				return vtg_usage_err("policy", "at most 8 --export sinks");
+			o->exports[o->nexports++] = optarg;
+			break;
+		case OPT_ACTIVE:
+		case OPT_IDLE:
+		case OPT_BUDGET: {
+			double v;
+
+			errno = 0;
+			v = strtod(optarg, &end);
+			if (errno || *end || v <= 0 || (opt == OPT_BUDGET && v > 100))
+				return vtg_usage_err("policy", "--%s wants %s, not '%s'",
+						     opt == OPT_ACTIVE ? "active" : opt == OPT_IDLE ? "idle" : "cpu-budget",
+						     opt == OPT_BUDGET ? "a percentage of one CPU (0 < PCT <= 100)"
+								       : "seconds > 0", optarg);
+			if (opt == OPT_ACTIVE)
+				o->active = v;
+			else if (opt == OPT_IDLE)
+				o->idle = v;
+			else
+				o->budget = v;
+			break;
+		}
 		default:
 			return vtg_usage_err("policy", "unknown option or missing value: '%s'", argv[optind - 1]);
 		}
@@ -916,96 +960,208 @@ static int do_stats(const struct popts *o)
 	return VTG_EXIT_OK;
 }
 
-static void addr_str(uint8_t family, const uint32_t *words, char *buf, size_t len)
-{
-	uint32_t a[4];
-
-	for (int i = 0; i < 4; i++)
-		a[i] = htonl(words[i]);
-	inet_ntop(family == 6 ? AF_INET6 : AF_INET, a, buf, len);
-}
-
 static const char *dir_name(uint32_t d)
 {
 	return d ? "out" : "in";
 }
 
+static void flow_key_xrec(const struct inst *in, const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v,
+			  int rule, struct vtg_xrec *r)
+{
+	struct vtg_xflow *f = &r->flow;
+
+	memset(r, 0, sizeof(*r));
+	r->kind = VTG_XK_FLOW;
+	snprintf(r->type, sizeof(r->type), "flow");
+	r->ts_ns = vtg_mono_ns();
+	r->source = vtg_x_source;
+	f->family = k->family;
+	f->proto = k->proto;
+	f->dir = k->dir;
+	f->tcp_flags = (uint8_t)v->tcp_flags;
+	f->has_ports = k->sport != VTG_POL_NO_PORT;
+	f->sport = f->has_ports ? (uint16_t)k->sport : 0;
+	f->dport = f->has_ports ? (uint16_t)k->dport : 0;
+	for (int i = 0; i < (k->family == 6 ? 4 : 1); i++) {
+		uint32_t sa = htonl(k->saddr[i]), da = htonl(k->daddr[i]);
+
+		memcpy(f->saddr + 4 * i, &sa, 4);
+		memcpy(f->daddr + 4 * i, &da, 4);
+	}
+	f->ifindex = k->ifindex;
+	snprintf(f->dev, sizeof(f->dev), "%s", in->info.ifname);
+	f->rule = rule;
+	f->packets = v->packets;
+	f->bytes = v->bytes;
+	f->start_ns = vtg_wall_of_mono(v->first_ns);
+	f->end_ns = vtg_wall_of_mono(v->last_ns);
+	f->sampling = 1;
+}
+
+static void flow_print(const struct vtg_xrec *r)
+{
+	const struct vtg_xflow *f = &r->flow;
+	struct jw *w = vtg_jw_stdout();
+	char s[64], d[64];
+	static const char *const reasons[] = { "-", "idle", "active", "end", "forced", "resources" };
+
+	if (w) {
+		vtg_xrec_jw(w, r);
+		jw_free(w);
+		return;
+	}
+	inet_ntop(f->family == 6 ? AF_INET6 : AF_INET, f->saddr, s, sizeof(s));
+	inet_ntop(f->family == 6 ? AF_INET6 : AF_INET, f->daddr, d, sizeof(d));
+	printf("%-10s %-5u %-39s %-39s %5d %5d %3s %10llu %12llu 0x%02x %6d %s\n", f->dev, f->proto, s, d,
+	       f->has_ports ? f->sport : -1, f->has_ports ? f->dport : -1, dir_name(f->dir),
+	       (unsigned long long)f->packets, (unsigned long long)f->bytes, f->tcp_flags, f->rule,
+	       reasons[f->end_reason <= VTG_XEND_RESOURCES ? f->end_reason : 0]);
+	fflush(stdout);
+}
+
+static void flow_emit(void *ctx, const struct vtg_xrec *r)
+{
+	(void)ctx;
+	flow_print(r);
+}
+
+/* --follow: export flows as they end (idle, active timeout, TCP end), deltas only. */
+static int follow_flows(const struct popts *o, struct inst *in)
+{
+	double active = o->active ? o->active : 60, idle = o->idle ? o->idle : 15;
+	double poll_s = (idle < active ? idle : active) / 4, t0 = vtg_now_s();
+	struct vtg_flowx *x = vtg_flowx_new(&in->m, in->info.ifname, active, idle);
+	int ret = VTG_EXIT_FAIL, err;
+
+	if (poll_s > 1)
+		poll_s = 1;
+	if (poll_s < 0.05)
+		poll_s = 0.05;
+	if (!x) {
+		vtg_err("out of memory");
+		return VTG_EXIT_FAIL;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
+	while (!stop && !(o->duration && vtg_now_s() - t0 >= o->duration)) {
+		int *cidx = counter_index(&in->m);
+
+		err = vtg_flowx_poll(x, false, cidx, flow_emit, NULL);
+		free(cidx);
+		if (err) {
+			vtg_err("flow export on %s: %s", in->info.ifname, strerror(-err));
+			goto out;
+		}
+		usleep((useconds_t)(poll_s * 1e6));
+	}
+	{
+		int *cidx = counter_index(&in->m);
+
+		err = vtg_flowx_poll(x, true, cidx, flow_emit, NULL);
+		free(cidx);
+	}
+	if (err) {
+		vtg_err("flow export on %s: %s", in->info.ifname, strerror(-err));
+		goto out;
+	}
+	{
+		const struct vtg_flowx_stats *st = vtg_flowx_stats(x);
+		struct jw *w = vtg_jw_stdout();
+
+		if (w) {
+			jw_record(w, "flow_export", vtg_mono_ns());
+			jw_kstr(w, "dev", in->info.ifname);
+			jw_ku64(w, "drained", st->drained);
+			jw_ku64(w, "drained_packets", st->drained_packets);
+			jw_ku64(w, "exported", st->exported);
+			jw_ku64(w, "exported_packets", st->exported_packets);
+			jw_ku64(w, "table_switches", st->flips);
+			jw_obj_end(w);
+			jw_free(w);
+		} else {
+			printf("flow export: %llu flow records, %llu packets\n", (unsigned long long)st->exported,
+			       (unsigned long long)st->exported_packets);
+		}
+	}
+	ret = VTG_EXIT_OK;
+out:
+	vtg_flowx_free(x);
+	return ret;
+}
+
 static int do_flows(const struct popts *o)
 {
 	struct inst *in;
-	int n;
+	int n, ret = VTG_EXIT_OK;
 
 	if (vtg_env_setup())
 		return VTG_EXIT_FAIL;
 	n = select_instances(o, &in);
 	if (n < 0)
 		return VTG_EXIT_FAIL;
+	if (o->follow) {
+		if (n != 1) {
+			if (n)
+				vtg_err("policies on %d attach points: pick one with --dev (and --netns)", n);
+			else
+				vtg_err("no policy loaded%s%s", o->dev ? " on " : "", o->dev ? o->dev : "");
+			close_instances(in, n);
+			return VTG_EXIT_FAIL;
+		}
+		if (!vtg.json)
+			printf("%-10s %-5s %-39s %-39s %5s %5s %3s %10s %12s %5s %6s %s\n", "dev", "proto", "src",
+			       "dst", "sport", "dport", "dir", "packets", "bytes", "flags", "rule", "end");
+		ret = follow_flows(o, &in[0]);
+		close_instances(in, n);
+		return ret;
+	}
 	if (!vtg.json)
-		printf("%-10s %-5s %-39s %-39s %5s %5s %3s %10s %12s %5s %6s\n", "dev", "proto", "src", "dst",
-		       "sport", "dport", "dir", "packets", "bytes", "flags", "rule");
+		printf("%-10s %-5s %-39s %-39s %5s %5s %3s %10s %12s %5s %6s %s\n", "dev", "proto", "src", "dst",
+		       "sport", "dport", "dir", "packets", "bytes", "flags", "rule", "end");
+	/* A snapshot of both kernel tables: flows not yet taken by an exporter. */
 	for (int i = 0; i < n; i++) {
-		struct vtg_pol_flow_key k, next;
-		struct vtg_pol_flow v;
 		int *cidx = counter_index(&in[i].m);
-		bool first = true;
+		int fds[2] = { in[i].m.flows, in[i].m.flows1 };
 
-		while (!bpf_map_get_next_key(in[i].m.flows, first ? NULL : &k, &next)) {
-			char s[64], d[64];
-			int rule;
-			struct jw *w;
+		for (int t = 0; t < 2; t++) {
+			struct vtg_pol_flow_key k, next;
+			struct vtg_pol_flow v;
+			bool first = true;
 
-			first = false;
-			k = next;
-			if (bpf_map_lookup_elem(in[i].m.flows, &k, &v))
-				continue;
-			addr_str(k.family, k.saddr, s, sizeof(s));
-			addr_str(k.family, k.daddr, d, sizeof(d));
-			rule = cidx && v.counter < VTG_POL_MAX_COUNTERS ? cidx[v.counter] : -2;
-			w = vtg_jw_stdout();
-			if (w) {
-				jw_record(w, "flow", vtg_mono_ns());
-				jw_kstr(w, "dev", in[i].info.ifname);
-				jw_ku64(w, "family", k.family);
-				jw_ku64(w, "proto", k.proto);
-				jw_kstr(w, "src", s);
-				jw_kstr(w, "dst", d);
-				if (k.sport != VTG_POL_NO_PORT) {
-					jw_ku64(w, "sport", k.sport);
-					jw_ku64(w, "dport", k.dport);
-				}
-				jw_kstr(w, "dir", dir_name(k.dir));
-				jw_ku64(w, "ifindex", k.ifindex);
-				jw_ku64(w, "packets", v.packets);
-				jw_ku64(w, "bytes", v.bytes);
-				jw_ku64(w, "first_ns", v.first_ns);
-				jw_ku64(w, "last_ns", v.last_ns);
-				jw_ku64(w, "tcp_flags", v.tcp_flags);
-				if (rule >= -1)
-					jw_ks64(w, "rule", rule);
-				jw_obj_end(w);
-				jw_free(w);
-			} else {
-				printf("%-10s %-5u %-39s %-39s %5d %5d %3s %10llu %12llu 0x%02x %6d\n", in[i].info.ifname,
-				       k.proto, s, d, k.sport == VTG_POL_NO_PORT ? -1 : (int)k.sport,
-				       k.dport == VTG_POL_NO_PORT ? -1 : (int)k.dport, dir_name(k.dir),
-				       (unsigned long long)v.packets, (unsigned long long)v.bytes, v.tcp_flags, rule);
+			while (fds[t] >= 0 && !bpf_map_get_next_key(fds[t], first ? NULL : &k, &next)) {
+				struct vtg_xrec r;
+				int rule;
+
+				first = false;
+				k = next;
+				if (bpf_map_lookup_elem(fds[t], &k, &v))
+					continue;
+				rule = cidx && v.counter < VTG_POL_MAX_COUNTERS ? cidx[v.counter] : -2;
+				flow_key_xrec(&in[i], &k, &v, rule, &r);
+				flow_print(&r);
 			}
 		}
 		free(cidx);
 	}
 	close_instances(in, n);
-	return VTG_EXIT_OK;
+	return ret;
 }
 
 /* ---- watch ---- */
 
+#define WATCH_MAX_SINKS 8
+
 struct watch_ctx {
 	struct inst *in;
 	long count, seen;
+	struct vtg_sink *sinks[WATCH_MAX_SINKS];
+	int nsinks;
 };
 
-/* Addresses and ports out of the captured headers, for the record. */
-static void decode(const uint8_t *d, size_t n, struct jw *w, char *txt, size_t tlen)
+/* Addresses and ports out of the captured headers, for the text line. */
+static void decode(const uint8_t *d, size_t n, void *unused, char *txt, size_t tlen)
 {
 	size_t off = 14;
 	uint16_t et;
@@ -1013,6 +1169,7 @@ static void decode(const uint8_t *d, size_t n, struct jw *w, char *txt, size_t t
 	char s[64] = "", t[64] = "";
 	int sport = -1, dport = -1;
 
+	(void)unused;
 	txt[0] = 0;
 	if (n < 14)
 		return;
@@ -1042,62 +1199,61 @@ static void decode(const uint8_t *d, size_t n, struct jw *w, char *txt, size_t t
 	}
 	if (!s[0])
 		return;
-	if (w) {
-		jw_kstr(w, "src", s);
-		jw_kstr(w, "dst", t);
-		jw_ku64(w, "proto", proto);
-		if (sport >= 0) {
-			jw_ku64(w, "sport", sport);
-			jw_ku64(w, "dport", dport);
-		}
-	} else if (sport >= 0) {
+	if (sport >= 0)
 		snprintf(txt, tlen, "%s:%d -> %s:%d proto %u", s, sport, t, dport, proto);
-	} else {
+	else
 		snprintf(txt, tlen, "%s -> %s proto %u", s, t, proto);
-	}
+}
+
+static void watch_out(struct watch_ctx *wc, const struct vtg_xrec *r)
+{
+	for (int k = 0; k < wc->nsinks; k++)
+		wc->sinks[k]->ops->write(wc->sinks[k], r);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct watch_ctx *wc = ctx;
 	const struct vtg_pol_event *ev = data;
-	const uint8_t *pkt = (const uint8_t *)(ev + 1);
+	struct vtg_xrec r;
+	struct vtg_xpacket *pk = &r.pkt;
 	size_t cap;
-	char when[40], txt[200];
-	struct jw *w;
 
 	if (size < sizeof(*ev))
 		return 0;
 	cap = ev->cap_len;
 	if (cap > size - sizeof(*ev))
 		cap = size - sizeof(*ev);
-	vtg_wallclock_iso(when, sizeof(when));
-	w = vtg_jw_stdout();
-	if (w) {
-		char *hex = malloc(cap * 2 + 1);
+	memset(&r, 0, offsetof(struct vtg_xrec, pkt) + sizeof(r.pkt));
+	r.kind = VTG_XK_PACKET;
+	memcpy(r.type, ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample", 7);
+	r.ts_ns = ev->ts_ns;
+	r.wall_ns = vtg_wall_of_mono(ev->ts_ns);
+	r.source = vtg_x_source;
+	pk->mirror = ev->kind == VTG_POL_EV_MIRROR;
+	pk->dir = ev->dir;
+	pk->rule = ev->rule;
+	pk->ifindex = ev->ifindex;
+	memcpy(pk->dev, wc->in->info.ifname, sizeof(pk->dev));
+	pk->netns = wc->in->info.netns_ino;
+	pk->pkt_len = ev->pkt_len;
+	pk->cap_len = (uint32_t)cap;
+	pk->data = (const uint8_t *)(ev + 1);
+	pk->sampling = ev->interval ? ev->interval : 1;
+	if (wc->nsinks) {
+		watch_out(wc, &r);
+	} else if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
 
-		jw_record(w, ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample", ev->ts_ns);
-		jw_kstr(w, "dev", wc->in->info.ifname);
-		jw_kstr(w, "dir", dir_name(ev->dir));
-		jw_ks64(w, "rule", ev->rule);
-		jw_ku64(w, "generation", ev->gen);
-		jw_ku64(w, "pkt_len", ev->pkt_len);
-		jw_ku64(w, "cap_len", cap);
-		decode(pkt, cap, w, txt, sizeof(txt));
-		if (hex) {
-			for (size_t i = 0; i < cap; i++)
-				sprintf(hex + 2 * i, "%02x", pkt[i]);
-			hex[cap * 2] = 0;
-			jw_kstr(w, "data", hex);
-			free(hex);
-		}
-		jw_obj_end(w);
+		vtg_xrec_jw(w, &r);
 		jw_free(w);
 	} else {
-		decode(pkt, cap, NULL, txt, sizeof(txt));
-		printf("%s %-6s %s rule %d len %u cap %zu  %s\n", when,
-		       ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample", wc->in->info.ifname, ev->rule,
-		       ev->pkt_len, cap, txt);
+		char when[48], txt[200];
+
+		vtg_format_wall(r.wall_ns, when, sizeof(when));
+		decode(pk->data, cap, NULL, txt, sizeof(txt));
+		printf("%s %-6s %s rule %d len %u cap %zu 1/%u  %s\n", when, r.type, pk->dev, ev->rule, ev->pkt_len,
+		       cap, pk->sampling, txt);
 		fflush(stdout);
 	}
 	wc->seen++;
@@ -1107,8 +1263,9 @@ static int on_event(void *ctx, void *data, size_t size)
 }
 
 /* Reports growth of the per-rule lost counters as {"type":"lost"} records. */
-static void report_lost(struct inst *in, uint64_t *last_s, uint64_t *last_m)
+static void report_lost(struct watch_ctx *wc, uint64_t *last_s, uint64_t *last_m)
 {
+	struct inst *in = wc->in;
 	const struct vtg_pol_hdr *h = vtg_pol_cur_hdr(&in->m);
 	struct vtg_pol_cnt c;
 
@@ -1129,6 +1286,19 @@ static void report_lost(struct inst *in, uint64_t *last_s, uint64_t *last_m)
 			if (now <= *last) {
 				*last = now;
 				continue;
+			}
+			if (wc->nsinks) {
+				struct vtg_xrec lr;
+
+				memset(&lr, 0, sizeof(lr));
+				lr.kind = VTG_XK_LOST;
+				snprintf(lr.type, sizeof(lr.type), "lost");
+				lr.ts_ns = vtg_mono_ns();
+				lr.wall_ns = vtg_wall_of_mono(lr.ts_ns);
+				lr.source = vtg_x_source;
+				snprintf(lr.lost.what, sizeof(lr.lost.what), "%s", k ? "mirror" : "sample");
+				lr.lost.count = now - *last;
+				watch_out(wc, &lr);
 			}
 			w = vtg_jw_stdout();
 			if (w) {
@@ -1151,11 +1321,82 @@ static void report_lost(struct inst *in, uint64_t *last_s, uint64_t *last_m)
 	}
 }
 
+static int open_sinks(const struct popts *o, struct vtg_sink **sinks)
+{
+	for (int k = 0; k < o->nexports; k++) {
+		char kind[32], err[256];
+		const char *eq = strchr(o->exports[k], '=');
+
+		snprintf(kind, sizeof(kind), "%.*s", (int)(eq - o->exports[k]), o->exports[k]);
+		sinks[k] = vtg_sink_open(kind, eq + 1, err, sizeof(err));
+		if (!sinks[k]) {
+			vtg_err("--export %s: %s", o->exports[k], err);
+			while (k--)
+				vtg_sink_close(sinks[k]);
+			return -1;
+		}
+	}
+	return o->nexports;
+}
+
+static void close_sinks(struct vtg_sink **sinks, int n)
+{
+	for (int k = 0; k < n; k++) {
+		struct vtg_sink *s = sinks[k];
+
+		s->ops->tick(s, vtg_mono_ns());
+		s->ops->close(s);
+		fprintf(stderr, "policy watch: %s %s: %llu records, %llu dropped, %llu skipped, %llu errors\n",
+			s->ops->name, s->target, (unsigned long long)s->st.records, (unsigned long long)s->st.dropped,
+			(unsigned long long)s->st.skipped, (unsigned long long)s->st.errors);
+		free(s);
+	}
+}
+
+/* The budget changed the ratio: tell the kernel, the stream and the sinks. */
+static void set_scale(struct watch_ctx *wc, const struct vtg_budget *b)
+{
+	uint64_t *ctl = wc->in->m.m_ctl;
+	struct vtg_xrec r;
+
+	__atomic_store_n(&ctl[VTG_POL_CTL_SCALE], (uint64_t)b->scale, __ATOMIC_RELEASE);
+	memset(&r, 0, sizeof(r));
+	r.kind = VTG_XK_SAMPLING;
+	snprintf(r.type, sizeof(r.type), "sampling");
+	r.ts_ns = vtg_mono_ns();
+	r.wall_ns = vtg_wall_of_mono(r.ts_ns);
+	r.source = vtg_x_source;
+	r.sampling = b->scale;
+	for (int k = 0; k < wc->nsinks; k++)
+		wc->sinks[k]->sampling = b->scale;
+	watch_out(wc, &r);
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_record(w, "sampling", r.ts_ns);
+		jw_ku64(w, "scale", b->scale);
+		jw_key(w, "cpu_pct");
+		jw_dbl(w, b->last_pct);
+		jw_key(w, "user_pct");
+		jw_dbl(w, b->last_user_pct);
+		jw_key(w, "bpf_pct");
+		jw_dbl(w, b->last_bpf_pct);
+		jw_key(w, "budget_pct");
+		jw_dbl(w, b->pct);
+		jw_obj_end(w);
+		jw_free(w);
+	} else if (!wc->nsinks) {
+		printf("cpu %.1f%% (budget %.1f%%): sampling scale now 1/%u\n", b->last_pct, b->pct, b->scale);
+		fflush(stdout);
+	}
+}
+
 static int do_watch(const struct popts *o)
 {
 	struct inst *in;
 	struct ring_buffer *rb = NULL;
 	struct watch_ctx wc = { .count = o->count };
+	struct vtg_budget budget = { .stats_fd = -1 };
 	uint64_t *last_s = NULL, *last_m = NULL;
 	int n, ret = VTG_EXIT_FAIL;
 	double t0, next_lost;
@@ -1174,12 +1415,29 @@ static int do_watch(const struct popts *o)
 		goto out;
 	}
 	wc.in = &in[0];
+	wc.nsinks = open_sinks(o, wc.sinks);
+	if (wc.nsinks < 0) {
+		wc.nsinks = 0;
+		goto out;
+	}
 	last_s = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
 	last_m = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
 	rb = ring_buffer__new(in[0].m.events, on_event, &wc, NULL);
 	if (!rb || !last_s || !last_m) {
 		vtg_err("cannot open the sample/mirror ring buffer: %s", strerror(errno));
 		goto out;
+	}
+	if (o->budget) {
+		int pfd = bpf_prog_get_fd_by_id(in[0].info.prog_id);
+
+		if (pfd < 0) {
+			vtg_err("--cpu-budget: cannot open the classifier program (id %u): %s", in[0].info.prog_id,
+				strerror(errno));
+			goto out;
+		}
+		if (vtg_budget_init(&budget, o->budget, &pfd, 1))
+			goto out;
+		__atomic_store_n(&((uint64_t *)in[0].m.m_ctl)[VTG_POL_CTL_SCALE], 1, __ATOMIC_RELEASE);
 	}
 	/* Losses before we started are history: report only new ones. */
 	{
@@ -1198,32 +1456,170 @@ static int do_watch(const struct popts *o)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, on_signal);
+	signal(SIGPIPE, wc.nsinks ? SIG_IGN : on_signal);
 	t0 = vtg_now_s();
 	next_lost = t0 + 1;
 	while (!stop) {
-		int err = ring_buffer__poll(rb, 200);
+		int err = ring_buffer__poll(rb, 50);
+		uint64_t now = vtg_mono_ns();
 
 		if (err < 0 && err != -EINTR) {
 			vtg_err("ring buffer: %s", strerror(-err));
 			goto out;
 		}
+		for (int k = 0; k < wc.nsinks; k++)
+			wc.sinks[k]->ops->tick(wc.sinks[k], now);
+		if (o->budget && vtg_budget_tick(&budget, now))
+			set_scale(&wc, &budget);
 		if (vtg_now_s() >= next_lost) {
-			report_lost(&in[0], last_s, last_m);
+			report_lost(&wc, last_s, last_m);
 			next_lost += 1;
 		}
 		if (o->duration && vtg_now_s() - t0 >= o->duration)
 			break;
 	}
 	ring_buffer__consume(rb);
-	report_lost(&in[0], last_s, last_m);
+	report_lost(&wc, last_s, last_m);
 	ret = VTG_EXIT_OK;
 out:
+	if (o->budget && budget.stats_fd >= 0) {
+		/* Leave the kernel sampling at the policy's own ratio. */
+		__atomic_store_n(&((uint64_t *)in[0].m.m_ctl)[VTG_POL_CTL_SCALE], 1, __ATOMIC_RELEASE);
+		close(budget.prog_fds[0]);
+		vtg_budget_free(&budget);
+	}
+	close_sinks(wc.sinks, wc.nsinks);
 	ring_buffer__free(rb);
 	free(last_s);
 	free(last_m);
 	close_instances(in, n);
 	return ret;
+}
+
+/* ---- the agent's use: load from its config, feed its sinks ---- */
+
+int policy_agent_load(const char *file, const char *dev, const char *netns, int hook)
+{
+	struct popts o = { .file = file, .dev = dev, .netns = netns, .hook = (enum vtg_hook)hook, .hook_set = true,
+			   .fmt = VTG_POL_FMT_AUTO };
+
+	return do_load(&o) == VTG_EXIT_OK ? 0 : -1;
+}
+
+struct policy_feed {
+	struct inst *in;
+	int n_in;
+	struct ring_buffer *rb;
+	struct watch_ctx wc;
+	struct vtg_flowx *fx;
+	uint64_t *last_s, *last_m;
+	uint64_t next_flows, next_lost, flow_period;
+	int prog_fd;
+};
+
+static void feed_flow_emit(void *ctx, const struct vtg_xrec *r)
+{
+	watch_out(ctx, r);
+}
+
+struct policy_feed *policy_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
+				     double active, double idle)
+{
+	struct policy_feed *f = calloc(1, sizeof(*f));
+	struct popts o = { .dev = dev, .netns = netns };
+
+	if (!f)
+		return NULL;
+	f->prog_fd = -1;
+	f->n_in = select_instances(&o, &f->in);
+	if (f->n_in != 1) {
+		vtg_err("policy on %s: %s", dev, f->n_in ? "several attach points" : "not loaded");
+		goto fail;
+	}
+	f->wc.in = &f->in[0];
+	f->wc.nsinks = nsinks < WATCH_MAX_SINKS ? nsinks : WATCH_MAX_SINKS;
+	memcpy(f->wc.sinks, sinks, f->wc.nsinks * sizeof(*sinks));
+	f->last_s = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
+	f->last_m = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
+	f->rb = ring_buffer__new(f->in[0].m.events, on_event, &f->wc, NULL);
+	f->fx = vtg_flowx_new(&f->in[0].m, f->in[0].info.ifname, active, idle);
+	f->prog_fd = bpf_prog_get_fd_by_id(f->in[0].info.prog_id);
+	if (!f->last_s || !f->last_m || !f->rb || !f->fx || f->prog_fd < 0) {
+		vtg_err("policy on %s: cannot open its ring buffer, flows or program: %s", dev, strerror(errno));
+		goto fail;
+	}
+	f->flow_period = (uint64_t)((idle < active ? idle : active) / 4 * 1e9);
+	if (f->flow_period > 1000000000ull)
+		f->flow_period = 1000000000ull;
+	if (f->flow_period < 50000000ull)
+		f->flow_period = 50000000ull;
+	return f;
+fail:
+	policy_feed_close(f, false);
+	return NULL;
+}
+
+int policy_feed_fd(const struct policy_feed *f)
+{
+	return ring_buffer__epoll_fd(f->rb);
+}
+
+int policy_feed_prog_fd(const struct policy_feed *f)
+{
+	return f->prog_fd;
+}
+
+void policy_feed_set_scale(struct policy_feed *f, const struct vtg_budget *b)
+{
+	uint64_t *ctl = f->in[0].m.m_ctl;
+
+	__atomic_store_n(&ctl[VTG_POL_CTL_SCALE], (uint64_t)b->scale, __ATOMIC_RELEASE);
+}
+
+/* Reads what the ring buffer has, and exports flows and losses when they are due. */
+int policy_feed_poll(struct policy_feed *f, uint64_t now, bool final)
+{
+	int err = ring_buffer__consume(f->rb);
+
+	if (err < 0 && err != -EINTR)
+		return err;
+	if (final || now >= f->next_flows) {
+		int *cidx = counter_index(&f->in[0].m);
+
+		err = vtg_flowx_poll(f->fx, final, cidx, feed_flow_emit, &f->wc);
+		free(cidx);
+		f->next_flows = now + f->flow_period;
+		if (err)
+			return err;
+	}
+	if (final || now >= f->next_lost) {
+		bool json = vtg.json;
+
+		vtg.json = false; /* the agent's stdout is its log: losses go to the sinks */
+		report_lost(&f->wc, f->last_s, f->last_m);
+		vtg.json = json;
+		f->next_lost = now + 1000000000ull;
+	}
+	return 0;
+}
+
+void policy_feed_close(struct policy_feed *f, bool final)
+{
+	if (!f)
+		return;
+	if (final && f->rb && f->fx)
+		policy_feed_poll(f, vtg_mono_ns(), true);
+	if (f->n_in == 1 && f->in[0].m.m_ctl)
+		__atomic_store_n(&((uint64_t *)f->in[0].m.m_ctl)[VTG_POL_CTL_SCALE], 1, __ATOMIC_RELEASE);
+	ring_buffer__free(f->rb);
+	vtg_flowx_free(f->fx);
+	if (f->prog_fd >= 0)
+		close(f->prog_fd);
+	free(f->last_s);
+	free(f->last_m);
+	if (f->n_in > 0)
+		close_instances(f->in, f->n_in);
+	free(f);
 }
 
 /* ---- bench ---- */

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Flow eviction (`vantage policy flows --follow`): flows counted by the `flow` action
+ * are exported on idle and active timeouts as deltas; over a run with bursts of
+ * traffic, the packets exported for each flow add up exactly to the packets sent,
+ * none counted twice, none lost, and the rule counter agrees.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include "test.h"
+#include "proc.h"
+#include "netns.h"
+
+#define NFLOWS 20
+
+struct fpair {
+	char ns_a[32], ns_b[32], a[16], b[16], dir[64], policy[96];
+};
+
+static bool fpair_up(struct fpair *p)
+{
+	char base[12];
+	FILE *f;
+
+	nsh_unique("vfx", base, sizeof(base));
+	snprintf(p->ns_a, sizeof(p->ns_a), "%sa", base);
+	snprintf(p->ns_b, sizeof(p->ns_b), "%sb", base);
+	snprintf(p->a, sizeof(p->a), "%sx", base);
+	snprintf(p->b, sizeof(p->b), "%sy", base);
+	snprintf(p->dir, sizeof(p->dir), "/tmp/%s", base);
+	snprintf(p->policy, sizeof(p->policy), "%s/flows.policy", p->dir);
+	mkdir(p->dir, 0700);
+	f = fopen(p->policy, "w");
+	if (f) {
+		fputs("proto udp -> count,flow\n", f);
+		fclose(f);
+	}
+	return ASSERT_OK(nsh_create(p->ns_a), "netns a") && ASSERT_OK(nsh_create(p->ns_b), "netns b") &&
+	       ASSERT_OK(nsh_veth(p->a, p->ns_a, p->b, p->ns_b), "veth") &&
+	       ASSERT_EQ(nsh_ip(p->ns_a, "addr add 10.125.0.1/24 dev %s", p->a), 0, "addr") &&
+	       ASSERT_EQ(nsh_ip(p->ns_b, "addr add 10.125.0.2/24 dev %s", p->b), 0, "addr") &&
+	       ASSERT_EQ(nsh_ip(p->ns_a, "link set %s up", p->a), 0, "up") &&
+	       ASSERT_EQ(nsh_ip(p->ns_b, "link set %s up", p->b), 0, "up");
+}
+
+static void fpair_down(struct fpair *p)
+{
+	nsh_destroy(p->ns_a);
+	nsh_destroy(p->ns_b);
+	nsh_sh("rm -rf %s", p->dir);
+}
+
+/* Sends n datagrams of flow k (source port 41000+k -> 10.125.0.1:6000+k) from ns_b. */
+static int send_flow(const char *ns, int k, int n)
+{
+	int fd = nsh_socket(ns, AF_INET, SOCK_DGRAM, 0), sent = 0;
+	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(41000 + k) };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(6000 + k) };
+	char payload[64] = "vantage flow export test";
+
+	if (fd < 0)
+		return fd;
+	inet_pton(AF_INET, "10.125.0.1", &to.sin_addr);
+	if (bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0)
+		for (int i = 0; i < n; i++)
+			if (sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&to, sizeof(to)) == sizeof(payload))
+				sent++;
+	close(fd);
+	return sent;
+}
+
+static void read_all(int fd, char *buf, size_t cap, int timeout_ms)
+{
+	size_t len = 0;
+	char line[4096];
+	int n;
+
+	while ((n = vproc_read_line(fd, line, sizeof(line), timeout_ms)) > 0) {
+		if (len + n + 2 >= cap)
+			break;
+		memcpy(buf + len, line, n);
+		len += n;
+		if (buf[len - 1] != '\n')
+			buf[len++] = '\n';
+	}
+	buf[len] = 0;
+}
+
+TEST(export_flow_eviction)
+{
+	struct fpair p;
+	struct vproc *r = calloc(1, sizeof(*r));
+	char *out = calloc(1, 1 << 20);
+	int fd = -1, expect[NFLOWS], total = 0, steady = 0;
+	pid_t pid = -1;
+	char expr[256];
+
+	if (!ASSERT_OK_PTR(r, "alloc") || !ASSERT_OK_PTR(out, "alloc") || !fpair_up(&p))
+		goto out;
+	if (!ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", p.policy, "--dev", p.a, "--netns", p.ns_a,
+				     "--tc-ingress", NULL), 0, "policy load"))
+		goto out;
+	{
+		const char *argv[] = { vproc_vantage_path(), "-j", "policy", "flows", "--follow", "--dev", p.a,
+				       "--active", "1", "--idle", "0.4", "--duration", "5", NULL };
+
+		pid = vproc_spawn(argv, &fd);
+		if (!ASSERT_GT(pid, 0, "spawn flows --follow"))
+			goto out;
+	}
+	usleep(300000);
+	/* Three bursts: flows idle out between them, long ones cross the active timeout. */
+	memset(expect, 0, sizeof(expect));
+	for (int burst = 0; burst < 3; burst++) {
+		for (int k = 0; k < NFLOWS; k++) {
+			int n = (k + 1) * 3 + burst;
+			int s = send_flow(p.ns_b, k, n);
+
+			if (!ASSERT_EQ(s, n, "datagrams sent"))
+				goto out;
+			expect[k] += n;
+			total += n;
+		}
+		/* Meanwhile a steady flow (one datagram per 100 ms) outlives the active timeout. */
+		for (int t = 0; t < 11; t++) {
+			if (!ASSERT_EQ(send_flow(p.ns_b, 100, 1), 1, "steady flow"))
+				goto out;
+			steady++;
+			usleep(100000);
+		}
+	}
+	read_all(fd, out, 1 << 20, 8000);
+	if (!ASSERT_EQ(vproc_wait(pid, 8000), 0, "flows --follow exits 0"))
+		goto out;
+	pid = -1;
+	vtest_log("%.2000s", out);
+	for (int k = 0; k < NFLOWS; k++) {
+		snprintf(expr, sizeof(expr),
+			 "[.[] | select(.type==\"flow\" and .sport==%d and .dport==%d and .src==\"10.125.0.2\")] "
+			 "| (map(.packets) | add) == %d and length >= 2",
+			 41000 + k, 6000 + k, expect[k]);
+		if (!ASSERT_EQ(vjson_true(out, expr), 1, "exported packets of the flow add up exactly"))
+			vtest_log("flow %d expected %d", k, expect[k]);
+	}
+	snprintf(expr, sizeof(expr),
+		 "[.[] | select(.type==\"flow\" and .sport==41100)] | (map(.packets) | add) == %d and "
+		 "(map(select(.end_reason==\"active\")) | length) >= 1", steady);
+	ASSERT_EQ(vjson_true(out, expr), 1, "steady flow: active-timeout records, exact sum");
+	total += steady;
+	snprintf(expr, sizeof(expr), "[.[] | select(.type==\"flow\" and .proto==17)] | (map(.packets) | add) == %d", total);
+	ASSERT_EQ(vjson_true(out, expr), 1, "no packet exported twice or lost");
+	ASSERT_EQ(vjson_true(out, "[.[] | select(.type==\"flow\")] | (map(.end_reason) | unique) - [\"idle\",\"active\",\"forced\"] == []"), 1,
+		  "end reasons");
+	ASSERT_EQ(vjson_true(out, "[.[] | select(.type==\"flow\" and .end_reason==\"idle\")] | length >= 20"), 1,
+		  "flows idle out between bursts");
+	ASSERT_EQ(vjson_true(out, "[.[] | select(.type==\"flow\")] | all(.v == 1 and .rule == 0 and (.first_time|type) == \"string\")"), 1,
+		  "envelope, rule and times");
+	snprintf(expr, sizeof(expr), "map(select(.type==\"flow_export\")) | .[0].exported_packets == %d and .[0].drained_packets == %d", total, total);
+	ASSERT_EQ(vjson_true(out, expr), 1, "exporter's own totals");
+	ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.a, NULL), 0, "stats");
+	snprintf(expr, sizeof(expr), "map(select(.type==\"rule\" and .index==0)) | .[0].packets == %d", total);
+	ASSERT_EQ(vjson_true(r->out, expr), 1, "rule counter agrees");
+	/* Everything was taken: a snapshot now shows no flow left in the kernel. */
+	ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "flows", "--dev", p.a, NULL), 0, "flows snapshot");
+	ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"flow\")) | length == 0"), 1, "kernel tables drained");
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		vproc_wait(pid, 2000);
+	}
+	if (fd >= 0)
+		close(fd);
+	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL);
+	fpair_down(&p);
+	free(out);
+	free(r);
+}
