@@ -476,13 +476,13 @@ static uint8_t proto_num(struct xp *x, const char *key)
 		return 0;
 	if (!strcmp(buf, "icmp"))
 		return IPPROTO_ICMP;
-	if (!strcmp(buf, "icmpv6"))
+	if (!strcmp(buf, "icmpv6") || !strcmp(buf, "icmp6"))
 		return IPPROTO_ICMPV6;
 	if (!strcmp(buf, "udp"))
 		return IPPROTO_UDP;
 	if (!strcmp(buf, "tcp"))
 		return IPPROTO_TCP;
-	xp_fail(x, key, "expected icmp, icmpv6, udp, tcp or a protocol number");
+	xp_fail(x, key, "expected icmp, icmp6, udp, tcp or a protocol number");
 	return 0;
 }
 

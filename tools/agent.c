@@ -33,6 +33,7 @@
 #include "commands.h"
 #include "export.h"
 #include "budget.h"
+#include "export_prom.h"
 #include "agent.h"
 #include "latency_user.h"
 #include "count.h"
@@ -62,7 +63,7 @@ static const char help[] =
 #define MAX_CLIENTS 64
 #define DISCOVERY_S 0.5
 
-enum client_kind { CL_CONTROL, CL_CONTAINER, CL_METRICS };
+enum client_kind { CL_CONTROL, CL_CONTAINER };
 enum client_state { CS_REQUEST, CS_STREAM };
 
 struct client {
@@ -94,7 +95,7 @@ struct agent {
 	uint32_t host_netns;
 	int host_fd;                 /* the uplinks' namespace, -1 = ours */
 	struct uplink_count counts[VTG_AGENT_MAX_UPLINKS];
-	int lfd[3];                  /* listening: control, containers, metrics */
+	int lfd[3];                  /* listening: control, containers (third unused) */
 	struct client cl[MAX_CLIENTS];
 	int n_cl;
 	uint32_t *known;             /* namespaces seen by discovery */
@@ -107,6 +108,7 @@ struct agent {
 	int n_feeds;
 	struct vtg_budget budget;
 	bool budget_on;
+	struct vtg_prom *prom;       /* metrics endpoint (NULL: off) */
 };
 
 static volatile sig_atomic_t stop;
@@ -399,100 +401,76 @@ static bool handle_request(struct agent *a, struct client *c)
 	return false;
 }
 
-/* Prometheus text exposition (version 0.0.4): latency histograms per namespace,
- * direction and protocol; per-protocol counters of the uplinks; the agent's own
- * record counters. Answered to any HTTP request on the metrics socket. */
-static void write_metrics(struct agent *a, int fd)
+/* Metrics (loader/export_prom.c serves them, in text, OpenMetrics or protobuf with
+ * native histograms): at each scrape, the latency histograms from the kernel, the
+ * uplinks' per-protocol counters, the agent's own record counters, its sinks'. */
+static void agent_collect(struct vtg_prom_w *w, void *arg)
 {
-	char *txt = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&txt, &len);
+	struct agent *a = arg;
 
-	if (!m)
-		return;
 	if (a->lat) {
 		struct vtg_lat_hist_entry *h = NULL;
 		int n = vtg_lat_hist_read(a->lat, &h);
 		uint64_t st[VTG_LAT_ST_MAX];
 
-		fprintf(m, "# HELP vantage_stack_latency_seconds Time packets spent in the host's network stack.\n"
-			   "# TYPE vantage_stack_latency_seconds histogram\n");
+		vtg_prom_latency_clear(a->prom);
 		for (int i = 0; i < n; i++) {
 			const char *nm = vtg_netns_name(h[i].key.netns);
-			char lbl[256];
-			uint64_t cum = 0, lo, hi;
 
-			snprintf(lbl, sizeof(lbl), "netns=\"%u\",netns_name=\"%s\",dir=\"%s\",proto=\"%s\"",
-				 h[i].key.netns, nm ? nm : "", vtg_lat_dir_name(h[i].key.dir),
-				 vtg_lat_proto_name(h[i].key.proto));
-			for (int b = 0; b < VTG_LAT_HIST_BUCKETS - 1; b++) {
-				cum += h[i].hist.buckets[b];
-				vtg_lat_bucket_bounds(b, &lo, &hi);
-				fprintf(m, "vantage_stack_latency_seconds_bucket{%s,le=\"%.9g\"} %llu\n", lbl, hi / 1e9,
-					(unsigned long long)cum);
-			}
-			fprintf(m, "vantage_stack_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", lbl,
-				(unsigned long long)h[i].hist.count);
-			fprintf(m, "vantage_stack_latency_seconds_sum{%s} %.9f\n", lbl, h[i].hist.sum_ns / 1e9);
-			fprintf(m, "vantage_stack_latency_seconds_count{%s} %llu\n", lbl,
-				(unsigned long long)h[i].hist.count);
+			vtg_prom_set_latency(a->prom, h[i].key.netns, nm ? nm : "", h[i].key.dir, h[i].key.proto,
+					     (const uint64_t *)h[i].hist.buckets, VTG_LAT_HIST_BUCKETS,
+					     (double)h[i].hist.sum_ns);
 		}
 		free(h);
 		if (!vtg_lat_stats(a->lat, st)) {
-			fprintf(m, "# HELP vantage_latency_records_total Latency records made in the kernel.\n"
-				   "# TYPE vantage_latency_records_total counter\n"
-				   "vantage_latency_records_total{dir=\"egress\"} %llu\n"
-				   "vantage_latency_records_total{dir=\"ingress\"} %llu\n",
-				(unsigned long long)st[VTG_LAT_ST_EGRESS_DONE],
-				(unsigned long long)st[VTG_LAT_ST_INGRESS_DONE]);
-			fprintf(m, "# HELP vantage_latency_lost_records_total Records lost: ring buffer full.\n"
-				   "# TYPE vantage_latency_lost_records_total counter\n"
-				   "vantage_latency_lost_records_total %llu\n",
-				(unsigned long long)st[VTG_LAT_ST_RINGBUF_FULL]);
+			vtg_prom_family(w, "vantage_latency_records", VTG_PROM_COUNTER,
+					"Latency records made in the kernel.");
+			vtg_prom_counter(w, (double)st[VTG_LAT_ST_EGRESS_DONE], "dir", "egress", NULL);
+			vtg_prom_counter(w, (double)st[VTG_LAT_ST_INGRESS_DONE], "dir", "ingress", NULL);
+			vtg_prom_family(w, "vantage_latency_lost_records", VTG_PROM_COUNTER,
+					"Latency records lost: ring buffer full.");
+			vtg_prom_counter(w, (double)st[VTG_LAT_ST_RINGBUF_FULL], NULL);
 		}
 	}
-	bool first = true;
+	for (int pass = 0; pass < 2; pass++) {
+		bool first = true;
 
-	for (int i = 0; i < a->n_uplinks; i++) {
-		struct uplink_count *u = &a->counts[i];
-		struct vtg_count_val v[VTG_COUNT_SLOTS];
+		for (int i = 0; i < a->n_uplinks; i++) {
+			struct uplink_count *u = &a->counts[i];
+			struct vtg_count_val v[VTG_COUNT_SLOTS];
 
-		if (!u->skel || u->gone || vtg_count_read(bpf_map__fd(u->skel->maps.vtg_count), v))
-			continue;
-		if (first)
-			fprintf(m, "# HELP vantage_packets_total Packets per protocol on the uplinks.\n"
-				   "# TYPE vantage_packets_total counter\n");
-		first = false;
-		for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
-			int pt = k / (VTG_L3_MAX * VTG_L4_MAX), l3 = (k / VTG_L4_MAX) % VTG_L3_MAX, l4 = k % VTG_L4_MAX;
+			if (!u->skel || u->gone || vtg_count_read(bpf_map__fd(u->skel->maps.vtg_count), v))
+				continue;
+			if (first)
+				vtg_prom_family(w, pass ? "vantage_bytes" : "vantage_packets", VTG_PROM_COUNTER,
+						pass ? "Bytes per protocol on the uplinks." : "Packets per protocol on the uplinks.");
+			first = false;
+			for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
+				int pt = k / (VTG_L3_MAX * VTG_L4_MAX), l3 = (k / VTG_L4_MAX) % VTG_L3_MAX,
+				    l4 = k % VTG_L4_MAX;
 
-			if (v[k].packets)
-				fprintf(m, "vantage_packets_total{dev=\"%s\",hook=\"%s\",l3=\"%s\",l4=\"%s\"} %llu\n",
-					u->ifname, vtg_count_point_names[pt], vtg_count_l3_names[l3],
-					vtg_count_l4_names[l4], (unsigned long long)v[k].packets);
-		}
-		for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
-			int pt = k / (VTG_L3_MAX * VTG_L4_MAX), l3 = (k / VTG_L4_MAX) % VTG_L3_MAX, l4 = k % VTG_L4_MAX;
-
-			if (v[k].packets)
-				fprintf(m, "vantage_bytes_total{dev=\"%s\",hook=\"%s\",l3=\"%s\",l4=\"%s\"} %llu\n",
-					u->ifname, vtg_count_point_names[pt], vtg_count_l3_names[l3],
-					vtg_count_l4_names[l4], (unsigned long long)v[k].bytes);
+				if (v[k].packets)
+					vtg_prom_counter(w, (double)(pass ? v[k].bytes : v[k].packets), "dev", u->ifname,
+							 "hook", vtg_count_point_names[pt], "l3", vtg_count_l3_names[l3],
+							 "l4", vtg_count_l4_names[l4], NULL);
+			}
 		}
 	}
-	fprintf(m, "# HELP vantage_agent_records_delivered_total Latency records read by the agent.\n"
-		   "# TYPE vantage_agent_records_delivered_total counter\n"
-		   "vantage_agent_records_delivered_total %llu\n", (unsigned long long)a->records);
-	fclose(m);
-	char head[160];
-	int hl = snprintf(head, sizeof(head),
-			  "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			  "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
+	vtg_prom_family(w, "vantage_agent_records_delivered", VTG_PROM_COUNTER, "Latency records read by the agent.");
+	vtg_prom_counter(w, (double)a->records, NULL);
+	if (a->budget_on) {
+		vtg_prom_family(w, "vantage_cpu_budget_used_percent", VTG_PROM_GAUGE,
+				"CPU (agent + its policy programs) in the budget's last period, percent of one CPU.");
+		vtg_prom_gauge(w, a->budget.last_pct, NULL);
+		vtg_prom_family(w, "vantage_cpu_budget_percent", VTG_PROM_GAUGE, "The CPU budget, percent of one CPU.");
+		vtg_prom_gauge(w, a->budget.pct, NULL);
+	}
+	for (int k = 0; k < a->n_sinks; k++) {
+		char name[300];
 
-	/* A scrape is small; a client that cannot take it now gets nothing. */
-	send_all(fd, head, hl);
-	send_all(fd, txt, len);
-	free(txt);
+		snprintf(name, sizeof(name), "%s %s", a->sinks[k]->ops->name, a->sinks[k]->target);
+		vtg_prom_set_sink_stats(a->prom, name, &a->sinks[k]->st);
+	}
 }
 
 static void client_read(struct agent *a, int i)
@@ -510,13 +488,6 @@ static void client_read(struct agent *a, int i)
 		return; /* streaming clients have nothing more to say */
 	c->req_len += n;
 	c->req[c->req_len] = 0;
-	if (c->kind == CL_METRICS) {
-		if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n") && c->req_len < sizeof(c->req) - 1)
-			return;
-		write_metrics(a, c->fd);
-		drop_client(a, i);
-		return;
-	}
 	if (!strchr(c->req, '\n')) {
 		if (c->req_len >= sizeof(c->req) - 1)
 			drop_client(a, i);
@@ -540,7 +511,7 @@ static void accept_client(struct agent *a, int k)
 
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
-	c->kind = k == 0 ? CL_CONTROL : k == 1 ? CL_CONTAINER : CL_METRICS;
+	c->kind = k == 0 ? CL_CONTROL : CL_CONTAINER;
 }
 
 static int listen_unix(const char *path, mode_t mode)
@@ -563,30 +534,6 @@ static int listen_unix(const char *path, mode_t mode)
 		return err;
 	}
 	umask(old);
-	return fd;
-}
-
-static int listen_tcp(const char *addrport)
-{
-	char host[64];
-	const char *colon = strrchr(addrport, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int fd, one = 1;
-
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - addrport), addrport);
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return -EINVAL;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
 	return fd;
 }
 
@@ -935,12 +882,14 @@ int cmd_agent(int argc, char **argv)
 			a->lfd[1] = fd;
 		}
 		if (a->cfg.metrics[0]) {
-			fd = listen_tcp(a->cfg.metrics);
-			if (fd < 0) {
-				vtg_err("cannot serve metrics on %s: %s", a->cfg.metrics, strerror(-fd));
+			char perr[256];
+
+			a->prom = vtg_prom_new(a->cfg.metrics, perr, sizeof(perr));
+			if (!a->prom) {
+				vtg_err("cannot serve metrics on %s: %s", a->cfg.metrics, perr);
 				goto out;
 			}
-			a->lfd[2] = fd;
+			vtg_prom_add_collector(a->prom, agent_collect, a);
 		}
 	}
 	{
@@ -968,7 +917,7 @@ int cmd_agent(int argc, char **argv)
 	uint64_t next_tick = 0;
 
 	while (!stop) {
-		struct pollfd pf[4 + MAX_CLIENTS + VTG_AGENT_MAX_POLICIES + 4 * VTG_AGENT_MAX_EXPORTS];
+		struct pollfd pf[4 + MAX_CLIENTS + VTG_AGENT_MAX_POLICIES + 8 * VTG_AGENT_MAX_EXPORTS + 32];
 		int np = 0, base, nclients;
 
 		pf[np++] = (struct pollfd){ a->lat ? vtg_lat_fd(a->lat) : -1, POLLIN, 0 };
@@ -981,9 +930,17 @@ int cmd_agent(int argc, char **argv)
 		for (int k = 0; k < a->n_feeds; k++)
 			pf[np++] = (struct pollfd){ policy_feed_fd(a->feeds[k]), POLLIN, 0 };
 		for (int k = 0; k < a->n_sinks; k++) {
-			int fds[4];
-			short ev[4];
-			int n = a->sinks[k]->ops->pollfds ? a->sinks[k]->ops->pollfds(a->sinks[k], fds, ev, 4) : 0;
+			int fds[8];
+			short ev[8];
+			int n = a->sinks[k]->ops->pollfds ? a->sinks[k]->ops->pollfds(a->sinks[k], fds, ev, 8) : 0;
+
+			for (int q = 0; q < n; q++)
+				pf[np++] = (struct pollfd){ fds[q], ev[q], 0 };
+		}
+		if (a->prom) {
+			int fds[32];
+			short ev[32];
+			int n = vtg_prom_pollfds(a->prom, fds, ev, 32);
 
 			for (int q = 0; q < n; q++)
 				pf[np++] = (struct pollfd){ fds[q], ev[q], 0 };
@@ -1010,6 +967,8 @@ int cmd_agent(int argc, char **argv)
 					a->sinks[k]->ops->tick(a->sinks[k], now);
 				next_tick = now + 50000000ull;
 			}
+			if (a->prom)
+				vtg_prom_serve(a->prom, now);
 			if (a->budget_on && vtg_budget_tick(&a->budget, now)) {
 				struct vtg_xrec r;
 
@@ -1076,6 +1035,7 @@ out:
 	}
 	for (int i = a->n_cl - 1; i >= 0; i--)
 		drop_client(a, i);
+	vtg_prom_free(a->prom);
 	for (int k = 0; k < 3; k++)
 		if (a->lfd[k] >= 0)
 			close(a->lfd[k]);
