@@ -59,6 +59,8 @@ static const char help[] =
 	"  -n, --netns NS       the interface is in this network namespace\n"
 	"      --prio N         TC filter priority\n"
 	"      --next PROG      XDP: tail-call this program (a pinned path or id:N) on pass\n"
+	"      --pinned DIR     maps of policy.bpf.o pinned by tc, ip or xdp-loader (instead\n"
+	"                       of --dev): load fills them, the others read them\n"
 	"  -D, --duration S     watch: stop after S seconds\n"
 	"  -c, --count N        watch: stop after N records\n"
 	"      --export SINK=TARGET  watch: records straight to a sink (jsonl, ipfix, pcapng,\n"
@@ -110,6 +112,7 @@ enum {
 	OPT_IDLE,
 	OPT_BUDGET,
 	OPT_EXPORT,
+	OPT_PINNED,
 };
 
 struct popts {
@@ -121,6 +124,7 @@ struct popts {
 	double duration, active, idle, budget;
 	const char *exports[8];
 	int nexports;
+	const char *pinned; /* maps pinned by another loader (tc, ip, xdp-loader) */
 };
 
 static volatile sig_atomic_t stop;
@@ -160,6 +164,7 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 		{ "idle", required_argument, NULL, OPT_IDLE },
 		{ "cpu-budget", required_argument, NULL, OPT_BUDGET },
 		{ "export", required_argument, NULL, OPT_EXPORT },
+		{ "pinned", required_argument, NULL, OPT_PINNED },
 		{}
 	};
 	int opt;
@@ -262,6 +267,9 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 		case OPT_FOLLOW:
 			o->follow = true;
 			break;
+		case OPT_PINNED:
+			o->pinned = optarg;
+			break;
 		case OPT_EXPORT:
 			if (!strchr(optarg, '='))
 				return vtg_usage_err("policy", "--export wants SINK=TARGET (e.g. ipfix=udp://127.0.0.1:4739), not '%s'", optarg);
@@ -304,8 +312,8 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 			o->file = argv[optind++];
 		if (!o->file)
 			return vtg_usage_err("policy", "load: the policy FILE is required");
-		if (!o->dev)
-			return vtg_usage_err("policy", "load: --dev IFACE is required");
+		if (!o->dev && !o->pinned)
+			return vtg_usage_err("policy", "load: --dev IFACE (or --pinned DIR) is required");
 	}
 	if (optind < argc)
 		return vtg_usage_err("policy", "unexpected argument '%s'", argv[optind]);
@@ -396,6 +404,30 @@ static int select_instances(const struct popts *o, struct inst **out)
 {
 	uint64_t ino = 0;
 	bool ino_set = false;
+
+	if (o->pinned) {
+		/* One instance whose maps another loader pinned by name. */
+		struct inst *in = calloc(1, sizeof(*in));
+		__u32 zero = 0;
+		int err;
+
+		if (!in)
+			return -1;
+		snprintf(in->dir, sizeof(in->dir), "%s", o->pinned);
+		snprintf(in->name, sizeof(in->name), "%s", o->pinned);
+		err = vtg_pol_maps_open_pinned(o->pinned, &in->m);
+		if (err) {
+			vtg_err("%s: no vantage policy maps there (%s); attach build/bpf/policy.bpf.o with tc, ip or xdp-loader first",
+				o->pinned, strerror(-err));
+			free(in);
+			return -1;
+		}
+		bpf_map_lookup_elem(in->m.info, &zero, &in->info);
+		if (!in->info.ifname[0])
+			snprintf(in->info.ifname, sizeof(in->info.ifname), "%s", o->dev ? o->dev : "pinned");
+		*out = in;
+		return 1;
+	}
 
 	if (o->netns) {
 		int fd = vtg_netns_open(o->netns);
@@ -595,7 +627,7 @@ static int do_load(const struct popts *o)
 	lock = policy_lock();
 	if (enter_netns(o->netns, &saved))
 		goto out;
-	if (!if_nametoindex(o->dev)) {
+	if (o->dev && !if_nametoindex(o->dev)) {
 		vtg_err("no interface '%s' in %s", o->dev, o->netns ? o->netns : "this network namespace");
 		goto out;
 	}
@@ -607,6 +639,25 @@ static int do_load(const struct popts *o)
 	rc = vtg_policy_compile(&pol, ifx, &co, &c, err, sizeof(err));
 	if (rc) {
 		vtg_err("%s: %s; nothing was changed", o->file, err);
+		goto out;
+	}
+	if (o->pinned) {
+		/* Maps pinned by tc/ip/xdp-loader: fill them; attaching was theirs. */
+		rc = vtg_pol_maps_open_pinned(o->pinned, &in.m);
+		if (rc) {
+			vtg_err("%s: no vantage policy maps there (%s); attach build/bpf/policy.bpf.o with tc, ip or xdp-loader first",
+				o->pinned, strerror(-rc));
+			goto out;
+		}
+		snprintf(in.dir, sizeof(in.dir), "%s", o->pinned);
+		snprintf(in.info.ifname, sizeof(in.info.ifname), "%s", o->dev ? o->dev : "pinned");
+		gen = vtg_pol_install(&in.m, &c, o->file, 0, err, sizeof(err));
+		if (gen < 0) {
+			vtg_err("cannot install the policy: %s", err);
+			goto out;
+		}
+		print_loaded(gen == 1 ? "loaded" : "updated", &in, &c, gen, vtg_now_s() - t0);
+		ret = VTG_EXIT_OK;
 		goto out;
 	}
 	inst_dir(in.dir, sizeof(in.dir), vtg_netns_self_ino(), o->dev, o->hook);
@@ -1687,6 +1738,7 @@ static int do_bench(const struct popts *o)
 		skel = policy_bpf__open();
 		if (!skel)
 			goto load_fail;
+		vtg_pol_obj_no_pins(skel->obj);
 		skel->rodata->cfg_report = 1;
 		bpf_program__set_autoload(skel->progs.vtg_pol_tc_in, false);
 		bpf_program__set_autoload(skel->progs.vtg_pol_tc_eg, false);
