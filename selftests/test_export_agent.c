@@ -103,12 +103,14 @@ TEST(export_agent_sinks)
 		const char *argv[] = { vproc_vantage_path(), "-j", "agent", "--config", conf + 3000, NULL };
 		char out[8192];
 
+		int port = 20000 + getpid() % 20000;
+
 		snprintf(conf, 3000,
-			 "latency off\ncount off\nmetrics off\ncontrol %s/a.sock\ncontainers off\n"
+			 "latency off\ncount off\nmetrics 127.0.0.1:%d\ncontrol %s/a.sock\ncontainers off\n"
 			 "pin-dir /sys/fs/bpf/vantage/%s\n"
 			 "policy %s dev %s hook tc-ingress netns %s\n"
 			 "export jsonl %s/out.jsonl\nexport pcapng %s/out.pcapng\nflow-timeouts 60 30\n",
-			 dir, base, path, a, ns_a, dir, dir);
+			 port, dir, base, path, a, ns_a, dir, dir);
 		snprintf(conf + 3000, 160, "%s/good.conf", dir);
 		write_text(conf + 3000, conf);
 		pid = vproc_spawn(argv, &fd);
@@ -123,6 +125,20 @@ TEST(export_agent_sinks)
 		}
 		ASSERT_EQ(nsh_ping(ns_b, "10.129.0.1", 4, 1000, NULL), 4, "pings");
 		usleep(300000);
+		{
+			/* The metrics: the rule's counters and the sinks', valid for promtool. */
+			char url[64], want[160];
+			const char *cv[] = { "curl", "-s", "--max-time", "5", url, NULL };
+			const char *pt[] = { "promtool", "check", "metrics", NULL };
+
+			snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+			if (ASSERT_EQ(vproc_run(cv, 10000, r), 0, "scrape")) {
+				snprintf(want, sizeof(want), "vantage_rule_packets_total{dev=\"%s\",index=\"0\"} 4", a);
+				ASSERT_STRSTR(r->out, want, "rule counter");
+				ASSERT_STRSTR(r->out, "vantage_export_records_total{sink=\"jsonl ", "sink counters");
+				ASSERT_EQ(nsh_exec(NULL, pt, r->out, out, sizeof(out)), 0, "promtool check metrics");
+			}
+		}
 		kill(pid, SIGTERM);
 		ASSERT_EQ(vproc_wait(pid, 10000), 0, "agent stops cleanly");
 		pid = -1;

@@ -404,9 +404,17 @@ static bool handle_request(struct agent *a, struct client *c)
 /* Metrics (loader/export_prom.c serves them, in text, OpenMetrics or protobuf with
  * native histograms): at each scrape, the latency histograms from the kernel, the
  * uplinks' per-protocol counters, the agent's own record counters, its sinks'. */
+static void observe(void *ctx, const struct vtg_xrec *r)
+{
+	vtg_prom_observe_record(ctx, r);
+}
+
 static void agent_collect(struct vtg_prom_w *w, void *arg)
 {
 	struct agent *a = arg;
+
+	for (int k = 0; k < a->n_feeds; k++)
+		policy_feed_rules(a->feeds[k], observe, a->prom);
 
 	if (a->lat) {
 		struct vtg_lat_hist_entry *h = NULL;
@@ -985,6 +993,8 @@ int cmd_agent(int argc, char **argv)
 					a->sinks[k]->sampling = a->budget.scale;
 					a->sinks[k]->ops->write(a->sinks[k], &r);
 				}
+				if (a->prom)
+					vtg_prom_observe_record(a->prom, &r);
 				log_event("sampling", NULL, "budget", "cpu", "scale", a->budget.scale);
 			}
 		}

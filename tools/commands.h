@@ -33,6 +33,8 @@ int policy_agent_load(const char *file, const char *dev, const char *netns, int 
 struct policy_feed *policy_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
 				     double active, double idle);
 int policy_feed_fd(const struct policy_feed *f);
+struct vtg_xrec;
+void policy_feed_rules(struct policy_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx);
 int policy_feed_prog_fd(const struct policy_feed *f);
 void policy_feed_set_scale(struct policy_feed *f, const struct vtg_budget *b);
 int policy_feed_poll(struct policy_feed *f, uint64_t now, bool final);

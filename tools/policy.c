@@ -1621,6 +1621,37 @@ fail:
 	return NULL;
 }
 
+/* Each rule's counters (and the default's) as VTG_XK_RULE records, for the metrics. */
+void policy_feed_rules(struct policy_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx)
+{
+	const struct vtg_pol_hdr *h = vtg_pol_cur_hdr(&f->in[0].m);
+	struct vtg_pol_cnt c;
+
+	for (int64_t i = -1; h && i < (int64_t)h->nrules; i++) {
+		uint32_t counter = i < 0 ? VTG_POL_DEFAULT_COUNTER : vtg_pol_cur_rule(&f->in[0].m, i)->counter;
+		struct vtg_xrec r;
+
+		if (counter >= VTG_POL_MAX_COUNTERS || vtg_pol_read_cnt(&f->in[0].m, counter, &c))
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.kind = VTG_XK_RULE;
+		snprintf(r.type, sizeof(r.type), "%s", i < 0 ? "default" : "rule");
+		r.ts_ns = vtg_mono_ns();
+		r.source = vtg_x_source;
+		snprintf(r.rule.dev, sizeof(r.rule.dev), "%s", f->in[0].info.ifname);
+		r.rule.index = (int32_t)i;
+		r.rule.packets = c.packets;
+		r.rule.bytes = c.bytes;
+		r.rule.matches = c.seen;
+		r.rule.sampled = c.sampled;
+		r.rule.sample_lost = c.sample_lost;
+		r.rule.mirrored = c.mirrored;
+		r.rule.mirror_lost = c.mirror_lost;
+		r.rule.flow_lost = c.flow_lost;
+		fn(ctx, &r);
+	}
+}
+
 int policy_feed_fd(const struct policy_feed *f)
 {
 	return ring_buffer__epoll_fd(f->rb);
