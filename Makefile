@@ -132,7 +132,7 @@ $(BUILD):
 DEB_PKGS := make gcc clang llvm clang-19 libbpf-dev bpftool libelf-dev zlib1g-dev \
 	iproute2 nftables iputils-ping procps util-linux jq bpftrace yamllint curl \
 	scamper bc time perl iperf3 sockperf netsniff-ng \
-	nfdump tshark prometheus gnuplot-nox
+	nfdump tshark prometheus gnuplot-nox xdp-tools
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -164,6 +164,7 @@ bench: deps
 
 install: $(BUILD)/vantage
 	install -D -m 0755 $(BUILD)/vantage $(DESTDIR)$(PREFIX)/sbin/vantage
+	install -D -m 0644 $(BUILD)/bpf/policy.bpf.o $(DESTDIR)$(PREFIX)/share/vantage/policy.bpf.o
 	for m in $(MANS); do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done
 	install -D -m 0644 tools/vantage-agent.conf $(DESTDIR)/etc/vantage/agent.conf
 	install -D -m 0644 tools/deploy/vantage-agent.service $(DESTDIR)/etc/systemd/system/vantage-agent.service

@@ -36,6 +36,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_ctl SEC(".maps");
 
 struct {
@@ -44,6 +45,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_hdr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_hdr SEC(".maps");
 
 struct {
@@ -52,6 +54,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_node_blk);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_nodes SEC(".maps");
 
 struct {
@@ -60,6 +63,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_leaf_blk);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_leaf SEC(".maps");
 
 struct {
@@ -68,6 +72,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_rule_blk);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_rules SEC(".maps");
 
 /* User side only (show, counter identity); here so it is created and pinned with the rest. */
@@ -77,6 +82,7 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_meta SEC(".maps");
 
 struct {
@@ -84,6 +90,7 @@ struct {
 	__uint(max_entries, VTG_POL_MAX_COUNTERS);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_cnt);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_cnt SEC(".maps");
 
 struct {
@@ -91,6 +98,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_stats SEC(".maps");
 
 struct {
@@ -98,6 +106,7 @@ struct {
 	__uint(max_entries, VTG_POL_CACHE_SIZE);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_cache);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_cache SEC(".maps");
 
 /* Two flow tables: packets update the one vtg_pol_ctl[1] names while the exporter
@@ -105,6 +114,7 @@ struct {
  * refuses new flows and counts them (flow_lost) instead of dropping old ones unseen. */
 struct vtg_pol_flow_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__uint(max_entries, VTG_POL_MAX_FLOWS);
 	__type(key, struct vtg_pol_flow_key);
 	__type(value, struct vtg_pol_flow);
@@ -115,6 +125,7 @@ struct vtg_pol_flow_map vtg_pol_flows1 SEC(".maps");
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, VTG_POL_RINGBUF_SIZE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_events SEC(".maps");
 
 struct vtg_pol_scratch {
@@ -135,6 +146,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_next SEC(".maps");
 
 struct {
@@ -142,6 +154,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct vtg_pol_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vtg_pol_info SEC(".maps");
 
 /* Updating an array-of-maps makes the kernel wait for an RCU grace period, i.e. until no
@@ -158,6 +171,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 1);
 	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct vtg_pol_sync_inner);
 } vtg_pol_sync SEC(".maps") = {
 	.values = { [0] = &vtg_pol_sync_in },

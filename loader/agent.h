@@ -9,6 +9,8 @@
 
 #define VTG_AGENT_MAX_NETNS 64
 #define VTG_AGENT_MAX_UPLINKS 8
+#define VTG_AGENT_MAX_EXPORTS 8
+#define VTG_AGENT_MAX_POLICIES 8
 
 enum vtg_agent_latency {
 	VTG_AGENT_LAT_ALL = 0, /* every namespace but the host's */
@@ -31,6 +33,22 @@ struct vtg_agent_cfg {
 	char pin_dir[256];
 	uint64_t max_age_ns;
 	char source[256];              /* where it was read from */
+	/* Export: sinks every record goes to ("export KIND TARGET", repeatable). */
+	struct {
+		char kind[16];
+		char target[256];
+	} exports[VTG_AGENT_MAX_EXPORTS];
+	int n_exports;
+	/* Policies ("policy FILE dev IFACE [hook H] [netns NS]"): loaded and fed to the sinks. */
+	struct {
+		char file[256];
+		char dev[16];
+		char netns[64];
+		int hook;                  /* enum vtg_hook */
+	} policies[VTG_AGENT_MAX_POLICIES];
+	int n_policies;
+	double flow_active_s, flow_idle_s; /* "flow-timeouts ACTIVE IDLE" */
+	double cpu_budget;             /* "cpu-budget PCT"; 0 = none */
 };
 
 /* The configuration `vantage agent` runs without --config (and that `make run` starts). */

@@ -18,6 +18,7 @@
 #include "vantage.h"
 #include "agent.h"
 #include "latency_user.h"
+#include "policy.h"
 
 const char vtg_agent_default_cfg[] =
 	"# vantage agent: what runs without --config (the same as tools/vantage-agent.conf)\n"
@@ -58,7 +59,7 @@ int vtg_agent_cfg_parse(const char *text, const char *name, struct vtg_agent_cfg
 	char *buf = strdup(text), *save = NULL;
 	bool seen_latency = false, seen_proto = false, seen_count = false, seen_metrics = false;
 	bool seen_control = false, seen_containers = false, seen_pin = false, seen_age = false;
-	bool seen_host = false;
+	bool seen_host = false, seen_budget = false, seen_flowt = false;
 	int line = 0, ret = 0;
 
 	if (!buf)
@@ -70,6 +71,8 @@ int vtg_agent_cfg_parse(const char *text, const char *name, struct vtg_agent_cfg
 	snprintf(c->pin_dir, sizeof(c->pin_dir), VTG_PIN_ROOT "/agent");
 	c->max_age_ns = 1000000000ULL;
 	c->latency = VTG_AGENT_LAT_OFF;
+	c->flow_active_s = 60;
+	c->flow_idle_s = 15;
 	snprintf(c->source, sizeof(c->source), "%s", name);
 
 	for (char *ln = strtok_r(buf, "\n", &save); ; ln = strtok_r(NULL, "\n", &save)) {
@@ -216,15 +219,114 @@ int vtg_agent_cfg_parse(const char *text, const char *name, struct vtg_agent_cfg
 				goto out;
 			}
 			c->max_age_ns = (uint64_t)(ms * 1e6);
+		} else if (!strcmp(d, "export")) {
+			static const char *const kinds[] = { "jsonl", "ipfix", "pcapng", "prometheus" };
+			bool known = false;
+
+			ARGS(2);
+			for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+				known |= !strcmp(words[1], kinds[k]);
+			if (!known) {
+				ret = fail(err, errlen, name, line, "expected 'export jsonl|ipfix|pcapng|prometheus TARGET', not '%s'",
+					   words[1]);
+				goto out;
+			}
+			if (c->n_exports == VTG_AGENT_MAX_EXPORTS) {
+				ret = fail(err, errlen, name, line, "at most %d export lines", VTG_AGENT_MAX_EXPORTS);
+				goto out;
+			}
+			if (copy_word(c->exports[c->n_exports].target, sizeof(c->exports[0].target), words[2])) {
+				ret = fail(err, errlen, name, line, "export target too long");
+				goto out;
+			}
+			snprintf(c->exports[c->n_exports].kind, sizeof(c->exports[0].kind), "%s", words[1]);
+			c->n_exports++;
+		} else if (!strcmp(d, "policy")) {
+			/* policy FILE dev IFACE [hook xdp|xdp-native|xdp-generic|tc-ingress|tc-egress] [netns NS] */
+			static const char *const hooks[] = { "xdp", "xdp-native", "xdp-generic", "tc-ingress", "tc-egress" };
+			static const int hook_vals[] = { VTG_HOOK_XDP, VTG_HOOK_XDP_NATIVE, VTG_HOOK_XDP_GENERIC,
+							 VTG_HOOK_TC_INGRESS, VTG_HOOK_TC_EGRESS };
+			typeof(&c->policies[0]) pc;
+
+			if (c->n_policies == VTG_AGENT_MAX_POLICIES) {
+				ret = fail(err, errlen, name, line, "at most %d policy lines", VTG_AGENT_MAX_POLICIES);
+				goto out;
+			}
+			pc = &c->policies[c->n_policies];
+			pc->hook = VTG_HOOK_XDP;
+			if (nw < 4 || (nw % 2) || copy_word(pc->file, sizeof(pc->file), words[1])) {
+				ret = fail(err, errlen, name, line, "expected 'policy FILE dev IFACE [hook HOOK] [netns NS]'");
+				goto out;
+			}
+			for (int w = 2; w + 1 < nw; w += 2) {
+				if (!strcmp(words[w], "dev") && !copy_word(pc->dev, sizeof(pc->dev), words[w + 1])) {
+					continue;
+				} else if (!strcmp(words[w], "netns") &&
+					   !copy_word(pc->netns, sizeof(pc->netns), words[w + 1])) {
+					continue;
+				} else if (!strcmp(words[w], "hook")) {
+					int k = -1;
+
+					for (size_t h = 0; h < sizeof(hooks) / sizeof(hooks[0]); h++)
+						if (!strcmp(words[w + 1], hooks[h]))
+							k = (int)h;
+					if (k >= 0) {
+						pc->hook = hook_vals[k];
+						continue;
+					}
+					ret = fail(err, errlen, name, line, "hook: expected xdp, xdp-native, xdp-generic, tc-ingress or tc-egress, not '%s'",
+						   words[w + 1]);
+					goto out;
+				}
+				ret = fail(err, errlen, name, line, "policy: unexpected '%s' (expected dev, hook or netns)", words[w]);
+				goto out;
+			}
+			if (!pc->dev[0]) {
+				ret = fail(err, errlen, name, line, "policy: 'dev IFACE' is required");
+				goto out;
+			}
+			{
+				/* The file is parsed now, so a bad policy stops the agent before it attaches anything. */
+				struct vtg_policy pol;
+				char perr[384];
+
+				if (vtg_policy_parse_file(pc->file, VTG_POL_FMT_AUTO, &pol, perr, sizeof(perr))) {
+					ret = fail(err, errlen, name, line, "policy %s", perr);
+					goto out;
+				}
+				vtg_policy_free(&pol);
+			}
+			c->n_policies++;
+		} else if (!strcmp(d, "cpu-budget")) {
+			char *end;
+
+			ONCE(seen_budget);
+			ARGS(1);
+			c->cpu_budget = strtod(words[1], &end);
+			if (*end || c->cpu_budget <= 0 || c->cpu_budget > 100) {
+				ret = fail(err, errlen, name, line, "expected a percentage of one CPU, 0 < PCT <= 100");
+				goto out;
+			}
+		} else if (!strcmp(d, "flow-timeouts")) {
+			char *e1, *e2;
+
+			ONCE(seen_flowt);
+			ARGS(2);
+			c->flow_active_s = strtod(words[1], &e1);
+			c->flow_idle_s = strtod(words[2], &e2);
+			if (*e1 || *e2 || c->flow_active_s <= 0 || c->flow_idle_s <= 0) {
+				ret = fail(err, errlen, name, line, "expected 'flow-timeouts ACTIVE_S IDLE_S' (seconds > 0)");
+				goto out;
+			}
 		} else {
 			ret = fail(err, errlen, name, line,
-				   "unknown directive '%s' (expected latency, proto, uplink, host, count, metrics, control, containers, pin-dir, max-age)",
+				   "unknown directive '%s' (expected latency, proto, uplink, host, count, metrics, control, containers, pin-dir, max-age, export, policy, cpu-budget, flow-timeouts)",
 				   d);
 			goto out;
 		}
 	}
-	if (c->latency == VTG_AGENT_LAT_OFF && !c->count_uplink) {
-		ret = fail(err, errlen, name, line, "nothing to do: latency and count are both off");
+	if (c->latency == VTG_AGENT_LAT_OFF && !c->count_uplink && !c->n_policies) {
+		ret = fail(err, errlen, name, line, "nothing to do: latency and count are off and no policy is given");
 		goto out;
 	}
 	if (!strcmp(c->control, c->containers)) {

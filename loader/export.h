@@ -120,6 +120,8 @@ struct vtg_xrec {
 	uint64_t wall_ns;      /* CLOCK_REALTIME */
 	const char *source;    /* "HOST/COMMAND" of the record's maker */
 	char source_buf[96];   /* where a parsed record's source is kept */
+	const void *raw;       /* VTG_XK_LATENCY made in-process: the struct vtg_lat_event (JSON
+				* Lines then carries its device timeline too), else NULL */
 	const char *line;      /* the JSON text when it came from a stream (no newline), else NULL */
 	size_t line_len;
 	union {

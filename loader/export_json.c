@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include "vantage.h"
 #include "export.h"
+#include "latency_user.h"
 
 void jw_record(struct jw *w, const char *type, uint64_t ts_ns)
 {
@@ -475,13 +476,13 @@ static uint8_t proto_num(struct xp *x, const char *key)
 		return 0;
 	if (!strcmp(buf, "icmp"))
 		return IPPROTO_ICMP;
-	if (!strcmp(buf, "icmpv6"))
+	if (!strcmp(buf, "icmpv6") || !strcmp(buf, "icmp6"))
 		return IPPROTO_ICMPV6;
 	if (!strcmp(buf, "udp"))
 		return IPPROTO_UDP;
 	if (!strcmp(buf, "tcp"))
 		return IPPROTO_TCP;
-	xp_fail(x, key, "expected icmp, icmpv6, udp, tcp or a protocol number");
+	xp_fail(x, key, "expected icmp, icmp6, udp, tcp or a protocol number");
 	return 0;
 }
 
@@ -806,6 +807,10 @@ void vtg_xrec_jw(struct jw *w, const struct vtg_xrec *r)
 {
 	char t1[48], t2[48];
 
+	if (r->kind == VTG_XK_LATENCY && r->raw) {
+		vtg_lat_event_json(w, r->raw);
+		return;
+	}
 	jw_record(w, r->type[0] ? r->type : "record", r->ts_ns);
 	switch (r->kind) {
 	case VTG_XK_FLOW: {

@@ -123,6 +123,8 @@ int vtg_pol_maps_open_pinned(const char *dir, struct vtg_pol_maps *m);
 void vtg_pol_maps_close(struct vtg_pol_maps *m);
 /* Sets the pin path of every map of the object to DIR/NAME. */
 int vtg_pol_obj_pin_maps(struct bpf_object *obj, const char *dir);
+/* Clears every map's pin path (objects loaded without pins: bench, tests). */
+void vtg_pol_obj_no_pins(struct bpf_object *obj);
 /* Active slot and generation (gen 0: nothing loaded yet). */
 void vtg_pol_active(const struct vtg_pol_maps *m, uint32_t *slot, uint32_t *gen);
 /* Writes c into the idle slot, keeps the counters of rules that survive (same

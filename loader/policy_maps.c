@@ -103,6 +103,11 @@ int vtg_pol_maps_open_pinned(const char *dir, struct vtg_pol_maps *m)
 	for (size_t i = 0; i < NMAPS; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, map_names[i].name);
 		*fd_at(m, i) = bpf_obj_get(path);
+		if (*fd_at(m, i) < 0 && !strcmp(map_names[i].name, "vtg_pol_sync_in")) {
+			/* Maps pinned by another loader (tc, ip, xdp-loader pin by name) lack the
+			 * inner map: any map of its shape does for the grace-period update. */
+			*fd_at(m, i) = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vtg_pol_sync_in", 4, 4, 1, NULL);
+		}
 		if (*fd_at(m, i) < 0) {
 			err = -errno;
 			vtg_pol_maps_close(m);
@@ -144,6 +149,15 @@ int vtg_pol_obj_pin_maps(struct bpf_object *obj, const char *dir)
 			return -EINVAL;
 	}
 	return 0;
+}
+
+/* Maps of an object that is not pinned (bench, tests): no pin by name either. */
+void vtg_pol_obj_no_pins(struct bpf_object *obj)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, obj)
+		bpf_map__set_pin_path(map, NULL);
 }
 
 void vtg_pol_active(const struct vtg_pol_maps *m, uint32_t *slot, uint32_t *gen)

@@ -431,6 +431,14 @@ TEST(agent_run)
 		ASSERT_STRSTR(m, "le=\"+Inf\"", "with the +Inf bucket");
 		snprintf(want, sizeof(want), "vantage_packets_total{dev=\"%s\",hook=\"tc-ingress\",l3=\"ipv4\",l4=\"icmp\"}", tb.uplink);
 		ASSERT_GT(metric(m, want), 0, "uplink counters");
+		ASSERT_STRSTR(m, "process_resident_memory_bytes ", "the agent's own memory");
+		ASSERT_STRSTR(m, "process_cpu_seconds_total ", "and CPU");
+		{
+			const char *pt[] = { "promtool", "check", "metrics", NULL };
+			char o[4096];
+
+			ASSERT_EQ(nsh_exec(NULL, pt, m, o, sizeof(o)), 0, "promtool check metrics passes");
+		}
 	}
 	if (SUBTEST("discovery")) {
 		char name[32], want[96];

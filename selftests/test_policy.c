@@ -37,6 +37,7 @@ static bool env_open(struct env *e)
 	e->skel = policy_bpf__open();
 	if (!ASSERT_OK_PTR(e->skel, "open policy object"))
 		return false;
+	vtg_pol_obj_no_pins(e->skel->obj);
 	e->skel->rodata->cfg_report = 1;
 	if (!ASSERT_OK(policy_bpf__load(e->skel), "load policy object") ||
 	    !ASSERT_OK(vtg_pol_maps_from_obj(e->skel->obj, &e->m), "map the maps"))

@@ -31,6 +31,9 @@
 #include <bpf/libbpf.h>
 #include "vantage.h"
 #include "commands.h"
+#include "export.h"
+#include "budget.h"
+#include "export_prom.h"
 #include "agent.h"
 #include "latency_user.h"
 #include "count.h"
@@ -60,7 +63,7 @@ static const char help[] =
 #define MAX_CLIENTS 64
 #define DISCOVERY_S 0.5
 
-enum client_kind { CL_CONTROL, CL_CONTAINER, CL_METRICS };
+enum client_kind { CL_CONTROL, CL_CONTAINER };
 enum client_state { CS_REQUEST, CS_STREAM };
 
 struct client {
@@ -92,13 +95,20 @@ struct agent {
 	uint32_t host_netns;
 	int host_fd;                 /* the uplinks' namespace, -1 = ours */
 	struct uplink_count counts[VTG_AGENT_MAX_UPLINKS];
-	int lfd[3];                  /* listening: control, containers, metrics */
+	int lfd[3];                  /* listening: control, containers (third unused) */
 	struct client cl[MAX_CLIENTS];
 	int n_cl;
 	uint32_t *known;             /* namespaces seen by discovery */
 	int n_known;
 	uint64_t records;
 	int lock_fd;
+	struct vtg_sink *sinks[VTG_AGENT_MAX_EXPORTS];
+	int n_sinks;
+	struct policy_feed *feeds[VTG_AGENT_MAX_POLICIES];
+	int n_feeds;
+	struct vtg_budget budget;
+	bool budget_on;
+	struct vtg_prom *prom;       /* metrics endpoint (NULL: off) */
 };
 
 static volatile sig_atomic_t stop;
@@ -198,11 +208,46 @@ static void fill_event(struct jw *w, const void *ev)
 	vtg_lat_event_json(w, ev);
 }
 
+/* A latency record for the sinks: the fields they encode, and the event for JSON Lines. */
+static void lat_to_sinks(struct agent *a, const struct vtg_lat_event *ev)
+{
+	struct vtg_xrec r;
+	struct vtg_xlatency *l = &r.lat;
+	const char *nm = vtg_netns_name(ev->netns);
+
+	memset(&r, 0, offsetof(struct vtg_xrec, lat) + sizeof(r.lat));
+	r.kind = VTG_XK_LATENCY;
+	memcpy(r.type, "latency", 8);
+	r.ts_ns = ev->ts_ns;
+	r.wall_ns = vtg_wall_of_mono(ev->ts_ns);
+	r.source = vtg_x_source;
+	r.raw = ev;
+	l->netns = ev->netns;
+	if (nm)
+		snprintf(l->netns_name, sizeof(l->netns_name), "%s", nm);
+	l->dir = ev->dir;
+	l->proto = ev->key.proto;
+	l->family = ev->key.family;
+	l->icmp_type = ev->key.icmp_type;
+	memcpy(l->saddr, ev->key.saddr, 16);
+	memcpy(l->daddr, ev->key.daddr, 16);
+	l->sport = ev->key.sport;
+	l->dport = ev->key.dport;
+	l->ip_id = ev->key.ip_id;
+	l->tcp_seq = ev->key.tcp_seq;
+	l->pid = ev->pid;
+	l->lat_ns = ev->lat_ns;
+	for (int k = 0; k < a->n_sinks; k++)
+		a->sinks[k]->ops->write(a->sinks[k], &r);
+}
+
 static int on_event(const struct vtg_lat_event *ev, void *ctx)
 {
 	struct agent *a = ctx;
 
 	a->records++;
+	if (a->n_sinks)
+		lat_to_sinks(a, ev);
 	for (int i = 0; i < a->n_cl; i++) {
 		struct client *c = &a->cl[i];
 		bool ok;
@@ -356,100 +401,84 @@ static bool handle_request(struct agent *a, struct client *c)
 	return false;
 }
 
-/* Prometheus text exposition (version 0.0.4): latency histograms per namespace,
- * direction and protocol; per-protocol counters of the uplinks; the agent's own
- * record counters. Answered to any HTTP request on the metrics socket. */
-static void write_metrics(struct agent *a, int fd)
+/* Metrics (loader/export_prom.c serves them, in text, OpenMetrics or protobuf with
+ * native histograms): at each scrape, the latency histograms from the kernel, the
+ * uplinks' per-protocol counters, the agent's own record counters, its sinks'. */
+static void observe(void *ctx, const struct vtg_xrec *r)
 {
-	char *txt = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&txt, &len);
+	vtg_prom_observe_record(ctx, r);
+}
 
-	if (!m)
-		return;
+static void agent_collect(struct vtg_prom_w *w, void *arg)
+{
+	struct agent *a = arg;
+
+	for (int k = 0; k < a->n_feeds; k++)
+		policy_feed_rules(a->feeds[k], observe, a->prom);
+
 	if (a->lat) {
 		struct vtg_lat_hist_entry *h = NULL;
 		int n = vtg_lat_hist_read(a->lat, &h);
 		uint64_t st[VTG_LAT_ST_MAX];
 
-		fprintf(m, "# HELP vantage_stack_latency_seconds Time packets spent in the host's network stack.\n"
-			   "# TYPE vantage_stack_latency_seconds histogram\n");
+		vtg_prom_latency_clear(a->prom);
 		for (int i = 0; i < n; i++) {
 			const char *nm = vtg_netns_name(h[i].key.netns);
-			char lbl[256];
-			uint64_t cum = 0, lo, hi;
 
-			snprintf(lbl, sizeof(lbl), "netns=\"%u\",netns_name=\"%s\",dir=\"%s\",proto=\"%s\"",
-				 h[i].key.netns, nm ? nm : "", vtg_lat_dir_name(h[i].key.dir),
-				 vtg_lat_proto_name(h[i].key.proto));
-			for (int b = 0; b < VTG_LAT_HIST_BUCKETS - 1; b++) {
-				cum += h[i].hist.buckets[b];
-				vtg_lat_bucket_bounds(b, &lo, &hi);
-				fprintf(m, "vantage_stack_latency_seconds_bucket{%s,le=\"%.9g\"} %llu\n", lbl, hi / 1e9,
-					(unsigned long long)cum);
-			}
-			fprintf(m, "vantage_stack_latency_seconds_bucket{%s,le=\"+Inf\"} %llu\n", lbl,
-				(unsigned long long)h[i].hist.count);
-			fprintf(m, "vantage_stack_latency_seconds_sum{%s} %.9f\n", lbl, h[i].hist.sum_ns / 1e9);
-			fprintf(m, "vantage_stack_latency_seconds_count{%s} %llu\n", lbl,
-				(unsigned long long)h[i].hist.count);
+			vtg_prom_set_latency(a->prom, h[i].key.netns, nm ? nm : "", h[i].key.dir, h[i].key.proto,
+					     (const uint64_t *)h[i].hist.buckets, VTG_LAT_HIST_BUCKETS,
+					     (double)h[i].hist.sum_ns);
 		}
 		free(h);
 		if (!vtg_lat_stats(a->lat, st)) {
-			fprintf(m, "# HELP vantage_latency_records_total Latency records made in the kernel.\n"
-				   "# TYPE vantage_latency_records_total counter\n"
-				   "vantage_latency_records_total{dir=\"egress\"} %llu\n"
-				   "vantage_latency_records_total{dir=\"ingress\"} %llu\n",
-				(unsigned long long)st[VTG_LAT_ST_EGRESS_DONE],
-				(unsigned long long)st[VTG_LAT_ST_INGRESS_DONE]);
-			fprintf(m, "# HELP vantage_latency_lost_records_total Records lost: ring buffer full.\n"
-				   "# TYPE vantage_latency_lost_records_total counter\n"
-				   "vantage_latency_lost_records_total %llu\n",
-				(unsigned long long)st[VTG_LAT_ST_RINGBUF_FULL]);
+			vtg_prom_family(w, "vantage_latency_records", VTG_PROM_COUNTER,
+					"Latency records made in the kernel.");
+			vtg_prom_counter(w, (double)st[VTG_LAT_ST_EGRESS_DONE], "dir", "egress", NULL);
+			vtg_prom_counter(w, (double)st[VTG_LAT_ST_INGRESS_DONE], "dir", "ingress", NULL);
+			vtg_prom_family(w, "vantage_latency_lost_records", VTG_PROM_COUNTER,
+					"Latency records lost: ring buffer full.");
+			vtg_prom_counter(w, (double)st[VTG_LAT_ST_RINGBUF_FULL], NULL);
 		}
 	}
-	bool first = true;
+	for (int pass = 0; pass < 2; pass++) {
+		bool first = true;
 
-	for (int i = 0; i < a->n_uplinks; i++) {
-		struct uplink_count *u = &a->counts[i];
-		struct vtg_count_val v[VTG_COUNT_SLOTS];
+		for (int i = 0; i < a->n_uplinks; i++) {
+			struct uplink_count *u = &a->counts[i];
+			struct vtg_count_val v[VTG_COUNT_SLOTS];
 
-		if (!u->skel || u->gone || vtg_count_read(bpf_map__fd(u->skel->maps.vtg_count), v))
-			continue;
-		if (first)
-			fprintf(m, "# HELP vantage_packets_total Packets per protocol on the uplinks.\n"
-				   "# TYPE vantage_packets_total counter\n");
-		first = false;
-		for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
-			int pt = k / (VTG_L3_MAX * VTG_L4_MAX), l3 = (k / VTG_L4_MAX) % VTG_L3_MAX, l4 = k % VTG_L4_MAX;
+			if (!u->skel || u->gone || vtg_count_read(bpf_map__fd(u->skel->maps.vtg_count), v))
+				continue;
+			if (first)
+				vtg_prom_family(w, pass ? "vantage_bytes" : "vantage_packets", VTG_PROM_COUNTER,
+						pass ? "Bytes per protocol on the uplinks." : "Packets per protocol on the uplinks.");
+			first = false;
+			for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
+				int pt = k / (VTG_L3_MAX * VTG_L4_MAX), l3 = (k / VTG_L4_MAX) % VTG_L3_MAX,
+				    l4 = k % VTG_L4_MAX;
 
-			if (v[k].packets)
-				fprintf(m, "vantage_packets_total{dev=\"%s\",hook=\"%s\",l3=\"%s\",l4=\"%s\"} %llu\n",
-					u->ifname, vtg_count_point_names[pt], vtg_count_l3_names[l3],
-					vtg_count_l4_names[l4], (unsigned long long)v[k].packets);
-		}
-		for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
-			int pt = k / (VTG_L3_MAX * VTG_L4_MAX), l3 = (k / VTG_L4_MAX) % VTG_L3_MAX, l4 = k % VTG_L4_MAX;
-
-			if (v[k].packets)
-				fprintf(m, "vantage_bytes_total{dev=\"%s\",hook=\"%s\",l3=\"%s\",l4=\"%s\"} %llu\n",
-					u->ifname, vtg_count_point_names[pt], vtg_count_l3_names[l3],
-					vtg_count_l4_names[l4], (unsigned long long)v[k].bytes);
+				if (v[k].packets)
+					vtg_prom_counter(w, (double)(pass ? v[k].bytes : v[k].packets), "dev", u->ifname,
+							 "hook", vtg_count_point_names[pt], "l3", vtg_count_l3_names[l3],
+							 "l4", vtg_count_l4_names[l4], NULL);
+			}
 		}
 	}
-	fprintf(m, "# HELP vantage_agent_records_delivered_total Latency records read by the agent.\n"
-		   "# TYPE vantage_agent_records_delivered_total counter\n"
-		   "vantage_agent_records_delivered_total %llu\n", (unsigned long long)a->records);
-	fclose(m);
-	char head[160];
-	int hl = snprintf(head, sizeof(head),
-			  "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			  "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
+	vtg_prom_family(w, "vantage_agent_records_delivered", VTG_PROM_COUNTER, "Latency records read by the agent.");
+	vtg_prom_counter(w, (double)a->records, NULL);
+	if (a->budget_on) {
+		vtg_prom_family(w, "vantage_cpu_budget_used_percent", VTG_PROM_GAUGE,
+				"CPU (agent + its policy programs) in the budget's last period, percent of one CPU.");
+		vtg_prom_gauge(w, a->budget.last_pct, NULL);
+		vtg_prom_family(w, "vantage_cpu_budget_percent", VTG_PROM_GAUGE, "The CPU budget, percent of one CPU.");
+		vtg_prom_gauge(w, a->budget.pct, NULL);
+	}
+	for (int k = 0; k < a->n_sinks; k++) {
+		char name[300];
 
-	/* A scrape is small; a client that cannot take it now gets nothing. */
-	send_all(fd, head, hl);
-	send_all(fd, txt, len);
-	free(txt);
+		snprintf(name, sizeof(name), "%s %s", a->sinks[k]->ops->name, a->sinks[k]->target);
+		vtg_prom_set_sink_stats(a->prom, name, &a->sinks[k]->st);
+	}
 }
 
 static void client_read(struct agent *a, int i)
@@ -467,13 +496,6 @@ static void client_read(struct agent *a, int i)
 		return; /* streaming clients have nothing more to say */
 	c->req_len += n;
 	c->req[c->req_len] = 0;
-	if (c->kind == CL_METRICS) {
-		if (!strstr(c->req, "\r\n\r\n") && !strstr(c->req, "\n\n") && c->req_len < sizeof(c->req) - 1)
-			return;
-		write_metrics(a, c->fd);
-		drop_client(a, i);
-		return;
-	}
 	if (!strchr(c->req, '\n')) {
 		if (c->req_len >= sizeof(c->req) - 1)
 			drop_client(a, i);
@@ -497,7 +519,7 @@ static void accept_client(struct agent *a, int k)
 
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
-	c->kind = k == 0 ? CL_CONTROL : k == 1 ? CL_CONTAINER : CL_METRICS;
+	c->kind = k == 0 ? CL_CONTROL : CL_CONTAINER;
 }
 
 static int listen_unix(const char *path, mode_t mode)
@@ -520,30 +542,6 @@ static int listen_unix(const char *path, mode_t mode)
 		return err;
 	}
 	umask(old);
-	return fd;
-}
-
-static int listen_tcp(const char *addrport)
-{
-	char host[64];
-	const char *colon = strrchr(addrport, ':');
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	int fd, one = 1;
-
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - addrport), addrport);
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return -EINVAL;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 16)) {
-		int err = -errno;
-
-		close(fd);
-		return err;
-	}
 	return fd;
 }
 
@@ -844,6 +842,37 @@ int cmd_agent(int argc, char **argv)
 			}
 		}
 	}
+	for (int k = 0; k < a->cfg.n_exports; k++) {
+		char serr[256];
+
+		a->sinks[k] = vtg_sink_open(a->cfg.exports[k].kind, a->cfg.exports[k].target, serr, sizeof(serr));
+		if (!a->sinks[k]) {
+			vtg_err("export %s %s: %s", a->cfg.exports[k].kind, a->cfg.exports[k].target, serr);
+			goto out;
+		}
+		a->n_sinks++;
+	}
+	for (int k = 0; k < a->cfg.n_policies; k++) {
+		typeof(&a->cfg.policies[0]) pc = &a->cfg.policies[k];
+		const char *ns = pc->netns[0] ? pc->netns : NULL;
+
+		if (policy_agent_load(pc->file, pc->dev, ns, pc->hook))
+			goto out;
+		a->feeds[k] = policy_feed_open(pc->dev, ns, a->sinks, a->n_sinks, a->cfg.flow_active_s,
+					       a->cfg.flow_idle_s);
+		if (!a->feeds[k])
+			goto out;
+		a->n_feeds++;
+	}
+	if (a->cfg.cpu_budget) {
+		int fds[VTG_AGENT_MAX_POLICIES];
+
+		for (int k = 0; k < a->n_feeds; k++)
+			fds[k] = policy_feed_prog_fd(a->feeds[k]);
+		if (vtg_budget_init(&a->budget, a->cfg.cpu_budget, fds, a->n_feeds))
+			goto out;
+		a->budget_on = true;
+	}
 	{
 		int fd = listen_unix(a->cfg.control, 0600);
 
@@ -861,12 +890,14 @@ int cmd_agent(int argc, char **argv)
 			a->lfd[1] = fd;
 		}
 		if (a->cfg.metrics[0]) {
-			fd = listen_tcp(a->cfg.metrics);
-			if (fd < 0) {
-				vtg_err("cannot serve metrics on %s: %s", a->cfg.metrics, strerror(-fd));
+			char perr[256];
+
+			a->prom = vtg_prom_new(a->cfg.metrics, perr, sizeof(perr));
+			if (!a->prom) {
+				vtg_err("cannot serve metrics on %s: %s", a->cfg.metrics, perr);
 				goto out;
 			}
-			a->lfd[2] = fd;
+			vtg_prom_add_collector(a->prom, agent_collect, a);
 		}
 	}
 	{
@@ -891,10 +922,11 @@ int cmd_agent(int argc, char **argv)
 	discover(a);
 
 	double last = vtg_now_s();
+	uint64_t next_tick = 0;
 
 	while (!stop) {
-		struct pollfd pf[4 + MAX_CLIENTS];
-		int np = 0, base;
+		struct pollfd pf[4 + MAX_CLIENTS + VTG_AGENT_MAX_POLICIES + 8 * VTG_AGENT_MAX_EXPORTS + 32];
+		int np = 0, base, nclients;
 
 		pf[np++] = (struct pollfd){ a->lat ? vtg_lat_fd(a->lat) : -1, POLLIN, 0 };
 		for (int k = 0; k < 3; k++)
@@ -902,13 +934,72 @@ int cmd_agent(int argc, char **argv)
 		base = np;
 		for (int i = 0; i < a->n_cl; i++)
 			pf[np++] = (struct pollfd){ a->cl[i].fd, POLLIN, 0 };
+		nclients = np - base;
+		for (int k = 0; k < a->n_feeds; k++)
+			pf[np++] = (struct pollfd){ policy_feed_fd(a->feeds[k]), POLLIN, 0 };
+		for (int k = 0; k < a->n_sinks; k++) {
+			int fds[8];
+			short ev[8];
+			int n = a->sinks[k]->ops->pollfds ? a->sinks[k]->ops->pollfds(a->sinks[k], fds, ev, 8) : 0;
+
+			for (int q = 0; q < n; q++)
+				pf[np++] = (struct pollfd){ fds[q], ev[q], 0 };
+		}
+		if (a->prom) {
+			int fds[32];
+			short ev[32];
+			int n = vtg_prom_pollfds(a->prom, fds, ev, 32);
+
+			for (int q = 0; q < n; q++)
+				pf[np++] = (struct pollfd){ fds[q], ev[q], 0 };
+		}
 		/* Records come without wakeups: read them at least every 20 ms. */
 		if (poll(pf, np, 20) < 0 && errno != EINTR)
 			break;
 		if (a->lat)
 			vtg_lat_poll(a->lat, 0);
+		{
+			uint64_t now = vtg_mono_ns();
+
+			for (int k = 0; k < a->n_feeds; k++) {
+				int e = policy_feed_poll(a->feeds[k], now, false);
+
+				if (e)
+					log_event("policy_error", strerror(-e), "dev", a->cfg.policies[k].dev, NULL, 0);
+			}
+			for (int q = base + nclients; q < np; q++)
+				if (pf[q].revents)
+					next_tick = 0;
+			if (now >= next_tick) {
+				for (int k = 0; k < a->n_sinks; k++)
+					a->sinks[k]->ops->tick(a->sinks[k], now);
+				next_tick = now + 50000000ull;
+			}
+			if (a->prom)
+				vtg_prom_serve(a->prom, now);
+			if (a->budget_on && vtg_budget_tick(&a->budget, now)) {
+				struct vtg_xrec r;
+
+				for (int k = 0; k < a->n_feeds; k++)
+					policy_feed_set_scale(a->feeds[k], &a->budget);
+				memset(&r, 0, sizeof(r));
+				r.kind = VTG_XK_SAMPLING;
+				memcpy(r.type, "sampling", 9);
+				r.ts_ns = now;
+				r.wall_ns = vtg_wall_of_mono(now);
+				r.source = vtg_x_source;
+				r.sampling = a->budget.scale;
+				for (int k = 0; k < a->n_sinks; k++) {
+					a->sinks[k]->sampling = a->budget.scale;
+					a->sinks[k]->ops->write(a->sinks[k], &r);
+				}
+				if (a->prom)
+					vtg_prom_observe_record(a->prom, &r);
+				log_event("sampling", NULL, "budget", "cpu", "scale", a->budget.scale);
+			}
+		}
 		/* Clients first (their indexes move as they go), then new ones. */
-		for (int i = np - base - 1; i >= 0; i--)
+		for (int i = nclients - 1; i >= 0; i--)
 			if (i < a->n_cl && (pf[base + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				client_read(a, i);
 		for (int k = 0; k < 3; k++)
@@ -936,8 +1027,25 @@ int cmd_agent(int argc, char **argv)
 		  "pin_dir", a->cfg.pin_dir, NULL, 0);
 	ret = VTG_EXIT_OK;
 out:
+	for (int k = 0; k < a->n_feeds; k++)
+		policy_feed_close(a->feeds[k], true); /* flows still open are exported (forced end) */
+	if (a->budget_on)
+		vtg_budget_free(&a->budget);
+	for (int k = 0; k < a->n_sinks; k++) {
+		struct vtg_sink *sk = a->sinks[k];
+		char what[300];
+
+		sk->ops->tick(sk, vtg_mono_ns());
+		sk->ops->close(sk);
+		snprintf(what, sizeof(what), "%s %s", sk->ops->name, sk->target);
+		log_event("export_summary", NULL, "sink", what, "records", sk->st.records);
+		if (sk->st.dropped || sk->st.errors)
+			log_event("export_dropped", NULL, "sink", what, "dropped", sk->st.dropped + sk->st.errors);
+		free(sk);
+	}
 	for (int i = a->n_cl - 1; i >= 0; i--)
 		drop_client(a, i);
+	vtg_prom_free(a->prom);
 	for (int k = 0; k < 3; k++)
 		if (a->lfd[k] >= 0)
 			close(a->lfd[k]);

@@ -36,7 +36,9 @@ static const char help[] =
 	"                                 --tc-ingress|--tc-egress] [--format F] [--netns NS]\n"
 	"                                 [--prio N] [--next PINNED_PROG|id:N]\n"
 	"       vantage [-j] policy show|stats|flows [--dev IFACE] [--netns NS]\n"
+	"       vantage [-j] policy flows --follow [--active S] [--idle S] [--dev IFACE] [--duration S]\n"
 	"       vantage [-j] policy watch [--dev IFACE] [--netns NS] [--duration S] [--count N]\n"
+	"                                 [--export SINK=TARGET]... [--cpu-budget PCT]\n"
 	"       vantage [-j] policy unload [--dev IFACE] [--netns NS]\n"
 	"       vantage [-j] policy bench --rules FILE --trace FILE [--format F] [--no-cache]\n"
 	"                                 [--repeat N] [--engine tree|linear|empty] [--limit N]\n"
@@ -57,8 +59,17 @@ static const char help[] =
 	"  -n, --netns NS       the interface is in this network namespace\n"
 	"      --prio N         TC filter priority\n"
 	"      --next PROG      XDP: tail-call this program (a pinned path or id:N) on pass\n"
+	"      --pinned DIR     maps of policy.bpf.o pinned by tc, ip or xdp-loader (instead\n"
+	"                       of --dev): load fills them, the others read them\n"
 	"  -D, --duration S     watch: stop after S seconds\n"
 	"  -c, --count N        watch: stop after N records\n"
+	"      --export SINK=TARGET  watch: records straight to a sink (jsonl, ipfix, pcapng,\n"
+	"                       prometheus; see vantage-export(8)) instead of stdout\n"
+	"      --cpu-budget PCT watch: hold own CPU + the classifier's BPF run time at PCT% of\n"
+	"                       a CPU by scaling the sample/mirror ratio\n"
+	"      --follow         flows: export flows as they end (deltas), until stopped\n"
+	"      --active S       flows --follow: active timeout (default 60)\n"
+	"      --idle S         flows --follow: idle timeout (default 15)\n"
 	"bench:\n"
 	"  -r, --rules FILE     rule set;  -t, --trace FILE  ClassBench trace\n"
 	"      --no-cache       bypass the flow cache (every packet walks the tree)\n"
@@ -76,6 +87,8 @@ static const char help[] =
 	"  vantage policy load web.policy --dev eth0 --tc-ingress\n"
 	"  vantage -j policy stats\n"
 	"  vantage -j policy watch --dev eth0 --duration 10\n"
+	"  vantage -j policy flows --follow --dev eth0 | vantage export ipfix udp://127.0.0.1:4739\n"
+	"  vantage -j policy watch --dev eth0 --cpu-budget 10 --export pcapng=/tmp/m.pcapng\n"
 	"  vantage policy unload --dev eth0\n"
 	"  vantage -j policy bench --rules acl1_10000 --trace acl1_10000_trace --no-cache --repeat 100\n";
 
@@ -99,6 +112,7 @@ enum {
 	OPT_IDLE,
 	OPT_BUDGET,
 	OPT_EXPORT,
+	OPT_PINNED,
 };
 
 struct popts {
@@ -110,6 +124,7 @@ struct popts {
 	double duration, active, idle, budget;
 	const char *exports[8];
 	int nexports;
+	const char *pinned; /* maps pinned by another loader (tc, ip, xdp-loader) */
 };
 
 static volatile sig_atomic_t stop;
@@ -149,6 +164,7 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 		{ "idle", required_argument, NULL, OPT_IDLE },
 		{ "cpu-budget", required_argument, NULL, OPT_BUDGET },
 		{ "export", required_argument, NULL, OPT_EXPORT },
+		{ "pinned", required_argument, NULL, OPT_PINNED },
 		{}
 	};
 	int opt;
@@ -251,6 +267,9 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 		case OPT_FOLLOW:
 			o->follow = true;
 			break;
+		case OPT_PINNED:
+			o->pinned = optarg;
+			break;
 		case OPT_EXPORT:
 			if (!strchr(optarg, '='))
 				return vtg_usage_err("policy", "--export wants SINK=TARGET (e.g. ipfix=udp://127.0.0.1:4739), not '%s'", optarg);
@@ -293,8 +312,8 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
 			o->file = argv[optind++];
 		if (!o->file)
 			return vtg_usage_err("policy", "load: the policy FILE is required");
-		if (!o->dev)
-			return vtg_usage_err("policy", "load: --dev IFACE is required");
+		if (!o->dev && !o->pinned)
+			return vtg_usage_err("policy", "load: --dev IFACE (or --pinned DIR) is required");
 	}
 	if (optind < argc)
 		return vtg_usage_err("policy", "unexpected argument '%s'", argv[optind]);
@@ -385,6 +404,30 @@ static int select_instances(const struct popts *o, struct inst **out)
 {
 	uint64_t ino = 0;
 	bool ino_set = false;
+
+	if (o->pinned) {
+		/* One instance whose maps another loader pinned by name. */
+		struct inst *in = calloc(1, sizeof(*in));
+		__u32 zero = 0;
+		int err;
+
+		if (!in)
+			return -1;
+		snprintf(in->dir, sizeof(in->dir), "%s", o->pinned);
+		snprintf(in->name, sizeof(in->name), "%s", o->pinned);
+		err = vtg_pol_maps_open_pinned(o->pinned, &in->m);
+		if (err) {
+			vtg_err("%s: no vantage policy maps there (%s); attach build/bpf/policy.bpf.o with tc, ip or xdp-loader first",
+				o->pinned, strerror(-err));
+			free(in);
+			return -1;
+		}
+		bpf_map_lookup_elem(in->m.info, &zero, &in->info);
+		if (!in->info.ifname[0])
+			snprintf(in->info.ifname, sizeof(in->info.ifname), "%s", o->dev ? o->dev : "pinned");
+		*out = in;
+		return 1;
+	}
 
 	if (o->netns) {
 		int fd = vtg_netns_open(o->netns);
@@ -584,7 +627,7 @@ static int do_load(const struct popts *o)
 	lock = policy_lock();
 	if (enter_netns(o->netns, &saved))
 		goto out;
-	if (!if_nametoindex(o->dev)) {
+	if (o->dev && !if_nametoindex(o->dev)) {
 		vtg_err("no interface '%s' in %s", o->dev, o->netns ? o->netns : "this network namespace");
 		goto out;
 	}
@@ -596,6 +639,25 @@ static int do_load(const struct popts *o)
 	rc = vtg_policy_compile(&pol, ifx, &co, &c, err, sizeof(err));
 	if (rc) {
 		vtg_err("%s: %s; nothing was changed", o->file, err);
+		goto out;
+	}
+	if (o->pinned) {
+		/* Maps pinned by tc/ip/xdp-loader: fill them; attaching was theirs. */
+		rc = vtg_pol_maps_open_pinned(o->pinned, &in.m);
+		if (rc) {
+			vtg_err("%s: no vantage policy maps there (%s); attach build/bpf/policy.bpf.o with tc, ip or xdp-loader first",
+				o->pinned, strerror(-rc));
+			goto out;
+		}
+		snprintf(in.dir, sizeof(in.dir), "%s", o->pinned);
+		snprintf(in.info.ifname, sizeof(in.info.ifname), "%s", o->dev ? o->dev : "pinned");
+		gen = vtg_pol_install(&in.m, &c, o->file, 0, err, sizeof(err));
+		if (gen < 0) {
+			vtg_err("cannot install the policy: %s", err);
+			goto out;
+		}
+		print_loaded(gen == 1 ? "loaded" : "updated", &in, &c, gen, vtg_now_s() - t0);
+		ret = VTG_EXIT_OK;
 		goto out;
 	}
 	inst_dir(in.dir, sizeof(in.dir), vtg_netns_self_ino(), o->dev, o->hook);
@@ -1496,6 +1558,163 @@ out:
 	return ret;
 }
 
+/* ---- the agent's use: load from its config, feed its sinks ---- */
+
+int policy_agent_load(const char *file, const char *dev, const char *netns, int hook)
+{
+	struct popts o = { .file = file, .dev = dev, .netns = netns, .hook = (enum vtg_hook)hook, .hook_set = true,
+			   .fmt = VTG_POL_FMT_AUTO };
+
+	return do_load(&o) == VTG_EXIT_OK ? 0 : -1;
+}
+
+struct policy_feed {
+	struct inst *in;
+	int n_in;
+	struct ring_buffer *rb;
+	struct watch_ctx wc;
+	struct vtg_flowx *fx;
+	uint64_t *last_s, *last_m;
+	uint64_t next_flows, next_lost, flow_period;
+	int prog_fd;
+};
+
+static void feed_flow_emit(void *ctx, const struct vtg_xrec *r)
+{
+	watch_out(ctx, r);
+}
+
+struct policy_feed *policy_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
+				     double active, double idle)
+{
+	struct policy_feed *f = calloc(1, sizeof(*f));
+	struct popts o = { .dev = dev, .netns = netns };
+
+	if (!f)
+		return NULL;
+	f->prog_fd = -1;
+	f->n_in = select_instances(&o, &f->in);
+	if (f->n_in != 1) {
+		vtg_err("policy on %s: %s", dev, f->n_in ? "several attach points" : "not loaded");
+		goto fail;
+	}
+	f->wc.in = &f->in[0];
+	f->wc.nsinks = nsinks < WATCH_MAX_SINKS ? nsinks : WATCH_MAX_SINKS;
+	memcpy(f->wc.sinks, sinks, f->wc.nsinks * sizeof(*sinks));
+	f->last_s = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
+	f->last_m = calloc(VTG_POL_MAX_COUNTERS, sizeof(uint64_t));
+	f->rb = ring_buffer__new(f->in[0].m.events, on_event, &f->wc, NULL);
+	f->fx = vtg_flowx_new(&f->in[0].m, f->in[0].info.ifname, active, idle);
+	f->prog_fd = bpf_prog_get_fd_by_id(f->in[0].info.prog_id);
+	if (!f->last_s || !f->last_m || !f->rb || !f->fx || f->prog_fd < 0) {
+		vtg_err("policy on %s: cannot open its ring buffer, flows or program: %s", dev, strerror(errno));
+		goto fail;
+	}
+	f->flow_period = (uint64_t)((idle < active ? idle : active) / 4 * 1e9);
+	if (f->flow_period > 1000000000ull)
+		f->flow_period = 1000000000ull;
+	if (f->flow_period < 50000000ull)
+		f->flow_period = 50000000ull;
+	return f;
+fail:
+	policy_feed_close(f, false);
+	return NULL;
+}
+
+/* Each rule's counters (and the default's) as VTG_XK_RULE records, for the metrics. */
+void policy_feed_rules(struct policy_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx)
+{
+	const struct vtg_pol_hdr *h = vtg_pol_cur_hdr(&f->in[0].m);
+	struct vtg_pol_cnt c;
+
+	for (int64_t i = -1; h && i < (int64_t)h->nrules; i++) {
+		uint32_t counter = i < 0 ? VTG_POL_DEFAULT_COUNTER : vtg_pol_cur_rule(&f->in[0].m, i)->counter;
+		struct vtg_xrec r;
+
+		if (counter >= VTG_POL_MAX_COUNTERS || vtg_pol_read_cnt(&f->in[0].m, counter, &c))
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.kind = VTG_XK_RULE;
+		snprintf(r.type, sizeof(r.type), "%s", i < 0 ? "default" : "rule");
+		r.ts_ns = vtg_mono_ns();
+		r.source = vtg_x_source;
+		snprintf(r.rule.dev, sizeof(r.rule.dev), "%s", f->in[0].info.ifname);
+		r.rule.index = (int32_t)i;
+		r.rule.packets = c.packets;
+		r.rule.bytes = c.bytes;
+		r.rule.matches = c.seen;
+		r.rule.sampled = c.sampled;
+		r.rule.sample_lost = c.sample_lost;
+		r.rule.mirrored = c.mirrored;
+		r.rule.mirror_lost = c.mirror_lost;
+		r.rule.flow_lost = c.flow_lost;
+		fn(ctx, &r);
+	}
+}
+
+int policy_feed_fd(const struct policy_feed *f)
+{
+	return ring_buffer__epoll_fd(f->rb);
+}
+
+int policy_feed_prog_fd(const struct policy_feed *f)
+{
+	return f->prog_fd;
+}
+
+void policy_feed_set_scale(struct policy_feed *f, const struct vtg_budget *b)
+{
+	uint64_t *ctl = f->in[0].m.m_ctl;
+
+	__atomic_store_n(&ctl[VTG_POL_CTL_SCALE], (uint64_t)b->scale, __ATOMIC_RELEASE);
+}
+
+/* Reads what the ring buffer has, and exports flows and losses when they are due. */
+int policy_feed_poll(struct policy_feed *f, uint64_t now, bool final)
+{
+	int err = ring_buffer__consume(f->rb);
+
+	if (err < 0 && err != -EINTR)
+		return err;
+	if (final || now >= f->next_flows) {
+		int *cidx = counter_index(&f->in[0].m);
+
+		err = vtg_flowx_poll(f->fx, final, cidx, feed_flow_emit, &f->wc);
+		free(cidx);
+		f->next_flows = now + f->flow_period;
+		if (err)
+			return err;
+	}
+	if (final || now >= f->next_lost) {
+		bool json = vtg.json;
+
+		vtg.json = false; /* the agent's stdout is its log: losses go to the sinks */
+		report_lost(&f->wc, f->last_s, f->last_m);
+		vtg.json = json;
+		f->next_lost = now + 1000000000ull;
+	}
+	return 0;
+}
+
+void policy_feed_close(struct policy_feed *f, bool final)
+{
+	if (!f)
+		return;
+	if (final && f->rb && f->fx)
+		policy_feed_poll(f, vtg_mono_ns(), true);
+	if (f->n_in == 1 && f->in[0].m.m_ctl)
+		__atomic_store_n(&((uint64_t *)f->in[0].m.m_ctl)[VTG_POL_CTL_SCALE], 1, __ATOMIC_RELEASE);
+	ring_buffer__free(f->rb);
+	vtg_flowx_free(f->fx);
+	if (f->prog_fd >= 0)
+		close(f->prog_fd);
+	free(f->last_s);
+	free(f->last_m);
+	if (f->n_in > 0)
+		close_instances(f->in, f->n_in);
+	free(f);
+}
+
 /* ---- bench ---- */
 
 static int run_one(int prog, uint8_t *frame, size_t len, uint8_t *out, int repeat, uint32_t *dur)
@@ -1550,6 +1769,7 @@ static int do_bench(const struct popts *o)
 		skel = policy_bpf__open();
 		if (!skel)
 			goto load_fail;
+		vtg_pol_obj_no_pins(skel->obj);
 		skel->rodata->cfg_report = 1;
 		bpf_program__set_autoload(skel->progs.vtg_pol_tc_in, false);
 		bpf_program__set_autoload(skel->progs.vtg_pol_tc_eg, false);
