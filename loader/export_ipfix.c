@@ -205,7 +205,6 @@ struct ipfix {
 	bool sampled;               /* an N > 1 was described: describe again after templates */
 	uint64_t tpl_last_ns;
 	uint32_t msgs_since_tpl;
-	uint64_t templates_sent;    /* messages that carried templates (for tests) */
 
 	/* UDP */
 	bool udp_connected;
@@ -348,7 +347,6 @@ static void msg_begin(struct ipfix *p)
 		p->described = 0; /* the sampling is described again, when next used */
 		p->msgs_since_tpl = 0;
 		p->tpl_last_ns = vtg_mono_ns();
-		p->templates_sent++;
 	}
 }
 
@@ -826,8 +824,8 @@ static int parse_target(struct ipfix *p, const char *target, char *err, size_t e
 		}
 		*port++ = 0;
 		if (strchr(host, ':')) {
-			snprintf(err, errlen, "ipfix target '%s': an IPv6 address needs brackets, expected e.g. [::1]:4739",
-				 target);
+			snprintf(err, errlen,
+				 "ipfix target '%s': an IPv6 address needs brackets, expected e.g. [::1]:4739", target);
 			return -1;
 		}
 	}
@@ -858,8 +856,8 @@ static int parse_target(struct ipfix *p, const char *target, char *err, size_t e
 		else if (!strcmp(tok, "pen"))
 			bad = parse_u32(v, 1, UINT32_MAX, &p->pen);
 		else {
-			snprintf(err, errlen, "ipfix option '%s': unknown, expected domain, refresh, refresh_msgs, mtu or pen",
-				 tok);
+			snprintf(err, errlen,
+				 "ipfix option '%s': unknown, expected domain, refresh, refresh_msgs, mtu or pen", tok);
 			return -1;
 		}
 		if (bad) {
