@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include "vantage.h"
 #include "export.h"
 
@@ -105,7 +106,11 @@ int vtg_obuf_put(struct vtg_obuf *b, const void *p, size_t n)
 int vtg_obuf_flush(struct vtg_obuf *b)
 {
 	while (b->off < b->len && b->fd >= 0) {
-		ssize_t w = write(b->fd, b->buf + b->off, b->len - b->off);
+		/* send() with MSG_NOSIGNAL on sockets: a peer that left is an error, not SIGPIPE. */
+		ssize_t w = send(b->fd, b->buf + b->off, b->len - b->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w < 0 && errno == ENOTSOCK)
+			w = write(b->fd, b->buf + b->off, b->len - b->off);
 
 		if (w < 0) {
 			if (errno == EINTR)

@@ -27,7 +27,7 @@
 #include "export.h"
 #include "vantage.h"
 
-#define T0_NS 1795835400123456789ull /* 2026-11-29T00:30:00.123456789Z */
+#define T0_NS 1795835400123456789ull /* 2026-11-28T03:10:00.123456789Z */
 
 struct tpkt {
 	bool mirror;
