@@ -12,7 +12,7 @@
 #include "proc.h"
 
 static const char *const commands[] = { "version", "features", "status", "clean", "count", "latency", "ping",
-					"agent", "trace", "conntest", "policy" };
+					"agent", "trace", "conntest", "policy", "export" };
 #define NCMD (sizeof(commands) / sizeof(commands[0]))
 
 static int count_lines(const char *s)
@@ -62,6 +62,12 @@ TEST(cli)
 			{ "count", "--dev", "lo", "--hook", "nosuchhook", NULL },
 			{ "count", "--dev", "lo", "--interval", "-1", NULL },
 			{ "count", "--dev", "lo", "--duration", "abc", NULL },
+			{ "export", NULL },
+			{ "export", "syslog", "x", NULL },
+			{ "export", "jsonl", NULL },
+			{ "export", "ipfix", "udp://127.0.0.1:4739?mtu=10", NULL },
+			{ "export", "ipfix", "sctp://127.0.0.1:4739", NULL },
+			{ "export", "jsonl", "-", "--linger", "x", NULL },
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			const char *argv[10] = { vproc_vantage_path() };
