@@ -180,3 +180,109 @@ out:
 	free(out);
 	free(r);
 }
+
+/* The same flows through a pipe into IPFIX: `policy flows --follow | vantage export
+ * ipfix` to nfcapd; nfdump reads back every flow with exactly the packets sent. */
+TEST(export_flows_to_nfdump)
+{
+	struct fpair p;
+	struct vproc *r = calloc(1, sizeof(*r));
+	char nfdir[96], cmd[1024], *line, *save = NULL;
+	int fd = -1, port, expect[NFLOWS] = { 0 }, got[NFLOWS] = { 0 }, total = 0, sum = 0;
+	pid_t pid = -1, nf = -1;
+	int nf_fd = -1;
+
+	if (!ASSERT_OK_PTR(r, "alloc") || !fpair_up(&p))
+		goto out;
+	snprintf(nfdir, sizeof(nfdir), "%s/nf", p.dir);
+	mkdir(nfdir, 0700);
+	{
+		/* A free UDP port on loopback. */
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t al = sizeof(a);
+
+		bind(s, (struct sockaddr *)&a, sizeof(a));
+		getsockname(s, (struct sockaddr *)&a, &al);
+		port = ntohs(a.sin_port);
+		close(s);
+	}
+	{
+		char ps[16];
+		const char *nv[] = { "nfcapd", "-w", nfdir, "-p", ps, "-b", "127.0.0.1", "-t", "3600", NULL };
+
+		snprintf(ps, sizeof(ps), "%d", port);
+		nf = vproc_spawn(nv, &nf_fd);
+		if (!ASSERT_GT(nf, 0, "nfcapd"))
+			goto out;
+	}
+	if (!ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", p.policy, "--dev", p.a, "--netns", p.ns_a,
+				     "--tc-ingress", NULL), 0, "policy load"))
+		goto out;
+	snprintf(cmd, sizeof(cmd),
+		 "%s -j policy flows --follow --dev %s --active 1 --idle 0.4 --duration 4 | %s export ipfix udp://127.0.0.1:%d",
+		 vproc_vantage_path(), p.a, vproc_vantage_path(), port);
+	{
+		const char *sv[] = { "sh", "-c", cmd, NULL };
+
+		pid = vproc_spawn(sv, &fd);
+		if (!ASSERT_GT(pid, 0, "pipeline"))
+			goto out;
+	}
+	usleep(500000);
+	for (int burst = 0; burst < 2; burst++) {
+		for (int k = 0; k < NFLOWS; k++) {
+			int n = (k + 1) * 2 + burst;
+
+			if (!ASSERT_EQ(send_flow(p.ns_b, k, n), n, "datagrams sent"))
+				goto out;
+			expect[k] += n;
+			total += n;
+		}
+		usleep(1200000);
+	}
+	if (!ASSERT_EQ(vproc_wait(pid, 10000), 0, "pipeline exits 0"))
+		goto out;
+	pid = -1;
+	usleep(300000);
+	kill(nf, SIGTERM); /* nfcapd writes its file out */
+	vproc_wait(nf, 5000);
+	nf = -1;
+	snprintf(cmd, sizeof(cmd), "nfdump -q -N -R %s -o 'fmt:%%sp %%dp %%pkt' 'proto udp and packets > 0'", nfdir);
+	{
+		const char *sv[] = { "sh", "-c", cmd, NULL };
+
+		if (!ASSERT_EQ(vproc_run(sv, 20000, r), 0, "nfdump"))
+			goto out;
+	}
+	vtest_log("%.2000s", r->out);
+	for (line = strtok_r(r->out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		int sp, dp, pk;
+
+		if (sscanf(line, "%d %d %d", &sp, &dp, &pk) != 3)
+			continue;
+		if (sp >= 41000 && sp < 41000 + NFLOWS && dp == 6000 + (sp - 41000))
+			got[sp - 41000] += pk;
+		sum += pk;
+	}
+	for (int k = 0; k < NFLOWS; k++)
+		if (!ASSERT_EQ(got[k], expect[k], "nfdump packets of the flow"))
+			break;
+	ASSERT_EQ(sum, total, "nfdump total: nothing more, nothing less");
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		vproc_wait(pid, 2000);
+	}
+	if (nf > 0) {
+		kill(nf, SIGKILL);
+		vproc_wait(nf, 2000);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (nf_fd >= 0)
+		close(nf_fd);
+	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL);
+	fpair_down(&p);
+	free(r);
+}
