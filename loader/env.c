@@ -172,7 +172,12 @@ void vtg_format_wall(uint64_t wall_ns, char *buf, size_t len)
 	n += 9;
 	out[n++] = 'Z';
 	out[n] = 0;
-	snprintf(buf, len, "%s", out);
+	if (len) {
+		if (n >= len)
+			n = len - 1;
+		memcpy(buf, out, n);
+		buf[n] = 0;
+	}
 }
 
 uint64_t vtg_wall_now_ns(void)
