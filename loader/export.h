@@ -185,6 +185,20 @@ void vtg_sink_close(struct vtg_sink *s);
 int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pktbuf, size_t pktbuf_len,
 		   char *err, size_t errlen);
 
+/* Addresses, protocol and ports from a captured Ethernet frame (up to two VLAN tags). */
+struct vtg_frame_tuple {
+	uint8_t family;        /* 0: not IPv4/IPv6 or cut short */
+	uint8_t proto;
+	bool has_ports;        /* TCP/UDP, first fragment, ports captured */
+	uint16_t sport, dport;
+	uint8_t saddr[16], daddr[16];
+};
+void vtg_frame_tuple(const uint8_t *d, size_t n, struct vtg_frame_tuple *t);
+
+/* Zeroes r and fills the envelope: kind, type, ts_ns (CLOCK_MONOTONIC), its wall
+ * clock, and this process's source. */
+void vtg_xrec_init(struct vtg_xrec *r, enum vtg_xkind kind, const char *type, uint64_t ts_ns);
+
 /* Writes r as one JSON line (with the envelope) to f; uses r->line when set. */
 void vtg_xrec_json(FILE *f, const struct vtg_xrec *r);
 /* The same through a JSON writer (no line passthrough). */

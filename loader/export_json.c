@@ -732,6 +732,16 @@ out:
 
 /* ---- writing records made in-process ---- */
 
+void vtg_xrec_init(struct vtg_xrec *r, enum vtg_xkind kind, const char *type, uint64_t ts_ns)
+{
+	memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	snprintf(r->type, sizeof(r->type), "%s", type);
+	r->ts_ns = ts_ns;
+	r->wall_ns = vtg_wall_of_mono(ts_ns);
+	r->source = vtg_x_source;
+}
+
 static const char *const end_names[] = { "", "idle", "active", "end", "forced", "resources" };
 
 static void addr_json(struct jw *w, const char *key, uint8_t family, const uint8_t *a)
@@ -743,14 +753,12 @@ static void addr_json(struct jw *w, const char *key, uint8_t family, const uint8
 	jw_kstr(w, key, buf);
 }
 
-/* Addresses and ports out of a captured frame, for people reading a packet record. */
-static void frame_json(struct jw *w, const uint8_t *d, size_t n)
+void vtg_frame_tuple(const uint8_t *d, size_t n, struct vtg_frame_tuple *t)
 {
 	size_t off = 14;
 	uint16_t et;
-	int sport = -1, dport = -1;
-	uint8_t proto;
 
+	memset(t, 0, sizeof(*t));
 	if (n < 14)
 		return;
 	et = d[12] << 8 | d[13];
@@ -761,28 +769,42 @@ static void frame_json(struct jw *w, const uint8_t *d, size_t n)
 	if (et == 0x0800 && off + 20 <= n) {
 		size_t ihl = (d[off] & 15) * 4;
 
-		proto = d[off + 9];
-		addr_json(w, "src", 4, d + off + 12);
-		addr_json(w, "dst", 4, d + off + 16);
-		if (!(d[off + 6] & 0x1F) && !d[off + 7] && (proto == 6 || proto == 17) && off + ihl + 4 <= n) {
-			sport = d[off + ihl] << 8 | d[off + ihl + 1];
-			dport = d[off + ihl + 2] << 8 | d[off + ihl + 3];
+		t->family = 4;
+		t->proto = d[off + 9];
+		memcpy(t->saddr, d + off + 12, 4);
+		memcpy(t->daddr, d + off + 16, 4);
+		if (!(d[off + 6] & 0x1F) && !d[off + 7] && (t->proto == 6 || t->proto == 17) && off + ihl + 4 <= n) {
+			t->has_ports = true;
+			t->sport = d[off + ihl] << 8 | d[off + ihl + 1];
+			t->dport = d[off + ihl + 2] << 8 | d[off + ihl + 3];
 		}
 	} else if (et == 0x86DD && off + 40 <= n) {
-		proto = d[off + 6];
-		addr_json(w, "src", 6, d + off + 8);
-		addr_json(w, "dst", 6, d + off + 24);
-		if ((proto == 6 || proto == 17) && off + 44 <= n) {
-			sport = d[off + 40] << 8 | d[off + 41];
-			dport = d[off + 42] << 8 | d[off + 43];
+		t->family = 6;
+		t->proto = d[off + 6];
+		memcpy(t->saddr, d + off + 8, 16);
+		memcpy(t->daddr, d + off + 24, 16);
+		if ((t->proto == 6 || t->proto == 17) && off + 44 <= n) {
+			t->has_ports = true;
+			t->sport = d[off + 40] << 8 | d[off + 41];
+			t->dport = d[off + 42] << 8 | d[off + 43];
 		}
-	} else {
-		return;
 	}
-	jw_ku64(w, "proto", proto);
-	if (sport >= 0) {
-		jw_ku64(w, "sport", sport);
-		jw_ku64(w, "dport", dport);
+}
+
+/* Addresses and ports of a packet record, for people reading it. */
+static void frame_json(struct jw *w, const uint8_t *d, size_t n)
+{
+	struct vtg_frame_tuple t;
+
+	vtg_frame_tuple(d, n, &t);
+	if (!t.family)
+		return;
+	addr_json(w, "src", t.family, t.saddr);
+	addr_json(w, "dst", t.family, t.daddr);
+	jw_ku64(w, "proto", t.proto);
+	if (t.has_ports) {
+		jw_ku64(w, "sport", t.sport);
+		jw_ku64(w, "dport", t.dport);
 	}
 }
 

@@ -147,6 +147,9 @@ struct vtg_flowx *vtg_flowx_new(struct vtg_pol_maps *m, const char *dev, double 
 int vtg_flowx_poll(struct vtg_flowx *x, bool final, const int *cidx,
 		   void (*emit)(void *ctx, const struct vtg_xrec *r), void *ctx);
 const struct vtg_flowx_stats *vtg_flowx_stats(const struct vtg_flowx *x);
+/* One flow table entry as a VTG_XK_FLOW record (reason: enum vtg_xend, 0 = snapshot). */
+void vtg_flow_xrec(const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v, const char *dev, int rule,
+		   uint8_t reason, struct vtg_xrec *r);
 void vtg_flowx_free(struct vtg_flowx *x);
 /* Per-CPU sums. */
 int vtg_pol_read_cnt(const struct vtg_pol_maps *m, uint32_t counter, struct vtg_pol_cnt *sum);

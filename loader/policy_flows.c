@@ -176,40 +176,43 @@ static int flip(struct vtg_flowx *x, uint32_t *old)
 	return 0;
 }
 
+void vtg_flow_xrec(const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v, const char *dev, int rule,
+		   uint8_t reason, struct vtg_xrec *r)
+{
+	struct vtg_xflow *f = &r->flow;
+
+	vtg_xrec_init(r, VTG_XK_FLOW, "flow", vtg_mono_ns());
+	f->family = k->family;
+	f->proto = k->proto;
+	f->dir = k->dir;
+	f->tcp_flags = (uint8_t)v->tcp_flags;
+	f->end_reason = reason;
+	f->has_ports = k->sport != VTG_POL_NO_PORT;
+	f->sport = f->has_ports ? (uint16_t)k->sport : 0;
+	f->dport = f->has_ports ? (uint16_t)k->dport : 0;
+	for (int i = 0; i < (k->family == 6 ? 4 : 1); i++) {
+		uint32_t sa = htonl(k->saddr[i]), da = htonl(k->daddr[i]);
+
+		memcpy(f->saddr + 4 * i, &sa, 4);
+		memcpy(f->daddr + 4 * i, &da, 4);
+	}
+	f->ifindex = k->ifindex;
+	snprintf(f->dev, sizeof(f->dev), "%s", dev ? dev : "");
+	f->rule = rule;
+	f->packets = v->packets;
+	f->bytes = v->bytes;
+	f->start_ns = vtg_wall_of_mono(v->first_ns);
+	f->end_ns = vtg_wall_of_mono(v->last_ns);
+	f->sampling = 1;
+}
+
 static void emit_one(struct vtg_flowx *x, const struct fx_entry *e, uint8_t reason, const int *cidx,
 		     void (*emit)(void *, const struct vtg_xrec *), void *ctx)
 {
 	struct vtg_xrec r;
-	struct vtg_xflow *f = &r.flow;
 
-	memset(&r, 0, sizeof(r));
-	r.kind = VTG_XK_FLOW;
-	snprintf(r.type, sizeof(r.type), "flow");
-	r.ts_ns = vtg_mono_ns();
-	r.wall_ns = vtg_wall_of_mono(r.ts_ns);
-	r.source = vtg_x_source;
-	f->family = e->k.family;
-	f->proto = e->k.proto;
-	f->dir = e->k.dir;
-	f->tcp_flags = (uint8_t)e->v.tcp_flags;
-	f->end_reason = reason;
-	f->has_ports = e->k.sport != VTG_POL_NO_PORT;
-	f->sport = f->has_ports ? (uint16_t)e->k.sport : 0;
-	f->dport = f->has_ports ? (uint16_t)e->k.dport : 0;
-	for (int i = 0; i < (e->k.family == 6 ? 4 : 1); i++) {
-		uint32_t s = htonl(e->k.saddr[i]), d = htonl(e->k.daddr[i]);
-
-		memcpy(f->saddr + 4 * i, &s, 4);
-		memcpy(f->daddr + 4 * i, &d, 4);
-	}
-	f->ifindex = e->k.ifindex;
-	snprintf(f->dev, sizeof(f->dev), "%s", x->dev);
-	f->rule = cidx && e->v.counter < VTG_POL_MAX_COUNTERS ? cidx[e->v.counter] : -2;
-	f->packets = e->v.packets;
-	f->bytes = e->v.bytes;
-	f->start_ns = vtg_wall_of_mono(e->v.first_ns);
-	f->end_ns = vtg_wall_of_mono(e->v.last_ns);
-	f->sampling = 1;
+	vtg_flow_xrec(&e->k, &e->v, x->dev, cidx && e->v.counter < VTG_POL_MAX_COUNTERS ? cidx[e->v.counter] : -2,
+		      reason, &r);
 	x->st.exported++;
 	x->st.exported_packets += e->v.packets;
 	emit(ctx, &r);

@@ -982,12 +982,7 @@ int cmd_agent(int argc, char **argv)
 
 				for (int k = 0; k < a->n_feeds; k++)
 					policy_feed_set_scale(a->feeds[k], &a->budget);
-				memset(&r, 0, sizeof(r));
-				r.kind = VTG_XK_SAMPLING;
-				memcpy(r.type, "sampling", 9);
-				r.ts_ns = now;
-				r.wall_ns = vtg_wall_of_mono(now);
-				r.source = vtg_x_source;
+				vtg_xrec_init(&r, VTG_XK_SAMPLING, "sampling", now);
 				r.sampling = a->budget.scale;
 				for (int k = 0; k < a->n_sinks; k++) {
 					a->sinks[k]->sampling = a->budget.scale;

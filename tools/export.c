@@ -50,6 +50,20 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+/* The fds the sinks want polled, appended to pf from index n; returns the new count. */
+static int sink_pollfds(struct vtg_sink **sinks, int nsinks, struct pollfd *pf, int n, int max)
+{
+	for (int k = 0; k < nsinks; k++) {
+		int fds[8];
+		short ev[8];
+		int m = sinks[k]->ops->pollfds ? sinks[k]->ops->pollfds(sinks[k], fds, ev, 8) : 0;
+
+		for (int q = 0; q < m && n < max; q++)
+			pf[n++] = (struct pollfd){ .fd = fds[q], .events = ev[q] };
+	}
+	return n;
+}
+
 static void summary(struct vtg_sink *s, const char *kind)
 {
 	fprintf(stderr, "export: %s %s: %llu records, %llu dropped, %llu skipped, %llu errors, %llu reconnects\n",
@@ -122,19 +136,12 @@ int cmd_export(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK);
 	while (!stop && !eof) {
-		struct pollfd pf[1 + MAX_SINKS * 4];
-		int npf = 1;
+		struct pollfd pf[1 + MAX_SINKS * 8];
+		int npf;
 		uint64_t now;
 
 		pf[0] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
-		for (int k = 0; k < nsinks; k++) {
-			int fds[4];
-			short ev[4];
-			int n = sinks[k]->ops->pollfds ? sinks[k]->ops->pollfds(sinks[k], fds, ev, 4) : 0;
-
-			for (int q = 0; q < n; q++)
-				pf[npf++] = (struct pollfd){ .fd = fds[q], .events = ev[q] };
-		}
+		npf = sink_pollfds(sinks, nsinks, pf, 1, 1 + MAX_SINKS * 8);
 		if (poll(pf, npf, 100) < 0 && errno != EINTR) {
 			vtg_err("poll: %s", strerror(errno));
 			goto out;
@@ -229,17 +236,9 @@ int cmd_export(int argc, char **argv)
 	}
 	/* Stdin is done: serve (prometheus) and retry (collectors) a little longer if asked. */
 	for (double t0 = vtg_now_s(); !stop && linger > 0 && vtg_now_s() - t0 < linger;) {
-		struct pollfd pf[MAX_SINKS * 4];
-		int npf = 0;
+		struct pollfd pf[MAX_SINKS * 8];
+		int npf = sink_pollfds(sinks, nsinks, pf, 0, MAX_SINKS * 8);
 
-		for (int k = 0; k < nsinks; k++) {
-			int fds[4];
-			short ev[4];
-			int n = sinks[k]->ops->pollfds ? sinks[k]->ops->pollfds(sinks[k], fds, ev, 4) : 0;
-
-			for (int q = 0; q < n; q++)
-				pf[npf++] = (struct pollfd){ .fd = fds[q], .events = ev[q] };
-		}
 		poll(pf, npf, 20);
 		for (int k = 0; k < nsinks; k++)
 			if (sinks[k]->ops->tick)

@@ -1027,39 +1027,6 @@ static const char *dir_name(uint32_t d)
 	return d ? "out" : "in";
 }
 
-static void flow_key_xrec(const struct inst *in, const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v,
-			  int rule, struct vtg_xrec *r)
-{
-	struct vtg_xflow *f = &r->flow;
-
-	memset(r, 0, sizeof(*r));
-	r->kind = VTG_XK_FLOW;
-	snprintf(r->type, sizeof(r->type), "flow");
-	r->ts_ns = vtg_mono_ns();
-	r->source = vtg_x_source;
-	f->family = k->family;
-	f->proto = k->proto;
-	f->dir = k->dir;
-	f->tcp_flags = (uint8_t)v->tcp_flags;
-	f->has_ports = k->sport != VTG_POL_NO_PORT;
-	f->sport = f->has_ports ? (uint16_t)k->sport : 0;
-	f->dport = f->has_ports ? (uint16_t)k->dport : 0;
-	for (int i = 0; i < (k->family == 6 ? 4 : 1); i++) {
-		uint32_t sa = htonl(k->saddr[i]), da = htonl(k->daddr[i]);
-
-		memcpy(f->saddr + 4 * i, &sa, 4);
-		memcpy(f->daddr + 4 * i, &da, 4);
-	}
-	f->ifindex = k->ifindex;
-	snprintf(f->dev, sizeof(f->dev), "%s", in->info.ifname);
-	f->rule = rule;
-	f->packets = v->packets;
-	f->bytes = v->bytes;
-	f->start_ns = vtg_wall_of_mono(v->first_ns);
-	f->end_ns = vtg_wall_of_mono(v->last_ns);
-	f->sampling = 1;
-}
-
 static void flow_print(const struct vtg_xrec *r)
 {
 	const struct vtg_xflow *f = &r->flow;
@@ -1201,7 +1168,7 @@ static int do_flows(const struct popts *o)
 				if (bpf_map_lookup_elem(fds[t], &k, &v))
 					continue;
 				rule = cidx && v.counter < VTG_POL_MAX_COUNTERS ? cidx[v.counter] : -2;
-				flow_key_xrec(&in[i], &k, &v, rule, &r);
+				vtg_flow_xrec(&k, &v, in[i].info.ifname, rule, 0, &r);
 				flow_print(&r);
 			}
 		}
@@ -1223,48 +1190,21 @@ struct watch_ctx {
 };
 
 /* Addresses and ports out of the captured headers, for the text line. */
-static void decode(const uint8_t *d, size_t n, void *unused, char *txt, size_t tlen)
+static void decode(const uint8_t *d, size_t n, char *txt, size_t tlen)
 {
-	size_t off = 14;
-	uint16_t et;
-	uint8_t proto = 0;
-	char s[64] = "", t[64] = "";
-	int sport = -1, dport = -1;
+	struct vtg_frame_tuple t;
+	char s[64], u[64];
 
-	(void)unused;
 	txt[0] = 0;
-	if (n < 14)
+	vtg_frame_tuple(d, n, &t);
+	if (!t.family)
 		return;
-	et = d[12] << 8 | d[13];
-	for (int i = 0; i < 2 && (et == 0x8100 || et == 0x88A8) && off + 4 <= n; i++) {
-		et = d[off + 2] << 8 | d[off + 3];
-		off += 4;
-	}
-	if (et == 0x0800 && off + 20 <= n) {
-		size_t ihl = (d[off] & 15) * 4;
-
-		inet_ntop(AF_INET, d + off + 12, s, sizeof(s));
-		inet_ntop(AF_INET, d + off + 16, t, sizeof(t));
-		proto = d[off + 9];
-		if (!(d[off + 6] & 0x1F) && !d[off + 7] && (proto == 6 || proto == 17) && off + ihl + 4 <= n) {
-			sport = d[off + ihl] << 8 | d[off + ihl + 1];
-			dport = d[off + ihl + 2] << 8 | d[off + ihl + 3];
-		}
-	} else if (et == 0x86DD && off + 40 <= n) {
-		inet_ntop(AF_INET6, d + off + 8, s, sizeof(s));
-		inet_ntop(AF_INET6, d + off + 24, t, sizeof(t));
-		proto = d[off + 6];
-		if ((proto == 6 || proto == 17) && off + 44 <= n) {
-			sport = d[off + 40] << 8 | d[off + 41];
-			dport = d[off + 42] << 8 | d[off + 43];
-		}
-	}
-	if (!s[0])
-		return;
-	if (sport >= 0)
-		snprintf(txt, tlen, "%s:%d -> %s:%d proto %u", s, sport, t, dport, proto);
+	inet_ntop(t.family == 6 ? AF_INET6 : AF_INET, t.saddr, s, sizeof(s));
+	inet_ntop(t.family == 6 ? AF_INET6 : AF_INET, t.daddr, u, sizeof(u));
+	if (t.has_ports)
+		snprintf(txt, tlen, "%s:%u -> %s:%u proto %u", s, t.sport, u, t.dport, t.proto);
 	else
-		snprintf(txt, tlen, "%s -> %s proto %u", s, t, proto);
+		snprintf(txt, tlen, "%s -> %s proto %u", s, u, t.proto);
 }
 
 static void watch_out(struct watch_ctx *wc, const struct vtg_xrec *r)
@@ -1313,7 +1253,7 @@ static int on_event(void *ctx, void *data, size_t size)
 		char when[48], txt[200];
 
 		vtg_format_wall(r.wall_ns, when, sizeof(when));
-		decode(pk->data, cap, NULL, txt, sizeof(txt));
+		decode(pk->data, cap, txt, sizeof(txt));
 		printf("%s %-6s %s rule %d len %u cap %zu 1/%u  %s\n", when, r.type, pk->dev, ev->rule, ev->pkt_len,
 		       cap, pk->sampling, txt);
 		fflush(stdout);
@@ -1352,12 +1292,7 @@ static void report_lost(struct watch_ctx *wc, uint64_t *last_s, uint64_t *last_m
 			if (wc->nsinks) {
 				struct vtg_xrec lr;
 
-				memset(&lr, 0, sizeof(lr));
-				lr.kind = VTG_XK_LOST;
-				snprintf(lr.type, sizeof(lr.type), "lost");
-				lr.ts_ns = vtg_mono_ns();
-				lr.wall_ns = vtg_wall_of_mono(lr.ts_ns);
-				lr.source = vtg_x_source;
+				vtg_xrec_init(&lr, VTG_XK_LOST, "lost", vtg_mono_ns());
 				snprintf(lr.lost.what, sizeof(lr.lost.what), "%s", k ? "mirror" : "sample");
 				lr.lost.count = now - *last;
 				watch_out(wc, &lr);
@@ -1422,12 +1357,7 @@ static void set_scale(struct watch_ctx *wc, const struct vtg_budget *b)
 	struct vtg_xrec r;
 
 	__atomic_store_n(&ctl[VTG_POL_CTL_SCALE], (uint64_t)b->scale, __ATOMIC_RELEASE);
-	memset(&r, 0, sizeof(r));
-	r.kind = VTG_XK_SAMPLING;
-	snprintf(r.type, sizeof(r.type), "sampling");
-	r.ts_ns = vtg_mono_ns();
-	r.wall_ns = vtg_wall_of_mono(r.ts_ns);
-	r.source = vtg_x_source;
+	vtg_xrec_init(&r, VTG_XK_SAMPLING, "sampling", vtg_mono_ns());
 	r.sampling = b->scale;
 	for (int k = 0; k < wc->nsinks; k++)
 		wc->sinks[k]->sampling = b->scale;
@@ -1633,11 +1563,7 @@ void policy_feed_rules(struct policy_feed *f, void (*fn)(void *ctx, const struct
 
 		if (counter >= VTG_POL_MAX_COUNTERS || vtg_pol_read_cnt(&f->in[0].m, counter, &c))
 			continue;
-		memset(&r, 0, sizeof(r));
-		r.kind = VTG_XK_RULE;
-		snprintf(r.type, sizeof(r.type), "%s", i < 0 ? "default" : "rule");
-		r.ts_ns = vtg_mono_ns();
-		r.source = vtg_x_source;
+		vtg_xrec_init(&r, VTG_XK_RULE, i < 0 ? "default" : "rule", vtg_mono_ns());
 		snprintf(r.rule.dev, sizeof(r.rule.dev), "%s", f->in[0].info.ifname);
 		r.rule.index = (int32_t)i;
 		r.rule.packets = c.packets;
