@@ -21,7 +21,8 @@ void jw_record(struct jw *w, const char *type, uint64_t ts_ns)
 	jw_ku64(w, "v", VTG_X_VERSION);
 	jw_kstr(w, "type", type);
 	jw_ku64(w, "ts_ns", ts_ns);
-	jw_kstr(w, "time", when);
+	jw_key(w, "time");
+	jw_strn(w, when, strlen(when));
 	jw_kstr(w, "source", vtg_x_source);
 }
 
@@ -744,13 +745,38 @@ void vtg_xrec_init(struct vtg_xrec *r, enum vtg_xkind kind, const char *type, ui
 
 static const char *const end_names[] = { "", "idle", "active", "end", "forced", "resources" };
 
+/* An address as text; IPv4 by hand (inet_ntop is a good part of a record's cost). */
+static size_t addr_text(uint8_t family, const uint8_t *a, char *buf, size_t len)
+{
+	if (family != 6 && len >= 16) {
+		char *p = buf;
+
+		for (int i = 0; i < 4; i++) {
+			unsigned v = a[i];
+
+			if (v >= 100)
+				*p++ = (char)('0' + v / 100);
+			if (v >= 10)
+				*p++ = (char)('0' + v / 10 % 10);
+			*p++ = (char)('0' + v % 10);
+			if (i < 3)
+				*p++ = '.';
+		}
+		*p = 0;
+		return (size_t)(p - buf);
+	}
+	if (!inet_ntop(AF_INET6, a, buf, len))
+		snprintf(buf, len, "?");
+	return strlen(buf);
+}
+
 static void addr_json(struct jw *w, const char *key, uint8_t family, const uint8_t *a)
 {
 	char buf[64];
+	size_t n = addr_text(family, a, buf, sizeof(buf));
 
-	if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, a, buf, sizeof(buf)))
-		snprintf(buf, sizeof(buf), "?");
-	jw_kstr(w, key, buf);
+	jw_key(w, key);
+	jw_strn(w, buf, n);
 }
 
 void vtg_frame_tuple(const uint8_t *d, size_t n, struct vtg_frame_tuple *t)
@@ -820,7 +846,8 @@ static void hex_json(struct jw *w, const char *key, const uint8_t *d, size_t n)
 		buf[2 * i + 1] = digits[d[i] & 15];
 	}
 	buf[2 * n] = 0;
-	jw_kstr(w, key, buf);
+	jw_key(w, key);
+	jw_strn(w, buf, 2 * n);
 	if (buf != stackbuf)
 		free(buf);
 }

@@ -16,36 +16,14 @@
 
 struct jsonl {
 	struct vtg_obuf out;
-	FILE *stage;            /* fopencookie: appends to rec[] */
-	struct jw *w;
-	char *rec;
-	size_t rec_len, rec_cap;
+	struct jw *w;           /* memory writer: one record at a time */
 	bool own_fd, restore_flags, broken;
 	int saved_flags;
 };
 
-static ssize_t stage_write(void *cookie, const char *buf, size_t n)
-{
-	struct jsonl *j = cookie;
-
-	if (j->rec_len + n > j->rec_cap) {
-		size_t cap = (j->rec_len + n) * 2;
-		char *p = realloc(j->rec, cap);
-
-		if (!p)
-			return -1;
-		j->rec = p;
-		j->rec_cap = cap;
-	}
-	memcpy(j->rec + j->rec_len, buf, n);
-	j->rec_len += n;
-	return (ssize_t)n;
-}
-
 static int jsonl_open(struct vtg_sink *s, const char *target, char *err, size_t errlen)
 {
 	struct jsonl *j = calloc(1, sizeof(*j));
-	cookie_io_functions_t io = { .write = stage_write };
 	int fd;
 
 	if (!j)
@@ -67,29 +45,18 @@ static int jsonl_open(struct vtg_sink *s, const char *target, char *err, size_t 
 		}
 		j->own_fd = true;
 	}
-	j->rec_cap = 4096;
-	j->rec = malloc(j->rec_cap);
-	j->stage = fopencookie(j, "w", io);
-	if (!j->rec || !j->stage || vtg_obuf_init(&j->out, fd, JSONL_QUEUE)) {
+	j->w = jw_new_mem();
+	if (!j->w || vtg_obuf_init(&j->out, fd, JSONL_QUEUE)) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		jw_free(j->w);
+		vtg_obuf_free(&j->out);
+		if (j->own_fd)
+			close(fd);
+		free(j);
+		return -1;
 	}
-	setvbuf(j->stage, NULL, _IOFBF, 1 << 16);
-	j->w = jw_new(j->stage, false);
-	if (!j->w)
-		goto fail;
-	jw_set_flush(j->w, false);
 	s->priv = j;
 	return 0;
-fail:
-	if (j->stage)
-		fclose(j->stage);
-	vtg_obuf_free(&j->out);
-	if (j->own_fd)
-		close(fd);
-	free(j->rec);
-	free(j);
-	return -1;
 }
 
 static void jsonl_flush(struct vtg_sink *s, struct jsonl *j)
@@ -108,6 +75,20 @@ static void jsonl_flush(struct vtg_sink *s, struct jsonl *j)
 	}
 }
 
+/* Queues a whole record: a stream's line gets its newline in the same reservation. */
+static int queue(struct vtg_obuf *b, const char *text, size_t len, bool add_newline)
+{
+	if (!add_newline)
+		return vtg_obuf_put(b, text, len);
+	if (vtg_obuf_put(b, text, len - 1))
+		return -1;
+	if (vtg_obuf_put(b, "\n", 1)) {
+		b->len -= len - 1; /* take the line back: never half a record */
+		return -1;
+	}
+	return 0;
+}
+
 static int jsonl_write(struct vtg_sink *s, const struct vtg_xrec *r)
 {
 	struct jsonl *j = s->priv;
@@ -116,18 +97,21 @@ static int jsonl_write(struct vtg_sink *s, const struct vtg_xrec *r)
 		s->st.dropped++;
 		return -1;
 	}
-	j->rec_len = 0;
-	if (r->line) {
-		fwrite_unlocked(r->line, 1, r->line_len, j->stage);
-		fputc_unlocked('\n', j->stage);
+	const char *text;
+	size_t len;
+	bool line = r->line != NULL;
+
+	if (line) {
+		text = r->line;
+		len = r->line_len + 1; /* and its newline, queued together below */
 	} else {
 		vtg_xrec_jw(j->w, r);
+		text = jw_take(j->w, &len);
 	}
-	fflush(j->stage);
-	if (vtg_obuf_put(&j->out, j->rec, j->rec_len)) {
+	if (!len || queue(&j->out, text, len, line)) {
 		/* Queue full: try to make room once, else the record is dropped. */
 		jsonl_flush(s, j);
-		if (j->broken || vtg_obuf_put(&j->out, j->rec, j->rec_len)) {
+		if (j->broken || !len || queue(&j->out, text, len, line)) {
 			s->st.dropped++;
 			return -1;
 		}
@@ -173,9 +157,7 @@ static void jsonl_close(struct vtg_sink *s)
 	if (j->own_fd)
 		close(j->out.fd);
 	jw_free(j->w);
-	fclose(j->stage);
 	vtg_obuf_free(&j->out);
-	free(j->rec);
 	free(j);
 }
 

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* A small streaming JSON writer: compact (one object per line) or pretty. */
+/* A small streaming JSON writer: compact (one object per line) or pretty. A top-level
+ * value is built in the writer's own buffer and leaves in one write when it closes
+ * (to its FILE, or, for a memory writer, to whoever takes it with jw_take), so a
+ * record is never interleaved with other output and costs no stdio call per token. */
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -10,12 +13,15 @@
 #define JW_MAX_DEPTH 32
 
 struct jw {
-	FILE *f;
+	FILE *f;        /* NULL: memory writer */
 	bool pretty;
-	bool flush;     /* flush at the end of each top-level value */
+	bool flush;     /* flush f at the end of each top-level value */
+	bool oom;
 	int depth;
 	bool first[JW_MAX_DEPTH]; /* no element written yet at this depth */
 	bool after_key;
+	char *buf;
+	size_t len, cap;
 };
 
 struct jw *jw_new(FILE *f, bool pretty)
@@ -27,7 +33,26 @@ struct jw *jw_new(FILE *f, bool pretty)
 	w->f = f;
 	w->pretty = pretty;
 	w->flush = true;
+	w->cap = 1024;
+	w->buf = malloc(w->cap);
+	if (!w->buf) {
+		free(w);
+		return NULL;
+	}
 	return w;
+}
+
+struct jw *jw_new_mem(void)
+{
+	return jw_new(NULL, false);
+}
+
+const char *jw_take(struct jw *w, size_t *len)
+{
+	*len = w->oom ? 0 : w->len;
+	w->len = 0;
+	w->oom = false;
+	return w->buf;
 }
 
 void jw_set_flush(struct jw *w, bool flush)
@@ -37,6 +62,9 @@ void jw_set_flush(struct jw *w, bool flush)
 
 void jw_free(struct jw *w)
 {
+	if (!w)
+		return;
+	free(w->buf);
 	free(w);
 }
 
@@ -53,13 +81,45 @@ struct jw *vtg_jw_stdout(void)
 	return w;
 }
 
+static bool grow(struct jw *w, size_t need)
+{
+	size_t cap = w->cap;
+	char *nb;
+
+	while (cap < w->len + need)
+		cap *= 2;
+	nb = realloc(w->buf, cap);
+	if (!nb) {
+		w->oom = true;
+		return false;
+	}
+	w->buf = nb;
+	w->cap = cap;
+	return true;
+}
+
+static inline void put(struct jw *w, const void *p, size_t n)
+{
+	if (w->len + n > w->cap && !grow(w, n))
+		return;
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+static inline void putch(struct jw *w, char c)
+{
+	if (w->len + 1 > w->cap && !grow(w, 1))
+		return;
+	w->buf[w->len++] = c;
+}
+
 static void indent(struct jw *w)
 {
 	if (!w->pretty)
 		return;
-	fputc('\n', w->f);
+	putch(w, '\n');
 	for (int i = 0; i < w->depth; i++)
-		fputs("  ", w->f);
+		put(w, "  ", 2);
 }
 
 /* Separator before a value or key at the current depth. */
@@ -72,43 +132,56 @@ static void sep(struct jw *w)
 	if (w->depth == 0)
 		return;
 	if (!w->first[w->depth])
-		fputc(',', w->f);
+		putch(w, ',');
 	w->first[w->depth] = false;
 	indent(w);
 }
 
-void json_write_string(FILE *f, const char *s)
+static void put_string(struct jw *w, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
 
-	fputc_unlocked('"', f);
+	putch(w, '"');
 	for (; *p; p++) {
-		/* Plain characters are written in runs. */
+		/* Plain characters are copied in runs. */
 		if (*p >= 0x20 && *p != '"' && *p != '\\')
 			continue;
-		fwrite_unlocked(run, 1, p - run, f);
+		put(w, run, p - run);
 		run = p + 1;
 		switch (*p) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		default:
-			if (*p < 0x20)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
+		case '"': put(w, "\\\"", 2); break;
+		case '\\': put(w, "\\\\", 2); break;
+		case '\n': put(w, "\\n", 2); break;
+		case '\r': put(w, "\\r", 2); break;
+		case '\t': put(w, "\\t", 2); break;
+		default: {
+			char esc[8];
+
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			put(w, esc, 6);
+		}
 		}
 	}
-	fwrite_unlocked(run, 1, p - run, f);
-	fputc_unlocked('"', f);
+	put(w, run, p - run);
+	putch(w, '"');
+}
+
+void json_write_string(FILE *f, const char *s)
+{
+	struct jw w = { .cap = 256 };
+
+	w.buf = malloc(w.cap);
+	if (!w.buf)
+		return;
+	put_string(&w, s);
+	fwrite(w.buf, 1, w.len, f);
+	free(w.buf);
 }
 
 static void open_(struct jw *w, char c)
 {
 	sep(w);
-	fputc(c, w->f);
+	putch(w, c);
 	if (w->depth < JW_MAX_DEPTH - 1)
 		w->depth++;
 	w->first[w->depth] = true;
@@ -122,11 +195,17 @@ static void close_(struct jw *w, char c)
 		w->depth--;
 	if (!empty)
 		indent(w);
-	fputc(c, w->f);
+	putch(w, c);
 	if (w->depth == 0) {
-		fputc('\n', w->f);
-		if (w->flush)
-			fflush(w->f);
+		putch(w, '\n');
+		if (w->f) {
+			if (!w->oom)
+				fwrite_unlocked(w->buf, 1, w->len, w->f);
+			w->len = 0;
+			w->oom = false;
+			if (w->flush)
+				fflush(w->f);
+		}
 	}
 }
 
@@ -138,19 +217,31 @@ void jw_arr_end(struct jw *w) { close_(w, ']'); }
 void jw_key(struct jw *w, const char *k)
 {
 	sep(w);
-	json_write_string(w->f, k);
-	fputs(w->pretty ? ": " : ":", w->f);
+	put_string(w, k);
+	if (w->pretty)
+		put(w, ": ", 2);
+	else
+		putch(w, ':');
 	w->after_key = true;
 }
 
 void jw_str(struct jw *w, const char *s)
 {
 	sep(w);
-	json_write_string(w->f, s);
+	put_string(w, s);
+}
+
+void jw_strn(struct jw *w, const char *s, size_t n)
+{
+	/* For text the caller knows needs no escaping (hex, addresses, times). */
+	sep(w);
+	putch(w, '"');
+	put(w, s, n);
+	putch(w, '"');
 }
 
 /* Decimal digits without printf: numbers are most of a high-rate stream's records. */
-static void put_u64(FILE *f, uint64_t v)
+static void put_u64(struct jw *w, uint64_t v)
 {
 	char buf[24], *p = buf + sizeof(buf);
 
@@ -158,45 +249,53 @@ static void put_u64(FILE *f, uint64_t v)
 		*--p = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	fwrite_unlocked(p, 1, buf + sizeof(buf) - p, f);
+	put(w, p, buf + sizeof(buf) - p);
 }
 
 void jw_u64(struct jw *w, uint64_t v)
 {
 	sep(w);
-	put_u64(w->f, v);
+	put_u64(w, v);
 }
 
 void jw_s64(struct jw *w, int64_t v)
 {
 	sep(w);
 	if (v < 0) {
-		fputc_unlocked('-', w->f);
-		put_u64(w->f, (uint64_t)0 - (uint64_t)v);
+		putch(w, '-');
+		put_u64(w, (uint64_t)0 - (uint64_t)v);
 	} else {
-		put_u64(w->f, (uint64_t)v);
+		put_u64(w, (uint64_t)v);
 	}
 }
 
 void jw_dbl(struct jw *w, double v)
 {
+	char buf[40];
+	int n;
+
 	sep(w);
-	if (isfinite(v))
-		fprintf(w->f, "%.9g", v);
-	else
-		fputs("null", w->f);
+	if (!isfinite(v)) {
+		put(w, "null", 4);
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "%.9g", v);
+	put(w, buf, n > 0 ? (size_t)n : 0);
 }
 
 void jw_bool(struct jw *w, bool v)
 {
 	sep(w);
-	fputs(v ? "true" : "false", w->f);
+	if (v)
+		put(w, "true", 4);
+	else
+		put(w, "false", 5);
 }
 
 void jw_null(struct jw *w)
 {
 	sep(w);
-	fputs("null", w->f);
+	put(w, "null", 4);
 }
 
 void jw_kstr(struct jw *w, const char *k, const char *s) { jw_key(w, k); jw_str(w, s); }

@@ -43,6 +43,9 @@ int vtg_usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(p
 /* json.c: a streaming JSON writer; compact, or indented when pretty. */
 struct jw;
 struct jw *jw_new(FILE *f, bool pretty);
+/* A writer that keeps each top-level value in memory until jw_take() hands it over. */
+struct jw *jw_new_mem(void);
+const char *jw_take(struct jw *w, size_t *len); /* the text so far (0 if out of memory); resets */
 void jw_free(struct jw *w);
 void jw_obj(struct jw *w);            /* { */
 void jw_obj_end(struct jw *w);        /* } ; at depth 0 also writes "\n" and flushes */
@@ -50,6 +53,7 @@ void jw_arr(struct jw *w);            /* [ */
 void jw_arr_end(struct jw *w);        /* ] */
 void jw_key(struct jw *w, const char *k);
 void jw_str(struct jw *w, const char *s);
+void jw_strn(struct jw *w, const char *s, size_t n); /* n bytes that need no escaping */
 void jw_u64(struct jw *w, uint64_t v);
 void jw_s64(struct jw *w, int64_t v);
 void jw_dbl(struct jw *w, double v);
