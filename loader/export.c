@@ -100,7 +100,41 @@ int vtg_obuf_put(struct vtg_obuf *b, const void *p, size_t n)
 		return -1;
 	memcpy(b->buf + b->len, p, n);
 	b->len += n;
+	b->put_total += n;
 	return 0;
+}
+
+void vtg_obuf_mark(struct vtg_obuf *b)
+{
+	if (b->ends_n == b->ends_cap) {
+		size_t cap = b->ends_cap ? b->ends_cap * 2 : 1024;
+		uint64_t *ne = malloc(cap * sizeof(*ne));
+
+		if (!ne)
+			return; /* the count at close is then short: never wrong the other way */
+		for (size_t i = 0; i < b->ends_n; i++)
+			ne[i] = b->ends[(b->ends_head + i) % b->ends_cap];
+		free(b->ends);
+		b->ends = ne;
+		b->ends_head = 0;
+		b->ends_cap = cap;
+	}
+	b->ends[(b->ends_head + b->ends_n) % b->ends_cap] = b->put_total;
+	b->ends_n++;
+}
+
+size_t vtg_obuf_pending(const struct vtg_obuf *b)
+{
+	return b->ends_n;
+}
+
+static void obuf_written(struct vtg_obuf *b, size_t n)
+{
+	b->written_total += n;
+	while (b->ends_n && b->ends[b->ends_head] <= b->written_total) {
+		b->ends_head = (b->ends_head + 1) % b->ends_cap;
+		b->ends_n--;
+	}
 }
 
 int vtg_obuf_flush(struct vtg_obuf *b)
@@ -120,6 +154,7 @@ int vtg_obuf_flush(struct vtg_obuf *b)
 			return -errno;
 		}
 		b->off += w;
+		obuf_written(b, (size_t)w);
 	}
 	if (b->off == b->len)
 		b->off = b->len = 0;
@@ -129,6 +164,9 @@ int vtg_obuf_flush(struct vtg_obuf *b)
 void vtg_obuf_free(struct vtg_obuf *b)
 {
 	free(b->buf);
+	free(b->ends);
+	b->ends = NULL;
+	b->ends_n = b->ends_cap = 0;
 	b->buf = NULL;
 	b->len = b->off = b->cap = 0;
 }

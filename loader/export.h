@@ -215,10 +215,19 @@ struct vtg_obuf {
 	uint8_t *buf;
 	size_t len, off, cap;
 	int fd;
+	/* Where the records end (bytes put since init), oldest first, for those not yet
+	 * written: what is left at the end is counted in records, not bytes. */
+	uint64_t put_total, written_total;
+	uint64_t *ends;
+	size_t ends_head, ends_n, ends_cap;
 };
 int vtg_obuf_init(struct vtg_obuf *b, int fd, size_t cap);
 /* Queues n bytes (all or nothing). Returns 0, or -1 when they do not fit. */
 int vtg_obuf_put(struct vtg_obuf *b, const void *p, size_t n);
+/* Marks the end of a record at what was put last. */
+void vtg_obuf_mark(struct vtg_obuf *b);
+/* Records marked and not yet written out whole. */
+size_t vtg_obuf_pending(const struct vtg_obuf *b);
 /* Writes what it can without blocking. Returns 0, or -errno of a fatal write error. */
 int vtg_obuf_flush(struct vtg_obuf *b);
 void vtg_obuf_free(struct vtg_obuf *b);

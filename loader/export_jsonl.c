@@ -70,6 +70,13 @@ static void jsonl_flush(struct vtg_sink *s, struct jsonl *j)
 		/* The reader went away (EPIPE) or the disk failed: count, stop writing. */
 		s->st.errors++;
 		j->broken = true;
+		{
+			size_t left = vtg_obuf_pending(&j->out);
+
+			s->st.records -= left < s->st.records ? left : s->st.records;
+			s->st.dropped += left;
+			j->out.ends_n = 0;
+		}
 		vtg_warn("jsonl sink %s: %s; its records are dropped from now on",
 			 s->target[0] ? s->target : "-", strerror(-e));
 	}
@@ -116,6 +123,7 @@ static int jsonl_write(struct vtg_sink *s, const struct vtg_xrec *r)
 			return -1;
 		}
 	}
+	vtg_obuf_mark(&j->out);
 	s->st.records++;
 	if (j->out.len - j->out.off >= (1u << 16))
 		jsonl_flush(s, j);
@@ -150,8 +158,13 @@ static void jsonl_close(struct vtg_sink *s)
 		if (j->out.len > j->out.off)
 			usleep(1000);
 	}
-	if (!j->broken && j->out.len > j->out.off)
-		s->st.dropped++; /* what is left is at least one record */
+	{
+		/* What the reader never took is dropped, counted in records. */
+		size_t left = vtg_obuf_pending(&j->out);
+
+		s->st.records -= left < s->st.records ? left : s->st.records;
+		s->st.dropped += left;
+	}
 	if (j->restore_flags)
 		fcntl(j->out.fd, F_SETFL, j->saved_flags);
 	if (j->own_fd)

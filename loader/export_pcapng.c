@@ -171,6 +171,14 @@ static void stop_output(struct vtg_sink *s, int err)
 		vtg_err("pcapng: the reader of %s went away; no more packets are written", s->target);
 	else
 		vtg_err("pcapng: cannot write %s: %s; no more packets are written", s->target, strerror(-err));
+	{
+		/* Queued packets will never reach a reader: dropped, not records. */
+		size_t left = vtg_obuf_pending(&p->ob);
+
+		s->st.records -= left < s->st.records ? left : s->st.records;
+		s->st.dropped += left;
+		p->ob.ends_n = 0;
+	}
 	p->ob.len = p->ob.off = 0;
 }
 
@@ -382,6 +390,7 @@ static int pcapng_write(struct vtg_sink *s, const struct vtg_xrec *r)
 	n = blk_end(&w);
 	if (!n || queue(s, p->blk, n))
 		goto drop;
+	vtg_obuf_mark(&p->ob);
 	s->st.records++;
 	return 0;
 drop:
@@ -505,9 +514,15 @@ static void pcapng_close(struct vtg_sink *s)
 		}
 		poll(&pf, 1, (int)((end - now) / 1000000) + 1);
 	}
-	if (!p->dead && p->ob.off != p->ob.len)
-		vtg_err("pcapng: %zu bytes could not be written to %s within %d ms", p->ob.len - p->ob.off,
-			s->target, PCAPNG_CLOSE_MS);
+	if (!p->dead && p->ob.off != p->ob.len) {
+		size_t left = vtg_obuf_pending(&p->ob);
+
+		vtg_err("pcapng: %zu packets (%zu bytes) could not be written to %s within %d ms", left,
+			p->ob.len - p->ob.off, s->target, PCAPNG_CLOSE_MS);
+		/* They never reached the reader: dropped, not records. */
+		s->st.records -= left < s->st.records ? left : s->st.records;
+		s->st.dropped += left;
+	}
 	if (p->is_stdout)
 		fcntl(STDOUT_FILENO, F_SETFL, p->stdout_flags);
 	else if (p->fd >= 0)
