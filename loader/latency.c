@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Stack latency tracer, user side: program selection, attach, records, histograms. */
+#include <dirent.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <limits.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
+#include <sys/syscall.h>
+#include <linux/perf_event.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <bpf/bpf.h>
@@ -30,6 +41,7 @@ enum lat_map {
 	LM_RODATA,
 	LM_MAX,
 };
+#define LAT_MAX_LINKS 32
 static const char *const lat_map_pin[LM_MAX] = {
 	"events", "hist", "stats", "inflight", "arrived", "udpq", "udpsk", "netns", "bss", "rodata",
 };
@@ -41,6 +53,12 @@ struct vtg_lat {
 	size_t bss_len;
 	bool bss_mapped;          /* ours to munmap */
 	bool adopted;             /* running programs found pinned and taken over */
+	bool cached;              /* programs taken from the warm-start cache */
+	bool discard;             /* drop records (the ring's leftovers of a cached set) */
+	int cache_lock;           /* flock held on the cache entry in use, or -1 */
+	int link[LAT_MAX_LINKS];  /* cached set: the links we attached, or -1 */
+	int pfd[LAT_MAX_LINKS];   /* cached set: perf events of tracepoint links, or -1 */
+	int nlink;
 	struct ring_buffer *rb;
 	vtg_lat_event_fn fn;
 	void *ctx;
@@ -99,7 +117,7 @@ static int rb_cb(void *ctx, void *data, size_t len)
 {
 	struct vtg_lat *l = ctx;
 
-	if (len < sizeof(struct vtg_lat_event))
+	if (len < sizeof(struct vtg_lat_event) || l->discard)
 		return 0;
 	return l->fn ? l->fn(data, l->ctx) : 0;
 }
@@ -183,17 +201,24 @@ static int pin_path(char *buf, size_t len, const char *dir, const char *sub, con
 	return snprintf(buf, len, "%s/%s/%s", dir, sub, name) >= (int)len ? -ENAMETOOLONG : 0;
 }
 
+/* Pins the maps user space works with in dir/maps (which exists). */
+static int pin_maps(struct vtg_lat *l, const char *dir)
+{
+	char path[PATH_MAX];
+
+	for (int i = 0; i < LM_MAX; i++) {
+		if (pin_path(path, sizeof(path), dir, "maps", lat_map_pin[i]) == 0 &&
+		    bpf_obj_pin(l->fd[i], path) && errno != EEXIST)
+			return -errno;
+	}
+	return 0;
+}
+
 /* Pins every map user space needs and every link, so the programs outlive this process
  * and a later one can take them over. */
 static int pin_all(struct vtg_lat *l, const char *dir)
 {
 	char path[PATH_MAX];
-	struct bpf_map *maps[LM_MAX] = {
-		l->skel->maps.vtg_lat_events, l->skel->maps.vtg_lat_hist, l->skel->maps.vtg_lat_stats,
-		l->skel->maps.vtg_lat_inflight, l->skel->maps.vtg_lat_arrived, l->skel->maps.vtg_lat_udpq,
-		l->skel->maps.vtg_lat_udpsk, l->skel->maps.vtg_lat_netns, l->skel->maps.bss,
-		l->skel->maps.rodata,
-	};
 	struct bpf_program *p;
 	int err;
 
@@ -203,11 +228,9 @@ static int pin_all(struct vtg_lat *l, const char *dir)
 		if (err)
 			return err;
 	}
-	for (int i = 0; i < LM_MAX; i++) {
-		if (pin_path(path, sizeof(path), dir, "maps", lat_map_pin[i]) == 0 &&
-		    bpf_obj_pin(bpf_map__fd(maps[i]), path) && errno != EEXIST)
-			return -errno;
-	}
+	err = pin_maps(l, dir);
+	if (err)
+		return err;
 	bpf_object__for_each_program(p, l->skel->obj) {
 		struct bpf_link **lp = NULL;
 
@@ -228,16 +251,10 @@ static int pin_all(struct vtg_lat *l, const char *dir)
 	return 0;
 }
 
-/* Takes over programs a previous process left pinned in dir, if they were set up the
- * same way. Returns 1 when adopted, 0 when there is nothing (or nothing compatible)
- * to take over, -errno on error. */
-static int adopt(struct vtg_lat *l, const struct vtg_lat_opts *o, const char *dir)
+/* Opens the maps pinned in dir/maps. Returns 1, 0 when one is missing, or -errno. */
+static int open_pinned_maps(struct vtg_lat *l, const char *dir)
 {
 	char path[PATH_MAX];
-	struct latency_bpf__rodata want = {}, have = {};
-	__u32 zero = 0;
-	struct bpf_map_info info = {};
-	__u32 ilen = sizeof(info);
 
 	for (int i = 0; i < LM_MAX; i++)
 		l->fd[i] = -1;
@@ -248,12 +265,15 @@ static int adopt(struct vtg_lat *l, const struct vtg_lat_opts *o, const char *di
 		if (l->fd[i] < 0)
 			return errno == ENOENT ? 0 : -errno;
 	}
-	set_rodata(&want, o);
-	if (bpf_map_lookup_elem(l->fd[LM_RODATA], &zero, &have) || want.trace_all != have.trace_all ||
-	    want.host_netns != have.host_netns || want.max_age_ns != have.max_age_ns ||
-	    want.proto_mask != have.proto_mask || want.self_tgid != have.self_tgid ||
-	    want.emit_records != have.emit_records)
-		return 0; /* set up differently: start afresh */
+	return 1;
+}
+
+/* Maps .bss of pinned maps into l->bss. */
+static int map_bss(struct vtg_lat *l)
+{
+	struct bpf_map_info info = {};
+	__u32 ilen = sizeof(info);
+
 	if (bpf_obj_get_info_by_fd(l->fd[LM_BSS], &info, &ilen))
 		return -errno;
 	l->bss_len = info.value_size;
@@ -263,6 +283,31 @@ static int adopt(struct vtg_lat *l, const struct vtg_lat_opts *o, const char *di
 		return -errno;
 	}
 	l->bss_mapped = true;
+	return 0;
+}
+
+/* Takes over programs a previous process left pinned in dir, if they were set up the
+ * same way. Returns 1 when adopted, 0 when there is nothing (or nothing compatible)
+ * to take over, -errno on error. */
+static int adopt(struct vtg_lat *l, const struct vtg_lat_opts *o, const char *dir)
+{
+	char path[PATH_MAX];
+	struct latency_bpf__rodata want = {}, have = {};
+	__u32 zero = 0;
+
+	int err = open_pinned_maps(l, dir);
+
+	if (err <= 0)
+		return err;
+	set_rodata(&want, o);
+	if (bpf_map_lookup_elem(l->fd[LM_RODATA], &zero, &have) || want.trace_all != have.trace_all ||
+	    want.host_netns != have.host_netns || want.max_age_ns != have.max_age_ns ||
+	    want.proto_mask != have.proto_mask || want.self_tgid != have.self_tgid ||
+	    want.emit_records != have.emit_records)
+		return 0; /* set up differently: start afresh */
+	err = map_bss(l);
+	if (err)
+		return err;
 	l->adopted = true;
 	/* Which program set runs: tp_btf or raw_tp, by the names of the pinned links. */
 	snprintf(path, sizeof(path), "%s/links/vtg_lat_q_btf", dir);
@@ -315,6 +360,420 @@ static int try_open(struct vtg_lat *l, const struct vtg_lat_opts *o, bool btf)
 	return 0;
 }
 
+/*
+ * Warm start. Most of a cold start is loading: parsing vmlinux BTF (~12 ms), CO-RE
+ * relocation (~19 ms) and verifying the programs (~47 ms), measured with strace here.
+ * So a command that asks for it (o->cache) keeps what it loaded, unattached, in
+ * LAT_CACHE_DIR/latency-KEY: the verified programs and their maps, pinned. KEY hashes
+ * the object's bytes and all that is fixed at load (read-only data, ring size, program
+ * set), so a rebuilt binary or other options never take a set made otherwise. The next
+ * start takes the set, resets its maps to their state after load, and attaches it.
+ * Unattached programs run on nothing. One process at a time uses an entry (flock on
+ * VTG_REGISTRY_DIR/cache-latency-KEY.lock); a second one loads its own. The
+ * LAT_CACHE_KEEP most recently used entries are kept; `vantage clean` removes them all.
+ */
+#define LAT_CACHE_DIR VTG_PIN_ROOT "/cache"
+
+/* The parent of pid, from /proc/PID/stat, or 0. */
+static pid_t parent_of(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int ppid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sscanf(p + 1, " %*c %d", &ppid);
+	fclose(f);
+	return ppid;
+}
+
+/* Where the cache lives. `ip netns exec` gives its command a mount namespace and a
+ * /sys of its own, where a bpffs mounted is a new, private instance whose pins go with
+ * the process: then the bpffs of the nearest ancestor in another mount namespace is
+ * used, through /proc/PID/root. */
+static const char *cache_dir(void)
+{
+	static char dir[128];
+	char mine[64] = "", theirs[64], path[96];
+	struct statfs sf;
+	pid_t pid = getppid();
+
+	if (dir[0])
+		return dir;
+	snprintf(dir, sizeof(dir), "%s", LAT_CACHE_DIR);
+	if (readlink("/proc/self/ns/mnt", mine, sizeof(mine) - 1) <= 0)
+		return dir;
+	for (int depth = 0; pid > 1 && depth < 16; depth++, pid = parent_of(pid)) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+		n = readlink(path, theirs, sizeof(theirs) - 1);
+		if (n <= 0)
+			break;
+		theirs[n] = 0;
+		if (!strcmp(mine, theirs))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/root/sys/fs/bpf", (int)pid);
+		if (!statfs(path, &sf) && sf.f_type == BPF_FS_MAGIC)
+			snprintf(dir, sizeof(dir), "/proc/%d/root%s", (int)pid, LAT_CACHE_DIR);
+		break;
+	}
+	return dir;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+struct build_id {
+	const void *p;
+	size_t n;
+};
+
+/* The executable's GNU build ID note, found in its loaded program headers. */
+static int find_build_id(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct build_id *id = data;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+
+		if (ph->p_type != PT_NOTE)
+			continue;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const void *)p;
+			const char *name = p + sizeof(*nh);
+			const char *desc = name + ((nh->n_namesz + 3) & ~3u);
+
+			if (desc + nh->n_descsz > end)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && !memcmp(name, "GNU", 4)) {
+				id->p = desc;
+				id->n = nh->n_descsz;
+				return 1;
+			}
+			p = desc + ((nh->n_descsz + 3) & ~3u);
+		}
+	}
+	return 1; /* the first object is the executable: stop there */
+}
+
+static uint64_t cache_key(const struct vtg_lat_opts *o, bool btf)
+{
+	struct latency_bpf__rodata r;
+	uint32_t fixed[3] = { o->ringbuf_bytes, (uint32_t)o->syshook, btf };
+	uint64_t h = 0xcbf29ce484222325ULL;
+	struct build_id id = {};
+	size_t sz;
+
+	/* The object is part of the executable: its build ID names it without reading
+	 * (and paging in) the whole embedded ELF; without one, the ELF itself. */
+	dl_iterate_phdr(find_build_id, &id);
+	if (!id.n)
+		id.p = latency_bpf__elf_bytes(&id.n);
+	h = fnv1a(h, id.p, id.n);
+	sz = 0;
+	latency_bpf__elf_bytes(&sz);
+	h = fnv1a(h, &sz, sizeof(sz));
+	memset(&r, 0, sizeof(r)); /* padding too: the bytes are hashed */
+	set_rodata(&r, o);
+	h = fnv1a(h, &r, sizeof(r));
+	return fnv1a(h, fixed, sizeof(fixed));
+}
+
+static void cache_paths(uint64_t key, char *dir, size_t dlen, char *lock, size_t llen)
+{
+	if (dir)
+		snprintf(dir, dlen, "%s/latency-%016llx", cache_dir(), (unsigned long long)key);
+	if (lock)
+		snprintf(lock, llen, VTG_REGISTRY_DIR "/cache-latency-%016llx.lock",
+			 (unsigned long long)key);
+}
+
+/* The entry's lock, taken without waiting: its fd, or -1 when another process has it. */
+static int cache_lock(uint64_t key)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (vtg_mkdir_p(VTG_REGISTRY_DIR, 0755))
+		return -1;
+	cache_paths(key, NULL, 0, path, sizeof(path));
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return -1;
+	}
+	futimens(fd, NULL); /* last use, for cache_prune */
+	return fd;
+}
+
+#define LAT_CACHE_KEEP 4 /* entries kept: ~4.2 MiB of kernel memory each, the ring */
+
+struct cache_ent {
+	unsigned long long key;
+	time_t used; /* the lock file's mtime: touched at every take and fill */
+};
+
+static int by_use(const void *a, const void *b)
+{
+	const struct cache_ent *x = a, *y = b;
+
+	return (x->used > y->used) - (x->used < y->used);
+}
+
+/* Beyond LAT_CACHE_KEEP entries, removes the least recently used that nobody uses. */
+static void cache_prune(uint64_t keep)
+{
+	DIR *d = opendir(cache_dir());
+	struct cache_ent ents[64];
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) && n < 64) {
+		char lock[256];
+		struct stat st;
+
+		if (sscanf(de->d_name, "latency-%16llx", &ents[n].key) != 1 || ents[n].key == keep)
+			continue;
+		cache_paths(ents[n].key, NULL, 0, lock, sizeof(lock));
+		ents[n].used = stat(lock, &st) ? 0 : st.st_mtime;
+		n++;
+	}
+	closedir(d);
+	qsort(ents, n, sizeof(ents[0]), by_use);
+	for (int i = 0; i < n && n - i >= LAT_CACHE_KEEP; i++) {
+		char path[256], lock[256];
+		int fd = cache_lock(ents[i].key);
+
+		if (fd < 0)
+			continue; /* in use */
+		cache_paths(ents[i].key, path, sizeof(path), lock, sizeof(lock));
+		vtg_rm_tree(path);
+		unlink(lock);
+		close(fd);
+	}
+}
+
+/* Deletes every entry of a hash map. */
+static void clear_hash(int fd)
+{
+	unsigned char key[64];
+
+	while (!bpf_map_get_next_key(fd, NULL, key))
+		if (bpf_map_delete_elem(fd, key))
+			break;
+}
+
+static int discard_cb(void *ctx, void *data, size_t len)
+{
+	(void)ctx, (void)data, (void)len;
+	return 0;
+}
+
+/* Puts the maps of a cached set back to their state right after load. */
+static int cache_reset(struct vtg_lat *l)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *zero = calloc(ncpu > 0 ? ncpu : 1, sizeof(__u64));
+	struct ring_buffer *rb;
+
+	if (!zero)
+		return -ENOMEM;
+	for (__u32 k = 0; k < VTG_LAT_ST_MAX; k++)
+		bpf_map_update_elem(l->fd[LM_STATS], &k, zero, BPF_ANY);
+	free(zero);
+	clear_hash(l->fd[LM_HIST]);
+	clear_hash(l->fd[LM_INFLIGHT]);
+	clear_hash(l->fd[LM_ARRIVED]);
+	clear_hash(l->fd[LM_UDPQ]);
+	clear_hash(l->fd[LM_UDPSK]);
+	clear_hash(l->fd[LM_NETNS]);
+	memset(l->bss, 0, l->bss_len);
+	/* Records the last user left unread are not ours. */
+	rb = ring_buffer__new(l->fd[LM_EVENTS], discard_cb, NULL, NULL);
+	if (!rb)
+		return -errno;
+	ring_buffer__consume(rb);
+	ring_buffer__free(rb);
+	return 0;
+}
+
+/* A perf event on tracepoint "cat/name", for a tracepoint program's link. */
+static int tp_perf_event(const char *catname)
+{
+	char path[PATH_MAX], buf[32];
+	struct perf_event_attr attr = {};
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s/id", catname);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -EINVAL;
+	buf[n] = 0;
+	attr.type = PERF_TYPE_TRACEPOINT;
+	attr.size = sizeof(attr);
+	attr.config = strtoull(buf, NULL, 10);
+	fd = syscall(__NR_perf_event_open, &attr, -1, 0, -1, PERF_FLAG_FD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Attaches a pinned program the way libbpf attaches its section. */
+static int attach_pinned(struct vtg_lat *l, const char *sec, int prog_fd)
+{
+	int lfd, pfd = -1, err;
+
+	if (l->nlink >= LAT_MAX_LINKS)
+		return -E2BIG;
+	if (!strncmp(sec, "tp_btf/", 7)) {
+		lfd = bpf_raw_tracepoint_open(NULL, prog_fd);
+	} else if (!strncmp(sec, "raw_tp/", 7)) {
+		lfd = bpf_raw_tracepoint_open(sec + 7, prog_fd);
+	} else if (!strncmp(sec, "tracepoint/", 11)) {
+		pfd = tp_perf_event(sec + 11);
+		if (pfd < 0)
+			return pfd;
+		lfd = bpf_link_create(prog_fd, pfd, BPF_PERF_EVENT, NULL);
+		if (lfd >= 0 && ioctl(pfd, PERF_EVENT_IOC_ENABLE, 0)) {
+			err = -errno;
+			close(lfd);
+			close(pfd);
+			return err;
+		}
+	} else {
+		return -EOPNOTSUPP;
+	}
+	if (lfd < 0) {
+		err = -errno;
+		if (pfd >= 0)
+			close(pfd);
+		return err;
+	}
+	l->link[l->nlink] = lfd;
+	l->pfd[l->nlink++] = pfd;
+	return 0;
+}
+
+static void detach_links(struct vtg_lat *l)
+{
+	for (int i = 0; i < l->nlink; i++) {
+		close(l->link[i]);
+		if (l->pfd[i] >= 0)
+			close(l->pfd[i]);
+	}
+	l->nlink = 0;
+}
+
+/* Takes the cached set for key, resets and attaches it. 1 when done, 0 when there is
+ * no usable entry (nothing is left attached or open then). */
+static int cache_take(struct vtg_lat *l, const struct vtg_lat_opts *o, uint64_t key, bool btf)
+{
+	char dir[256], path[PATH_MAX];
+	struct latency_bpf *skel;
+	struct bpf_program *p;
+	int err = 0;
+
+	cache_paths(key, dir, sizeof(dir), NULL, 0);
+	if (access(dir, F_OK))
+		return 0;
+	if (open_pinned_maps(l, dir) != 1 || map_bss(l) || cache_reset(l) || apply_runtime(l, o))
+		goto bad;
+	/* Which programs, attached how: the object's sections, without loading it. */
+	skel = latency_bpf__open();
+	if (!skel)
+		goto bad;
+	select_programs(skel, btf, o->syshook);
+	bpf_object__for_each_program(p, skel->obj) {
+		int fd;
+
+		if (!bpf_program__autoload(p))
+			continue;
+		snprintf(path, sizeof(path), "%s/progs/%s", dir, bpf_program__name(p));
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			err = -errno;
+			break;
+		}
+		err = attach_pinned(l, bpf_program__section_name(p), fd);
+		close(fd); /* the link holds the program */
+		if (err)
+			break;
+	}
+	latency_bpf__destroy(skel);
+	if (err)
+		goto bad;
+	l->btf = btf;
+	l->cached = true;
+	return 1;
+bad:
+	vtg_info("warm-start cache %s unusable (%s): loading afresh", dir,
+		 err ? strerror(-err) : "incomplete");
+	detach_links(l);
+	close_fds(l);
+	vtg_rm_tree(dir);
+	return 0;
+}
+
+/* Keeps a freshly loaded set (programs and maps) in the cache for key. */
+static void cache_fill(struct vtg_lat *l, uint64_t key)
+{
+	char dir[256], tmp[256], path[PATH_MAX];
+	struct bpf_program *p;
+	int err;
+
+	cache_paths(key, dir, sizeof(dir), NULL, 0);
+	snprintf(tmp, sizeof(tmp), "%s/new-%d", cache_dir(), (int)getpid()); /* bpffs: no dots */
+	vtg_rm_tree(tmp);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", tmp, i ? "progs" : "maps");
+		err = vtg_mkdir_p(path, 0700);
+		if (err)
+			goto fail;
+	}
+	err = pin_maps(l, tmp);
+	if (err)
+		goto fail;
+	bpf_object__for_each_program(p, l->skel->obj) {
+		if (bpf_program__fd(p) < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/progs/%s", tmp, bpf_program__name(p));
+		if (bpf_obj_pin(bpf_program__fd(p), path)) {
+			err = -errno;
+			goto fail;
+		}
+	}
+	vtg_rm_tree(dir); /* a broken one, if any */
+	if (rename(tmp, dir)) {
+		err = -errno;
+		goto fail;
+	}
+	cache_prune(key);
+	return;
+fail:
+	vtg_info("cannot keep the loaded programs for a warm start: %s", strerror(-err));
+	vtg_rm_tree(tmp);
+}
+
 int vtg_lat_unpin(const char *dir)
 {
 	/* Removing the link pins detaches the programs (nothing else holds them). */
@@ -328,10 +787,13 @@ int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, s
 	struct vtg_lat *l = calloc(1, sizeof(*l));
 	int err = -EINVAL;
 
+	uint64_t key = 0;
+
 	if (!l)
 		return -ENOMEM;
 	for (int i = 0; i < LM_MAX; i++)
 		l->fd[i] = -1;
+	l->cache_lock = -1;
 	l->fn = fn;
 	l->ctx = ctx;
 	l->max_age_ns = o->max_age_ns ? o->max_age_ns : 1000000000ULL;
@@ -359,7 +821,13 @@ int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, s
 			vtg_lat_unpin(o->pin_dir);
 		}
 	}
-	if (!l->adopted && !o->force_raw_tp) {
+	if (!l->adopted && o->cache && !o->pin_dir) {
+		key = cache_key(o, !o->force_raw_tp);
+		l->cache_lock = cache_lock(key);
+		if (l->cache_lock >= 0 && cache_take(l, o, key, !o->force_raw_tp))
+			vtg_info("programs taken from the warm-start cache");
+	}
+	if (!l->adopted && !l->cached && !o->force_raw_tp) {
 		err = try_open(l, o, true);
 		if (!err)
 			l->btf = true;
@@ -367,11 +835,13 @@ int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, s
 			vtg_info("tp_btf programs did not load or attach (%s): falling back to raw_tp",
 				 strerror(-err));
 	}
-	if (!l->adopted && !l->skel) {
+	if (!l->adopted && !l->cached && !l->skel) {
 		err = try_open(l, o, false);
 		if (err) {
 			vtg_err("cannot load or attach the stack-latency tracer: %s (run with -v for libbpf's log)",
 				strerror(-err));
+			if (l->cache_lock >= 0)
+				close(l->cache_lock);
 			free(l);
 			return err;
 		}
@@ -383,6 +853,9 @@ int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, s
 		vtg_lat_close(l);
 		return err;
 	}
+	/* Loaded afresh the way the cache wants it: keep it for the next start. */
+	if (l->cache_lock >= 0 && l->skel && l->btf == !o->force_raw_tp)
+		cache_fill(l, key);
 	*out = l;
 	return 0;
 }
@@ -392,10 +865,18 @@ void vtg_lat_close(struct vtg_lat *l)
 	if (!l)
 		return;
 	ring_buffer__free(l->rb);
+	detach_links(l);
 	close_fds(l);
+	if (l->cache_lock >= 0)
+		close(l->cache_lock);
 	/* Pinned links were disconnected: destroying the skeleton leaves them attached. */
 	latency_bpf__destroy(l->skel);
 	free(l);
+}
+
+bool vtg_lat_cached(const struct vtg_lat *l)
+{
+	return l->cached;
 }
 
 bool vtg_lat_adopted(const struct vtg_lat *l)

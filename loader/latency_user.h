@@ -44,6 +44,8 @@ struct vtg_lat_opts {
 	bool no_records;                /* histograms only: no per-packet records at all */
 	const char *pin_dir;            /* pin maps and links here; take over what is pinned
 					 * there already if it was set up the same way */
+	bool cache;                     /* without pin_dir: take the verified programs from
+					 * the warm-start cache, and keep them there */
 };
 
 struct vtg_lat;
@@ -55,6 +57,8 @@ int vtg_lat_open(const struct vtg_lat_opts *o, vtg_lat_event_fn fn, void *ctx, s
 void vtg_lat_close(struct vtg_lat *l);
 /* True when vtg_lat_open took over pinned programs instead of attaching new ones. */
 bool vtg_lat_adopted(const struct vtg_lat *l);
+/* True when the programs came from the warm-start cache (o->cache). */
+bool vtg_lat_cached(const struct vtg_lat *l);
 /* Removes the pins in dir: the pinned programs are detached. */
 int vtg_lat_unpin(const char *dir);
 /* Waits up to timeout_ms for records and hands each to fn. Returns records or -errno. */

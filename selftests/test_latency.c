@@ -14,6 +14,7 @@
 #include "test.h"
 #include "proc.h"
 #include "netns.h"
+#include "common.h"
 #include "testbed.h"
 
 #define OUT_MAX (1 << 20)
@@ -41,13 +42,14 @@ static bool bed_up(struct testbed *tb, const char *tag, int containers, int dela
 struct tracer {
 	pid_t pid;
 	int fd;
+	char first[4096]; /* its {"type":"tracing"} record */
 };
 
 static bool tracer_start(struct tracer *t, const struct testbed *tb, const char *const *args)
 {
 	const char *argv[32] = { "ip", "netns", "exec", tb->host_ns, vproc_vantage_path(), "-j",
 				 "latency", "--uplink", tb->uplink };
-	char line[4096];
+	char *line = t->first;
 	int n = 9;
 
 	for (int i = 0; args[i] && n < 31; i++)
@@ -56,7 +58,7 @@ static bool tracer_start(struct tracer *t, const struct testbed *tb, const char 
 	t->pid = vproc_spawn(argv, &t->fd);
 	if (!ASSERT_GT(t->pid, 0, "spawn vantage latency"))
 		return false;
-	if (!ASSERT_GT(vproc_read_line(t->fd, line, sizeof(line), 15000), 0, "tracing record") ||
+	if (!ASSERT_GT(vproc_read_line(t->fd, line, sizeof(t->first), 15000), 0, "tracing record") ||
 	    !ASSERT_STRSTR(line, "\"type\":\"tracing\"", "first record says tracing started")) {
 		kill(t->pid, SIGKILL);
 		vproc_wait(t->pid, 2000);
@@ -132,26 +134,165 @@ static unsigned int prog_id_mark(void)
 	return id;
 }
 
-/* No stack-latency program loaded since the mark is left (other tracers that run on
- * the machine at the same time are not ours to judge). */
+/* No stack-latency program loaded since the mark is left attached, and the only ones
+ * still loaded are the warm-start cache's (pinned under VTG_PIN_ROOT/cache, attached
+ * to nothing). Other tracers that run on the machine at the same time are not ours to
+ * judge. */
 static bool no_latency_programs_since(unsigned int mark)
 {
-	struct vproc *r = calloc(1, sizeof(*r));
-	char expr[256];
-	int left = -1;
+	char script[1536], buf[64];
+	int ok = 0;
 
-	snprintf(expr, sizeof(expr),
-		 ".[0].programs | map(select((.name | startswith(\"vtg_lat\")) and .id > %u)) | length == 0", mark);
+	snprintf(script, sizeof(script),
+		 "cached=$(for f in " VTG_PIN_ROOT "/cache/*/progs/*; do [ -e \"$f\" ] && "
+		 "bpftool -j prog show pinned \"$f\" | jq .id; done | jq -s -c .); "
+		 "links=$(bpftool -j link show | jq -c '[.[].prog_id]'); "
+		 "bpftool -j prog show | jq --argjson c \"$cached\" --argjson l \"$links\" "
+		 "'[.[] | select((.name // \"\" | startswith(\"vtg_lat\")) and .id > %u)] | "
+		 "(map(select(.id as $i | $l | any(.[]; . == $i))) | length == 0) and "
+		 "(map(select(.id as $i | $c | any(.[]; . == $i) | not)) | length == 0)'",
+		 mark);
+	const char *argv[] = { "bash", "-c", script, NULL };
+
 	/* Programs are freed after an RCU grace period: allow a moment. */
-	for (int i = 0; r && i < 40 && left != 1; i++) {
+	for (int i = 0; i < 40 && !ok; i++) {
 		if (i)
 			usleep(50000);
-		if (vproc_vantage(r, 20000, "-j", "status", NULL))
-			break;
-		left = vjson_true(r->out, expr);
+		if (nsh_exec(NULL, argv, NULL, buf, sizeof(buf)) == 0)
+			ok = !strncmp(buf, "true", 4);
 	}
+	return ok;
+}
+
+/* The warm-start cache: filled by a first run, taken by the next, reset in between. */
+static bool warm(const struct tracer *t)
+{
+	return strstr(t->first, "\"warm_start\":true") != NULL;
+}
+
+/* Runs the tracer on c1 while c1 pings n times; out gets its records. */
+static bool traced_pings(const struct testbed *tb, struct tracer *t, const char *const *args, int n,
+			 char *out, int *warm_out)
+{
+	*warm_out = -1;
+	if (!tracer_start(t, tb, args))
+		return false;
+	*warm_out = warm(t);
+	ASSERT_EQ(ping_in(tb->c[0].ns, tb->remote_ip4, n), 0, "c1 pings the remote");
+	return ASSERT_EQ(tracer_stop(t, SIGINT, out, OUT_MAX), 0, "SIGINT: clean exit");
+}
+
+static int cache_entries(void)
+{
+	const char *argv[] = { "bash", "-c", "ls -d " VTG_PIN_ROOT "/cache/latency-* 2>/dev/null | wc -l", NULL };
+	char buf[32];
+
+	return nsh_exec(NULL, argv, NULL, buf, sizeof(buf)) ? -1 : atoi(buf);
+}
+
+TEST(latency_warm_start)
+{
+	unsigned int mark = prog_id_mark();
+	struct testbed tb = {};
+	struct tracer t = { .pid = -1 }, t2 = { .pid = -1 };
+	char *out = malloc(OUT_MAX), *out2 = malloc(OUT_MAX), f[512];
+	int w = -1;
+	struct vproc *r = calloc(1, sizeof(*r));
+
+	if (!ASSERT_OK_PTR(out, "alloc") || !ASSERT_OK_PTR(out2, "alloc") || !ASSERT_OK_PTR(r, "alloc") ||
+	    !bed_up(&tb, "vlw", 1, 0))
+		goto out;
+	const char *args[] = { "--netns", tb.c[0].ns, "--proto", "icmp", NULL };
+	const char *nocache[] = { "--netns", tb.c[0].ns, "--proto", "icmp", "--no-cache", NULL };
+	/* The host namespace is new, and part of what is fixed at load: a cold start. */
+	if (!traced_pings(&tb, &t, args, 3, out, &w))
+		goto out;
+	snprintf(f, sizeof(f), ".type==\"latency\" and .dir==\"egress\" and .proto==\"icmp\"");
+
+	if (SUBTEST("cold_then_warm")) {
+		ASSERT_EQ(w, 0, "first start loads afresh");
+		ASSERT_EQ(jq_count(out, f), 3, "cold: one egress record per echo request");
+		ASSERT_GE(cache_entries(), 1, "the loaded set is kept in the cache");
+		if (traced_pings(&tb, &t, args, 4, out, &w)) {
+			ASSERT_EQ(w, 1, "second start takes the cached set");
+			ASSERT_EQ(jq_count(out, f), 4, "warm: one egress record per echo request, none of before");
+			ASSERT_EQ(jq_count(out, ".type==\"latency\" and .dir==\"ingress\" and .proto==\"icmp\""), 4,
+				  "warm: one ingress record per echo reply");
+			ASSERT_EQ(jq_count(out, ".type==\"latency_stats\" and .records==8 and .egress_done==4 and .ingress_done==4"), 1,
+				  "counters start from zero again");
+		}
+	}
+	if (SUBTEST("hist_reset")) {
+		const char *hist[] = { "--netns", tb.c[0].ns, "--proto", "icmp", "--hist", NULL };
+
+		/* --hist is another set (no records): cold, then warm; the warm one counts only its own. */
+		if (traced_pings(&tb, &t, hist, 2, out, &w) && traced_pings(&tb, &t, hist, 3, out, &w)) {
+			ASSERT_EQ(w, 1, "second --hist start is warm");
+			ASSERT_EQ(jq_count(out, ".type==\"hist\" and .dir==\"egress\" and .count==3"), 1,
+				  "the histogram holds this run's 3 packets, not the 5 of both");
+		}
+	}
+	if (SUBTEST("concurrent")) {
+		/* While one process uses the cached set, another loads its own. */
+		if (tracer_start(&t, &tb, args) && tracer_start(&t2, &tb, args)) {
+			ASSERT_EQ(ping_in(tb.c[0].ns, tb.remote_ip4, 2), 0, "c1 pings the remote");
+			ASSERT_TRUE(warm(&t) != warm(&t2), "one warm, one loaded afresh");
+			ASSERT_EQ(tracer_stop(&t2, SIGINT, out2, OUT_MAX), 0, "second exits cleanly");
+			ASSERT_EQ(tracer_stop(&t, SIGINT, out, OUT_MAX), 0, "first exits cleanly");
+			ASSERT_EQ(jq_count(out, f), 2, "first sees both requests");
+			ASSERT_EQ(jq_count(out2, f), 2, "second sees both requests");
+		}
+	}
+	if (SUBTEST("broken_entry")) {
+		const char *argv[] = { "bash", "-c", "rm -f " VTG_PIN_ROOT "/cache/latency-*/progs/vtg_lat_q_btf", NULL };
+
+		ASSERT_EQ(nsh_exec(NULL, argv, NULL, f, sizeof(f)), 0, "remove one program pin");
+		snprintf(f, sizeof(f), ".type==\"latency\" and .dir==\"egress\" and .proto==\"icmp\"");
+		if (traced_pings(&tb, &t, args, 2, out, &w)) {
+			ASSERT_EQ(w, 0, "an incomplete entry is not taken");
+			ASSERT_EQ(jq_count(out, f), 2, "loaded afresh, records as usual");
+		}
+		if (traced_pings(&tb, &t, args, 2, out, &w)) {
+			ASSERT_EQ(w, 1, "the entry was made anew");
+			ASSERT_EQ(jq_count(out, f), 2, "records as usual");
+		}
+	}
+	if (SUBTEST("no_cache")) {
+		if (traced_pings(&tb, &t, nocache, 2, out, &w)) {
+			ASSERT_EQ(w, 0, "--no-cache loads afresh");
+			ASSERT_EQ(jq_count(out, f), 2, "records as usual");
+		}
+	}
+	if (SUBTEST("detached"))
+		ASSERT_TRUE(no_latency_programs_since(mark), "nothing attached; only the cache stays loaded");
+	if (SUBTEST("clean")) {
+		ASSERT_EQ(vproc_vantage(r, 30000, "clean", NULL), 0, "vantage clean");
+		ASSERT_EQ(cache_entries(), 0, "the cache is gone");
+		const char *locks[] = { "bash", "-c", "ls /run/vantage/cache-latency-*.lock 2>/dev/null | wc -l", NULL };
+
+		ASSERT_EQ(nsh_exec(NULL, locks, NULL, f, sizeof(f)), 0, "list lock files");
+		ASSERT_EQ(atoi(f), 0, "and so are its lock files");
+		snprintf(f, sizeof(f), ".[0] | map(select((.name // \"\" | startswith(\"vtg_lat\")) and .id > %u)) | length == 0", mark);
+		const char *argv[] = { "bpftool", "-j", "prog", "show", NULL };
+		bool gone = false;
+
+		for (int i = 0; i < 40 && !gone; i++) {
+			if (i)
+				usleep(50000);
+			if (vproc_run(argv, 10000, r) == 0)
+				gone = vjson_true(r->out, f) == 1;
+		}
+		ASSERT_TRUE(gone, "no stack-latency program stays loaded");
+	}
+out:
+	if (t.pid > 0)
+		tracer_stop(&t, SIGKILL, out, OUT_MAX);
+	if (t2.pid > 0)
+		tracer_stop(&t2, SIGKILL, out2, OUT_MAX);
+	testbed_down(&tb);
+	free(out);
+	free(out2);
 	free(r);
-	return left == 1;
 }
 
 TEST(latency_records)

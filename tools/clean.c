@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sys/file.h>
 #include "vantage.h"
 #include "commands.h"
 #include "agent.h"
@@ -147,6 +148,35 @@ static int remove_pins(bool force, const struct live *lv, int nlv, int *failed)
 	return removed;
 }
 
+/* Lock files of warm-start cache entries that are gone and that nobody holds. */
+static void remove_cache_locks(void)
+{
+	DIR *d = opendir(VTG_REGISTRY_DIR);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char lock[512], entry[512], kind[32];
+		unsigned long long key;
+		int fd;
+
+		if (sscanf(de->d_name, "cache-%31[a-z]-%16llx.lock", kind, &key) != 2)
+			continue;
+		snprintf(entry, sizeof(entry), VTG_PIN_ROOT "/cache/%s-%016llx", kind, key);
+		if (!access(entry, F_OK))
+			continue;
+		snprintf(lock, sizeof(lock), VTG_REGISTRY_DIR "/%s", de->d_name);
+		fd = open(lock, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (!flock(fd, LOCK_EX | LOCK_NB))
+			unlink(lock);
+		close(fd);
+	}
+	closedir(d);
+}
+
 int cmd_clean(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -237,6 +267,7 @@ int cmd_clean(int argc, char **argv)
 				vtg_registry_remove(&reg[i]);
 		free(reg);
 		pins = remove_pins(force, lv, nlv, &failed);
+		remove_cache_locks();
 	}
 	struct jw *w = vtg_jw_stdout();
 

@@ -41,13 +41,19 @@ static const char help[] =
 	"                      --max-age, --raw-tp, --syscall-hook and --ring-kb imply this)\n"
 	"      --syscall-hook tp|raw|none  send-entry hooks: syscall tracepoints (default),\n"
 	"                      one raw sys_enter tracepoint filtered by syscall number, or\n"
-	"                      none (egress then starts when the packet reaches its first device)\n\n"
+	"                      none (egress then starts when the packet reaches its first device)\n"
+	"      --no-cache      load the programs afresh and keep nothing for the next start\n"
+	"                      (see WARM START)\n\n"
 	"With -j, one JSON object per line: first {\"type\":\"tracing\",...} once attached, then\n"
 	"{\"type\":\"latency\",\"ts_ns\":..,\"time\":..,\n"
 	"\"netns\":..,\"netns_name\":..,\"dir\":..,\"proto\":..,\"src\":..,\"dst\":..,<key fields>,\n"
 	"\"lat_ns\":..,\"segments\":[{\"point\":..,\"dev\":..,\"netns\":..,\"t_ns\":..}]}; lost records\n"
 	"as {\"type\":\"lost\",\"count\":N,\"total\":N}; a traced namespace that disappears as\n"
 	"{\"type\":\"netns_gone\",\"netns\":..}; ts_ns is CLOCK_MONOTONIC.\n\n"
+	"WARM START: loading (BTF, relocation, verification) is most of a cold start. A\n"
+	"standalone tracer keeps its verified programs and maps, pinned but attached to\n"
+	"nothing, under " VTG_PIN_ROOT "/cache; the next start with the same options takes\n"
+	"them, clears their state and attaches them. `vantage clean` removes the cache.\n\n"
 	"EXAMPLES\n"
 	"  vantage latency --all\n"
 	"  vantage -j latency --netns c1 --uplink eth0 --proto icmp\n"
@@ -360,10 +366,11 @@ int cmd_latency(int argc, char **argv)
 		{ "syscall-hook", required_argument, NULL, 'S' },
 		{ "ring-kb", required_argument, NULL, 'K' },
 		{ "standalone", no_argument, NULL, 'A' },
+		{ "no-cache", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	struct vtg_lat_opts o = { 0 };
+	struct vtg_lat_opts o = { .cache = true };
 	struct lat_state *st = calloc(1, sizeof(*st));
 	const char *uplinks[VTG_LAT_MAX_UPLINKS], *host = NULL;
 	int n_up = 0, opt, ret = VTG_EXIT_FAIL;
@@ -487,6 +494,9 @@ int cmd_latency(int argc, char **argv)
 			}
 			standalone = true;
 			break;
+		case 'C':
+			o.cache = false;
+			break;
 		default:
 			ret = vtg_usage_err("latency", "unknown option or missing value: '%s'", argv[optind - 1]);
 			goto out;
@@ -540,6 +550,7 @@ int cmd_latency(int argc, char **argv)
 
 		jw_record(w, "tracing", vtg_mono_ns());
 		jw_kstr(w, "programs", vtg_lat_mode(l));
+		jw_kbool(w, "warm_start", vtg_lat_cached(l));
 		jw_kbool(w, "all", o.all);
 		jw_key(w, "netns");
 		jw_arr(w);
