@@ -49,6 +49,7 @@ struct vtg_agent_cfg {
 	int n_policies;
 	double flow_active_s, flow_idle_s; /* "flow-timeouts ACTIVE IDLE" */
 	double cpu_budget;             /* "cpu-budget PCT"; 0 = none */
+	bool trace_on_demand;          /* "trace on-demand": traceroutes on request */
 };
 
 /* The configuration `vantage agent` runs without --config (and that `make run` starts). */
@@ -69,6 +70,12 @@ int vtg_agent_cfg_load(const char *path, struct vtg_agent_cfg *c, char *err, siz
  *                               + payload
  *   "VANTAGE/1 hist INO..."     one frame per histogram, then an END frame
  *   "VANTAGE/1 status"          one JSON line
+ *   "VANTAGE/1 trace [-j] [-v] -- ARG..."  with "trace on-demand", and the caller's
+ *                               stdin, stdout, stderr passed (SCM_RIGHTS): runs
+ *                               `vantage trace ARG...` (each ARG percent-encoded) on
+ *                               those, loading the reply parser for that run only; then
+ *                               one line {"type":"agent_exit","status":N}. The caller
+ *                               shutting its side stops the run (SIGINT).
  * Container socket (any process may connect): whatever it asks, it gets only the data
  * of its own network namespace, taken from the kernel (SO_PEERCRED -> /proc/PID/ns/net),
  * never from the request. Requests:

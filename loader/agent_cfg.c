@@ -59,7 +59,7 @@ int vtg_agent_cfg_parse(const char *text, const char *name, struct vtg_agent_cfg
 	char *buf = strdup(text), *save = NULL;
 	bool seen_latency = false, seen_proto = false, seen_count = false, seen_metrics = false;
 	bool seen_control = false, seen_containers = false, seen_pin = false, seen_age = false;
-	bool seen_host = false, seen_budget = false, seen_flowt = false;
+	bool seen_host = false, seen_budget = false, seen_flowt = false, seen_trace = false;
 	int line = 0, ret = 0;
 
 	if (!buf)
@@ -307,6 +307,17 @@ int vtg_agent_cfg_parse(const char *text, const char *name, struct vtg_agent_cfg
 				ret = fail(err, errlen, name, line, "expected a percentage of one CPU, 0 < PCT <= 100");
 				goto out;
 			}
+		} else if (!strcmp(d, "trace")) {
+			ONCE(seen_trace);
+			ARGS(1);
+			if (!strcmp(words[1], "on-demand"))
+				c->trace_on_demand = true;
+			else if (!strcmp(words[1], "off"))
+				c->trace_on_demand = false;
+			else {
+				ret = fail(err, errlen, name, line, "expected 'trace on-demand' or 'trace off'");
+				goto out;
+			}
 		} else if (!strcmp(d, "flow-timeouts")) {
 			char *e1, *e2;
 
@@ -320,7 +331,7 @@ int vtg_agent_cfg_parse(const char *text, const char *name, struct vtg_agent_cfg
 			}
 		} else {
 			ret = fail(err, errlen, name, line,
-				   "unknown directive '%s' (expected latency, proto, uplink, host, count, metrics, control, containers, pin-dir, max-age, export, policy, cpu-budget, flow-timeouts)",
+				   "unknown directive '%s' (expected latency, proto, uplink, host, count, metrics, control, containers, pin-dir, max-age, export, policy, cpu-budget, flow-timeouts, trace)",
 				   d);
 			goto out;
 		}

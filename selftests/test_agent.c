@@ -517,3 +517,130 @@ out:
 	free(m);
 	free(r);
 }
+
+/* "trace on-demand": `vantage trace` is run by the agent, on the caller's terminal; the
+ * agent keeps the capabilities for it and nothing else; containers may not ask. */
+TEST(agent_trace)
+{
+	struct testbed tb = {};
+	struct testbed_opts o;
+	struct agent_run ar = { .pid = -1 };
+	struct vproc *r = calloc(1, sizeof(*r));
+	char prefix[12], text[1024];
+
+	ar.log = calloc(1, LOG_MAX);
+	if (!ASSERT_OK_PTR(r, "alloc") || !ASSERT_OK_PTR(ar.log, "alloc"))
+		goto out;
+	if (vproc_vantage(r, 10000, "-j", "status", NULL) == 0 &&
+	    vjson_true(r->out, ".[0].agent_pid != null") == 1)
+		SKIP("an agent is already running on this machine");
+	testbed_opts_init(&o);
+	nsh_unique("vat", prefix, sizeof(prefix));
+	o.prefix = prefix;
+	o.containers = 1;
+	o.quiet = true;
+	if (!ASSERT_OK(testbed_up(&o, &tb), "testbed"))
+		goto out;
+	snprintf(ar.conf, sizeof(ar.conf), "/tmp/vtg-agent-t%d.conf", getpid());
+	snprintf(ar.ctl, sizeof(ar.ctl), "/tmp/vtg-agent-t%d.sock", getpid());
+	snprintf(ar.cont, sizeof(ar.cont), "/tmp/vtg-containers-t%d.sock", getpid());
+	snprintf(ar.pins, sizeof(ar.pins), "/sys/fs/bpf/vantage/agent-test-t%d", getpid());
+	snprintf(text, sizeof(text),
+		 "latency off\ncount uplink\nhost %s\nuplink %s\nmetrics off\n"
+		 "control %s\ncontainers %s\npin-dir %s\ntrace on-demand\n",
+		 tb.host_ns, tb.uplink, ar.ctl, ar.cont, ar.pins);
+	if (!ASSERT_OK(write_file(ar.conf, text), "config") || !agent_start(&ar))
+		goto out;
+
+	if (SUBTEST("through_agent")) {
+		const char *argv[] = { vproc_vantage_path(), "-j", "trace", "--netns", tb.c[0].ns, "-q", "1",
+				       "-w", "1", tb.remote_ip4, NULL };
+
+		vproc_run(argv, 30000, r);
+		ASSERT_EQ(r->status, 0, "the destination answered: exit status 0 from the agent's run");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"hop\")) | length == 2 and .[-1].reply == \"echo-reply\""), 1,
+			  "two hops on our stdout, the last the destination");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"done\" and .reached)) | length == 1"), 1, "reached");
+		ASSERT_TRUE(agent_wait(&ar, "traceroute finished", 5000), "the agent ran it and logged it");
+		ASSERT_STRSTR(ar.log, "\"status\":0", "with its status");
+	}
+	if (SUBTEST("exit_status")) {
+		/* Nothing answers at .99 of the remote's /24 beyond the gap limit: status 1. */
+		char dst[64];
+		const char *argv[] = { vproc_vantage_path(), "trace", "--netns", tb.c[0].ns, "-q", "1", "-w", "0.3",
+				       "-m", "3", "-g", "2", "--no-tnt", dst, NULL };
+
+		snprintf(dst, sizeof(dst), "%.*s99", (int)(strrchr(tb.remote_ip4, '.') + 1 - tb.remote_ip4), tb.remote_ip4);
+		vproc_run(argv, 30000, r);
+		ASSERT_EQ(r->status, 1, "not reached: status 1 passed back");
+		ASSERT_STRSTR(r->out, "trace to ", "text output on our stdout");
+	}
+	if (SUBTEST("interrupt")) {
+		char dst[64];
+		const char *argv[] = { vproc_vantage_path(), "trace", "--netns", tb.c[0].ns, "-q", "3", "-w", "5",
+				       "-g", "30", "--no-tnt", dst, NULL };
+		int fd;
+		double t0;
+
+		snprintf(dst, sizeof(dst), "%.*s99", (int)(strrchr(tb.remote_ip4, '.') + 1 - tb.remote_ip4), tb.remote_ip4);
+		pid_t p = vproc_spawn(argv, &fd);
+
+		if (ASSERT_GT(p, 0, "spawn")) {
+			usleep(800000);
+			t0 = vtg_now_s();
+			kill(p, SIGINT);
+			ASSERT_EQ(vproc_wait(p, 10000), 1, "interrupted: the run stops, status 1");
+			ASSERT_LT(vtg_now_s() - t0, 5.0, "within the trace's own stop time");
+			close(fd);
+			ASSERT_TRUE(agent_wait(&ar, "\"status\":1", 5000), "the agent saw its run end");
+		}
+	}
+	if (SUBTEST("container_denied")) {
+		char outfile[64], req[128];
+		struct sock_reader sr = { ar.cont, req, outfile, 1000 };
+
+		snprintf(outfile, sizeof(outfile), "/tmp/vtg-ct-%d.out", getpid());
+		snprintf(req, sizeof(req), "VANTAGE/1 trace -- %s\n", tb.remote_ip4);
+		pid_t p = nsh_spawn(tb.c[0].ns, read_socket, &sr);
+
+		if (ASSERT_GT(p, 0, "reader in c1")) {
+			nsh_wait(p, 10000);
+			char *got = slurp(outfile);
+
+			ASSERT_STRSTR(got ? got : "", "control socket only", "refused");
+			free(got);
+			ASSERT_TRUE(agent_wait(&ar, "a container asked for a traceroute", 3000), "the attempt is logged");
+		}
+		unlink(outfile);
+	}
+	if (SUBTEST("least_privilege")) {
+		char path[64], *s;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)ar.pid);
+		s = slurp(path);
+		/* SYS_PTRACE, DAC_READ_SEARCH, SYS_ADMIN (host ns) + NET_ADMIN, NET_RAW, PERFMON, BPF */
+		ASSERT_STRSTR(s, "CapEff:\t000000c000283004", "the trace's capabilities kept, nothing more");
+		free(s);
+	}
+	if (SUBTEST("standalone_flag")) {
+		const char *argv[] = { vproc_vantage_path(), "-j", "trace", "--standalone", "--netns", tb.c[0].ns,
+				       "-q", "1", "-w", "1", tb.remote_ip4, NULL };
+		size_t before = ar.len;
+
+		vproc_run(argv, 30000, r);
+		ASSERT_EQ(r->status, 0, "--standalone traces here");
+		agent_wait(&ar, "traceroute started", 500);
+		ASSERT_TRUE(strstr(ar.log + before, "traceroute started") == NULL, "without the agent");
+	}
+	ASSERT_EQ(agent_stop(&ar, SIGTERM), 0, "SIGTERM: clean exit");
+out:
+	if (ar.pid > 0)
+		agent_stop(&ar, SIGKILL);
+	if (ar.pins[0]) {
+		vproc_vantage(r, 30000, "clean", NULL);
+		unlink(ar.conf);
+	}
+	testbed_down(&tb);
+	free(ar.log);
+	free(r);
+}

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "vantage.h"
@@ -64,7 +65,7 @@ static const char help[] =
 #define DISCOVERY_S 0.5
 
 enum client_kind { CL_CONTROL, CL_CONTAINER };
-enum client_state { CS_REQUEST, CS_STREAM };
+enum client_state { CS_REQUEST, CS_STREAM, CS_TRACE };
 
 struct client {
 	int fd;
@@ -76,6 +77,9 @@ struct client {
 	int n_netns;
 	uint64_t dropped;     /* records it was too slow for */
 	uint64_t dropped_sent;
+	int pass_fd[3];       /* stdin, stdout, stderr passed with the request (SCM_RIGHTS) */
+	pid_t child;          /* CS_TRACE: the `vantage trace` run for it */
+	bool hung_up;         /* CS_TRACE: the client shut its side: the run is stopped */
 };
 
 struct uplink_count {
@@ -128,6 +132,8 @@ static void log_event(const char *type, const char *msg, const char *k1, const c
 		struct jw *w = vtg_jw_stdout();
 
 		jw_record(w, type, vtg_mono_ns());
+		if (msg && *msg)
+			jw_kstr(w, "message", msg);
 		if (k1)
 			jw_kstr(w, k1, v1 ? v1 : "");
 		if (k2)
@@ -149,6 +155,13 @@ static void log_event(const char *type, const char *msg, const char *k1, const c
 
 static void drop_client(struct agent *a, int i)
 {
+	for (int k = 0; k < 3; k++)
+		if (a->cl[i].pass_fd[k] >= 0)
+			close(a->cl[i].pass_fd[k]);
+	if (a->cl[i].child > 0) {
+		kill(a->cl[i].child, SIGKILL);
+		waitpid(a->cl[i].child, NULL, 0);
+	}
 	close(a->cl[i].fd);
 	a->cl[i] = a->cl[--a->n_cl];
 }
@@ -338,6 +351,107 @@ static void send_status(struct agent *a, struct client *c)
 }
 
 /* Handles a complete request line. Returns false when the client is to be dropped. */
+/* Decodes %XX escapes in place. */
+static void pct_decode(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		unsigned int v;
+
+		if (*s == '%' && sscanf(s + 1, "%2x", &v) == 1) {
+			*o++ = (char)v;
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+}
+
+/* "trace [-j] [-v] -- ARG...": runs `vantage trace ARG...` (this executable) on the
+ * client's behalf with the stdin, stdout and stderr it passed, so the reply parser is loaded for that
+ * run only. The run keeps the capabilities the agent kept for it ("trace on-demand"). */
+static bool start_trace(struct client *c, char **args, int nargs)
+{
+	const char *argv[48];
+	int n = 0;
+	pid_t pid;
+
+	if (c->pass_fd[0] < 0 || c->pass_fd[1] < 0 || c->pass_fd[2] < 0) {
+		const char *msg = "{\"error\":\"trace wants the caller's stdin, stdout and stderr passed with the request\"}\n";
+
+		send_all(c->fd, msg, strlen(msg));
+		return false;
+	}
+	/* Global flags (-j, -v) up to "--", then the trace's own arguments. */
+	int i = 0;
+
+	argv[n++] = "vantage";
+	for (; i < nargs && strcmp(args[i], "--"); i++)
+		if (!strcmp(args[i], "-j") || !strcmp(args[i], "-v"))
+			argv[n++] = args[i];
+	int first = ++i;
+
+	argv[n++] = "trace";
+	for (; i < nargs && n < 46; i++) {
+		pct_decode(args[i]);
+		argv[n++] = args[i];
+	}
+	argv[n++] = "--standalone";
+	argv[n] = NULL;
+	pid = fork();
+	if (pid < 0) {
+		const char *msg = "{\"error\":\"cannot start the trace\"}\n";
+
+		send_all(c->fd, msg, strlen(msg));
+		return false;
+	}
+	if (pid == 0) {
+		for (int k = 0; k < 3; k++)
+			if (dup2(c->pass_fd[k], k) < 0)
+				_exit(127);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+		execv("/proc/self/exe", (char *const *)argv);
+		_exit(127);
+	}
+	for (int k = 0; k < 3; k++) {
+		close(c->pass_fd[k]);
+		c->pass_fd[k] = -1;
+	}
+	c->child = pid;
+	c->state = CS_TRACE;
+	char cmd[256];
+	size_t off = 0;
+
+	cmd[0] = 0;
+	for (int k = first; k < nargs && off < sizeof(cmd) - 1; k++)
+		off += snprintf(cmd + off, sizeof(cmd) - off, "%s%s", k > first ? " " : "", args[k]);
+	log_event("trace", "traceroute started", "args", cmd, "pid", pid);
+	return true;
+}
+
+/* A finished trace run: its exit status to the client, which is then let go. */
+static void reap_traces(struct agent *a)
+{
+	for (int i = a->n_cl - 1; i >= 0; i--) {
+		struct client *c = &a->cl[i];
+		int st, code;
+		char line[80];
+
+		if (c->state != CS_TRACE || c->child <= 0 || waitpid(c->child, &st, WNOHANG) != c->child)
+			continue;
+		c->child = 0;
+		code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		snprintf(line, sizeof(line), "{\"type\":\"agent_exit\",\"status\":%d}\n", code);
+		send_all(c->fd, line, strlen(line));
+		log_event("trace", "traceroute finished", NULL, NULL, "status", code);
+		drop_client(a, i);
+	}
+}
+
 static bool handle_request(struct agent *a, struct client *c)
 {
 	char *words[40], *save = NULL;
@@ -350,6 +464,21 @@ static bool handle_request(struct agent *a, struct client *c)
 
 		send_all(c->fd, msg, strlen(msg));
 		return false;
+	}
+	if (!strcmp(words[1], "trace")) {
+		const char *msg = NULL;
+
+		if (c->kind != CL_CONTROL) {
+			log_event("denied", "a container asked for a traceroute", NULL, NULL, "netns", peer_netns(c->fd));
+			msg = "{\"error\":\"trace is for the control socket only\"}\n";
+		} else if (!a->cfg.trace_on_demand) {
+			msg = "{\"error\":\"trace is off in this agent's configuration (trace on-demand)\"}\n";
+		}
+		if (msg) {
+			send_all(c->fd, msg, strlen(msg));
+			return false;
+		}
+		return start_trace(c, words + 2, nw - 2);
 	}
 	if (c->kind == CL_CONTAINER) {
 		/* Whatever it asked for: only its own namespace, as the kernel says. */
@@ -484,8 +613,42 @@ static void agent_collect(struct vtg_prom_w *w, void *arg)
 static void client_read(struct agent *a, int i)
 {
 	struct client *c = &a->cl[i];
-	ssize_t n = recv(c->fd, c->req + c->req_len, sizeof(c->req) - 1 - c->req_len, MSG_DONTWAIT);
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(3 * sizeof(int))];
+	} cm;
+	struct iovec iov = { c->req + c->req_len, sizeof(c->req) - 1 - c->req_len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
 
+	if (c->kind == CL_CONTROL && c->state == CS_REQUEST) {
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = sizeof(cm.buf);
+	}
+	n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n > 0 && mh.msg_controllen) {
+		for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+			int nfd = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int), fds[3];
+
+			if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || nfd > 3)
+				continue;
+			memcpy(fds, CMSG_DATA(h), nfd * sizeof(int));
+			for (int k = 0; k < nfd; k++) {
+				if (c->pass_fd[k] >= 0)
+					close(c->pass_fd[k]);
+				c->pass_fd[k] = fds[k];
+			}
+		}
+	}
+	if (c->state == CS_TRACE) {
+		/* The caller went away or was interrupted: stop the run like Ctrl-C would;
+		 * its status still goes back once it is done. */
+		if (n == 0 && !c->hung_up && c->child > 0) {
+			kill(c->child, SIGINT);
+			c->hung_up = true;
+		}
+		return;
+	}
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -518,6 +681,7 @@ static void accept_client(struct agent *a, int k)
 	struct client *c = &a->cl[a->n_cl++];
 
 	memset(c, 0, sizeof(*c));
+	c->pass_fd[0] = c->pass_fd[1] = c->pass_fd[2] = -1;
 	c->fd = fd;
 	c->kind = k == 0 ? CL_CONTROL : CL_CONTAINER;
 }
@@ -678,11 +842,17 @@ static void discover(struct agent *a)
 /* After set-up the agent needs only: CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH to see the
  * namespaces of every process (/proc/PID/ns/net), and CAP_SYS_ADMIN for setns when its
  * uplinks live in another namespace. Maps, ring buffer and sockets are already open. */
-static int drop_caps(bool keep_setns)
+/* With "trace on-demand", the traceroutes it runs on request load and attach the reply
+ * parser (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for TC) and send probes on a raw socket
+ * (CAP_NET_RAW): those stay too, and pass to the run (no_new_privs caps an exec at
+ * what the agent holds). */
+static int drop_caps(bool keep_setns, bool keep_trace)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = {};
-	int keep[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, keep_setns ? CAP_SYS_ADMIN : -1 };
+	int keep[] = { CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, keep_setns ? CAP_SYS_ADMIN : -1,
+		       keep_trace ? CAP_BPF : -1, keep_trace ? CAP_PERFMON : -1,
+		       keep_trace ? CAP_NET_ADMIN : -1, keep_trace ? CAP_NET_RAW : -1 };
 
 	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
 		if (keep[i] < 0)
@@ -913,7 +1083,7 @@ int cmd_agent(int argc, char **argv)
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	{
-		int e = drop_caps(a->host_fd >= 0);
+		int e = drop_caps(a->host_fd >= 0, a->cfg.trace_on_demand);
 
 		if (e)
 			vtg_warn("cannot drop capabilities: %s (running with all of them)", strerror(-e));
@@ -932,8 +1102,8 @@ int cmd_agent(int argc, char **argv)
 		for (int k = 0; k < 3; k++)
 			pf[np++] = (struct pollfd){ a->lfd[k], POLLIN, 0 };
 		base = np;
-		for (int i = 0; i < a->n_cl; i++)
-			pf[np++] = (struct pollfd){ a->cl[i].fd, POLLIN, 0 };
+		for (int i = 0; i < a->n_cl; i++) /* a hung-up trace client: only its run's end */
+			pf[np++] = (struct pollfd){ a->cl[i].hung_up ? -1 : a->cl[i].fd, POLLIN, 0 };
 		nclients = np - base;
 		for (int k = 0; k < a->n_feeds; k++)
 			pf[np++] = (struct pollfd){ policy_feed_fd(a->feeds[k]), POLLIN, 0 };
@@ -993,6 +1163,7 @@ int cmd_agent(int argc, char **argv)
 				log_event("sampling", NULL, "budget", "cpu", "scale", a->budget.scale);
 			}
 		}
+		reap_traces(a);
 		/* Clients first (their indexes move as they go), then new ones. */
 		for (int i = nclients - 1; i >= 0; i--)
 			if (i < a->n_cl && (pf[base + i].revents & (POLLIN | POLLHUP | POLLERR)))

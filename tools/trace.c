@@ -10,10 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <poll.h>
+#include <limits.h>
 #include <arpa/inet.h>
 #include "vantage.h"
 #include "commands.h"
 #include "../loader/trace.h"
+#include "agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j] trace DST [-P icmp|udp|tcp] [-q N] [-w WAIT] [-f FIRST_TTL]\n"
@@ -47,6 +51,8 @@ static const char help[] =
 	"  -n, --netns NS       run inside network namespace NS (name or path)\n"
 	"      --stats          print counters, start-up time, memory and BPF run time at the end\n"
 	"      --bpf-stats      enable the kernel's BPF run-time statistics while tracing\n"
+	"      --standalone     trace here even when an agent with \"trace on-demand\" runs\n"
+	"                       (otherwise that agent runs the trace on this terminal)\n"
 	"  -j                   same as 'vantage -j trace'\n\n"
 	"Text output: one line per hop: TTL, address, RTTs, rTTLs=<time-exceeded, echo-reply>,\n"
 	"qttl=, frpla=/rtla=/uturn= when notable, tags like TNT's [MPLS,EXP,LSR], and\n"
@@ -527,10 +533,132 @@ static int read_targets(struct vtg_tr_session *s, const char *path, int *bad)
 	return n;
 }
 
+/* ---- through the agent ---- */
+
+static volatile sig_atomic_t via_stop;
+
+static void via_on_signal(int sig)
+{
+	(void)sig;
+	via_stop = 1;
+}
+
+/* Appends arg percent-encoded (no spaces or controls in the request line). */
+static bool put_arg(char *req, size_t len, size_t *off, const char *arg)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._,:/=+@-";
+
+	if (*off + 1 >= len)
+		return false;
+	req[(*off)++] = ' ';
+	for (const unsigned char *p = (const unsigned char *)arg; *p; p++) {
+		if (*off + 4 >= len)
+			return false;
+		if (strchr(ok, *p))
+			req[(*off)++] = *p;
+		else
+			*off += snprintf(req + *off, len - *off, "%%%02X", *p);
+	}
+	req[*off] = 0;
+	return true;
+}
+
+/* Runs this trace through the running agent ("trace on-demand"): the agent runs it on our
+ * stdin, stdout and stderr and sends back its exit status. Returns that status, or -1
+ * when the agent cannot (not configured for it, request too long): then we trace
+ * ourselves. */
+static int trace_via_agent(int fd, int argc, char **argv)
+{
+	char req[500], line[512], abspath[PATH_MAX];
+	size_t off = snprintf(req, sizeof(req), VTG_AGENT_PROTO " trace");
+	int fds[3] = { 0, 1, 2 }, status = -1;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(fds))];
+	} cm;
+	struct iovec iov;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			     .msg_controllen = sizeof(cm.buf) };
+	bool shut = false;
+	size_t n = 0;
+
+	if (vtg.json)
+		put_arg(req, sizeof(req), &off, "-j");
+	if (vtg.verbose)
+		put_arg(req, sizeof(req), &off, "-v");
+	put_arg(req, sizeof(req), &off, "--");
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--standalone"))
+			continue;
+		/* The agent runs elsewhere: a targets file is named by its full path. */
+		if ((!strcmp(argv[i - 1], "-T") || !strcmp(argv[i - 1], "--targets")) && strcmp(a, "-") &&
+		    realpath(a, abspath))
+			a = abspath;
+		if (!put_arg(req, sizeof(req), &off, a)) {
+			vtg_info("arguments too long to hand to the agent: tracing here");
+			return -1;
+		}
+	}
+	if (off + 1 >= sizeof(req))
+		return -1;
+	req[off++] = '\n';
+	iov = (struct iovec){ req, off };
+	memset(cm.buf, 0, sizeof(cm.buf));
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(fds));
+	memcpy(CMSG_DATA(&cm.h), fds, sizeof(fds));
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)off) {
+		vtg_info("cannot hand the trace to the agent (%s): tracing here", strerror(errno));
+		return -1;
+	}
+	signal(SIGINT, via_on_signal);
+	signal(SIGTERM, via_on_signal);
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		ssize_t k;
+
+		if (via_stop && !shut) {
+			shutdown(fd, SHUT_WR); /* the agent stops the run; its status still comes */
+			shut = true;
+		}
+		if (poll(&pf, 1, 200) <= 0)
+			continue;
+		k = read(fd, line + n, sizeof(line) - 1 - n);
+		if (k <= 0)
+			break;
+		n += k;
+		line[n] = 0;
+		char *nl = strchr(line, '\n');
+
+		if (!nl) {
+			if (n >= sizeof(line) - 1)
+				break;
+			continue;
+		}
+		*nl = 0;
+		if (sscanf(line, "{\"type\":\"agent_exit\",\"status\":%d}", &status) == 1)
+			break;
+		if (strstr(line, "is off in this agent's configuration")) {
+			vtg_info("the running agent does not trace on demand: tracing here");
+			return -1;
+		}
+		vtg_err("the agent refused the trace: %s", line);
+		return VTG_EXIT_FAIL;
+	}
+	if (status < 0) {
+		vtg_err("the agent went away before the trace ended");
+		return VTG_EXIT_FAIL;
+	}
+	return status;
+}
+
 int cmd_trace(int argc, char **argv)
 {
 	enum { O_NOREVEAL = 256, O_NOTNT, O_FRPLA, O_RTLA, O_UTURN, O_MTTL, O_RATE, O_CONC, O_STATS,
-	       O_BPFSTATS, O_PORT };
+	       O_BPFSTATS, O_PORT, O_STANDALONE };
 	static const struct option opts[] = {
 		{ "proto", required_argument, NULL, 'P' },
 		{ "queries", required_argument, NULL, 'q' },
@@ -553,6 +681,7 @@ int cmd_trace(int argc, char **argv)
 		{ "stats", no_argument, NULL, O_STATS },
 		{ "bpf-stats", no_argument, NULL, O_BPFSTATS },
 		{ "json", no_argument, NULL, 'j' },
+		{ "standalone", no_argument, NULL, O_STANDALONE },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -562,7 +691,7 @@ int cmd_trace(int argc, char **argv)
 		.tnt_params = VTG_TNT_DEFAULT_PARAMS,
 	};
 	const char *targets = NULL, *netns = NULL, *dst_arg = NULL;
-	bool stats = false;
+	bool stats = false, standalone = false;
 	long port = 0;
 	int opt, ret = VTG_EXIT_FAIL, saved = -1, bad = 0;
 	struct vtg_tr_session *s = NULL;
@@ -659,6 +788,9 @@ int cmd_trace(int argc, char **argv)
 		case 'j':
 			vtg.json = true;
 			break;
+		case O_STANDALONE:
+			standalone = true;
+			break;
 		default:
 			return vtg_usage_err("trace", "unknown option or missing value: '%s'", argv[optind - 1]);
 		}
@@ -684,6 +816,19 @@ int cmd_trace(int argc, char **argv)
 
 	if (vtg_env_setup())
 		return VTG_EXIT_FAIL;
+	if (!standalone) {
+		/* An agent configured with "trace on-demand" runs it: the reply parser is then
+		 * loaded by the agent, for this run. */
+		int afd = vtg_agent_connect();
+
+		if (afd >= 0) {
+			int st = trace_via_agent(afd, argc, argv);
+
+			close(afd);
+			if (st >= 0)
+				return st;
+		}
+	}
 	if (vtg_netns_enter_spec(netns, &saved))
 		return VTG_EXIT_FAIL;
 	s = vtg_tr_session_new(&o);
