@@ -28,7 +28,7 @@ const volatile __u32 cfg_report = 0;
 #define VTG_POL_REPORT_NO_POLICY 3
 #define VTG_POL_REPORT_CACHE_HIT 0x80
 
-/* [0]: policy slot and generation (VTG_POL_CTL); [1]: flow table slot (low bit);
+/* [0]: policy slot, its flags and generation (VTG_POL_CTL); [1]: flow table slot (low bit);
  * [2]: sampling scale of the CPU budget (see VTG_POL_CTL_SCALE). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -342,32 +342,72 @@ walked:
 	return best;
 }
 
-static __always_inline __s32 pol_classify(struct vtg_pol_hdr *hdr, __u32 slot, __u32 gen,
-					  struct vtg_pol_pkey *key, const int nd,
-					  struct vtg_pol_stats *st, bool *hit)
+/* What a packet gets: the matching rule (-1 = default) and that rule's actions and
+ * counter slot, which is all a packet needs unless it is sampled or mirrored. */
+struct pol_answer {
+	__s32 rule;
+	__u32 actions;
+	__u32 counter;
+};
+
+/* The rule of an answer in the slot, or the default. NULL only if a map is gone. */
+static __always_inline const struct vtg_pol_rule *pol_rule(__u32 slot, __s32 rule)
 {
+	struct vtg_pol_rule_blk *rb;
+
+	if (rule < 0) {
+		struct vtg_pol_hdr *hdr = bpf_map_lookup_elem(&vtg_pol_hdr, &slot);
+
+		return hdr ? &hdr->dflt : NULL;
+	}
+	rb = bpf_map_lookup_elem(&vtg_pol_rules, &slot);
+	if (!rb)
+		return NULL;
+	asm volatile("" : "+r"(rb)); /* no pointer arithmetic before the null check */
+	return &rb->r[(__u32)rule & (VTG_POL_MAX_RULES - 1)];
+}
+
+/* Key words 0..nd-1 of a cache entry against the packet's, without a branch or a loop. */
+#define POL_KDIFF(i) (c->key[i] ^ k[i])
+
+/* Returns false only if a map is gone (the packet then passes untouched, as before). */
+static __always_inline bool pol_classify(__u32 slot, __u32 gen, __u32 flags,
+					 struct vtg_pol_pkey *key, const int nd,
+					 struct vtg_pol_stats *st, bool *hit, struct pol_answer *ans)
+{
+	const struct vtg_pol_rule *act;
 	const __u32 *k = key->k;
 	struct vtg_pol_cache *c = NULL;
+	struct vtg_pol_hdr *hdr;
 	__s32 rule;
 	__u32 h;
 
-	if (!(hdr->flags & VTG_POL_F_NO_CACHE)) {
+	if (!(flags & VTG_POL_F_NO_CACHE)) {
 		h = pol_hash(k, nd) & (VTG_POL_CACHE_SIZE - 1);
 		c = bpf_map_lookup_elem(&vtg_pol_cache, &h);
 		if (c && c->gen == gen) {
-			__u32 diff = 0;
+			__u32 diff = POL_KDIFF(0) | POL_KDIFF(1) | POL_KDIFF(2) | POL_KDIFF(3) |
+				     POL_KDIFF(4) | POL_KDIFF(5) | POL_KDIFF(6);
 
-#pragma unroll
-			for (int i = 0; i < nd; i++)
-				diff |= c->key[i] ^ k[i];
+			_Static_assert(VTG_POL_NDIMS_V4 == 7 && VTG_POL_NDIMS == 13, "POL_KDIFF per dimension");
+			if (nd > VTG_POL_NDIMS_V4)
+				diff |= POL_KDIFF(7) | POL_KDIFF(8) | POL_KDIFF(9) | POL_KDIFF(10) |
+					POL_KDIFF(11) | POL_KDIFF(12);
 			if (!diff) {
 				*hit = true;
 				st->cache_hit++;
-				return c->rule;
+				ans->rule = c->rule;
+				ans->actions = c->actions;
+				ans->counter = c->counter;
+				return true;
 			}
 		}
 		st->cache_miss++;
 	}
+	/* A miss: the trees of the slot. */
+	hdr = bpf_map_lookup_elem(&vtg_pol_hdr, &slot);
+	if (!hdr)
+		return false;
 	if (nd == VTG_POL_NDIMS_V4) {
 #pragma unroll
 		for (int t = 0; t < VTG_POL_MAX_TREES; t++) {
@@ -385,19 +425,27 @@ static __always_inline __s32 pol_classify(struct vtg_pol_hdr *hdr, __u32 slot, _
 		}
 		rule = vtg_pol_walk(slot, key, 1, hdr->depth6, hdr->ntrees6);
 	}
+	act = rule < 0 ? &hdr->dflt : pol_rule(slot, rule);
+	if (!act)
+		return false;
+	ans->rule = rule;
+	ans->actions = act->actions;
+	ans->counter = act->counter;
 	if (c) {
 		c->gen = gen;
 		c->rule = rule;
+		c->actions = act->actions;
+		c->counter = act->counter;
 #pragma unroll
 		for (int i = 0; i < nd; i++)
 			c->key[i] = k[i];
 	}
-	return rule;
+	return true;
 }
 
 /* Copies the first cap bytes of the packet into a ring buffer record. */
 static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p, __u32 kind,
-				    __s32 rule, __u32 gen, const struct vtg_pol_rule *act,
+				    __s32 rule, __u32 gen, __u32 counter,
 				    __u32 dir, __u32 ifindex, __u32 want, __u64 interval)
 {
 	__u32 zero = 0, cap = want, sz;
@@ -416,7 +464,7 @@ static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p
 	s->ev.kind = kind;
 	s->ev.rule = rule;
 	s->ev.gen = gen;
-	s->ev.counter = act->counter;
+	s->ev.counter = counter;
 	s->ev.ifindex = ifindex;
 	s->ev.pkt_len = p->len;
 	s->ev.dir = dir;
@@ -444,7 +492,7 @@ static __always_inline int pol_emit(void *ctx, const bool xdp, struct vtg_pkt *p
 }
 
 static __always_inline void pol_flow(void *flows, struct vtg_pkt *p, const struct vtg_pol_pkey *key,
-				     const struct vtg_pol_rule *act, struct vtg_pol_cnt *cnt)
+				     __u32 counter, struct vtg_pol_cnt *cnt)
 {
 	struct vtg_pol_flow_key fk = {};
 	struct vtg_pol_flow *f;
@@ -470,7 +518,7 @@ static __always_inline void pol_flow(void *flows, struct vtg_pkt *p, const struc
 	if (!f) {
 		struct vtg_pol_flow nf = {
 			.packets = 1, .bytes = p->len, .first_ns = now, .last_ns = now,
-			.tcp_flags = key->tcp_flags, .counter = act->counter,
+			.tcp_flags = key->tcp_flags, .counter = counter,
 		};
 
 		if (!bpf_map_update_elem(flows, &fk, &nf, BPF_NOEXIST))
@@ -486,7 +534,7 @@ static __always_inline void pol_flow(void *flows, struct vtg_pkt *p, const struc
 	__sync_fetch_and_add(&f->bytes, p->len);
 	__sync_fetch_and_or(&f->tcp_flags, key->tcp_flags);
 	f->last_ns = now;
-	f->counter = act->counter;
+	f->counter = counter;
 }
 
 /* Classifies the packet and runs the actions; returns true to drop. */
@@ -496,33 +544,28 @@ static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p
 	__u32 zero = 0, slot, gen, status = VTG_POL_REPORT_CLASSIFIED;
 	struct vtg_pol_stats *st = bpf_map_lookup_elem(&vtg_pol_stats, &zero);
 	__u64 *ctlp = bpf_map_lookup_elem(&vtg_pol_ctl, &zero);
-	struct vtg_pol_hdr *hdr;
-	struct vtg_pol_rule *act;
+	struct pol_answer ans = { .rule = -1 };
 	struct vtg_pol_pkey key;
 	struct vtg_pol_cnt *cnt = NULL;
 	bool hit = false, drop;
-	__s32 rule = -1;
+	__u32 a, flags;
 	__u64 ctl;
-	__u32 a;
 	int kr;
 
 	if (!st || !ctlp)
 		return false;
 	st->packets++;
-	ctl = *(volatile __u64 *)ctlp; /* one load: slot and generation together */
+	ctl = *(volatile __u64 *)ctlp; /* one load: slot, its flags and generation together */
 	gen = ctl >> 32;
 	slot = ctl & 1;
+	flags = VTG_POL_CTL_FLAGS(ctl);
 	if (!gen) {
 		st->no_policy++;
 		status = VTG_POL_REPORT_NO_POLICY;
 		drop = false;
 		goto report;
 	}
-	hdr = bpf_map_lookup_elem(&vtg_pol_hdr, &slot);
-	if (!hdr)
-		return false;
-
-	kr = vtg_pol_key(p, &key, hdr->flags, dir, ifindex);
+	kr = vtg_pol_key(p, &key, flags, dir, ifindex);
 	if (kr == VTG_POL_KEY_NON_IP) {
 		st->non_ip++;
 		status = VTG_POL_REPORT_NON_IP;
@@ -530,28 +573,28 @@ static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p
 		goto report;
 	}
 	if (kr == VTG_POL_KEY_MALFORMED) {
+		const struct vtg_pol_rule *dflt;
+
 		st->malformed++;
 		status = VTG_POL_REPORT_MALFORMED;
+		dflt = pol_rule(slot, -1);
+		if (!dflt)
+			return false;
+		ans.actions = dflt->actions;
+		ans.counter = dflt->counter;
 	} else if (key.family == 4) {
-		rule = pol_classify(hdr, slot, gen, &key, VTG_POL_NDIMS_V4, st, &hit);
+		if (!pol_classify(slot, gen, flags, &key, VTG_POL_NDIMS_V4, st, &hit, &ans))
+			return false;
 	} else {
-		rule = pol_classify(hdr, slot, gen, &key, VTG_POL_NDIMS, st, &hit);
+		if (!pol_classify(slot, gen, flags, &key, VTG_POL_NDIMS, st, &hit, &ans))
+			return false;
 	}
 	if (hit)
 		status |= VTG_POL_REPORT_CACHE_HIT;
 
-	act = &hdr->dflt;
-	if (rule >= 0) {
-		struct vtg_pol_rule_blk *rb = bpf_map_lookup_elem(&vtg_pol_rules, &slot);
-
-		if (!rb)
-			return false;
-		asm volatile("" : "+r"(rb)); /* no pointer arithmetic before the null check */
-		act = &rb->r[(__u32)rule & (VTG_POL_MAX_RULES - 1)];
-	}
-	a = act->actions;
+	a = ans.actions;
 	if (a & (VTG_POL_A_COUNT | VTG_POL_A_SAMPLE | VTG_POL_A_MIRROR | VTG_POL_A_FLOW)) {
-		__u32 ci = act->counter;
+		__u32 ci = ans.counter;
 
 		cnt = bpf_map_lookup_elem(&vtg_pol_cnt, &ci);
 	}
@@ -561,28 +604,31 @@ static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p
 			cnt->packets++;
 			cnt->bytes += p->len;
 		}
-		__u64 scale = 1;
-
+		/* sample and mirror need the rule itself (1 in N, bytes to copy) */
 		if (a & (VTG_POL_A_SAMPLE | VTG_POL_A_MIRROR)) {
+			const struct vtg_pol_rule *act = pol_rule(slot, ans.rule);
 			__u32 si = VTG_POL_CTL_SCALE;
 			__u64 *sp = bpf_map_lookup_elem(&vtg_pol_ctl, &si);
+			__u64 scale = 1;
 
+			if (!act)
+				return false;
 			if (sp && *(volatile __u64 *)sp > 1)
 				scale = *(volatile __u64 *)sp;
-		}
-		if ((a & VTG_POL_A_SAMPLE) && act->sample_n && cnt->seen % (act->sample_n * scale) == 0) {
-			if (pol_emit(ctx, xdp, p, VTG_POL_EV_SAMPLE, rule, gen, act, dir, ifindex,
-				     VTG_POL_SAMPLE_CAP, act->sample_n * scale))
-				cnt->sample_lost++;
-			else
-				cnt->sampled++;
-		}
-		if ((a & VTG_POL_A_MIRROR) && (scale == 1 || cnt->seen % scale == 0)) {
-			if (pol_emit(ctx, xdp, p, VTG_POL_EV_MIRROR, rule, gen, act, dir, ifindex,
-				     act->mirror_len, scale))
-				cnt->mirror_lost++;
-			else
-				cnt->mirrored++;
+			if ((a & VTG_POL_A_SAMPLE) && act->sample_n && cnt->seen % (act->sample_n * scale) == 0) {
+				if (pol_emit(ctx, xdp, p, VTG_POL_EV_SAMPLE, ans.rule, gen, ans.counter, dir,
+					     ifindex, VTG_POL_SAMPLE_CAP, act->sample_n * scale))
+					cnt->sample_lost++;
+				else
+					cnt->sampled++;
+			}
+			if ((a & VTG_POL_A_MIRROR) && (scale == 1 || cnt->seen % scale == 0)) {
+				if (pol_emit(ctx, xdp, p, VTG_POL_EV_MIRROR, ans.rule, gen, ans.counter, dir,
+					     ifindex, act->mirror_len, scale))
+					cnt->mirror_lost++;
+				else
+					cnt->mirrored++;
+			}
 		}
 		if ((a & VTG_POL_A_FLOW) && kr == VTG_POL_KEY_OK) {
 			__u32 one = 1;
@@ -590,9 +636,9 @@ static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p
 
 			/* Two calls with constant map pointers: the verifier needs to know the map. */
 			if (fs && (*(volatile __u64 *)fs & 1))
-				pol_flow(&vtg_pol_flows1, p, &key, act, cnt);
+				pol_flow(&vtg_pol_flows1, p, &key, ans.counter, cnt);
 			else
-				pol_flow(&vtg_pol_flows, p, &key, act, cnt);
+				pol_flow(&vtg_pol_flows, p, &key, ans.counter, cnt);
 		}
 	}
 	drop = a & VTG_POL_A_DROP;
@@ -603,7 +649,7 @@ report:
 		__u8 *d = vtg_ptr(p, 0, 8);
 
 		if (d) {
-			*(__s32 *)d = rule;
+			*(__s32 *)d = ans.rule;
 			d[4] = status;
 		}
 	}

@@ -384,7 +384,7 @@ int vtg_pol_install(struct vtg_pol_maps *m, const struct vtg_pol_compiled *c, co
 	snprintf(h->source, sizeof(h->source), "%s", source ? source : "");
 
 	/* The switch: everything above is visible before the new control word. */
-	__atomic_store_n((uint64_t *)m->m_ctl, VTG_POL_CTL(nslot, ngen), __ATOMIC_RELEASE);
+	__atomic_store_n((uint64_t *)m->m_ctl, VTG_POL_CTL(nslot, ngen, h->flags), __ATOMIC_RELEASE);
 	if (bpf_map_update_elem(m->sync, &zero, &m->sync_in, BPF_ANY)) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot wait for the switch to settle: %s", strerror(errno));

@@ -68,6 +68,7 @@ enum vtg_pol_dim {
 /* Policy flags (vtg_pol_hdr.flags). */
 #define VTG_POL_F_RAW_PORTS (1u << 0) /* ports = first 4 bytes of L4 for any protocol (ClassBench) */
 #define VTG_POL_F_NO_CACHE (1u << 1)  /* bypass the flow cache (benchmarks) */
+#define VTG_POL_F_ALL (VTG_POL_F_RAW_PORTS | VTG_POL_F_NO_CACHE) /* 24 bits at most (vtg_pol_ctl) */
 
 /* A tree node cuts dimension ctl & 15 in four: with x = key[ctl & 15], the key goes to
  * child (ctl >> 4) + (x > thresh) + (x > thresh1) + (x > thresh2). A leaf points at
@@ -148,8 +149,12 @@ _Static_assert(sizeof(struct vtg_pol_hdr) == 432, "vtg_pol_hdr ABI");
 #define VTG_POL_CTL_ENTRIES 3
 #define VTG_POL_CTL_FLOWSLOT 1
 #define VTG_POL_CTL_SCALE 2
-/* vtg_pol_ctl[0]: low 32 bits = active slot (0/1), high 32 bits = generation (0 = none). */
-#define VTG_POL_CTL(slot, gen) ((__u64)(gen) << 32 | (slot))
+/* vtg_pol_ctl[0]: bit 0 = active slot (0/1), bits 8..31 = that slot's policy flags
+ * (VTG_POL_F_*, also in its vtg_pol_hdr; here so a packet answered by the flow cache
+ * reads no header), high 32 bits = generation (0 = none). */
+#define VTG_POL_CTL(slot, gen, flags) ((__u64)(gen) << 32 | (__u64)((flags) & 0xFFFFFF) << 8 | (slot))
+#define VTG_POL_CTL_FLAGS(ctl) ((__u32)(ctl) >> 8)
+_Static_assert(VTG_POL_F_ALL < (1u << 24), "policy flags fit vtg_pol_ctl");
 
 /* Per-rule counters (per-CPU), indexed by vtg_pol_rule.counter. */
 struct vtg_pol_cnt {
@@ -173,14 +178,20 @@ struct vtg_pol_stats {
 };
 _Static_assert(sizeof(struct vtg_pol_stats) == 64, "vtg_pol_stats ABI");
 
-/* Flow cache entry (per-CPU array, direct mapped by a hash of the key). */
+/* Flow cache entry (per-CPU array, direct mapped by a hash of the key). It carries the
+ * rule's actions and counter slot too, so a hit reads no rule: one cache line per packet
+ * for the answer (the rule itself only for sample and mirror). */
 struct vtg_pol_cache {
 	__u32 gen;        /* 0 = empty */
 	__s32 rule;       /* rule index in the slot, -1 = default */
 	__u32 key[VTG_POL_NDIMS];
-	__u32 pad;
+	__u16 counter;    /* the rule's vtg_pol_rule.counter */
+	__u8 actions;     /* the rule's vtg_pol_rule.actions */
+	__u8 pad;
 };
 _Static_assert(sizeof(struct vtg_pol_cache) == 64, "vtg_pol_cache ABI");
+_Static_assert(VTG_POL_MAX_COUNTERS <= 65536, "counter slots fit vtg_pol_cache.counter");
+_Static_assert(VTG_POL_A_PASS < 256, "actions fit vtg_pol_cache.actions");
 
 /* Flow statistics (`flow` action). */
 struct vtg_pol_flow_key {
