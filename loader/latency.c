@@ -69,29 +69,15 @@ struct vtg_lat {
 
 #define SWEEP_INTERVAL_S 0.5
 
-/* In-flight entries that were never met again (dropped packets, traffic between two
- * containers, replies for namespaces not traced) are removed here once they are older
- * than max_age: the kernel side uses plain hashes, which do not evict. */
+/* UDP datagrams queued to a socket that never received them (closed) are removed here
+ * once older than max_age: those tables are hashes, which do not evict. (The in-flight
+ * and arrived tables are slot arrays whose old entries are simply overwritten.) */
 static void sweep(struct vtg_lat *l)
 {
 	uint64_t now = vtg_mono_ns();
 	__u64 k, next, *prev = NULL;
 	struct vtg_lat_inflight e;
 
-	/* In flight, and arrived but never received (the socket closed, say). */
-	for (int m = 0; m < 2; m++) {
-		int fd = l->fd[m ? LM_ARRIVED : LM_INFLIGHT];
-
-		prev = NULL;
-		while (!bpf_map_get_next_key(fd, prev, &next)) {
-			k = next;
-			prev = &k;
-			if (!bpf_map_lookup_elem(fd, &k, &e) && now > e.start_ns &&
-			    now - e.start_ns > l->max_age_ns)
-				bpf_map_delete_elem(fd, &k);
-		}
-	}
-	/* UDP datagrams queued to a socket that never received them (closed). */
 	int fd_q = l->fd[LM_UDPQ], fd_sk = l->fd[LM_UDPSK];
 	struct vtg_lat_udpq_key qk, qnext, *qprev = NULL;
 	struct vtg_lat_udpsk sq;
@@ -162,19 +148,33 @@ static void set_rodata(struct latency_bpf__rodata *r, const struct vtg_lat_opts 
 	r->emit_records = !o->no_records;
 }
 
+/* A new slot generation for this run: entries an earlier run of the same programs
+ * left in the slot tables are free for this one (no clearing of ~15 MB). */
+static void new_generation(struct vtg_lat *l)
+{
+	__u32 g = (__u32)(vtg_mono_ns() >> 10);
+
+	if (g == 0 || g == l->bss->gen)
+		g = l->bss->gen + 1 ? l->bss->gen + 1 : 1;
+	l->bss->gen = g;
+}
+
 /* Writes what may change at run time: uplinks and traced namespaces. */
 static int apply_runtime(struct vtg_lat *l, const struct vtg_lat_opts *o)
 {
+	/* Zero after a load or a cache reset; a running set taken over keeps its own. */
+	if (!l->bss->gen)
+		new_generation(l);
 	for (int i = 0; i < o->n_uplinks && i < VTG_LAT_MAX_UPLINKS; i++) {
 		l->bss->uplink_ifindex[i] = o->uplinks[i].ifindex;
 		l->bss->uplink_netns[i] = o->uplinks[i].netns;
 	}
 	l->bss->n_uplinks = o->n_uplinks;
 	for (int i = 0; i < o->n_netns; i++) {
-		__u32 v = 0;
+		int err = vtg_lat_add_netns(l, o->netns[i]);
 
-		if (bpf_map_update_elem(l->fd[LM_NETNS], &o->netns[i], &v, BPF_ANY))
-			return -errno;
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -599,8 +599,6 @@ static int cache_reset(struct vtg_lat *l)
 		bpf_map_update_elem(l->fd[LM_STATS], &k, zero, BPF_ANY);
 	free(zero);
 	clear_hash(l->fd[LM_HIST]);
-	clear_hash(l->fd[LM_INFLIGHT]);
-	clear_hash(l->fd[LM_ARRIVED]);
 	clear_hash(l->fd[LM_UDPQ]);
 	clear_hash(l->fd[LM_UDPSK]);
 	clear_hash(l->fd[LM_NETNS]);
@@ -913,16 +911,74 @@ const char *vtg_lat_mode(const struct vtg_lat *l)
 	return l->btf ? "tp_btf" : "raw_tp";
 }
 
+/* The traced set lives in the map vtg_lat_netns; its first VTG_LAT_INLINE_NETNS members
+ * are also in the bss array the programs compare inline, and netns_spill tells them
+ * to ask the map about the rest. Writers keep every member findable at every moment:
+ * an entry is written before the count grows, and moved before the count shrinks. */
+static int inline_find(const struct latency_bpf__bss *b, uint32_t ino)
+{
+	for (__u32 i = 0; i < b->n_traced_netns && i < VTG_LAT_INLINE_NETNS; i++)
+		if (b->traced_netns[i] == ino)
+			return (int)i;
+	return -1;
+}
+
+static void inline_add(struct latency_bpf__bss *b, uint32_t ino)
+{
+	if (inline_find(b, ino) >= 0)
+		return;
+	if (b->n_traced_netns < VTG_LAT_INLINE_NETNS) {
+		b->traced_netns[b->n_traced_netns] = ino;
+		__sync_synchronize();
+		b->n_traced_netns++;
+	} else {
+		b->netns_spill = 1;
+	}
+}
+
 int vtg_lat_add_netns(struct vtg_lat *l, uint32_t ino)
 {
 	__u32 v = 0;
 
-	return bpf_map_update_elem(l->fd[LM_NETNS], &ino, &v, BPF_ANY) ? -errno : 0;
+	if (bpf_map_update_elem(l->fd[LM_NETNS], &ino, &v, BPF_ANY))
+		return -errno;
+	inline_add(l->bss, ino);
+	return 0;
 }
 
 int vtg_lat_del_netns(struct vtg_lat *l, uint32_t ino)
 {
-	return bpf_map_delete_elem(l->fd[LM_NETNS], &ino) ? -errno : 0;
+	struct latency_bpf__bss *b = l->bss;
+	int i, err = 0;
+
+	if (bpf_map_delete_elem(l->fd[LM_NETNS], &ino))
+		err = -errno;
+	i = inline_find(b, ino);
+	if (i >= 0) {
+		__u32 last = b->n_traced_netns - 1;
+
+		b->traced_netns[i] = b->traced_netns[last];
+		__sync_synchronize();
+		b->n_traced_netns = last;
+	}
+	if (b->netns_spill) {
+		/* Room again: members that were only in the map move inline. */
+		__u32 k, next, *prev = NULL;
+		bool rest = false;
+
+		while (!bpf_map_get_next_key(l->fd[LM_NETNS], prev, &next)) {
+			k = next;
+			prev = &k;
+			if (inline_find(b, k) >= 0)
+				continue;
+			if (b->n_traced_netns < VTG_LAT_INLINE_NETNS)
+				inline_add(b, k);
+			else
+				rest = true;
+		}
+		b->netns_spill = rest;
+	}
+	return err;
 }
 
 int vtg_lat_stats(struct vtg_lat *l, uint64_t out[VTG_LAT_ST_MAX])

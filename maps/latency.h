@@ -71,11 +71,21 @@ struct vtg_lat_event {
 };
 _Static_assert(sizeof(struct vtg_lat_event) == 32 + 48 + 16 * VTG_LAT_MAX_SEG, "vtg_lat_event ABI");
 
-/* A packet in flight: hash vtg_lat_inflight keyed by skb pointer (kernel-only values,
- * read by user space only to sweep entries never met again). */
+/* A packet in flight: a slot of the arrays vtg_lat_inflight (keyed by skb pointer) and
+ * vtg_lat_arrived (keyed by skb->head). Each is a table of slot pairs: a key hashes to
+ * one pair, either slot may hold it (kernel-only values; user space never reads them).
+ * A slot is free when its tag is 0, its generation is not the run's, or it is older
+ * than the maximum age; when both slots of a pair are busy the older entry is evicted
+ * (counted). */
+#define VTG_LAT_SLOT_BITS 15
+#define VTG_LAT_SLOTS (1u << VTG_LAT_SLOT_BITS)
+
 struct vtg_lat_inflight {
+	__u64 tag;       /* skb pointer (in flight) or skb->head (arrived); 0: free */
+	__u32 gen;       /* run that wrote it (bss gen): slots of other runs are free */
+	__u32 pad0;
 	__u64 start_ns;
-	__u64 head;      /* skb->head it is indexed by in vtg_lat_byhead (0: none) */
+	__u64 head;      /* skb->head it is known by once arrived (0: not yet) */
 	__u64 cur_head;  /* skb->head when last seen: a freed and reused skb has another */
 	__u32 fp;        /* fingerprint of fields NAT leaves alone */
 	__u32 netns;     /* traced namespace (ingress: 0 until the packet reaches it) */
@@ -87,7 +97,7 @@ struct vtg_lat_inflight {
 	struct vtg_lat_key key;
 	struct vtg_lat_seg seg[VTG_LAT_MAX_SEG];
 };
-_Static_assert(sizeof(struct vtg_lat_inflight) == 40 + 48 + 16 * VTG_LAT_MAX_SEG, "vtg_lat_inflight ABI");
+_Static_assert(sizeof(struct vtg_lat_inflight) == 56 + 48 + 16 * VTG_LAT_MAX_SEG, "vtg_lat_inflight ABI");
 
 /* UDP datagrams waiting in a socket's receive queue: hash vtg_lat_udpq keyed by
  * (socket, position in its queue), with the positions in vtg_lat_udpsk. udp_recvmsg
@@ -139,7 +149,10 @@ struct vtg_lat_dev_key {
 };
 _Static_assert(sizeof(struct vtg_lat_dev_key) == 8, "vtg_lat_dev_key ABI");
 
-/* Traced namespaces: hash vtg_lat_netns, netns inode -> flags (reserved, 0). */
+/* Traced namespaces: hash vtg_lat_netns, netns inode -> flags (reserved, 0); the first
+ * VTG_LAT_INLINE_NETNS are also in the program's bss array traced_netns (compared
+ * inline), the map is consulted only when there are more. */
+#define VTG_LAT_INLINE_NETNS 16
 
 /* Counters: per-CPU array vtg_lat_stats indexed by these. */
 enum vtg_lat_stat {
@@ -155,6 +168,8 @@ enum vtg_lat_stat {
 	VTG_LAT_ST_RECV_UNMATCHED,     /* copied to a traced socket without an entry */
 	VTG_LAT_ST_REUSED,             /* met again on another buffer and another packet: the
 					* skb was freed and reused; the entry dropped */
+	VTG_LAT_ST_EVICTED,            /* a live entry pushed out of its slot pair by a newer
+					* packet whose key hashed to the same pair */
 	VTG_LAT_ST_MAX,
 };
 

@@ -160,6 +160,7 @@ static void print_stats(struct vtg_lat *l, struct lat_state *st)
 	static const char *const names[VTG_LAT_ST_MAX] = {
 		"egress_started", "ingress_started", "egress_done", "ingress_done", "stale",
 		"mismatch", "table_full", "ringbuf_full", "seg_overflow", "recv_unmatched", "reused",
+		"evicted",
 	};
 
 	if (vtg_lat_stats(l, s))

@@ -753,6 +753,7 @@ int cmd_ping(int argc, char **argv)
 				jw_ku64(w, "mismatch", st[VTG_LAT_ST_MISMATCH]);
 				jw_ku64(w, "reused", st[VTG_LAT_ST_REUSED]);
 				jw_ku64(w, "table_full", st[VTG_LAT_ST_TABLE_FULL]);
+				jw_ku64(w, "evicted", st[VTG_LAT_ST_EVICTED]);
 				jw_ku64(w, "ringbuf_full", st[VTG_LAT_ST_RINGBUF_FULL]);
 				jw_ku64(w, "recv_unmatched", st[VTG_LAT_ST_RECV_UNMATCHED]);
 				jw_ku64(w, "ingress_started", st[VTG_LAT_ST_INGRESS_STARTED]);

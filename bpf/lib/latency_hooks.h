@@ -47,12 +47,13 @@ static __always_inline unsigned char *LH_NAME(tx_l3)(const struct sk_buff *skb)
 
 static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 {
-	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+	__u64 now = 0, key = (__u64)skb;
 	const struct net_device *dev;
 	const struct sock *sk;
-	struct inflight *e, *n;
+	struct inflight *e;
 	struct task_state *t;
-	__u32 sns;
+	struct vtg_lat_key k;
+	__u32 sns, fp;
 	unsigned char *l3;
 
 	dev = LH_RD(skb, dev);
@@ -63,60 +64,67 @@ static __always_inline int LH_NAME(on_queue)(struct sk_buff *skb)
 	 * back for the next packet, so an old entry may look like this one). */
 	bool fresh = sns && LH_NAME(dev_netns)(dev) == sns && netns_traced(sns);
 
-	if (!fresh && recently_active(now)) {
-		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-		if (e && !expired(e, key, now)) {
-			if (same_packet(e, (__u64)LH_RD(skb, head), LH_NAME(tx_l3)(skb))) {
-				/* An intermediate hop. */
-				add_seg(e, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
-				return 0;
+	if (!fresh) {
+		e = tbl_find(&vtg_lat_inflight, key);
+		if (e) {
+			now = bpf_ktime_get_ns();
+			if (!expired(e, key, now)) {
+				if (same_packet(e, (__u64)LH_RD(skb, head), LH_NAME(tx_l3)(skb))) {
+					/* An intermediate hop. */
+					add_seg(e, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex),
+						LH_NAME(dev_netns)(dev), now);
+					return 0;
+				}
+				/* A reused skb: the entry was about a packet long gone. */
+				stat_inc(VTG_LAT_ST_REUSED);
+				tbl_drop(e, key);
 			}
-			/* A reused skb: the entry was about a packet long gone. */
-			stat_inc(VTG_LAT_ST_REUSED);
-			bpf_map_delete_elem(&vtg_lat_inflight, &key);
 		}
+		/* A new egress packet: sent by a socket of a traced namespace. */
+		if (!netns_traced(sns))
+			return 0;
 	}
-	/* A new egress packet: sent by a socket of a traced namespace. */
-	if (!fresh && !netns_traced(sns))
-		return 0;
-	n = scratch();
 	l3 = LH_NAME(tx_l3)(skb);
-	if (!n || !l3 || parse_key(l3, &n->key, &n->fp))
+	if (!l3 || parse_key(l3, &k, &fp))
+		return 0;
+	if (!now)
+		now = bpf_ktime_get_ns();
+	e = tbl_claim(&vtg_lat_inflight, key, now);
+	if (!e)
 		return 0;
 	t = task_state(false);
-	n->nseg = 0;
-	n->dir = VTG_LAT_EGRESS;
-	n->netns = sns;
-	n->have_key = 1;
-	n->head = 0;
-	n->cur_head = (__u64)LH_RD(skb, head);
+	e->fp = fp;
+	e->key = k;
+	e->nseg = 0;
+	e->dir = VTG_LAT_EGRESS;
+	e->netns = sns;
+	e->have_key = 1;
+	e->head = 0;
+	e->cur_head = (__u64)LH_RD(skb, head);
 	if (t && t->send_valid && t->send_netns == sns && now - t->send_ts < SEND_CTX_MAX_AGE_NS) {
-		n->start_ns = t->send_ts;
-		n->start_point = VTG_LAT_PT_SYSCALL;
-		n->pid = bpf_get_current_pid_tgid() >> 32;
-		add_seg(n, VTG_LAT_PT_SYSCALL, 0, sns, t->send_ts);
+		e->start_ns = t->send_ts;
+		e->start_point = VTG_LAT_PT_SYSCALL;
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		add_seg(e, VTG_LAT_PT_SYSCALL, 0, sns, t->send_ts);
 	} else {
 		/* Sent outside a send call (TCP from softirq, a timer): starts here. */
-		n->start_ns = now;
-		n->start_point = VTG_LAT_PT_QUEUE;
-		n->pid = 0;
+		e->start_point = VTG_LAT_PT_QUEUE;
+		e->pid = 0;
 	}
-	add_seg(n, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
-	if (!insert(key, n, now))
-		stat_inc(VTG_LAT_ST_EGRESS_STARTED);
+	add_seg(e, VTG_LAT_PT_QUEUE, LH_RD(dev, ifindex), LH_NAME(dev_netns)(dev), now);
+	tbl_publish(e, key);
+	stat_inc(VTG_LAT_ST_EGRESS_STARTED);
 	return 0;
 }
 
 static __always_inline int LH_NAME(on_xmit)(const struct sk_buff *skb, const struct net_device *dev)
 {
-	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+	__u64 now, key = (__u64)skb;
 	struct vtg_lat_key k;
 	struct inflight *e;
 	unsigned char *l3;
 	__u32 dns, ifindex, fp;
 
-	if (!recently_active(now))
-		return 0;
 	/* Only the uplinks end anything: other devices cost no lookup (and, unless their
 	 * index matches an uplink's, not even the reads of their namespace). */
 	ifindex = LH_RD(dev, ifindex);
@@ -125,19 +133,22 @@ static __always_inline int LH_NAME(on_xmit)(const struct sk_buff *skb, const str
 	dns = LH_NAME(dev_netns)(dev);
 	if (!is_uplink(ifindex, dns))
 		return 0;
-	e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-	if (!e || e->dir != VTG_LAT_EGRESS || expired(e, key, now))
+	e = tbl_find(&vtg_lat_inflight, key);
+	if (!e || e->dir != VTG_LAT_EGRESS)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (expired(e, key, now))
 		return 0;
 	/* The end: is this still the packet the entry was made for? */
 	l3 = LH_NAME(tx_l3)(skb);
 	if (!l3 || parse_key(l3, &k, &fp) || fp != e->fp) {
 		stat_inc(VTG_LAT_ST_MISMATCH);
-		bpf_map_delete_elem(&vtg_lat_inflight, &key);
+		tbl_drop(e, key);
 		return 0;
 	}
 	add_seg(e, VTG_LAT_PT_XMIT, ifindex, dns, now);
 	emit(e, now);
-	bpf_map_delete_elem(&vtg_lat_inflight, &key);
+	tbl_drop(e, key);
 	return 0;
 }
 
@@ -145,88 +156,90 @@ static __always_inline int LH_NAME(on_xmit)(const struct sk_buff *skb, const str
 
 static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 {
-	__u64 now = bpf_ktime_get_ns(), key = (__u64)skb;
+	__u64 now, key = (__u64)skb, head;
 	const struct net_device *dev = LH_RD(skb, dev);
 	__u32 dns = LH_NAME(dev_netns)(dev), ifindex = LH_RD(dev, ifindex), fp;
-	struct inflight *e = NULL, *n;
+	struct inflight *e, *v;
 	struct vtg_lat_key k;
 	unsigned char *l3;
 
 	/* Received on an uplink: a new packet (each receive path passes one of these
 	 * tracepoints once per device), whatever the table says. */
-	bool uplink = is_uplink(ifindex, dns);
-
-	if (!uplink && recently_active(now))
-		e = bpf_map_lookup_elem(&vtg_lat_inflight, &key);
-	if (e) {
-		if (expired(e, key, now)) {
-			e = NULL;
-		} else if (!same_packet(e, (__u64)LH_RD(skb, head), LH_RD(skb, data))) {
+	if (!is_uplink(ifindex, dns)) {
+		e = tbl_find(&vtg_lat_inflight, key);
+		if (!e)
+			return 0;
+		now = bpf_ktime_get_ns();
+		if (expired(e, key, now))
+			return 0;
+		head = (__u64)LH_RD(skb, head);
+		l3 = LH_RD(skb, data);
+		if (!same_packet(e, head, l3)) {
 			/* A reused skb: the entry was about a packet long gone. */
 			stat_inc(VTG_LAT_ST_REUSED);
-			bpf_map_delete_elem(&vtg_lat_inflight, &key);
-			e = NULL;
+			tbl_drop(e, key);
+			return 0;
 		}
-	}
-	if (e) {
 		add_seg(e, VTG_LAT_PT_RX, ifindex, dns, now);
 		if (e->dir != VTG_LAT_INGRESS || e->netns || !netns_traced(dns))
 			return 0;
 		/* Arrived in the container: the key as the application sees it, and the
 		 * check that this is the packet the entry was made for. */
-		l3 = LH_RD(skb, data);
 		if (parse_key(l3, &k, &fp) || fp != e->fp) {
 			stat_inc(VTG_LAT_ST_MISMATCH);
-			bpf_map_delete_elem(&vtg_lat_inflight, &key);
+			tbl_drop(e, key);
 			return 0;
 		}
-		e->key = k;
-		e->have_key = 1;
-		e->netns = dns;
 		/* From here on it is known by its data buffer (see vtg_lat_arrived). */
-		e->head = (__u64)LH_RD(skb, head);
-		if (bpf_map_update_elem(&vtg_lat_arrived, &e->head, e, BPF_ANY))
-			stat_inc(VTG_LAT_ST_TABLE_FULL);
-		bpf_map_delete_elem(&vtg_lat_inflight, &key);
-		return 0;
-	}
-	if (!uplink)
-		return 0;
-	/* A new ingress packet on an uplink. */
-	n = scratch();
-	l3 = LH_RD(skb, data);
-	if (!n || parse_key(l3, &n->key, &n->fp))
-		return 0;
-	n->start_ns = now;
-	n->head = 0;
-	n->cur_head = (__u64)LH_RD(skb, head);
-	n->pid = 0;
-	n->dir = VTG_LAT_INGRESS;
-	n->nseg = 0;
-	n->start_point = VTG_LAT_PT_RX;
-	/* Tracing the uplinks' own namespace: the packet is already where it goes. */
-	n->netns = netns_traced(dns) ? dns : 0;
-	n->have_key = n->netns != 0;
-	add_seg(n, VTG_LAT_PT_RX, ifindex, dns, now);
-	if (n->netns) {
-		/* Already where it goes: known by its data buffer at once. */
-		n->head = (__u64)LH_RD(skb, head);
-		if (bpf_map_update_elem(&vtg_lat_arrived, &n->head, n, BPF_ANY)) {
-			stat_inc(VTG_LAT_ST_TABLE_FULL);
-			return 0;
+		v = tbl_claim(&vtg_lat_arrived, head, now);
+		if (v) {
+			__builtin_memcpy(&v->start_ns, &e->start_ns,
+					 sizeof(*e) - __builtin_offsetof(struct inflight, start_ns));
+			v->key = k;
+			v->have_key = 1;
+			v->netns = dns;
+			v->head = head;
+			tbl_publish(v, head);
 		}
-		last_create_ns = now;
-		stat_inc(VTG_LAT_ST_INGRESS_STARTED);
+		tbl_drop(e, key);
 		return 0;
 	}
-	if (!insert(key, n, now))
-		stat_inc(VTG_LAT_ST_INGRESS_STARTED);
+	/* A new ingress packet on an uplink. */
+	l3 = LH_RD(skb, data);
+	if (parse_key(l3, &k, &fp))
+		return 0;
+	now = bpf_ktime_get_ns();
+	head = (__u64)LH_RD(skb, head);
+	/* Tracing the uplinks' own namespace: the packet is already where it goes, and
+	 * known by its data buffer at once. */
+	if (netns_traced(dns)) {
+		key = head;
+		e = tbl_claim(&vtg_lat_arrived, key, now);
+	} else {
+		dns = 0;
+		e = tbl_claim(&vtg_lat_inflight, key, now);
+	}
+	if (!e)
+		return 0;
+	e->fp = fp;
+	e->key = k;
+	e->cur_head = head;
+	e->head = dns ? head : 0;
+	e->pid = 0;
+	e->dir = VTG_LAT_INGRESS;
+	e->nseg = 0;
+	e->start_point = VTG_LAT_PT_RX;
+	e->netns = dns;
+	e->have_key = dns != 0;
+	add_seg(e, VTG_LAT_PT_RX, ifindex, LH_NAME(dev_netns)(dev), now);
+	tbl_publish(e, key);
+	stat_inc(VTG_LAT_ST_INGRESS_STARTED);
 	return 0;
 }
 
-/* The packet of entry e (key) reaches the application inside a receive call: it waits
- * in this CPU's slot for the call to return. */
-static __always_inline int LH_NAME(to_receiver)(struct inflight *e, __u64 key, __u32 tns, __u64 now)
+/* The packet of entry e (tag) reaches the application inside a receive call: it waits
+ * in this thread's state for the call to return. */
+static __always_inline int LH_NAME(to_receiver)(struct inflight *e, __u64 tag, __u32 tns, __u64 now)
 {
 	struct task_state *t = task_state(true);
 
@@ -241,27 +254,26 @@ static __always_inline int LH_NAME(to_receiver)(struct inflight *e, __u64 key, _
 	add_seg(e, VTG_LAT_PT_COPY, 0, tns, now);
 	__builtin_memcpy(&t->recv, e, sizeof(*e));
 	t->recv_valid = 1;
-	bpf_map_delete_elem(&vtg_lat_arrived, &key);
+	tbl_drop(e, tag);
 	return 0;
 }
 
 static __always_inline int LH_NAME(on_copy)(const struct sk_buff *skb)
 {
-	__u64 now = bpf_ktime_get_ns(), key;
+	__u64 now, key;
 	struct inflight *e;
 	const struct sock *rsk;
 	__u32 tns;
 
-	if (!recently_active(now))
-		return 0;
 	/* The skb copied may be the one that arrived or a clone of it: same buffer. */
 	key = (__u64)LH_RD(skb, head);
-	e = bpf_map_lookup_elem(&vtg_lat_arrived, &key);
+	e = tbl_find(&vtg_lat_arrived, key);
 	if (!e || e->dir != VTG_LAT_INGRESS)
 		return 0;
+	now = bpf_ktime_get_ns();
 	if (now - e->start_ns > max_age_ns) {
 		stat_inc(VTG_LAT_ST_STALE);
-		bpf_map_delete_elem(&vtg_lat_arrived, &key);
+		tbl_drop(e, key);
 		return 0;
 	}
 	/* The receiving socket's namespace (a prober may hold a socket in a namespace it
@@ -285,12 +297,12 @@ static __always_inline int LH_NAME(on_copy)(const struct sk_buff *skb)
  * UDP packet moves from the in-flight table to the socket's queue of waiting ones. */
 static __always_inline int LH_NAME(on_data_ready)(const struct sock *sk)
 {
-	__u64 now = bpf_ktime_get_ns(), key, skv = (__u64)sk;
+	__u64 now, key, skv = (__u64)sk;
 	struct vtg_lat_udpq_key qk = { .sk = skv };
 	struct vtg_lat_udpsk *q, fresh = {};
 	struct inflight *e;
 
-	if (!recently_active(now) || LH_RD(sk, sk_protocol) != IPPROTO_UDP)
+	if (LH_RD(sk, sk_protocol) != IPPROTO_UDP)
 		return 0;
 	{
 		const struct sk_buff *tail = LH_RD(sk, sk_receive_queue.prev);
@@ -299,12 +311,13 @@ static __always_inline int LH_NAME(on_data_ready)(const struct sock *sk)
 			return 0; /* an empty queue points at itself */
 		key = (__u64)LH_RD(tail, head);
 	}
-	e = bpf_map_lookup_elem(&vtg_lat_arrived, &key);
+	e = tbl_find(&vtg_lat_arrived, key);
 	if (!e || e->dir != VTG_LAT_INGRESS || e->key.proto != IPPROTO_UDP)
 		return 0;
+	now = bpf_ktime_get_ns();
 	if (now - e->start_ns > max_age_ns) {
 		stat_inc(VTG_LAT_ST_STALE);
-		bpf_map_delete_elem(&vtg_lat_arrived, &key);
+		tbl_drop(e, key);
 		return 0;
 	}
 	q = bpf_map_lookup_elem(&vtg_lat_udpsk, &skv);
@@ -325,7 +338,7 @@ static __always_inline int LH_NAME(on_data_ready)(const struct sock *sk)
 	q->in++;
 	q->last_ns = now;
 	__sync_fetch_and_add(&udp_queued, 1);
-	bpf_map_delete_elem(&vtg_lat_arrived, &key);
+	tbl_drop(e, key);
 	return 0;
 }
 
