@@ -124,8 +124,10 @@ static void select_programs(struct latency_bpf *skel, bool btf, enum vtg_lat_sys
 		const char *n = bpf_program__name(p);
 		bool load;
 
-		if (!strcmp(n, "vtg_lat_sys_raw"))
-			load = sys == VTG_LAT_SYSHOOK_RAW;
+		if (!strcmp(n, "vtg_lat_sys_btf"))
+			load = sys == VTG_LAT_SYSHOOK_RAW && btf;
+		else if (!strcmp(n, "vtg_lat_sys_raw"))
+			load = sys == VTG_LAT_SYSHOOK_RAW && !btf;
 		else if (!strncmp(n, "vtg_lat_sl_", 11)) /* closes a send call: needs an opener */
 			load = sys != VTG_LAT_SYSHOOK_NONE && (ends_with(n, "_btf") ? btf : !btf);
 		else if (ends_with(n, "_btf"))

@@ -17,8 +17,10 @@
 #define VTG_LAT_PROTO_ALL 7
 
 enum vtg_lat_syshook {
-	VTG_LAT_SYSHOOK_TP = 0, /* syscalls:sys_enter_{sendto,sendmsg,sendmmsg,write} */
-	VTG_LAT_SYSHOOK_RAW,    /* raw_tp sys_enter, filtered by syscall number */
+	VTG_LAT_SYSHOOK_RAW = 0, /* the raw tracepoint sys_enter, filtered by syscall number
+				  * (tp_btf, or raw_tp with the fallback set): the default,
+				  * measured cheapest (make bench B=latency) */
+	VTG_LAT_SYSHOOK_TP,      /* syscalls:sys_enter_{sendto,sendmsg,sendmmsg,write} */
 	VTG_LAT_SYSHOOK_NONE,   /* no send-entry hook: egress starts at the first device */
 };
 

@@ -115,8 +115,8 @@ int vtg_netns_list(struct vtg_netns **out)
 		}
 		closedir(d);
 	}
-	if (!stat("/proc/1/ns/net", &st)) {
-		err = add_ns(&arr, &n, &cap, st.st_ino, "init", "/proc/1/ns/net");
+	if (!stat(vtg_netns_init_path(), &st)) {
+		err = add_ns(&arr, &n, &cap, st.st_ino, "init", vtg_netns_init_path());
 		if (err)
 			goto fail;
 	}
@@ -270,4 +270,13 @@ const char *vtg_netns_ifname(uint32_t ino, uint32_t ifindex)
 	ifcache[ifcache_n].ifindex = ifindex;
 	memcpy(ifcache[ifcache_n].name, name, sizeof(name));
 	return ifcache[ifcache_n++].name;
+}
+
+const char *vtg_netns_init_path(void)
+{
+	struct stat st;
+
+	if (!stat("/proc/1/ns/net", &st))
+		return "/proc/1/ns/net";
+	return "/proc/2/ns/net";
 }

@@ -104,6 +104,9 @@ int vtg_netns_open(const char *spec);
 int vtg_netns_open_pid(pid_t pid);
 uint64_t vtg_netns_ino_fd(int fd);
 uint64_t vtg_netns_self_ino(void);
+/* The initial network namespace's nsfs path: init's, or kthreadd's where init's cannot be
+ * read (a sandbox whose pid 1 is not ours to inspect); kernel threads never leave it. */
+const char *vtg_netns_init_path(void);
 /* All namespaces reachable from here: named ones, then those of processes; deduplicated by inode.
  * Returns count (array malloc'ed into *out) or -errno. */
 int vtg_netns_list(struct vtg_netns **out);

@@ -522,6 +522,10 @@ TEST(conntest_bridge_nat)
 		       "--connect", u[0], "--connect", u[1], "--connect", u[2], "--connect", u[3]))
 		goto out;
 	ASSERT_EQ(ctp_stop(&cli, 0, 30000), 0, "client: 2 rounds on 4 connections, exit 0");
+	/* c2 logs each closure when it reads it, which may be after the client is gone:
+	 * wait for both (TCP and UDP) before stopping it. */
+	for (int i = 0; i < 2; i++)
+		ctp_wait(&srv, "closed by peer", NULL, 3000);
 	ctp_stop(&srv, SIGINT, 3000);
 	ctp_stop(&rem, SIGINT, 3000);
 	vtest_log("%.4000s", cli.out);

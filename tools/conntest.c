@@ -88,7 +88,7 @@ int cmd_conntest(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	struct ct_opts o = { .timeout_s = 3, .backoff_max_s = 1, .trace = true, .host_ns = "/proc/1/ns/net" };
+	struct ct_opts o = { .timeout_s = 3, .backoff_max_s = 1, .trace = true };
 	const char *ui = NULL, *netns = NULL;
 	char hostname[CT_NAME_MAX + 1] = "", err[600], *end;
 	int opt, ret;
@@ -195,6 +195,8 @@ int cmd_conntest(int argc, char **argv)
 		ret = vtg_usage_err("conntest", "unexpected argument '%s'", argv[optind]);
 		goto out;
 	}
+	if (!o.host_ns)
+		o.host_ns = vtg_netns_init_path();
 	if (!o.n_listen && !o.n_targets) {
 		ret = vtg_usage_err("conntest", "nothing to do: give --listen and/or --connect");
 		goto out;

@@ -44,7 +44,8 @@ static const char help[] =
 	"                  `ip netns exec c1 vantage ping ...` works as well)\n"
 	"  --uplink DEV    the host's uplink (repeatable; default: the default-route device\n"
 	"                  of the host namespace)\n"
-	"  --host NS       the namespace the uplinks are in (default: init's, /proc/1/ns/net)\n"
+	"  --host NS       the namespace the uplinks are in (default: the initial one,\n"
+	"                  /proc/1/ns/net, or /proc/2/ns/net where init's is unreadable)\n"
 	"  --plot FILE     write the CDFs of raw and corrected RTT as SVG\n"
 	"  --no-trace      raw RTTs only (no BPF)\n\n"
 	"With -j: one {\"type\":\"probe\",\"seq\":..,\"rtt_ns\":..,\"egress_ns\":..,\"ingress_ns\":..,\n"
@@ -466,7 +467,7 @@ int cmd_ping(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	const char *netns = NULL, *host = "/proc/1/ns/net", *plot = NULL, *dst_arg = NULL;
+	const char *netns = NULL, *host = NULL, *plot = NULL, *dst_arg = NULL;
 	bool host_given = false;
 	int afd = -1; /* the running agent, when its records are used */
 	const char *uplinks[VTG_LAT_MAX_UPLINKS];
@@ -577,6 +578,8 @@ int cmd_ping(int argc, char **argv)
 			afd = agent_subscribe(pg.netns);
 	}
 	if (trace && afd < 0) {
+		if (!host)
+			host = vtg_netns_init_path();
 		if (n_up == 0)
 			uplinks[n_up++] = NULL;
 		for (int i = 0; i < n_up; i++) {
