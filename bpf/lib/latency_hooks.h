@@ -181,8 +181,15 @@ static __always_inline int LH_NAME(on_rx)(const struct sk_buff *skb)
 			return 0;
 		}
 		add_seg(e, VTG_LAT_PT_RX, ifindex, dns, now);
-		if (e->dir != VTG_LAT_INGRESS || e->netns || !netns_traced(dns))
+		if (e->dir != VTG_LAT_INGRESS || e->netns)
 			return 0;
+		if (!netns_traced(dns)) {
+			/* Delivered into a namespace other than the uplink's that is not traced
+			 * (another container): its slot is free at once, not after max_age. */
+			if (dns != e->seg[0].netns)
+				tbl_drop(e, key);
+			return 0;
+		}
 		/* Arrived in the container: the key as the application sees it, and the
 		 * check that this is the packet the entry was made for. */
 		if (parse_key(l3, &k, &fp) || fp != e->fp) {
