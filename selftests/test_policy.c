@@ -189,6 +189,122 @@ out:
 	env_close(&e);
 }
 
+/* IPv4 bit i -> IPv6 bits 4i..4i+3: the ClassBench set as IPv6 rules and packets that
+ * match exactly as before (a /L prefix becomes /4L), over all four address words, with
+ * the same split into trees (long = /64 and more). */
+static uint32_t v6_word(uint32_t a, int w)
+{
+	uint32_t byte = a >> (24 - 8 * w) & 0xFF, x = 0;
+
+	for (int b = 0; b < 8; b++)
+		if (byte & (0x80 >> b))
+			x |= 0xFu << (28 - 4 * b);
+	return x;
+}
+
+static void v6_addr(const uint8_t v4[4], uint8_t v6[16])
+{
+	uint32_t a = (uint32_t)v4[0] << 24 | v4[1] << 16 | v4[2] << 8 | v4[3];
+
+	for (int w = 0; w < 4; w++) {
+		uint32_t x = v6_word(a, w);
+
+		v6[4 * w] = x >> 24;
+		v6[4 * w + 1] = x >> 16;
+		v6[4 * w + 2] = x >> 8;
+		v6[4 * w + 3] = x;
+	}
+}
+
+/* The ClassBench sets as IPv6 (several trees per family, 13 dimensions): the XDP
+ * program's answer equals the reference scan's for the trace's TCP and UDP headers. */
+TEST(policy_classbench_v6)
+{
+	static const char *sets[] = { "acl1_1000", "fw1_1000", "ipc1_1000", "acl1_10000", "fw1_10000",
+				      "ipc1_10000" };
+	struct env e;
+
+	if (!env_open(&e))
+		goto out;
+	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
+		char rp[4096], tp[4096], tname[64], err[512];
+		struct vtg_policy pol;
+		struct vtg_pol_compiled c;
+		struct vtg_pol_trace tr;
+		int bad = 0, bad_tree = 0, n = 0, matched = 0;
+
+		if (!SUBTEST(sets[s]))
+			continue;
+		snprintf(tname, sizeof(tname), "%s_trace", sets[s]);
+		cb_path(sets[s], rp, sizeof(rp));
+		cb_path(tname, tp, sizeof(tp));
+		if (access(rp, R_OK))
+			SKIP("no ClassBench data at %s", rp);
+		if (!ASSERT_OK(vtg_policy_parse_file(rp, VTG_POL_FMT_CLASSBENCH, &pol, err, sizeof(err)), err))
+			continue;
+		if (!ASSERT_OK(vtg_pol_trace_load(tp, &tr, err, sizeof(err)), err)) {
+			vtg_policy_free(&pol);
+			continue;
+		}
+		for (int i = 0; i < pol.n; i++) {
+			struct vtg_pol_def *d = &pol.rules[i];
+			uint8_t sa[16], da[16];
+
+			if (d->family != 4)
+				continue;
+			v6_addr(d->sa, sa);
+			v6_addr(d->da, da);
+			memcpy(d->sa, sa, 16);
+			memcpy(d->da, da, 16);
+			d->sa_len *= 4;
+			d->da_len *= 4;
+			d->family = 6;
+		}
+		if (ASSERT_OK(vtg_policy_compile(&pol, NULL, NULL, &c, err, sizeof(err)), err)) {
+			ASSERT_GT(c.ntrees6, 1, "several IPv6 trees");
+			if (ASSERT_GT(vtg_pol_install(&e.m, &c, rp, 0, err, sizeof(err)), 0, err)) {
+				for (int i = 0; i < tr.n && n < 5000; i++) {
+					struct vtg_pol_tuple t = tr.h[i];
+					uint8_t f[128];
+					size_t len;
+					int want;
+					struct answer a;
+
+					if (t.family != 4 || (t.proto != IPPROTO_TCP && t.proto != IPPROTO_UDP))
+						continue;
+					t.family = 6;
+					for (int w = 3; w >= 0; w--) {
+						t.sa[w] = v6_word(tr.h[i].sa[0], w);
+						t.da[w] = v6_word(tr.h[i].da[0], w);
+					}
+					t.ifindex = 0;
+					n++;
+					len = vtg_pol_tuple_frame(&t, f, sizeof(f));
+					want = vtg_policy_ref_match(&pol, NULL, &t);
+					matched += want >= 0;
+					if (vtg_pol_compiled_match(&c, &t) != want)
+						bad_tree++;
+					if (!run(e.xdp, f, len, &a))
+						break;
+					if (a.rule != want && bad++ < 3)
+						vtest_fail(__FILE__, __LINE__, "%s v6 header %d: xdp says %d (status %u), reference %d",
+							   sets[s], i, a.rule, a.status, want);
+				}
+				vtest_log("%s as IPv6: %d headers (%d match a rule), %u trees", sets[s], n, matched,
+					  c.ntrees6);
+				ASSERT_EQ(bad, 0, "XDP answers that differ from the reference");
+				ASSERT_EQ(bad_tree, 0, "compiled-tree answers that differ from the reference");
+				ASSERT_GT(matched, n / 2, "most headers match a rule");
+			}
+			vtg_pol_compiled_free(&c);
+		}
+		vtg_pol_trace_free(&tr);
+		vtg_policy_free(&pol);
+	}
+out:
+	env_close(&e);
+}
+
 /* ---- crafted packets ---- */
 
 static void v4_udp(struct pkt *p, const char *src, const char *dst, uint16_t sp, uint16_t dp)

@@ -30,7 +30,6 @@ struct vtg_pol_pkey {
 	/* the trees to walk, filled on a cache miss */
 	__u32 root[VTG_POL_MAX_TREES];
 	__u32 minrule[VTG_POL_MAX_TREES];
-	__u32 depth[VTG_POL_MAX_TREES]; /* 0 for an absent tree */
 };
 
 /* The common packet in one straight line: untagged Ethernet, IPv4 without options, not a
