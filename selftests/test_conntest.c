@@ -185,6 +185,11 @@ TEST(conntest_parse)
 		ASSERT_EQ(t.pings, 3, "pings");
 		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1", &t, err, sizeof(err)), err);
 		ASSERT_EQ(t.packet_size, CT_TCP_PACKET_DEFAULT, "default TCP packet size");
+		ASSERT_TRUE(t.bw_up && t.bw_down, "both ways by default");
+		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1?bandwidth-direction=down", &t, err, sizeof(err)), err);
+		ASSERT_TRUE(!t.bw_up && t.bw_down, "down only");
+		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1?bandwidth-direction=up", &t, err, sizeof(err)), err);
+		ASSERT_TRUE(t.bw_up && !t.bw_down, "up only");
 	}
 	if (SUBTEST("uri_errors")) {
 		static const struct {
@@ -205,6 +210,7 @@ TEST(conntest_parse)
 			{ "tcp://1.2.3.4:80?monitor-bandwidth=yes", "'monitor-bandwidth' takes no value" },
 			{ "tcp://1.2.3.4:80?colour=blue", "unknown parameter 'colour'" },
 			{ "udp://1.2.3.4:80?window=0", "window '0'" },
+			{ "tcp://1.2.3.4:80?bandwidth-direction=sideways", "bandwidth-direction 'sideways'" },
 			{ "tcp://1.2.3.4:80/x", "path '/x'" },
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -564,6 +570,36 @@ TEST(conntest_bridge_nat)
 	if (SUBTEST("closed_cleanly")) {
 		ASSERT_EQ(jq_count(cli.out, ".type==\"disconnected\" and .reason==\"rounds done\""), 4, "client closes after its rounds");
 		ASSERT_EQ(jq_count(srv.out, ".type==\"disconnected\" and .reason==\"closed by peer\""), 2, "c2 saw it");
+	}
+	if (SUBTEST("one_way")) {
+		/* bandwidth-direction: one transfer per connection, like iperf3 / iperf3 -R. */
+		struct ctp s1 = {}, up = {}, down = {};
+		char uu[2][160];
+
+		snprintf(uu[0], sizeof(uu[0]), "tcp://%s:7001?monitor-bandwidth&bandwidth-size=1MB&bandwidth-direction=up&pings=2",
+			 tb.c[1].ip4);
+		snprintf(uu[1], sizeof(uu[1]), "udp://%s:7001?monitor-bandwidth&bandwidth-size=1MB&bandwidth-direction=down&pings=2",
+			 tb.c[1].ip4);
+		if (ctp_start(&s1, tb.c[1].ns, "--name", "c2", "--listen", "tcp:7001", "--listen", "udp:7001") &&
+		    ASSERT_EQ(ctp_wait(&s1, "\"listening\"", "udp", 5000), 1, "listening") &&
+		    ctp_start(&up, tb.c[0].ns, "--name", "c1", "--no-trace", "--rounds", "1", "--connect", uu[0]) &&
+		    ctp_start(&down, tb.c[0].ns, "--name", "c1", "--no-trace", "--rounds", "1", "--connect", uu[1])) {
+			ASSERT_EQ(ctp_stop(&up, 0, 20000), 0, "up-only client done");
+			ASSERT_EQ(ctp_stop(&down, 0, 20000), 0, "down-only client done");
+			ASSERT_EQ(jq_count(up.out, ".type==\"stats\" and .up_bps > 1e6 and .down_bps == null"), 1,
+				  "up only: up measured, down not");
+			ASSERT_EQ(jq_count(up.out, ".type==\"bandwidth\""), 0, "no download");
+			ASSERT_EQ(jq_count(down.out, ".type==\"stats\" and .up_bps == null and .down_bps > 1e6"), 1,
+				  "down only: down measured, up not");
+			ASSERT_EQ(jq_count(down.out, ".type==\"bandwidth\" and .dir==\"down\" and .bytes >= 1048576"), 1,
+				  "one complete download");
+		}
+		ctp_stop(&s1, SIGINT, 3000);
+		ASSERT_EQ(jq_count(s1.out, ".type==\"bandwidth\" and .dir==\"up\" and .measured_by==\"receiver\""), 1,
+			  "the server received one upload");
+		ctp_free(&up);
+		ctp_free(&down);
+		ctp_free(&s1);
 	}
 out:
 	ctp_free(&cli);
