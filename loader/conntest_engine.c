@@ -1750,7 +1750,10 @@ static uint64_t conn_next_time(const struct conn *c)
 	if (c->report_at && c->report_at < t)
 		t = c->report_at;
 
-	if (c->rel && c->state != C_DEAD) {
+	/* Only timers conn_tick acts on: one it skips stays due and the loop spins (a
+	 * lingering UDP connection's retransmission or ack timer; the keepalive while
+	 * data is unacknowledged, when conn_tick sends none). */
+	if (c->rel && c->state != C_DEAD && c->state != C_LINGER) {
 		uint64_t d = ct_rel_deadline(c->rel);
 
 		if (d < t)
@@ -1759,7 +1762,7 @@ static uint64_t conn_next_time(const struct conn *c)
 			t = 0;
 		uint64_t ka = c->t_last_tx + NS / 2;
 
-		if (c->state == C_UP && ka < t)
+		if (c->state == C_UP && ct_rel_idle(c->rel) && ka < t)
 			t = ka;
 	}
 	if (c->role == CT_CLIENT && c->state == C_UP && c->test == T_IDLE && c->next_round < t)

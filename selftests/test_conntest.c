@@ -115,6 +115,26 @@ static int ctp_stop(struct ctp *p, int sig, int timeout_ms)
 	return st;
 }
 
+/* utime + stime of a process, in clock ticks (-1: gone). */
+static long long proc_cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+	FILE *f;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	p = p ? strrchr(buf, ')') : NULL; /* the command name may hold spaces */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
 static void ctp_free(struct ctp *p)
 {
 	if (p->pid > 0)
@@ -593,6 +613,16 @@ TEST(conntest_bridge_nat)
 				  "down only: down measured, up not");
 			ASSERT_EQ(jq_count(down.out, ".type==\"bandwidth\" and .dir==\"down\" and .bytes >= 1048576"), 1,
 				  "one complete download");
+			/* The UDP connection lingers 2 s on the server after the client's BYE: it
+			 * waits for timers, it does not spin (it did, a whole CPU for those 2 s). */
+			long long t0 = proc_cpu_ticks(s1.pid), hz = sysconf(_SC_CLK_TCK);
+
+			ctp_wait(&s1, "\x01never", NULL, 1500);
+			long long used = proc_cpu_ticks(s1.pid) - t0;
+
+			vtest_log("server CPU while a UDP connection lingered: %lld of %lld ticks", used, hz * 3 / 2);
+			ASSERT_GE(t0, 0, "server CPU time readable");
+			ASSERT_LT(used, hz / 4, "the lingering connection does not busy-loop");
 		}
 		ctp_stop(&s1, SIGINT, 3000);
 		ASSERT_EQ(jq_count(s1.out, ".type==\"bandwidth\" and .dir==\"up\" and .measured_by==\"receiver\""), 1,
