@@ -115,6 +115,7 @@ struct ct_target {
 	char host[64];              /* the address as written, without brackets */
 	uint16_t port;
 	bool bandwidth;             /* monitor-bandwidth */
+	bool bw_up, bw_down;        /* bandwidth-direction: which ways (both by default) */
 	uint32_t packet_size;       /* bytes per bandwidth message (UDP: per datagram) */
 	uint64_t bw_bytes;          /* per direction per round */
 	double bw_time;             /* seconds per direction at most */

@@ -3,7 +3,7 @@
  * conntest's engine: one thread, one epoll loop. Every instance listens (tcp:PORT,
  * udp:PORT) and connects (--connect) at once; each peer gets one connection, and the
  * client runs the tests on it in turn, round after round: latency (ping-pongs, half the
- * RTT), then if asked bandwidth up and down, then a REPORT so the server shows the same
+ * RTT), then if asked bandwidth up and down (or one of them), then a REPORT so the server shows the same
  * figures. Connections that fail or drop are tried again with exponential backoff; every
  * failed attempt is an event with the port's state (closed: RST / ICMP port unreachable;
  * filtered: no answer within --timeout).
@@ -568,6 +568,7 @@ static void epollout(struct conn *c, bool on)
 }
 
 static void bulk_done(struct conn *c);
+static void bw_request_down(struct conn *c, uint64_t now);
 
 /* Writes what is pending: control messages first, then the bulk stream. */
 static int tcp_flush(struct conn *c)
@@ -985,7 +986,7 @@ static void on_pong(struct conn *c, const uint8_t *p, uint64_t t_recv)
 	uint64_t now = vtg_mono_ns();
 
 	latency_done(c, now);
-	if (c->cl->t->bandwidth) {
+	if (c->cl->t->bandwidth && c->cl->t->bw_up) {
 		c->test = T_BW_UP;
 		c->deadline = now + (uint64_t)((E.o->timeout_s + c->cl->t->bw_time) * NS);
 		if (bulk_start(c, CT_UP, c->cl->t->packet_size, c->cl->t->bw_bytes, (uint64_t)(c->cl->t->bw_time * NS)) &&
@@ -993,7 +994,25 @@ static void on_pong(struct conn *c, const uint8_t *p, uint64_t t_recv)
 			conn_drop(c, "cannot start the bandwidth test");
 		return;
 	}
+	if (c->cl->t->bandwidth && c->cl->t->bw_down) {
+		bw_request_down(c, now);
+		return;
+	}
 	end_round(c, now);
+}
+
+/* Asks for the download; the server answers with its own BW_START. */
+static void bw_request_down(struct conn *c, uint64_t now)
+{
+	uint8_t q[CT_BW_START_LEN] = { 0 };
+
+	c->test = T_BW_DOWN_WAIT;
+	q[0] = CT_DOWN;
+	ct_put32(q + 4, c->cl->t->packet_size);
+	ct_put64(q + 8, c->cl->t->bw_bytes);
+	ct_put64(q + 16, (uint64_t)(c->cl->t->bw_time * NS));
+	c->deadline = now + (uint64_t)((E.o->timeout_s + c->cl->t->bw_time) * NS);
+	send_msg(c, CT_BW_START, q, sizeof(q));
 }
 
 static void hello_send(struct conn *c)
@@ -1135,17 +1154,11 @@ static int on_msg(struct conn *c, uint8_t type, const uint8_t *p, uint32_t len, 
 	}
 	case CT_BW_RESULT:
 		if (c->role == CT_CLIENT && p[0] == CT_UP && (c->test == T_BW_UP_WAIT || c->test == T_BW_UP)) {
-			uint8_t q[CT_BW_START_LEN] = { 0 };
-
 			c->up_bps = ct_get64(p + 16) ? ct_get64(p + 8) * 8e9 / ct_get64(p + 16) : NAN;
-			/* Ask for the download; the server answers with its own BW_START. */
-			c->test = T_BW_DOWN_WAIT;
-			q[0] = CT_DOWN;
-			ct_put32(q + 4, c->cl->t->packet_size);
-			ct_put64(q + 8, c->cl->t->bw_bytes);
-			ct_put64(q + 16, (uint64_t)(c->cl->t->bw_time * NS));
-			c->deadline = now + (uint64_t)((E.o->timeout_s + c->cl->t->bw_time) * NS);
-			send_msg(c, CT_BW_START, q, sizeof(q));
+			if (c->cl->t->bw_down)
+				bw_request_down(c, now);
+			else
+				end_round(c, now);
 		} else if (c->role == CT_SERVER && p[0] == CT_DOWN) {
 			bw_event(c, CT_DOWN, ct_get64(p + 8), ct_get64(p + 16), "client");
 		}
@@ -1737,7 +1750,10 @@ static uint64_t conn_next_time(const struct conn *c)
 	if (c->report_at && c->report_at < t)
 		t = c->report_at;
 
-	if (c->rel && c->state != C_DEAD) {
+	/* Only timers conn_tick acts on: one it skips stays due and the loop spins (a
+	 * lingering UDP connection's retransmission or ack timer; the keepalive while
+	 * data is unacknowledged, when conn_tick sends none). */
+	if (c->rel && c->state != C_DEAD && c->state != C_LINGER) {
 		uint64_t d = ct_rel_deadline(c->rel);
 
 		if (d < t)
@@ -1746,7 +1762,7 @@ static uint64_t conn_next_time(const struct conn *c)
 			t = 0;
 		uint64_t ka = c->t_last_tx + NS / 2;
 
-		if (c->state == C_UP && ka < t)
+		if (c->state == C_UP && ct_rel_idle(c->rel) && ka < t)
 			t = ka;
 	}
 	if (c->role == CT_CLIENT && c->state == C_UP && c->test == T_IDLE && c->next_round < t)

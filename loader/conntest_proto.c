@@ -363,6 +363,7 @@ int ct_parse_uri(const char *s, struct ct_target *t, char *err, size_t errlen)
 	t->window = CT_WINDOW_DEFAULT;
 	t->pings = 10;
 	t->interval = 1;
+	t->bw_up = t->bw_down = true;
 	for (char *save = NULL, *kv = query ? strtok_r(query, "&", &save) : NULL; kv; kv = strtok_r(NULL, "&", &save)) {
 		char *val = strchr(kv, '=');
 		double d;
@@ -397,6 +398,12 @@ int ct_parse_uri(const char *s, struct ct_target *t, char *err, size_t errlen)
 			if (parse_double(val, 0.001, 3600, &d))
 				return fail(err, errlen, -EINVAL, "--connect '%s': bandwidth-time '%s' is not 0.001..3600 seconds", s, val);
 			t->bw_time = d;
+		} else if (!strcmp(kv, "bandwidth-direction")) {
+			t->bw_up = !strcmp(val, "up") || !strcmp(val, "both");
+			t->bw_down = !strcmp(val, "down") || !strcmp(val, "both");
+			if (!t->bw_up && !t->bw_down)
+				return fail(err, errlen, -EINVAL, "--connect '%s': bandwidth-direction '%s' is not up, down or both", s,
+					    val);
 		} else if (!strcmp(kv, "window")) {
 			if (parse_double(val, 1, CT_UDP_WINDOW_MAX, &d) || d != floor(d))
 				return fail(err, errlen, -EINVAL, "--connect '%s': window '%s' is not 1..%u datagrams", s, val,
@@ -412,7 +419,7 @@ int ct_parse_uri(const char *s, struct ct_target *t, char *err, size_t errlen)
 			t->interval = d;
 		} else {
 			return fail(err, errlen, -EINVAL,
-				    "--connect '%s': unknown parameter '%s' (monitor-bandwidth, packet-size, bandwidth-size, bandwidth-time, window, pings, interval)",
+				    "--connect '%s': unknown parameter '%s' (monitor-bandwidth, packet-size, bandwidth-size, bandwidth-time, bandwidth-direction, window, pings, interval)",
 				    s, kv);
 		}
 	}

@@ -115,6 +115,26 @@ static int ctp_stop(struct ctp *p, int sig, int timeout_ms)
 	return st;
 }
 
+/* utime + stime of a process, in clock ticks (-1: gone). */
+static long long proc_cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long ut, st;
+	FILE *f;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	p = p ? strrchr(buf, ')') : NULL; /* the command name may hold spaces */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	return (long long)(ut + st);
+}
+
 static void ctp_free(struct ctp *p)
 {
 	if (p->pid > 0)
@@ -185,6 +205,11 @@ TEST(conntest_parse)
 		ASSERT_EQ(t.pings, 3, "pings");
 		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1", &t, err, sizeof(err)), err);
 		ASSERT_EQ(t.packet_size, CT_TCP_PACKET_DEFAULT, "default TCP packet size");
+		ASSERT_TRUE(t.bw_up && t.bw_down, "both ways by default");
+		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1?bandwidth-direction=down", &t, err, sizeof(err)), err);
+		ASSERT_TRUE(!t.bw_up && t.bw_down, "down only");
+		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1?bandwidth-direction=up", &t, err, sizeof(err)), err);
+		ASSERT_TRUE(t.bw_up && !t.bw_down, "up only");
 	}
 	if (SUBTEST("uri_errors")) {
 		static const struct {
@@ -205,6 +230,7 @@ TEST(conntest_parse)
 			{ "tcp://1.2.3.4:80?monitor-bandwidth=yes", "'monitor-bandwidth' takes no value" },
 			{ "tcp://1.2.3.4:80?colour=blue", "unknown parameter 'colour'" },
 			{ "udp://1.2.3.4:80?window=0", "window '0'" },
+			{ "tcp://1.2.3.4:80?bandwidth-direction=sideways", "bandwidth-direction 'sideways'" },
 			{ "tcp://1.2.3.4:80/x", "path '/x'" },
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -568,6 +594,46 @@ TEST(conntest_bridge_nat)
 	if (SUBTEST("closed_cleanly")) {
 		ASSERT_EQ(jq_count(cli.out, ".type==\"disconnected\" and .reason==\"rounds done\""), 4, "client closes after its rounds");
 		ASSERT_EQ(jq_count(srv.out, ".type==\"disconnected\" and .reason==\"closed by peer\""), 2, "c2 saw it");
+	}
+	if (SUBTEST("one_way")) {
+		/* bandwidth-direction: one transfer per connection, like iperf3 / iperf3 -R. */
+		struct ctp s1 = {}, up = {}, down = {};
+		char uu[2][160];
+
+		snprintf(uu[0], sizeof(uu[0]), "tcp://%s:7001?monitor-bandwidth&bandwidth-size=1MB&bandwidth-direction=up&pings=2",
+			 tb.c[1].ip4);
+		snprintf(uu[1], sizeof(uu[1]), "udp://%s:7001?monitor-bandwidth&bandwidth-size=1MB&bandwidth-direction=down&pings=2",
+			 tb.c[1].ip4);
+		if (ctp_start(&s1, tb.c[1].ns, "--name", "c2", "--listen", "tcp:7001", "--listen", "udp:7001") &&
+		    ASSERT_EQ(ctp_wait(&s1, "\"listening\"", "udp", 5000), 1, "listening") &&
+		    ctp_start(&up, tb.c[0].ns, "--name", "c1", "--no-trace", "--rounds", "1", "--connect", uu[0]) &&
+		    ctp_start(&down, tb.c[0].ns, "--name", "c1", "--no-trace", "--rounds", "1", "--connect", uu[1])) {
+			ASSERT_EQ(ctp_stop(&up, 0, 20000), 0, "up-only client done");
+			ASSERT_EQ(ctp_stop(&down, 0, 20000), 0, "down-only client done");
+			ASSERT_EQ(jq_count(up.out, ".type==\"stats\" and .up_bps > 1e6 and .down_bps == null"), 1,
+				  "up only: up measured, down not");
+			ASSERT_EQ(jq_count(up.out, ".type==\"bandwidth\""), 0, "no download");
+			ASSERT_EQ(jq_count(down.out, ".type==\"stats\" and .up_bps == null and .down_bps > 1e6"), 1,
+				  "down only: down measured, up not");
+			ASSERT_EQ(jq_count(down.out, ".type==\"bandwidth\" and .dir==\"down\" and .bytes >= 1048576"), 1,
+				  "one complete download");
+			/* The UDP connection lingers 2 s on the server after the client's BYE: it
+			 * waits for timers, it does not spin (it did, a whole CPU for those 2 s). */
+			long long t0 = proc_cpu_ticks(s1.pid), hz = sysconf(_SC_CLK_TCK);
+
+			ctp_wait(&s1, "\x01never", NULL, 1500);
+			long long used = proc_cpu_ticks(s1.pid) - t0;
+
+			vtest_log("server CPU while a UDP connection lingered: %lld of %lld ticks", used, hz * 3 / 2);
+			ASSERT_GE(t0, 0, "server CPU time readable");
+			ASSERT_LT(used, hz / 4, "the lingering connection does not busy-loop");
+		}
+		ctp_stop(&s1, SIGINT, 3000);
+		ASSERT_EQ(jq_count(s1.out, ".type==\"bandwidth\" and .dir==\"up\" and .measured_by==\"receiver\""), 1,
+			  "the server received one upload");
+		ctp_free(&up);
+		ctp_free(&down);
+		ctp_free(&s1);
 	}
 out:
 	ctp_free(&cli);
