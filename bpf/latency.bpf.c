@@ -662,24 +662,28 @@ int vtg_lat_write(struct trace_event_raw_sys_enter *ctx)
 #define NR_sendmsg 46
 #define NR_sendmmsg 307
 
+/* 1: a send call, 2: write(2) (a send only on a socket), 0: another syscall. */
+static __always_inline int send_call(long id)
+{
+	if (id == NR_sendto || id == NR_sendmsg || id == NR_sendmmsg)
+		return 1;
+	return id == NR_write ? 2 : 0;
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(vtg_lat_sys_btf, struct pt_regs *regs, long id)
 {
-	if (id == NR_sendto || id == NR_sendmsg || id == NR_sendmmsg)
-		return on_send_enter((int)PT_REGS_PARM1(regs), false);
-	if (id == NR_write)
-		return on_send_enter((int)PT_REGS_PARM1(regs), true);
-	return 0;
+	int k = send_call(id);
+
+	return k ? on_send_enter((int)PT_REGS_PARM1(regs), k == 2) : 0;
 }
 
 SEC("raw_tp/sys_enter")
 int BPF_PROG(vtg_lat_sys_raw, struct pt_regs *regs, long id)
 {
-	if (id == NR_sendto || id == NR_sendmsg || id == NR_sendmmsg)
-		return on_send_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs), false);
-	if (id == NR_write)
-		return on_send_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs), true);
-	return 0;
+	int k = send_call(id);
+
+	return k ? on_send_enter((int)PT_REGS_PARM1_CORE_SYSCALL(regs), k == 2) : 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";
