@@ -116,8 +116,9 @@ static bool ends_with(const char *s, const char *suf)
 }
 
 /* Chooses the program set: tp_btf or raw_tp handlers, and one send-entry hook set. */
-static void select_programs(struct latency_bpf *skel, bool btf, enum vtg_lat_syshook sys)
+static void select_programs(struct latency_bpf *skel, bool btf, enum vtg_lat_syshook sys, uint32_t proto_mask)
 {
+	bool udp = !proto_mask || (proto_mask & VTG_LAT_PROTO_UDP);
 	struct bpf_program *p;
 
 	bpf_object__for_each_program(p, skel->obj) {
@@ -130,6 +131,8 @@ static void select_programs(struct latency_bpf *skel, bool btf, enum vtg_lat_sys
 			load = sys == VTG_LAT_SYSHOOK_RAW && !btf;
 		else if (!strncmp(n, "vtg_lat_sl_", 11)) /* closes a send call: needs an opener */
 			load = sys != VTG_LAT_SYSHOOK_NONE && (ends_with(n, "_btf") ? btf : !btf);
+		else if (!strncmp(n, "vtg_lat_dr_", 11)) /* sk_data_ready: UDP's queue order only */
+			load = udp && (ends_with(n, "_btf") ? btf : !btf);
 		else if (ends_with(n, "_btf"))
 			load = btf;
 		else if (ends_with(n, "_raw"))
@@ -341,7 +344,7 @@ static int try_open(struct vtg_lat *l, const struct vtg_lat_opts *o, bool btf)
 	set_rodata(skel->rodata, o);
 	if (o->ringbuf_bytes)
 		bpf_map__set_max_entries(skel->maps.vtg_lat_events, o->ringbuf_bytes);
-	select_programs(skel, btf, o->syshook);
+	select_programs(skel, btf, o->syshook, o->proto_mask);
 	err = latency_bpf__load(skel);
 	if (!err) {
 		l->skel = skel;
@@ -702,7 +705,7 @@ static int cache_take(struct vtg_lat *l, const struct vtg_lat_opts *o, uint64_t 
 	skel = latency_bpf__open();
 	if (!skel)
 		goto bad;
-	select_programs(skel, btf, o->syshook);
+	select_programs(skel, btf, o->syshook, o->proto_mask);
 	bpf_object__for_each_program(p, skel->obj) {
 		int fd;
 
