@@ -502,6 +502,10 @@ TEST(latency_ping)
 			  "corrected = raw - egress - ingress, and at least the wire delay");
 		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"summary\")) | .[0].corrected_ns.p50 < 3000000"), 1,
 			  "corrected RTT near the 2 ms the relay adds");
+		/* The hooks lie inside the user-space timestamps: the gaps between them are
+		 * positive and small (a negative one would be a clock or pairing error). */
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"probe\" and .corrected_ns != null)) | length > 0 and all(.send_gap_ns > 0 and .send_gap_ns < 1000000 and .recv_gap_ns > 0 and .recv_gap_ns < 1000000)"), 1,
+			  "send and receive gaps positive and below 1 ms");
 		FILE *fp = fopen(svg, "r");
 		char buf[4096] = "";
 

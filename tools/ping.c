@@ -49,7 +49,9 @@ static const char help[] =
 	"  --plot FILE     write the CDFs of raw and corrected RTT as SVG\n"
 	"  --no-trace      raw RTTs only (no BPF)\n\n"
 	"With -j: one {\"type\":\"probe\",\"seq\":..,\"rtt_ns\":..,\"egress_ns\":..,\"ingress_ns\":..,\n"
-	"\"corrected_ns\":..} per probe (null where missing), then {\"type\":\"summary\",...} with\n"
+	"\"corrected_ns\":..,\"send_gap_ns\":..,\"recv_gap_ns\":..} per probe (null where missing; the gaps:\n"
+	"user send time to the send hook, receive-return hook to user receive time), then\n"
+	"{\"type\":\"summary\",...} with\n"
 	"sent, received, covered (both latencies known) and min/mean/p50/p99/max.\n\n"
 	"EXAMPLES\n"
 	"  vantage ping -c 10 192.0.2.1\n"
@@ -70,6 +72,7 @@ struct vtg_icmp_filter {
 struct probe {
 	uint64_t t_send, t_recv;
 	uint64_t egress_ns, ingress_ns;
+	uint64_t egress_start_ns, ingress_end_ns; /* hook times (CLOCK_MONOTONIC) */
 	bool replied, have_egress, have_ingress, reported;
 	int ttl;
 };
@@ -120,9 +123,11 @@ static int on_event(const struct vtg_lat_event *ev, void *ctx)
 		p = probe_at(pg, seq);
 		if (ev->dir == VTG_LAT_EGRESS && k->icmp_type == req && !p->have_egress) {
 			p->egress_ns = ev->lat_ns;
+			p->egress_start_ns = ev->ts_ns - ev->lat_ns;
 			p->have_egress = true;
 		} else if (ev->dir == VTG_LAT_INGRESS && k->icmp_type == rep && !p->have_ingress) {
 			p->ingress_ns = ev->lat_ns;
+			p->ingress_end_ns = ev->ts_ns;
 			p->have_ingress = true;
 		}
 		break;
@@ -392,6 +397,13 @@ static void report_probe(struct ping *pg, int seq, const char *dst_str, int size
 			jw_s64(w, corrected);
 		else
 			jw_null(w);
+		/* Neither stack nor wire: from the user-space send time to the send hook, and
+		 * from the receive call's return hook to the user-space receive time (the
+		 * syscall entry and exit paths; what the corrected RTT keeps of the host). */
+		if (p->have_egress)
+			jw_ks64(w, "send_gap_ns", (int64_t)(p->egress_start_ns - p->t_send));
+		if (p->replied && p->have_ingress)
+			jw_ks64(w, "recv_gap_ns", (int64_t)(p->t_recv - p->ingress_end_ns));
 		if (p->replied && p->ttl >= 0)
 			jw_ku64(w, "ttl", p->ttl);
 		jw_obj_end(w);
