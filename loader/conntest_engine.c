@@ -1421,7 +1421,11 @@ static void udp_listener_readable(struct listener *l)
 	struct sockaddr_storage from[UDP_BATCH];
 
 	for (int rounds = 0; rounds < 9; rounds++) {
-		for (int i = 0; i < UDP_BATCH; i++) {
+		/* The first datagram alone: its answer goes out before the batch's look for
+		 * more (an extra empty try of the receive queue) instead of after it. */
+		int want = rounds ? UDP_BATCH : 1;
+
+		for (int i = 0; i < want; i++) {
 			iov[i].iov_base = bufs[i];
 			iov[i].iov_len = sizeof(bufs[i]);
 			memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
@@ -1430,9 +1434,6 @@ static void udp_listener_readable(struct listener *l)
 			mm[i].msg_hdr.msg_name = &from[i];
 			mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
 		}
-		/* The first datagram alone: its answer goes out before the batch's look for
-		 * more (an extra empty try of the receive queue) instead of after it. */
-		int want = rounds ? UDP_BATCH : 1;
 		uint64_t t_before = vtg_mono_ns();
 		int n = recvmmsg(l->fd, mm, want, MSG_DONTWAIT, NULL);
 		uint64_t now = vtg_mono_ns();
