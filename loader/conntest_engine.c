@@ -1420,12 +1420,11 @@ static void udp_listener_readable(struct listener *l)
 	struct iovec iov[UDP_BATCH];
 	struct sockaddr_storage from[UDP_BATCH];
 
-	for (int rounds = 0; rounds < 9; rounds++) {
-		/* The first datagram alone: its answer goes out before the batch's look for
-		 * more (an extra empty try of the receive queue) instead of after it. */
-		int want = rounds ? UDP_BATCH : 1;
-
-		for (int i = 0; i < want; i++) {
+	for (int rounds = 0; rounds < 8; rounds++) {
+		/* One recvmmsg() per wakeup when it finds less than a batch: reading the first
+		 * datagram alone (to answer a ping before the batch's empty try of the queue)
+		 * cost a bulk sender a system call per ack wakeup, more than it saved. */
+		for (int i = 0; i < UDP_BATCH; i++) {
 			iov[i].iov_base = bufs[i];
 			iov[i].iov_len = sizeof(bufs[i]);
 			memset(&mm[i].msg_hdr, 0, sizeof(mm[i].msg_hdr));
@@ -1435,7 +1434,7 @@ static void udp_listener_readable(struct listener *l)
 			mm[i].msg_hdr.msg_namelen = sizeof(from[i]);
 		}
 		uint64_t t_before = vtg_mono_ns();
-		int n = recvmmsg(l->fd, mm, want, MSG_DONTWAIT, NULL);
+		int n = recvmmsg(l->fd, mm, UDP_BATCH, MSG_DONTWAIT, NULL);
 		uint64_t now = vtg_mono_ns();
 
 		if (n <= 0)
@@ -1507,7 +1506,7 @@ static void udp_listener_readable(struct listener *l)
 			}
 			udp_conn_input(c, d, len, t_before, now);
 		}
-		if (n < want)
+		if (n < UDP_BATCH)
 			return;
 	}
 }
@@ -1534,8 +1533,10 @@ static void udp_client_readable(struct conn *c, int first_flags)
 			return;
 		}
 		udp_conn_input(c, buf, n, t_before, now);
-		if (!first_flags)
-			return; /* waited: the next wait takes what else is queued, at once */
+		/* Waited for a pong and sent the next ping: nothing else is due until its pong,
+		 * so no empty try of the queue. Bulk transfers keep draining it. */
+		if (!first_flags && c->ping_out)
+			return;
 	}
 }
 
@@ -1756,16 +1757,17 @@ static void conn_tick(struct conn *c, uint64_t now)
 }
 
 /* The one socket this instance has to watch, if there is just one: a client's UDP
- * connection, nothing listening, no tracer. Then the loop waits in recv() on it,
- * as a ping-pong tool does, rather than in epoll_wait() and then recv(): one system
- * call and one wakeup path less on each pong's way (~1.5 us of a ~35 us half RTT
- * through a bridge). */
+ * connection waiting for a pong, nothing listening, no tracer. Then the loop waits in
+ * recv() on it, as a ping-pong tool does, rather than in epoll_wait() and then recv():
+ * one system call and one wakeup path less on each pong's way. Only for pongs: in bulk
+ * phases the loop's timeout changes with the ack timer every other datagram, and a
+ * new SO_RCVTIMEO each time would cost more than it saves. */
 static struct conn *solo_udp_conn(void)
 {
 	struct conn *c = E.conns;
 
 	if (E.n_lst || E.lat || !c || c->next || c->proto != IPPROTO_UDP || !c->own_fd || c->fd < 0 ||
-	    c->state == C_DEAD || c->state == C_LINGER)
+	    c->state == C_DEAD || c->state == C_LINGER || !c->ping_out)
 		return NULL;
 	return c;
 }
