@@ -532,9 +532,11 @@ int ct_rel_input(struct ct_rel *r, const uint8_t *d, size_t len, uint64_t now, u
 		had_gap = true;
 		e = r->deliver(r->ctx, rs->type, rs->type == CT_BW_DATA ? NULL : rs->payload, rs->len);
 	}
+	/* ack_pending is 0 when an answer sent from deliver() carried the ack (a PONG,
+	 * or the next PING): then no ack is owed and no timer is armed for one. */
 	if (had_gap || r->ack_pending >= 2)
 		r->ack_due = now;
-	else if (!r->ack_due)
+	else if (r->ack_pending && !r->ack_due)
 		r->ack_due = now + ACK_DELAY_NS;
 	return e;
 }
