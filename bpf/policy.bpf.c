@@ -27,6 +27,7 @@ const volatile __u32 cfg_report = 0;
 #define VTG_POL_REPORT_NON_IP 2
 #define VTG_POL_REPORT_NO_POLICY 3
 #define VTG_POL_REPORT_CACHE_HIT 0x80
+#define VTG_POL_REPORT_FAST_HIT 0x40 /* with CACHE_HIT: found by pol_ckey_fast4's probe */
 
 /* [0]: policy slot, its flags and generation (VTG_POL_CTL); [1]: flow table slot (low bit);
  * [2]: sampling scale of the CPU budget (see VTG_POL_CTL_SCALE). */
@@ -793,7 +794,8 @@ static __always_inline bool pol_run(void *ctx, const bool xdp, struct vtg_pkt *p
 			if (drop)
 				st->dropped++;
 			if (cfg_report)
-				pol_report(p, c->rule, VTG_POL_REPORT_CLASSIFIED | VTG_POL_REPORT_CACHE_HIT);
+				pol_report(p, c->rule, VTG_POL_REPORT_CLASSIFIED | VTG_POL_REPORT_CACHE_HIT |
+						  VTG_POL_REPORT_FAST_HIT);
 			return drop;
 		}
 	}
