@@ -179,6 +179,7 @@ size_t vtg_pol_tuple_frame(const struct vtg_pol_tuple *t, uint8_t *buf, size_t l
 #define VTG_POL_REPORT_NON_IP 2
 #define VTG_POL_REPORT_NO_POLICY 3
 #define VTG_POL_REPORT_CACHE_HIT 0x80
+#define VTG_POL_REPORT_FAST_HIT 0x40 /* with CACHE_HIT: found by the packet-packed IPv4 probe */
 
 /* policy_chain.c: whether an XDP program can tail-call a next one here (verified). */
 bool vtg_pol_probe_tail_call(char *detail, size_t len);

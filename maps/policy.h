@@ -178,17 +178,27 @@ struct vtg_pol_stats {
 };
 _Static_assert(sizeof(struct vtg_pol_stats) == 64, "vtg_pol_stats ABI");
 
-/* Flow cache entry (per-CPU array, direct mapped by a hash of the key). It carries the
- * rule's actions and counter slot too, so a hit reads no rule: one cache line per packet
- * for the answer (the rule itself only for sample and mirror). */
+/* Flow cache entry (per-CPU array, direct mapped by a hash of the key). The key is
+ * packed into 64-bit words so a hit is three compares for IPv4 (six for IPv6), the
+ * generation one of them; it carries the rule's actions and counter slot too, so a hit
+ * reads no rule: one cache line per packet for the answer (the rule itself only for
+ * sample and mirror). The words are the same whether the program packed them from the
+ * packet (the IPv4 fast path) or from a parsed key (VTG_POL_CACHE_W*). */
 struct vtg_pol_cache {
-	__u32 gen;        /* 0 = empty */
+	__u64 w0;         /* VTG_POL_CACHE_W0: source << 32 | destination (IPv4, IPv6 bits 0..31) */
+	__u64 w1;         /* VTG_POL_CACHE_W1: ports, protocol, direction, family */
+	__u64 w2;         /* VTG_POL_CACHE_W2: generation << 32 | ifindex; 0 = empty */
+	__u64 v6[3];      /* IPv6: SA1 << 32 | SA2, SA3 << 32 | DA1, DA2 << 32 | DA3 */
 	__s32 rule;       /* rule index in the slot, -1 = default */
-	__u32 key[VTG_POL_NDIMS];
 	__u16 counter;    /* the rule's vtg_pol_rule.counter */
 	__u8 actions;     /* the rule's vtg_pol_rule.actions */
-	__u8 pad;
+	__u8 pad[9];
 };
+#define VTG_POL_CACHE_W0(sa0, da0) ((__u64)(sa0) << 32 | (__u32)(da0))
+/* ports are up to 17 bits (VTG_POL_NO_PORT), protocol 8, direction 1 */
+#define VTG_POL_CACHE_W1(sport, dport, proto, dir, v6)                                  \
+	((__u64)(v6) << 57 | (__u64)(dir) << 56 | (__u64)(sport) << 32 | (__u64)(proto) << 24 | (dport))
+#define VTG_POL_CACHE_W2(gen, ifindex) ((__u64)(gen) << 32 | (__u32)(ifindex))
 _Static_assert(sizeof(struct vtg_pol_cache) == 64, "vtg_pol_cache ABI");
 _Static_assert(VTG_POL_MAX_COUNTERS <= 65536, "counter slots fit vtg_pol_cache.counter");
 _Static_assert(VTG_POL_A_PASS < 256, "actions fit vtg_pol_cache.actions");
