@@ -1277,11 +1277,12 @@ static void tcp_input(struct conn *c, const uint8_t *b, size_t n, uint64_t now)
 	c->rx_stream += i;
 }
 
-static void tcp_readable(struct conn *c)
+/* first_flags: MSG_DONTWAIT, or 0 to wait (up to SO_RCVTIMEO) for the first bytes. */
+static void tcp_readable(struct conn *c, int first_flags)
 {
 	for (int rounds = 0; rounds < 16 && c->state != C_DEAD && c->state != C_LINGER; rounds++) {
 		c->t_rd_before = vtg_mono_ns();
-		ssize_t n = recv(c->fd, E.rxbuf, RXBUF, MSG_DONTWAIT);
+		ssize_t n = recv(c->fd, E.rxbuf, RXBUF, rounds ? MSG_DONTWAIT : first_flags);
 		uint64_t now = vtg_mono_ns();
 
 		if (n < 0) {
@@ -1658,6 +1659,12 @@ static void tcp_connected(struct conn *c, uint64_t now)
 	c->state = C_HELLO;
 	c->local_port = local_port_of(c->fd);
 	c->deadline = now + (uint64_t)(E.o->timeout_s * NS);
+	/* Connected: the socket turns blocking for solo_wait()'s recv(); every other call
+	 * on it passes MSG_DONTWAIT (as on a UDP client's socket). */
+	int fl = fcntl(c->fd, F_GETFL);
+
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
 	epollout(c, false);
 	tcp_read_isns(c);
 	hello_send(c);
@@ -1756,23 +1763,28 @@ static void conn_tick(struct conn *c, uint64_t now)
 	}
 }
 
-/* The one socket this instance has to watch, if there is just one: a client's UDP
- * connection waiting for a pong, nothing listening, no tracer. Then the loop waits in
+/* The one socket this instance has to watch, if there is just one: a client's UDP or
+ * (connected) TCP connection waiting for a pong, nothing listening, no tracer, for TCP
+ * nothing queued to send (that waits for EPOLLOUT) and no bulk stream. Then the loop waits in
  * recv() on it, as a ping-pong tool does, rather than in epoll_wait() and then recv():
  * one system call and one wakeup path less on each pong's way. Only for pongs: in bulk
  * phases the loop's timeout changes with the ack timer every other datagram, and a
  * new SO_RCVTIMEO each time would cost more than it saves. */
-static struct conn *solo_udp_conn(void)
+static struct conn *solo_conn(void)
 {
 	struct conn *c = E.conns;
 
-	if (E.n_lst || E.lat || !c || c->next || c->proto != IPPROTO_UDP || !c->own_fd || c->fd < 0 ||
+	if (E.n_lst || E.lat || !c || c->next || c->role != CT_CLIENT || !c->own_fd || c->fd < 0 ||
 	    c->state == C_DEAD || c->state == C_LINGER || !c->ping_out)
+		return NULL;
+	if (c->proto == IPPROTO_TCP &&
+	    (c->state == C_CONNECTING || c->bulk || c->epollout || c->ooff < c->olen))
 		return NULL;
 	return c;
 }
 
-/* Waits up to tmo_ms (> 0) for the solo connection's next datagram and reads it. */
+/* Waits up to tmo_ms (> 0) for the solo connection's next datagram (UDP) or bytes (TCP)
+ * and reads them. */
 static void solo_wait(struct conn *c, int tmo_ms)
 {
 	if (c->rcvtimeo_ms != tmo_ms) {
@@ -1782,7 +1794,10 @@ static void solo_wait(struct conn *c, int tmo_ms)
 			return;
 		c->rcvtimeo_ms = tmo_ms;
 	}
-	udp_client_readable(c, 0);
+	if (c->proto == IPPROTO_TCP)
+		tcp_readable(c, 0);
+	else
+		udp_client_readable(c, 0);
 }
 
 static uint64_t conn_next_time(const struct conn *c)
@@ -2075,7 +2090,7 @@ int ct_run(const struct ct_opts *o)
 		if (E.tracing_refs && now + 100 * MS < next)
 			next = now + 100 * MS;
 		int tmo = next <= now ? 0 : (int)((next - now + MS - 1) / MS);
-		struct conn *solo = tmo > 0 ? solo_udp_conn() : NULL;
+		struct conn *solo = tmo > 0 ? solo_conn() : NULL;
 
 		if (solo) {
 			solo_wait(solo, tmo);
@@ -2116,7 +2131,7 @@ int ct_run(const struct ct_opts *o)
 					break;
 				}
 				if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-					tcp_readable(c);
+					tcp_readable(c, MSG_DONTWAIT);
 				if (c->state != C_DEAD && (evs[i].events & EPOLLOUT)) {
 					int e = tcp_flush(c);
 
