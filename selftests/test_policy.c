@@ -115,6 +115,26 @@ static char *cb_path(const char *name, char *buf, size_t len)
 	return buf;
 }
 
+/* Reads ClassBench set NAME (its path into rp) and its trace: 1 when both are loaded (the
+ * caller frees them), 0 when either failed (asserted), -1 when there is no data at rp. */
+static int cb_load(const char *name, char *rp, size_t rplen, struct vtg_policy *pol, struct vtg_pol_trace *tr)
+{
+	char tp[4096], tname[64], err[512];
+
+	snprintf(tname, sizeof(tname), "%s_trace", name);
+	cb_path(name, rp, rplen);
+	cb_path(tname, tp, sizeof(tp));
+	if (access(rp, R_OK))
+		return -1;
+	if (!ASSERT_OK(vtg_policy_parse_file(rp, VTG_POL_FMT_CLASSBENCH, pol, err, sizeof(err)), err))
+		return 0;
+	if (!ASSERT_OK(vtg_pol_trace_load(tp, tr, err, sizeof(err)), err)) {
+		vtg_policy_free(pol);
+		return 0;
+	}
+	return 1;
+}
+
 /* Every header of every ClassBench trace: the XDP program's answer equals the
  * reference scan's; the first 2000 of each also through the TC ingress program. */
 TEST(policy_classbench)
@@ -126,7 +146,7 @@ TEST(policy_classbench)
 	if (!env_open(&e))
 		goto out;
 	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
-		char rp[4096], tp[4096], tname[64], err[512];
+		char rp[4096], err[512];
 		struct vtg_policy pol;
 		struct vtg_pol_compiled c;
 		struct vtg_pol_trace tr;
@@ -134,17 +154,12 @@ TEST(policy_classbench)
 
 		if (!SUBTEST(sets[s]))
 			continue;
-		snprintf(tname, sizeof(tname), "%s_trace", sets[s]);
-		cb_path(sets[s], rp, sizeof(rp));
-		cb_path(tname, tp, sizeof(tp));
-		if (access(rp, R_OK))
+		int got = cb_load(sets[s], rp, sizeof(rp), &pol, &tr);
+
+		if (got < 0)
 			SKIP("no ClassBench data at %s", rp);
-		if (!ASSERT_OK(vtg_policy_parse_file(rp, VTG_POL_FMT_CLASSBENCH, &pol, err, sizeof(err)), err))
+		if (!got)
 			continue;
-		if (!ASSERT_OK(vtg_pol_trace_load(tp, &tr, err, sizeof(err)), err)) {
-			vtg_policy_free(&pol);
-			continue;
-		}
 		if (ASSERT_OK(vtg_policy_compile(&pol, NULL, NULL, &c, err, sizeof(err)), err)) {
 			ASSERT_LT(c.compile_s, 1.0, "compiles in under a second");
 			gen = vtg_pol_install(&e.m, &c, rp, 0, err, sizeof(err));
@@ -228,7 +243,7 @@ TEST(policy_classbench_v6)
 	if (!env_open(&e))
 		goto out;
 	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++) {
-		char rp[4096], tp[4096], tname[64], err[512];
+		char rp[4096], err[512];
 		struct vtg_policy pol;
 		struct vtg_pol_compiled c;
 		struct vtg_pol_trace tr;
@@ -236,17 +251,12 @@ TEST(policy_classbench_v6)
 
 		if (!SUBTEST(sets[s]))
 			continue;
-		snprintf(tname, sizeof(tname), "%s_trace", sets[s]);
-		cb_path(sets[s], rp, sizeof(rp));
-		cb_path(tname, tp, sizeof(tp));
-		if (access(rp, R_OK))
+		int got = cb_load(sets[s], rp, sizeof(rp), &pol, &tr);
+
+		if (got < 0)
 			SKIP("no ClassBench data at %s", rp);
-		if (!ASSERT_OK(vtg_policy_parse_file(rp, VTG_POL_FMT_CLASSBENCH, &pol, err, sizeof(err)), err))
+		if (!got)
 			continue;
-		if (!ASSERT_OK(vtg_pol_trace_load(tp, &tr, err, sizeof(err)), err)) {
-			vtg_policy_free(&pol);
-			continue;
-		}
 		for (int i = 0; i < pol.n; i++) {
 			struct vtg_pol_def *d = &pol.rules[i];
 			uint8_t sa[16], da[16];
