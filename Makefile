@@ -31,7 +31,20 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror 
 	-I$(BUILD) -Ibpf -Imaps
 CFLAGS  ?= -O2 -g
 CFLAGS  += -Wall -Wextra -Werror -Wno-missing-field-initializers -std=gnu11 -D_GNU_SOURCE= -DVANTAGE_VERSION='"$(VERSION)"' \
-	-I$(BUILD)/skel -Imaps -Iloader -Iselftests/lib -Iselftests/testbed -MMD -MP
+	-MMD -MP
+
+# The arrows, checked by the compiler: each part sees only what it may include.
+# maps/ includes nothing of ours; bpf/ sees maps/ and bpf/lib; loader/ sees maps/,
+# loader/ (as "part/vtg_part.h") and the skeletons; tools/ adds tools/; only selftests/
+# sees selftests/lib and the testbed. (test_arrows checks what the paths cannot: relative
+# includes, a part's internals used from outside it, cycles between parts.)
+INC_LOADER    := -I$(BUILD)/skel -Imaps -Iloader
+INC_TOOLS     := $(INC_LOADER) -Itools
+INC_SELFTESTS := $(INC_TOOLS) -Iselftests/lib -Iselftests/testbed -Iselftests
+$(BUILD)/obj/loader/%.o: INC := $(INC_LOADER)
+$(BUILD)/obj/tools/%.o: INC := $(INC_TOOLS)
+$(BUILD)/obj/selftests/%.o: INC := $(INC_SELFTESTS)
+$(BUILD)/bench/%: INC := $(INC_SELFTESTS)
 LDLIBS  := -lbpf -lelf -lz -lpthread -lm
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
@@ -39,7 +52,7 @@ BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(BUILD)/skel/%.skel.h,$(BPF_SRCS))
 BPF_HDRS   := $(wildcard bpf/lib/*.h maps/*.h)
 
-LOADER_SRCS := $(wildcard loader/*.c)
+LOADER_SRCS := $(wildcard loader/*/*.c)
 TOOLS_SRCS  := $(wildcard tools/*.c)
 LOADER_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LOADER_SRCS))
 TOOLS_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(TOOLS_SRCS))
@@ -89,7 +102,7 @@ $(BUILD)/skel/%.skel.h: $(BUILD)/bpf/%.bpf.o
 $(BUILD)/obj/%.o: %.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(INC) -c $< -o $@
 
 $(BUILD)/vantage: $(LOADER_OBJS) $(TOOLS_OBJS)
 	$(call msg,LINK,$@)
@@ -107,7 +120,7 @@ $(BUILD)/vantage-testbed: $(TESTBED_OBJS)
 $(BUILD)/bench/%: selftests/bench/%.c $(BUILD)/obj/selftests/lib/netns.o
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) $< $(BUILD)/obj/selftests/lib/netns.o -o $@ $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(INC) $< $(BUILD)/obj/selftests/lib/netns.o -o $@ $(LDLIBS)
 
 # The MPLS network emulator as a program of its own (the tests link it in directly).
 $(BUILD)/vantage-mplsemu: $(patsubst %.c,$(BUILD)/obj/%.o,selftests/mpls/emu.c selftests/mpls/main.c)

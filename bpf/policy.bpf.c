@@ -6,7 +6,7 @@
  * per CPU, tagged with the policy generation) -> on a miss, a walk down the compiled
  * decision tree of the active slot and a first-match scan of the few rules in its leaf
  * -> the rule's actions (count, flow, sample, mirror) and verdict (pass/drop).
- * See maps/policy.h for the layout and the atomic switch, loader/policy_compile.c for
+ * See maps/policy.h for the layout and the atomic switch, loader/policy/compile.c for
  * why a decision tree.
  */
 #include "vmlinux.h"
@@ -111,7 +111,7 @@ struct {
 } vtg_pol_cache SEC(".maps");
 
 /* Two flow tables: packets update the one vtg_pol_ctl[1] names while the exporter
- * drains the other (see loader/policy_flows.c). A plain hash, not LRU: a full table
+ * drains the other (see loader/policy/flows.c). A plain hash, not LRU: a full table
  * refuses new flows and counts them (flow_lost) instead of dropping old ones unseen. */
 struct vtg_pol_flow_map {
 	__uint(type, BPF_MAP_TYPE_HASH);

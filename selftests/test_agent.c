@@ -15,7 +15,7 @@
 #include "proc.h"
 #include "netns.h"
 #include "testbed.h"
-#include "vantage.h"
+#include "core/vtg_core.h"
 
 #define LOG_MAX (1 << 20)
 

@@ -24,7 +24,7 @@
 #include "proc.h"
 #include "netns.h"
 #include "testbed.h"
-#include "conntest.h"
+#include "conntest/vtg_conntest.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
 

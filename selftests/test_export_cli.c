@@ -15,7 +15,7 @@
 #include "test.h"
 #include "proc.h"
 #include "netns.h"
-#include "vantage.h"
+#include "core/vtg_core.h"
 
 static bool write_text(const char *path, const char *text)
 {

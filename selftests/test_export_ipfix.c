@@ -24,8 +24,8 @@
 #include "test.h"
 #include "proc.h"
 #include "pkt.h"
-#include "export.h"
-#include "vantage.h"
+#include "export/vtg_export.h"
+#include "core/vtg_core.h"
 
 #define PEN_DOC 32473
 #define T0_NS 1795835400123456789ull /* 2026-11-28T03:10:00.123456789Z */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The Prometheus endpoint (loader/export_prom.c). In process: the latency buckets in
+ * The Prometheus endpoint (loader/export/prom.c). In process: the latency buckets in
  * every format, the protobuf encoding (decoded here) with its native histogram, record
  * semantics, escaping, collectors, content negotiation. Through `vantage export
  * prometheus`: promtool on the text exposition, a real Prometheus scraping protobuf
@@ -20,10 +20,10 @@
 #include <sys/wait.h>
 #include "test.h"
 #include "proc.h"
-#include "vantage.h"
-#include "latency_user.h"
-#include "export.h"
-#include "export_prom.h"
+#include "core/vtg_core.h"
+#include "latency/vtg_latency.h"
+#include "export/vtg_export.h"
+#include "export/prom.h"
 
 #define NLAT VTG_LAT_HIST_BUCKETS
 #define ACCEPT_PB "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"

@@ -19,7 +19,7 @@
 #include <bpf/libbpf.h>
 #include "test.h"
 #include "pkt.h"
-#include "../loader/policy.h"
+#include "policy/vtg_policy.h"
 #include "policy.skel.h"
 
 #define TC_ACT_UNSPEC_U32 0xffffffffu

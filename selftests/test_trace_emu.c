@@ -20,7 +20,7 @@
 #include "test.h"
 #include "netns.h"
 #include "proc.h"
-#include "../loader/trace.h"
+#include "trace/vtg_trace.h"
 /* The emulator is compiled into the runner and runs in a forked child. */
 #include "mpls/emu.c"
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The traceroute reply parser (bpf/trace.bpf.c) against its userspace twin
- * (loader/trace_oracle.c): crafted and malformed replies through BPF_PROG_TEST_RUN at
+ * (selftests/lib/trace_oracle.c): crafted and malformed replies through BPF_PROG_TEST_RUN at
  * TC ingress, records read back from the ring buffer and compared field by field with
  * the oracle's. Probes are stamped first by running the egress program on them. Also a
  * mutation fuzzer: thousands of truncated / bit-flipped replies, kernel == oracle on
@@ -14,7 +14,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "test.h"
-#include "../loader/trace.h"
+#include "trace/vtg_trace.h"
 
 #define TC_ACT_UNSPEC_U32 0xffffffffu
 #define OUR_SRC "10.7.0.1"

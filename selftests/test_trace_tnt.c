@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * TNT's analysis (loader/trace_tnt.c) on hand-made traces: the thresholds and their
+ * TNT's analysis (loader/trace/tnt.c) on hand-made traces: the thresholds and their
  * boundaries, FRPLA shadows, quoted-TTL runs, u-turns, the opaque LSE-TTL window, the
  * duplicate IP and buddy addresses, and the revelation steps (DPR, BRPR, buddy /30 then
  * /31, an ingress that never shows).
  */
 #include "test.h"
-#include "../loader/trace.h"
+#include "trace/vtg_trace.h"
 
 static struct vtg_tnt_hop H(int ttl, const char *addr, int rttl, int ettl, int qttl)
 {

@@ -30,13 +30,13 @@
 #include <sys/wait.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "export.h"
-#include "budget.h"
-#include "export_prom.h"
-#include "agent.h"
-#include "latency_user.h"
+#include "export/vtg_export.h"
+#include "export/budget.h"
+#include "export/prom.h"
+#include "agent/vtg_agent.h"
+#include "latency/vtg_latency.h"
 #include "count.h"
 #include "count.skel.h"
 
@@ -530,7 +530,7 @@ static bool handle_request(struct agent *a, struct client *c)
 	return false;
 }
 
-/* Metrics (loader/export_prom.c serves them, in text, OpenMetrics or protobuf with
+/* Metrics (loader/export/prom.c serves them, in text, OpenMetrics or protobuf with
  * native histograms): at each scrape, the latency histograms from the kernel, the
  * uplinks' per-protocol counters, the agent's own record counters, its sinks'. */
 static void observe(void *ctx, const struct vtg_xrec *r)

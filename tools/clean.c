@@ -9,9 +9,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sys/file.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "agent.h"
+#include "agent/vtg_agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j] clean [--force] [--dry-run]\n\n"

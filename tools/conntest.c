@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "conntest.h"
+#include "conntest/vtg_conntest.h"
 
 static const char help[] =
 	"Usage: vantage [-j] conntest --name NAME [--listen tcp:PORT|udp:PORT]...\n"

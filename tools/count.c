@@ -11,7 +11,7 @@
 #include <net/if.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
 #include "count.h"
 #include "count.skel.h"

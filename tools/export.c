@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "export.h"
+#include "export/vtg_export.h"
 
 static const char help[] =
 	"Usage: vantage export SINK TARGET [SINK TARGET]...\n\n"

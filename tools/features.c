@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
 
 static const char help[] =

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "latency_user.h"
-#include "agent.h"
+#include "latency/vtg_latency.h"
+#include "agent/vtg_agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j] latency [--netns NAME|PATH]... [--pid PID]... [--all]\n"

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <getopt.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "export.h"
+#include "export/vtg_export.h"
 
 static const struct vtg_cmd commands[] = {
 	{ "version", cmd_version, "print the version and the libbpf it was built with" },

@@ -21,10 +21,10 @@
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 #include <sys/socket.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "latency_user.h"
-#include "agent.h"
+#include "latency/vtg_latency.h"
+#include "agent/vtg_agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j] ping DST [-c N] [-i SECONDS] [-s SIZE] [-W TIMEOUT]\n"

@@ -23,11 +23,11 @@
 #include <sys/file.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "export.h"
-#include "budget.h"
-#include "../loader/policy.h"
+#include "export/vtg_export.h"
+#include "export/budget.h"
+#include "policy/vtg_policy.h"
 #include "policy.skel.h"
 #include "policy_linear.skel.h"
 

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/stat.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "agent.h"
+#include "agent/vtg_agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j|-p] status\n\n"

@@ -14,10 +14,10 @@
 #include <poll.h>
 #include <limits.h>
 #include <arpa/inet.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
-#include "../loader/trace.h"
-#include "agent.h"
+#include "trace/vtg_trace.h"
+#include "agent/vtg_agent.h"
 
 static const char help[] =
 	"Usage: vantage [-j] trace DST [-P icmp|udp|tcp] [-q N] [-w WAIT] [-f FIRST_TTL]\n"

@@ -2,7 +2,7 @@
 /* vantage version */
 #include <stdio.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "commands.h"
 
 static const char help[] =

@@ -15,10 +15,10 @@
 #include <sys/un.h>
 #include <poll.h>
 #include <unistd.h>
-#include "vantage.h"
-#include "agent.h"
-#include "latency_user.h"
-#include "policy.h"
+#include "core/vtg_core.h"
+#include "agent/vtg_agent.h"
+#include "latency/vtg_latency.h"
+#include "policy/vtg_policy.h"
 
 const char vtg_agent_default_cfg[] =
 	"# vantage agent: what runs without --config (the same as tools/vantage-agent.conf)\n"

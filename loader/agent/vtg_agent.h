@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The agent's configuration (agent_cfg.c) and its socket protocol. */
+/* The agent's configuration (config.c) and its socket protocol. */
 #ifndef VANTAGE_LOADER_AGENT_H
 #define VANTAGE_LOADER_AGENT_H
 

@@ -34,9 +34,9 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <linux/sockios.h>
-#include "vantage.h"
-#include "conntest.h"
-#include "latency_user.h"
+#include "core/vtg_core.h"
+#include "conntest/vtg_conntest.h"
+#include "latency/vtg_latency.h"
 
 #define NS 1000000000ULL
 #define MS 1000000ULL

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
-#include "conntest.h"
+#include "conntest/vtg_conntest.h"
 
 static int fail(char *err, size_t errlen, int ret, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)

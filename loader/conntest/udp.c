@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include "conntest.h"
+#include "conntest/vtg_conntest.h"
 
 #define PN_RING 4096
 #define PN_SEEN_BITS 4096

@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include "vantage.h"
-#include "conntest.h"
+#include "core/vtg_core.h"
+#include "conntest/vtg_conntest.h"
 
 static enum ct_ui ui_mode;
 static char recent[CT_UI_RECENT][280];

@@ -2,12 +2,12 @@
 /*
  * vantage conntest: connectivity testing between instances of itself.
  *
- * conntest_proto.c   the wire protocol (messages, version 1), --connect URIs, sizes
- * conntest_udp.c     TCP-like reliability on top of UDP (sequence numbers, acks with
+ * proto.c           the wire protocol (messages, version 1), --connect URIs, sizes
+ * udp.c             TCP-like reliability on top of UDP (sequence numbers, acks with
  *                    SACK, reordering repaired, a window, loss detection and resend)
- * conntest_engine.c  the event loop: listeners, peers, tests in turn, reconnects,
+ * engine.c          the event loop: listeners, peers, tests in turn, reconnects,
  *                    stack-latency correction through the latency tracer
- * conntest_ui.c      output: live terminal table, log lines, JSON Lines
+ * ui.c              output: live terminal table, log lines, JSON Lines
  *
  * The protocol is specified in vantage-conntest(8); the constants below are it.
  */
@@ -78,7 +78,7 @@ static inline uint16_t ct_get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 
 static inline uint32_t ct_get32(const uint8_t *p) { return (uint32_t)ct_get16(p) << 16 | ct_get16(p + 2); }
 static inline uint64_t ct_get64(const uint8_t *p) { return (uint64_t)ct_get32(p) << 32 | ct_get32(p + 4); }
 
-/* ---- conntest_proto.c ---------------------------------------------------------- */
+/* ---- proto.c ---------------------------------------------------------- */
 
 /* Writes a message header; returns CT_HDR_LEN. */
 size_t ct_hdr_put(uint8_t *p, enum ct_type type, uint32_t len);
@@ -136,7 +136,7 @@ int ct_parse_uri(const char *s, struct ct_target *t, char *err, size_t errlen);
 int ct_parse_listen(const char *s, int *proto, uint16_t *port, char *err, size_t errlen);
 const char *ct_proto_name(int proto);
 
-/* ---- conntest_udp.c: reliability over datagrams ------------------------------- */
+/* ---- udp.c: reliability over datagrams ------------------------------- */
 
 struct ct_rel;
 
@@ -191,7 +191,7 @@ const uint8_t *ct_pattern(void);
 
 enum ct_ui { CT_UI_TUI, CT_UI_LOG, CT_UI_JSON };
 
-/* ---- conntest_ui.c: events for JSON Lines / log, and the live table ----------- */
+/* ---- ui.c: events for JSON Lines / log, and the live table ----------- */
 #define CT_EV_MAX 48
 #define CT_UI_RECENT 8
 
@@ -237,7 +237,7 @@ struct ct_row {
 };
 void ct_ui_draw(const char *name, const struct ct_row *rows, int n, const char *status);
 
-/* ---- conntest_engine.c --------------------------------------------------------- */
+/* ---- engine.c --------------------------------------------------------- */
 
 struct ct_listen {
 	int proto;

@@ -20,7 +20,7 @@
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 
 static const char *const hook_names[VTG_HOOK_MAX] = {
 	[VTG_HOOK_XDP] = "xdp",

@@ -28,12 +28,12 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "count.h"
 #define TRACEFS_MAGIC_ 0x74726163
 #include "probe.skel.h"
 #include "count.skel.h"
-#include "policy.h"
+#include "policy/vtg_policy.h"
 
 enum {
 	F_BTF,

@@ -8,7 +8,7 @@
 #include <math.h>
 #include <inttypes.h>
 #include <unistd.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 
 #define JW_MAX_DEPTH 32
 

@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 
 struct vtg_global vtg;
 

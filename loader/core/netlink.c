@@ -13,7 +13,7 @@
 #include <linux/veth.h>
 #include <linux/pkt_sched.h>
 #include <linux/pkt_cls.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 
 #define NL_BUF 32768
 

@@ -10,7 +10,7 @@
 #include <ctype.h>
 #include <net/if.h>
 #include <sys/stat.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 
 /* Where named namespaces live: iproute2's, and Docker's. */
 static const char *const netns_dirs[] = { "/var/run/netns", "/run/netns", "/run/docker/netns" };

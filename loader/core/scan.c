@@ -10,7 +10,7 @@
 #include <linux/if_link.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 
 const char *vtg_prog_type_name(uint32_t type)
 {

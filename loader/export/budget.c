@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
-#include "vantage.h"
-#include "budget.h"
+#include "core/vtg_core.h"
+#include "export/budget.h"
 
 #define PERIOD_NS 250000000ull
 #define SCALE_MAX 1000000u

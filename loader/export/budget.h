@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /* The CPU budget: holds our CPU plus our BPF programs' run time at a percentage of one
- * CPU by adapting a sampling scale (loader/budget.c). */
+ * CPU by adapting a sampling scale (loader/export/budget.c). */
 #ifndef VANTAGE_BUDGET_H
 #define VANTAGE_BUDGET_H
 

@@ -28,8 +28,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include "vantage.h"
-#include "export.h"
+#include "core/vtg_core.h"
+#include "export/vtg_export.h"
 
 #define IPFIX_VERSION 10
 #define IPFIX_HDR 16

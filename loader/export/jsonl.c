@@ -9,8 +9,8 @@
 #include <string.h>
 #include <poll.h>
 #include <unistd.h>
-#include "vantage.h"
-#include "export.h"
+#include "core/vtg_core.h"
+#include "export/vtg_export.h"
 
 #define JSONL_QUEUE (8u << 20)
 

@@ -24,8 +24,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
-#include "vantage.h"
-#include "export.h"
+#include "core/vtg_core.h"
+#include "export/vtg_export.h"
 
 #define PCAPNG_BUF_CAP (8u << 20)      /* bytes queued at most before records are dropped */
 #define PCAPNG_FLUSH_AT (64u << 10)    /* write() flushes once this much is queued */

@@ -37,10 +37,10 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include "vantage.h"
-#include "latency_user.h"
-#include "export.h"
-#include "export_prom.h"
+#include "core/vtg_core.h"
+#include "latency/vtg_latency.h"
+#include "export/vtg_export.h"
+#include "export/prom.h"
 
 #define NLAT VTG_LAT_HIST_BUCKETS
 #define NATIVE_SCHEMA 3

@@ -24,7 +24,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "export.h"
+#include "export/vtg_export.h"
 
 #define VTG_PROM_DEFAULT_LISTEN "127.0.0.1:9464"
 #define VTG_PROM_MAX_CLIENTS 16
@@ -110,7 +110,7 @@ void vtg_prom_histogram(struct vtg_prom_w *w, const double *le, const uint64_t *
 /* A histogram in the stack-latency scheme (maps/latency.h: nbuckets must be
  * VTG_LAT_HIST_BUCKETS, counts per bucket in ns), exposed in seconds: classic buckets
  * at the scheme's bounds in every format, and a native histogram in protobuf (see
- * export_prom.c for how the buckets map). Returns 0, or -1 for a wrong nbuckets. */
+ * prom.c for how the buckets map). Returns 0, or -1 for a wrong nbuckets. */
 int vtg_prom_latency_hist(struct vtg_prom_w *w, const uint64_t *buckets, int nbuckets, double sum_ns, ...)
 	__attribute__((sentinel));
 

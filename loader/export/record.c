@@ -8,9 +8,9 @@
 #include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include "vantage.h"
-#include "export.h"
-#include "latency_user.h"
+#include "core/vtg_core.h"
+#include "export/vtg_export.h"
+#include "latency/vtg_latency.h"
 
 void jw_record(struct jw *w, const char *type, uint64_t ts_ns)
 {

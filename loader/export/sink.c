@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include "vantage.h"
-#include "export.h"
+#include "core/vtg_core.h"
+#include "export/vtg_export.h"
 
 char vtg_x_source[96] = "vantage";
 

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include "vantage.h"
-#include "latency_user.h"
+#include "core/vtg_core.h"
+#include "latency/vtg_latency.h"
 
 static void addr_str(const struct vtg_lat_key *k, const uint8_t *a, char *buf, size_t len)
 {

@@ -22,9 +22,9 @@
 #include <netinet/in.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
+#include "core/vtg_core.h"
 #include "latency.h"
-#include "latency_user.h"
+#include "latency/vtg_latency.h"
 #include "latency.skel.h"
 
 /* The maps user space works with, by stable name: the names of their pins. */

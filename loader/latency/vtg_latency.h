@@ -93,7 +93,7 @@ int vtg_lat_netns_ino(const char *spec, uint32_t *ino);
 /* True while the namespace is reachable (named, or some process is in it). */
 bool vtg_netns_alive(uint32_t ino);
 
-/* latency_fmt.c: records and histograms as JSON (one object) or a text line/table. */
+/* format.c: records and histograms as JSON (one object) or a text line/table. */
 struct jw;
 void vtg_lat_event_json(struct jw *w, const struct vtg_lat_event *ev);
 void vtg_lat_event_text(FILE *f, const struct vtg_lat_event *ev);

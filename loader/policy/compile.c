@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include <arpa/inet.h>
-#include "policy.h"
+#include "policy/vtg_policy.h"
 
 #define DEFAULT_BINTH 4
 

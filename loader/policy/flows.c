@@ -15,9 +15,9 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
-#include "vantage.h"
-#include "policy.h"
-#include "export.h"
+#include "core/vtg_core.h"
+#include "policy/vtg_policy.h"
+#include "export/vtg_export.h"
 
 #define BATCH 1024
 #define TCP_FIN 0x01

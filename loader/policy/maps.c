@@ -17,7 +17,7 @@
 #include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "policy.h"
+#include "policy/vtg_policy.h"
 
 static const struct {
 	const char *name;

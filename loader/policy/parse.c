@@ -12,7 +12,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include "policy.h"
+#include "policy/vtg_policy.h"
 
 struct perr {
 	const char *name;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include "policy.h"
+#include "policy/vtg_policy.h"
 
 static bool prefix_has(const uint8_t *pfx, int plen, const uint32_t *words)
 {

@@ -4,10 +4,10 @@
  * ClassBench), the compiler to the maps of maps/policy.h, the atomic switch, and the
  * reference first-match scan used as the test oracle.
  *
- *   policy_parse.c    files -> struct vtg_policy (errors name file:line:column)
- *   policy_compile.c  struct vtg_policy -> decision tree + rule table (struct vtg_pol_compiled)
- *   policy_maps.c     opening/pinning the maps, installing a compiled policy, counters
- *   policy_ref.c      reference scan, ClassBench traces, packets for headers
+ *   parse.c           files -> struct vtg_policy (errors name file:line:column)
+ *   compile.c         struct vtg_policy -> decision tree + rule table (struct vtg_pol_compiled)
+ *   maps.c            opening/pinning the maps, installing a compiled policy, counters
+ *   ref.c             reference scan, ClassBench traces, packets for headers
  */
 #ifndef VANTAGE_LOADER_POLICY_H
 #define VANTAGE_LOADER_POLICY_H
@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <linux/types.h>
 /* The ABI header of the same name; a path, since this file would shadow it. */
-#include "../maps/policy.h"
+#include "policy.h"
 
 #define VTG_POL_PIN_DIR VTG_PIN_ROOT "/policy"
 
@@ -133,7 +133,7 @@ void vtg_pol_active(const struct vtg_pol_maps *m, uint32_t *slot, uint32_t *gen)
  * Returns the new generation, or negative errno with err set. */
 int vtg_pol_install(struct vtg_pol_maps *m, const struct vtg_pol_compiled *c, const char *source,
 		    uint32_t extra_flags, char *err, size_t errlen);
-/* Flow export (loader/policy_flows.c): drains the kernel's flow tables, keeps flows
+/* Flow export (loader/policy/flows.c): drains the kernel's flow tables, keeps flows
  * in user space and emits them as VTG_XK_FLOW records on idle/active timeout, TCP
  * end, or all of them with final. cidx maps counter slots to rule indexes (or NULL). */
 struct vtg_xrec;
@@ -181,7 +181,7 @@ size_t vtg_pol_tuple_frame(const struct vtg_pol_tuple *t, uint8_t *buf, size_t l
 #define VTG_POL_REPORT_CACHE_HIT 0x80
 #define VTG_POL_REPORT_FAST_HIT 0x40 /* with CACHE_HIT: found by the packet-packed IPv4 probe */
 
-/* policy_chain.c: whether an XDP program can tail-call a next one here (verified). */
+/* chain.c: whether an XDP program can tail-call a next one here (verified). */
 bool vtg_pol_probe_tail_call(char *detail, size_t len);
 
 #endif

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <arpa/inet.h>
-#include "trace.h"
+#include "trace/vtg_trace.h"
 
 bool vtg_addr_eq(const struct vtg_addr *x, const struct vtg_addr *y)
 {

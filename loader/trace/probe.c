@@ -29,8 +29,8 @@
 #include <linux/if_arp.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include "vantage.h"
-#include "trace.h"
+#include "core/vtg_core.h"
+#include "trace/vtg_trace.h"
 #include "trace.skel.h"
 
 #define P_ICMP 1

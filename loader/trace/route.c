@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
-#include "trace.h"
+#include "trace/vtg_trace.h"
 
 int vtg_route_get(const struct vtg_addr *dst, char ifname[16], struct vtg_addr *src, int *ifindex)
 {

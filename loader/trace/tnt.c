@@ -31,7 +31,7 @@
  * (clamped at 0), which is TNT's absolute threshold for the first tunnel of a path.
  */
 #include <string.h>
-#include "trace.h"
+#include "trace/vtg_trace.h"
 
 static const char *const tag_names[VTG_TNT_NTAGS] = {
 	"MPLS", "EXP", "IMP", "OPA", "INV", "ING", "LSR", "EGR", "QTTL", "UTURN",

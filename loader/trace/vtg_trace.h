@@ -2,11 +2,11 @@
 /*
  * Traceroute that reveals MPLS tunnels (`vantage trace`): the loader side.
  *
- *   trace_pkt.c     Paris probes (ICMP echo, UDP, TCP SYN) with the tag in a quoted field
+ *   pkt.c           Paris probes (ICMP echo, UDP, TCP SYN) with the tag in a quoted field
  *   trace_oracle.c  userspace twin of bpf/trace.bpf.c's reply parser: the test oracle only
- *   trace_tnt.c     TNT: fingerprints, triggers, tunnel classification, revelation steps
- *   trace_route.c   route lookup (output interface, source address) over rtnetlink
- *   trace_probe.c   the prober: BPF programs, raw socket, ring buffer, jobs, rate limit
+ *   tnt.c           TNT: fingerprints, triggers, tunnel classification, revelation steps
+ *   route.c         route lookup (output interface, source address) over rtnetlink
+ *   probe.c         the prober: BPF programs, raw socket, ring buffer, jobs, rate limit
  *
  * Addresses are struct vtg_addr (16 bytes + family) so IPv6 fits; only IPv4 is probed now.
  */
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
-#include "../maps/trace.h" /* the kernel ABI (same file name as this one) */
+#include "trace.h" /* the kernel ABI (maps/trace.h) */
 
 struct vtg_addr {
 	uint8_t family; /* 4 or 6, 0 = none */
@@ -30,7 +30,7 @@ const char *vtg_addr_str(const struct vtg_addr *x, char *buf, size_t len);
 uint32_t vtg_addr_v4(const struct vtg_addr *x); /* host order */
 void vtg_addr_from_v4(struct vtg_addr *x, uint32_t host_order);
 
-/* ---- probes (trace_pkt.c) ---- */
+/* ---- probes (pkt.c) ---- */
 
 enum vtg_tr_proto { VTG_TR_ICMP = 0, VTG_TR_UDP, VTG_TR_TCP };
 const char *vtg_tr_proto_name(enum vtg_tr_proto p);
@@ -64,7 +64,7 @@ uint16_t vtg_csum_fold(uint32_t sum);
 int vtg_trace_oracle(const struct vtg_trace_cfg *cfg, const struct vtg_trace_slot *slots,
 		     const uint8_t *frame, size_t len, struct vtg_trace_rec *out);
 
-/* ---- TNT (trace_tnt.c) ---- */
+/* ---- TNT (tnt.c) ---- */
 
 /* Hop tags, printed like TNT's [MPLS,EXP,LSR]. */
 #define VTG_TNT_MPLS (1u << 0)
@@ -171,14 +171,14 @@ int vtg_tnt_reveal_step(struct vtg_tnt_tunnel *t, const struct vtg_tnt_hop *ing,
 /* The other end of a point-to-point link (/30 first, then /31). */
 void vtg_tnt_buddy(const struct vtg_addr *a, bool slash31, struct vtg_addr *out);
 
-/* ---- route lookup (trace_route.c) ---- */
+/* ---- route lookup (route.c) ---- */
 
 /* Output interface and source address toward dst (RTM_GETROUTE). 0, or -ENETUNREACH
  * / -EHOSTUNREACH / other -errno. */
 int vtg_route_get(const struct vtg_addr *dst, char ifname[16], struct vtg_addr *src,
 		  int *ifindex);
 
-/* ---- the prober (trace_probe.c) ---- */
+/* ---- the prober (probe.c) ---- */
 
 struct vtg_tr_opts {
 	enum vtg_tr_proto proto;
