@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 #include "test.h"
 #include "trace/vtg_trace.h"
+#include "trace_oracle.h"
 
 #define TC_ACT_UNSPEC_U32 0xffffffffu
 #define OUR_SRC "10.7.0.1"

@@ -3,7 +3,6 @@
  * Traceroute that reveals MPLS tunnels (`vantage trace`): the loader side.
  *
  *   pkt.c           Paris probes (ICMP echo, UDP, TCP SYN) with the tag in a quoted field
- *   trace_oracle.c  userspace twin of bpf/trace.bpf.c's reply parser: the test oracle only
  *   tnt.c           TNT: fingerprints, triggers, tunnel classification, revelation steps
  *   route.c         route lookup (output interface, source address) over rtnetlink
  *   probe.c         the prober: BPF programs, raw socket, ring buffer, jobs, rate limit
@@ -54,15 +53,6 @@ size_t vtg_tr_build_probe(const struct vtg_tr_probe_spec *sp, uint8_t *buf, size
 /* RFC 1071 one's complement sum helpers. */
 uint32_t vtg_csum_add(uint32_t sum, const void *data, size_t len);
 uint16_t vtg_csum_fold(uint32_t sum);
-
-/* ---- the userspace twin of the kernel parser (trace_oracle.c) ---- */
-
-/* Parses one frame as vtg_trace_in would (l2 header per cfg->l2_len). slots (indexed
- * by tag, may be NULL) stand for the egress stamps. Returns 1 and fills *out (rx_ns 0)
- * for a reply to our probes, 0 for other traffic, -1 for an ICMP error to us whose
- * quote is too short to identify (the kernel's UNIDENTIFIED counter). */
-int vtg_trace_oracle(const struct vtg_trace_cfg *cfg, const struct vtg_trace_slot *slots,
-		     const uint8_t *frame, size_t len, struct vtg_trace_rec *out);
 
 /* ---- TNT (tnt.c) ---- */
 

@@ -18,7 +18,7 @@
  * models that limit explicitly (window), since it changes what can be verified.
  */
 #include <string.h>
-#include "trace/vtg_trace.h"
+#include "trace_oracle.h"
 
 #define P_ICMP 1
 #define P_TCP 6
