@@ -67,10 +67,16 @@ void jw_kbool(struct jw *w, const char *k, bool v);
 /* A writer on stdout in the mode the global options chose (NULL when not JSON). */
 struct jw *vtg_jw_stdout(void);
 void jw_set_flush(struct jw *w, bool flush); /* flush after each top-level value (default) */
-/* Opens a streamed record: {"v":1,"type":TYPE,"ts_ns":TS,"time":"RFC 3339","source":"HOST/CMD" */
-void jw_record(struct jw *w, const char *type, uint64_t ts_ns);
 /* Writes s as a JSON string literal (quoted, escaped) to f. */
 void json_write_string(FILE *f, const char *s);
+
+/* envelope.c: what every streamed record starts with. */
+#define VTG_X_VERSION 1
+/* The envelope's source: "HOST/COMMAND", set once by main. */
+extern char vtg_x_source[96];
+void vtg_x_set_source(const char *command);
+/* Opens a streamed record: {"v":1,"type":TYPE,"ts_ns":TS,"time":"RFC 3339","source":"HOST/CMD" */
+void jw_record(struct jw *w, const char *type, uint64_t ts_ns);
 
 /* env.c */
 int vtg_require_root(void);

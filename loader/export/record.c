@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Records as JSON Lines: the envelope every streamed record starts with, the parser
- * `vantage export` reads streams with, and the writer of records made in-process. */
+/* Records as JSON Lines: the parser `vantage export` reads streams with, and the writer
+ * of records made in-process (the envelope they start with is core/envelope.c). */
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -11,20 +11,6 @@
 #include "core/vtg_core.h"
 #include "export/vtg_export.h"
 #include "latency/vtg_latency.h"
-
-void jw_record(struct jw *w, const char *type, uint64_t ts_ns)
-{
-	char when[48];
-
-	vtg_wallclock_of_mono(ts_ns, when, sizeof(when));
-	jw_obj(w);
-	jw_ku64(w, "v", VTG_X_VERSION);
-	jw_kstr(w, "type", type);
-	jw_ku64(w, "ts_ns", ts_ns);
-	jw_key(w, "time");
-	jw_strn(w, when, strlen(when));
-	jw_kstr(w, "source", vtg_x_source);
-}
 
 /* ---- a small JSON reader for one line ---- */
 

@@ -9,17 +9,6 @@
 #include "core/vtg_core.h"
 #include "export/vtg_export.h"
 
-char vtg_x_source[96] = "vantage";
-
-void vtg_x_set_source(const char *command)
-{
-	char host[64] = "";
-
-	if (gethostname(host, sizeof(host) - 1) || !host[0])
-		snprintf(host, sizeof(host), "localhost");
-	snprintf(vtg_x_source, sizeof(vtg_x_source), "%s/%s", host, command ? command : "vantage");
-}
-
 /* Sinks live in their own files; a build without one says so rather than failing to link. */
 extern const struct vtg_sink_ops vtg_sink_jsonl __attribute__((weak));
 extern const struct vtg_sink_ops vtg_sink_ipfix __attribute__((weak));

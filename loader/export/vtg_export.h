@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define VTG_X_VERSION 1
+#include "core/vtg_core.h" /* VTG_X_VERSION, the envelope's source */
 
 enum vtg_xkind {
 	VTG_XK_OTHER = 0, /* any other type: JSON Lines only */
@@ -204,10 +204,6 @@ void vtg_xrec_json(FILE *f, const struct vtg_xrec *r);
 /* The same through a JSON writer (no line passthrough). */
 struct jw;
 void vtg_xrec_jw(struct jw *w, const struct vtg_xrec *r);
-
-/* The envelope's source: "HOST/COMMAND", set once by main. */
-extern char vtg_x_source[96];
-void vtg_x_set_source(const char *command);
 
 /* Non-blocking output buffer shared by the stream sinks: at most cap bytes queued;
  * a record that does not fit is dropped whole (never a torn record). */
