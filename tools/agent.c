@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "core/vtg_core.h"
+#include "count/vtg_count.h"
 #include "commands.h"
 #include "export/vtg_export.h"
 #include "export/budget.h"

@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "core/vtg_core.h"
+#include "count/vtg_count.h"
 #include "commands.h"
 #include "count.h"
 #include "count.skel.h"

@@ -183,13 +183,6 @@ bool vtg_owner_alive(pid_t pid);
 int vtg_attach_replace(int prog_fd, const char *ifname, enum vtg_hook hook,
 		       struct vtg_attachment *a);
 
-/* count.c: the per-protocol counters (maps/count.h), summed over CPUs. */
-struct vtg_count_val;
-int vtg_count_read(int map_fd, struct vtg_count_val *sum);
-extern const char *const vtg_count_l3_names[];
-extern const char *const vtg_count_l4_names[];
-extern const char *const vtg_count_point_names[];
-
 /* scan.c: what of vantage is in the kernel right now. */
 struct vtg_prog_info {
 	uint32_t id;

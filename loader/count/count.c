@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "core/vtg_core.h"
+#include "count/vtg_count.h"
 #include "count.h"
 
 const char *const vtg_count_l3_names[VTG_L3_MAX] = { "ipv4", "ipv6", "arp", "other", "malformed" };
