@@ -38,6 +38,7 @@
 #include "export/prom.h"
 #include "agent/vtg_agent.h"
 #include "latency/vtg_latency.h"
+#include "policy/vtg_policy.h"
 #include "count.h"
 #include "count.skel.h"
 
@@ -109,7 +110,7 @@ struct agent {
 	int lock_fd;
 	struct vtg_sink *sinks[VTG_AGENT_MAX_EXPORTS];
 	int n_sinks;
-	struct policy_feed *feeds[VTG_AGENT_MAX_POLICIES];
+	struct vtg_pol_feed *feeds[VTG_AGENT_MAX_POLICIES];
 	int n_feeds;
 	struct vtg_budget budget;
 	bool budget_on;
@@ -544,7 +545,7 @@ static void agent_collect(struct vtg_prom_w *w, void *arg)
 	struct agent *a = arg;
 
 	for (int k = 0; k < a->n_feeds; k++)
-		policy_feed_rules(a->feeds[k], observe, a->prom);
+		vtg_pol_feed_rules(a->feeds[k], observe, a->prom);
 
 	if (a->lat) {
 		struct vtg_lat_hist_entry *h = NULL;
@@ -1027,9 +1028,9 @@ int cmd_agent(int argc, char **argv)
 		typeof(&a->cfg.policies[0]) pc = &a->cfg.policies[k];
 		const char *ns = pc->netns[0] ? pc->netns : NULL;
 
-		if (policy_agent_load(pc->file, pc->dev, ns, pc->hook))
+		if (vtg_pol_agent_load(pc->file, pc->dev, ns, pc->hook))
 			goto out;
-		a->feeds[k] = policy_feed_open(pc->dev, ns, a->sinks, a->n_sinks, a->cfg.flow_active_s,
+		a->feeds[k] = vtg_pol_feed_open(pc->dev, ns, a->sinks, a->n_sinks, a->cfg.flow_active_s,
 					       a->cfg.flow_idle_s);
 		if (!a->feeds[k])
 			goto out;
@@ -1039,7 +1040,7 @@ int cmd_agent(int argc, char **argv)
 		int fds[VTG_AGENT_MAX_POLICIES];
 
 		for (int k = 0; k < a->n_feeds; k++)
-			fds[k] = policy_feed_prog_fd(a->feeds[k]);
+			fds[k] = vtg_pol_feed_prog_fd(a->feeds[k]);
 		if (vtg_budget_init(&a->budget, a->cfg.cpu_budget, fds, a->n_feeds))
 			goto out;
 		a->budget_on = true;
@@ -1107,7 +1108,7 @@ int cmd_agent(int argc, char **argv)
 			pf[np++] = (struct pollfd){ a->cl[i].hung_up ? -1 : a->cl[i].fd, POLLIN, 0 };
 		nclients = np - base;
 		for (int k = 0; k < a->n_feeds; k++)
-			pf[np++] = (struct pollfd){ policy_feed_fd(a->feeds[k]), POLLIN, 0 };
+			pf[np++] = (struct pollfd){ vtg_pol_feed_fd(a->feeds[k]), POLLIN, 0 };
 		for (int k = 0; k < a->n_sinks; k++) {
 			int fds[8];
 			short ev[8];
@@ -1133,7 +1134,7 @@ int cmd_agent(int argc, char **argv)
 			uint64_t now = vtg_mono_ns();
 
 			for (int k = 0; k < a->n_feeds; k++) {
-				int e = policy_feed_poll(a->feeds[k], now, false);
+				int e = vtg_pol_feed_poll(a->feeds[k], now, false);
 
 				if (e)
 					log_event("policy_error", strerror(-e), "dev", a->cfg.policies[k].dev, NULL, 0);
@@ -1152,7 +1153,7 @@ int cmd_agent(int argc, char **argv)
 				struct vtg_xrec r;
 
 				for (int k = 0; k < a->n_feeds; k++)
-					policy_feed_set_scale(a->feeds[k], &a->budget);
+					vtg_pol_feed_set_scale(a->feeds[k], &a->budget);
 				vtg_xrec_init(&r, VTG_XK_SAMPLING, "sampling", now);
 				r.sampling = a->budget.scale;
 				for (int k = 0; k < a->n_sinks; k++) {
@@ -1195,7 +1196,7 @@ int cmd_agent(int argc, char **argv)
 	ret = VTG_EXIT_OK;
 out:
 	for (int k = 0; k < a->n_feeds; k++)
-		policy_feed_close(a->feeds[k], true); /* flows still open are exported (forced end) */
+		vtg_pol_feed_close(a->feeds[k], true); /* flows still open are exported (forced end) */
 	if (a->budget_on)
 		vtg_budget_free(&a->budget);
 	for (int k = 0; k < a->n_sinks; k++) {

@@ -25,21 +25,6 @@ int cmd_trace(int argc, char **argv);
 int cmd_conntest(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
-/* The agent's use of policies (tools/policy.c). */
-struct vtg_sink;
-struct vtg_budget;
-struct policy_feed;
-int policy_agent_load(const char *file, const char *dev, const char *netns, int hook);
-struct policy_feed *policy_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
-				     double active, double idle);
-int policy_feed_fd(const struct policy_feed *f);
-struct vtg_xrec;
-void policy_feed_rules(struct policy_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx);
-int policy_feed_prog_fd(const struct policy_feed *f);
-void policy_feed_set_scale(struct policy_feed *f, const struct vtg_budget *b);
-int policy_feed_poll(struct policy_feed *f, uint64_t now, bool final);
-void policy_feed_close(struct policy_feed *f, bool final);
-
 /* Prints help to stdout and returns 0 when argv has -h/--help; -1 otherwise.
  * Commands call it first so that --help works without root. */
 int vtg_help_requested(int argc, char **argv, const char *help);

@@ -1492,7 +1492,7 @@ out:
 
 /* ---- the agent's use: load from its config, feed its sinks ---- */
 
-int policy_agent_load(const char *file, const char *dev, const char *netns, int hook)
+int vtg_pol_agent_load(const char *file, const char *dev, const char *netns, int hook)
 {
 	struct popts o = { .file = file, .dev = dev, .netns = netns, .hook = (enum vtg_hook)hook, .hook_set = true,
 			   .fmt = VTG_POL_FMT_AUTO };
@@ -1500,7 +1500,7 @@ int policy_agent_load(const char *file, const char *dev, const char *netns, int 
 	return do_load(&o) == VTG_EXIT_OK ? 0 : -1;
 }
 
-struct policy_feed {
+struct vtg_pol_feed {
 	struct inst *in;
 	int n_in;
 	struct ring_buffer *rb;
@@ -1516,10 +1516,10 @@ static void feed_flow_emit(void *ctx, const struct vtg_xrec *r)
 	watch_out(ctx, r);
 }
 
-struct policy_feed *policy_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
+struct vtg_pol_feed *vtg_pol_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
 				     double active, double idle)
 {
-	struct policy_feed *f = calloc(1, sizeof(*f));
+	struct vtg_pol_feed *f = calloc(1, sizeof(*f));
 	struct popts o = { .dev = dev, .netns = netns };
 
 	if (!f)
@@ -1549,12 +1549,12 @@ struct policy_feed *policy_feed_open(const char *dev, const char *netns, struct 
 		f->flow_period = 50000000ull;
 	return f;
 fail:
-	policy_feed_close(f, false);
+	vtg_pol_feed_close(f, false);
 	return NULL;
 }
 
 /* Each rule's counters (and the default's) as VTG_XK_RULE records, for the metrics. */
-void policy_feed_rules(struct policy_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx)
+void vtg_pol_feed_rules(struct vtg_pol_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx)
 {
 	const struct vtg_pol_hdr *h = vtg_pol_cur_hdr(&f->in[0].m);
 	struct vtg_pol_cnt c;
@@ -1580,17 +1580,17 @@ void policy_feed_rules(struct policy_feed *f, void (*fn)(void *ctx, const struct
 	}
 }
 
-int policy_feed_fd(const struct policy_feed *f)
+int vtg_pol_feed_fd(const struct vtg_pol_feed *f)
 {
 	return ring_buffer__epoll_fd(f->rb);
 }
 
-int policy_feed_prog_fd(const struct policy_feed *f)
+int vtg_pol_feed_prog_fd(const struct vtg_pol_feed *f)
 {
 	return f->prog_fd;
 }
 
-void policy_feed_set_scale(struct policy_feed *f, const struct vtg_budget *b)
+void vtg_pol_feed_set_scale(struct vtg_pol_feed *f, const struct vtg_budget *b)
 {
 	uint64_t *ctl = f->in[0].m.m_ctl;
 
@@ -1598,7 +1598,7 @@ void policy_feed_set_scale(struct policy_feed *f, const struct vtg_budget *b)
 }
 
 /* Reads what the ring buffer has, and exports flows and losses when they are due. */
-int policy_feed_poll(struct policy_feed *f, uint64_t now, bool final)
+int vtg_pol_feed_poll(struct vtg_pol_feed *f, uint64_t now, bool final)
 {
 	int err = ring_buffer__consume(f->rb);
 
@@ -1624,12 +1624,12 @@ int policy_feed_poll(struct policy_feed *f, uint64_t now, bool final)
 	return 0;
 }
 
-void policy_feed_close(struct policy_feed *f, bool final)
+void vtg_pol_feed_close(struct vtg_pol_feed *f, bool final)
 {
 	if (!f)
 		return;
 	if (final && f->rb && f->fx)
-		policy_feed_poll(f, vtg_mono_ns(), true);
+		vtg_pol_feed_poll(f, vtg_mono_ns(), true);
 	if (f->n_in == 1 && f->in[0].m.m_ctl)
 		__atomic_store_n(&((uint64_t *)f->in[0].m.m_ctl)[VTG_POL_CTL_SCALE], 1, __ATOMIC_RELEASE);
 	ring_buffer__free(f->rb);

@@ -184,4 +184,20 @@ size_t vtg_pol_tuple_frame(const struct vtg_pol_tuple *t, uint8_t *buf, size_t l
 /* chain.c: whether an XDP program can tail-call a next one here (verified). */
 bool vtg_pol_probe_tail_call(char *detail, size_t len);
 
+/* The agent's use of policies: load one, then feed its flows and samples to sinks
+ * (defined in tools/policy.c until they move into this library). */
+struct vtg_sink;
+struct vtg_budget;
+struct vtg_pol_feed;
+int vtg_pol_agent_load(const char *file, const char *dev, const char *netns, int hook);
+struct vtg_pol_feed *vtg_pol_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
+				     double active, double idle);
+int vtg_pol_feed_fd(const struct vtg_pol_feed *f);
+struct vtg_xrec;
+void vtg_pol_feed_rules(struct vtg_pol_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx);
+int vtg_pol_feed_prog_fd(const struct vtg_pol_feed *f);
+void vtg_pol_feed_set_scale(struct vtg_pol_feed *f, const struct vtg_budget *b);
+int vtg_pol_feed_poll(struct vtg_pol_feed *f, uint64_t now, bool final);
+void vtg_pol_feed_close(struct vtg_pol_feed *f, bool final);
+
 #endif
