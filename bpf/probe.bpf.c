@@ -7,6 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 #include "common.h"
 
 /* Written by user space before load: only events of this process count. */
@@ -20,6 +21,8 @@ __u64 hits_syscall_tp = 0;
 __u64 hits_kprobe = 0;
 __u64 hits_fentry = 0;
 __u64 hits_freplace = 0;
+__u64 hits_xdp_udp = 0;
+__u64 hits_tc = 0;
 
 static __always_inline bool mine(void)
 {
@@ -91,6 +94,29 @@ int vtg_probe_ext(struct xdp_md *ctx)
 {
 	__sync_fetch_and_add(&hits_freplace, 1);
 	return XDP_DROP;
+}
+
+/* The attach and test-run probes (XDP native and generic, TC clsact, BPF_PROG_TEST_RUN):
+ * counts the IPv4/UDP frames it sees, so a test run proves the program parsed the
+ * crafted frame, and passes everything. */
+SEC("xdp")
+int vtg_probe_pass(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+
+	if ((void *)(ip + 1) <= end && eth->h_proto == bpf_htons(0x0800 /* ETH_P_IP */) &&
+	    ip->protocol == IPPROTO_UDP)
+		__sync_fetch_and_add(&hits_xdp_udp, 1);
+	return XDP_PASS;
+}
+
+SEC("tc")
+int vtg_probe_tc(struct __sk_buff *skb)
+{
+	__sync_fetch_and_add(&hits_tc, 1);
+	return skb ? 0 /* TC_ACT_OK */ : 0;
 }
 
 struct {

@@ -29,11 +29,8 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "core/vtg_core.h"
-#include "count.h"
 #define TRACEFS_MAGIC_ 0x74726163
 #include "probe.skel.h"
-#include "count.skel.h"
-#include "policy/vtg_policy.h"
 
 enum {
 	F_BTF,
@@ -206,7 +203,7 @@ done:
 	probe_bpf__destroy(tgt);
 }
 
-/* An Ethernet/IPv4/UDP frame, enough for the count program to classify. */
+/* An Ethernet/IPv4/UDP frame, enough for the probe program to classify. */
 static size_t udp_frame(unsigned char *b, size_t len)
 {
 	memset(b, 0, len);
@@ -223,10 +220,91 @@ static size_t udp_frame(unsigned char *b, size_t len)
 	return 42;
 }
 
+/* XDP chaining by tail call (vantage policy --next) works when an XDP program that
+ * tail-calls one returning XDP_DROP reports XDP_DROP under BPF_PROG_TEST_RUN. Raw
+ * instructions: the probe needs no object of any part. */
+#define INSN(c, d, s, o, i) ((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
+
+bool vtg_probe_tail_call(char *detail, size_t len)
+{
+	struct bpf_insn target[] = {
+		INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1 /* XDP_DROP */),
+		INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+	};
+	struct bpf_insn caller[] = {
+		INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2, BPF_PSEUDO_MAP_FD, 0, 0),
+		INSN(0, 0, 0, 0, 0),
+		INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_3, 0, 0, 0),
+		INSN(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_tail_call),
+		INSN(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 2 /* XDP_PASS */),
+		INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+	};
+	unsigned char pkt[64] = { 0 };
+	int map = -1, tfd = -1, cfd = -1;
+	__u32 zero = 0;
+	bool ok = false;
+
+	map = bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, "vtg_probe_next", 4, 4, 1, NULL);
+	if (map < 0) {
+		snprintf(detail, len, "cannot create a prog array: %s", strerror(errno));
+		goto out;
+	}
+	tfd = bpf_prog_load(BPF_PROG_TYPE_XDP, "vtg_probe_tgt", "GPL", target, 2, NULL);
+	caller[0].imm = map;
+	cfd = bpf_prog_load(BPF_PROG_TYPE_XDP, "vtg_probe_call", "GPL", caller, 6, NULL);
+	if (tfd < 0 || cfd < 0) {
+		snprintf(detail, len, "cannot load the probe programs: %s", strerror(errno));
+		goto out;
+	}
+	if (bpf_map_update_elem(map, &zero, &tfd, BPF_ANY)) {
+		snprintf(detail, len, "cannot put a program into a prog array: %s", strerror(errno));
+		goto out;
+	}
+	{
+		LIBBPF_OPTS(bpf_test_run_opts, tr, .data_in = pkt, .data_size_in = sizeof(pkt));
+
+		if (bpf_prog_test_run_opts(cfd, &tr)) {
+			snprintf(detail, len, "BPF_PROG_TEST_RUN failed: %s", strerror(errno));
+			goto out;
+		}
+		ok = tr.retval == 1;
+		snprintf(detail, len, ok ? "an XDP program tail-called another (vantage policy --next)" :
+					   "the tail call did not happen (returned %u)", tr.retval);
+	}
+out:
+	if (cfd >= 0)
+		close(cfd);
+	if (tfd >= 0)
+		close(tfd);
+	if (map >= 0)
+		close(map);
+	return ok;
+}
+
+/* The probe object with only its XDP and TC attach probes loaded. */
+static struct probe_bpf *open_net_probe(void)
+{
+	struct probe_bpf *skel = probe_bpf__open();
+	struct bpf_program *p;
+
+	if (!skel)
+		return NULL;
+	bpf_object__for_each_program(p, skel->obj) {
+		const char *n = bpf_program__name(p);
+
+		bpf_program__set_autoload(p, !strcmp(n, "vtg_probe_pass") || !strcmp(n, "vtg_probe_tc"));
+	}
+	if (probe_bpf__load(skel)) {
+		probe_bpf__destroy(skel);
+		return NULL;
+	}
+	return skel;
+}
+
 /* Runs in a child inside its own new network namespace; results in shared memory. */
 static void probe_net_child(struct vtg_feature *res)
 {
-	struct count_bpf *skel = NULL;
+	struct probe_bpf *skel = NULL;
 	int a, b, err, fd;
 	unsigned char frame[64];
 
@@ -243,13 +321,13 @@ static void probe_net_child(struct vtg_feature *res)
 		res[F_XDP_GENERIC] = res[F_TC_CLSACT] = res[F_XDP_NATIVE];
 		goto test_run;
 	}
-	skel = count_bpf__open_and_load();
+	skel = open_net_probe();
 	if (!skel) {
-		set(&res[F_XDP_NATIVE], false, "cannot load the count object: %s", strerror(errno));
+		set(&res[F_XDP_NATIVE], false, "cannot load the probe programs: %s", strerror(errno));
 		res[F_XDP_GENERIC] = res[F_TC_CLSACT] = res[F_XDP_NATIVE];
 		goto out;
 	}
-	fd = bpf_program__fd(skel->progs.vtg_count_xdp);
+	fd = bpf_program__fd(skel->progs.vtg_probe_pass);
 	err = bpf_xdp_attach(a, fd, XDP_FLAGS_DRV_MODE, NULL);
 	if (!err) {
 		set(&res[F_XDP_NATIVE], true, "attached in driver mode to a veth");
@@ -266,14 +344,14 @@ static void probe_net_child(struct vtg_feature *res)
 	}
 	{
 		LIBBPF_OPTS(bpf_tc_hook, th, .ifindex = a, .attach_point = BPF_TC_INGRESS);
-		LIBBPF_OPTS(bpf_tc_opts, to, .prog_fd = bpf_program__fd(skel->progs.vtg_count_tc_in));
+		LIBBPF_OPTS(bpf_tc_opts, to, .prog_fd = bpf_program__fd(skel->progs.vtg_probe_tc));
 
 		err = bpf_tc_hook_create(&th);
 		if (!err)
 			err = bpf_tc_attach(&th, &to);
 		if (!err) {
 			th.attach_point = BPF_TC_EGRESS;
-			to.prog_fd = bpf_program__fd(skel->progs.vtg_count_tc_eg);
+			to.prog_fd = bpf_program__fd(skel->progs.vtg_probe_tc);
 			to.handle = to.priority = 0;
 			to.prog_id = 0;
 			to.flags = 0;
@@ -291,31 +369,25 @@ static void probe_net_child(struct vtg_feature *res)
 	}
 test_run:
 	if (!skel)
-		skel = count_bpf__open_and_load();
+		skel = open_net_probe();
 	if (!skel) {
-		set(&res[F_PROG_TEST_RUN], false, "cannot load the count object: %s", strerror(errno));
+		set(&res[F_PROG_TEST_RUN], false, "cannot load the probe programs: %s", strerror(errno));
 		goto out;
 	}
 	{
 		size_t n = udp_frame(frame, sizeof(frame));
 		LIBBPF_OPTS(bpf_test_run_opts, tr, .data_in = frame, .data_size_in = n, .repeat = 1);
-		__u32 slot = VTG_COUNT_SLOT(VTG_POINT_XDP, VTG_L3_IPV4, VTG_L4_UDP);
-		int ncpu = libbpf_num_possible_cpus();
-		struct vtg_count_val vals[ncpu > 0 ? ncpu : 1];
-		__u64 pk = 0;
+		__u64 before = skel->bss->hits_xdp_udp;
 
-		err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.vtg_count_xdp), &tr);
-		if (!err && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.vtg_count), &slot, vals))
-			for (int i = 0; i < ncpu; i++)
-				pk += vals[i].packets;
-		if (!err && tr.retval == XDP_PASS && pk == 1)
+		err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.vtg_probe_pass), &tr);
+		if (!err && tr.retval == XDP_PASS && skel->bss->hits_xdp_udp == before + 1)
 			set(&res[F_PROG_TEST_RUN], true, "crafted IPv4/UDP frame counted, XDP_PASS returned");
 		else
 			set(&res[F_PROG_TEST_RUN], false, "test run: err %d retval %u counted %llu", err,
-			    tr.retval, (unsigned long long)pk);
+			    tr.retval, (unsigned long long)(skel->bss->hits_xdp_udp - before));
 	}
 out:
-	count_bpf__destroy(skel);
+	probe_bpf__destroy(skel);
 	/* The namespace, the veth pair and the clsact qdisc vanish with this process. */
 	_exit(0);
 }
@@ -404,7 +476,7 @@ int vtg_features_probe(struct vtg_feature **out)
 	probe_tracing(&res[F_KPROBE], "vtg_probe_kprobe", offsetof(struct probe_bpf__bss, hits_kprobe));
 	probe_tracing(&res[F_FENTRY], "vtg_probe_fentry", offsetof(struct probe_bpf__bss, hits_fentry));
 	probe_freplace(&res[F_FREPLACE], &res[F_LIBXDP_DISPATCHER]);
-	res[F_XDP_TAIL_CALL].available = vtg_pol_probe_tail_call(res[F_XDP_TAIL_CALL].detail, sizeof(res[0].detail));
+	res[F_XDP_TAIL_CALL].available = vtg_probe_tail_call(res[F_XDP_TAIL_CALL].detail, sizeof(res[0].detail));
 
 	fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "vtg_probe_rb", 0, 0, 4096, NULL);
 	if (fd >= 0) {

@@ -213,6 +213,7 @@ struct vtg_feature {
 	char detail[160]; /* why not, or how it was verified */
 };
 /* Runs every probe; returns count (array malloc'ed into *out). */
+bool vtg_probe_tail_call(char *detail, size_t len); /* XDP tail calls verified; why in detail */
 int vtg_features_probe(struct vtg_feature **out);
 
 #endif
