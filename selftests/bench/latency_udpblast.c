@@ -24,7 +24,7 @@
 #include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include "../lib/netns.h"
+#include "netns.h"
 
 #define MAX_BATCH 64
 #define MAX_SIZE 1472

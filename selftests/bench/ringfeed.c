@@ -40,7 +40,7 @@
 #include <sys/socket.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
-#include "../lib/netns.h"
+#include "netns.h"
 
 #define MAX_FRAME 1514
 #define MAX_CHUNK 4096		/* runs per BPF_PROG_TEST_RUN call */

@@ -41,7 +41,7 @@
 #include <linux/if_packet.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include "../lib/netns.h"
+#include "netns.h"
 
 #define SNAPLEN 256
 /* The ring: 16 blocks of 1 MiB, a block handed to us when full or 10 ms after its
