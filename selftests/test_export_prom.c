@@ -23,7 +23,6 @@
 #include "core/vtg_core.h"
 #include "latency/vtg_latency.h"
 #include "export/vtg_export.h"
-#include "export/prom.h"
 
 #define NLAT VTG_LAT_HIST_BUCKETS
 #define ACCEPT_PB "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"

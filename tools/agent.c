@@ -34,8 +34,6 @@
 #include "count/vtg_count.h"
 #include "commands.h"
 #include "export/vtg_export.h"
-#include "export/budget.h"
-#include "export/prom.h"
 #include "agent/vtg_agent.h"
 #include "latency/vtg_latency.h"
 #include "policy/vtg_policy.h"

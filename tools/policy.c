@@ -26,7 +26,6 @@
 #include "core/vtg_core.h"
 #include "commands.h"
 #include "export/vtg_export.h"
-#include "export/budget.h"
 #include "policy/vtg_policy.h"
 #include "policy.skel.h"
 #include "policy_linear.skel.h"

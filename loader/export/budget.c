@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "core/vtg_core.h"
-#include "export/budget.h"
+#include "export/vtg_export.h"
 
 #define PERIOD_NS 250000000ull
 #define SCALE_MAX 1000000u

@@ -40,7 +40,6 @@
 #include "core/vtg_core.h"
 #include "latency/vtg_latency.h"
 #include "export/vtg_export.h"
-#include "export/prom.h"
 
 #define NLAT VTG_LAT_HIST_BUCKETS
 #define NATIVE_SCHEMA 3
