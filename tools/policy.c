@@ -74,8 +74,8 @@ static const char help[] =
 	"      --check          compare every answer with the reference scan; exit 1 if any differs\n\n"
 	"With -j: stats/flows print one JSON object per line with \"type\"; watch streams\n"
 	"{\"type\":\"sample\"|\"mirror\",...} and {\"type\":\"lost\",...}; bench prints\n"
-	"{\"i\":LINE,\"match\":RULE} per header (LINE and RULE 0-based, RULE -1 = none) and\n"
-	"{\"type\":\"summary\",\"packets\":..,\"ns_per_pkt\":..}.\n\n"
+	"{\"type\":\"bench\",\"i\":LINE,\"match\":RULE} per header (LINE and RULE 0-based, RULE -1 =\n"
+	"none) and {\"type\":\"summary\",\"packets\":..,\"ns_per_pkt\":..}.\n\n"
 	"EXAMPLES\n"
 	"  vantage policy load web.policy --dev eth0 --tc-ingress\n"
 	"  vantage -j policy stats\n"
@@ -862,7 +862,7 @@ static bool bench_header(void *ctx, uint32_t i, int32_t match)
 
 	(void)ctx;
 	if (w) {
-		jw_obj(w);
+		jw_record(w, "bench", vtg_mono_ns());
 		jw_ku64(w, "i", i);
 		jw_ks64(w, "match", match);
 		jw_obj_end(w);
