@@ -31,10 +31,6 @@ int cmd_agent(int argc, char **argv);
 const struct cli_cmd vtg_cmd_agent =
 	CLI_LEGACY("agent", cmd_agent, "the sidecar: latency of every container, uplink counters, sockets, metrics");
 
-int cmd_policy(int argc, char **argv);
-const struct cli_cmd vtg_cmd_policy =
-	CLI_LEGACY("policy", cmd_policy, "classify packets at XDP/TC against a rule list held in BPF maps");
-
 int cmd_trace(int argc, char **argv);
 const struct cli_cmd vtg_cmd_trace =
 	CLI_LEGACY("trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel");

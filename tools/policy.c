@@ -10,115 +10,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 #include <signal.h>
 #include <unistd.h>
-#include <getopt.h>
-#include <net/if.h>
 #include <arpa/inet.h>
 #include "core/vtg_core.h"
 #include "commands.h"
+#include "cli.h"
 #include "export/vtg_export.h"
 #include "export/budget.h"
 #include "policy/vtg_policy.h"
 
-static const char help[] =
-	"Usage: vantage [-j|-p] policy load FILE --dev IFACE [--xdp|--xdp-native|--xdp-generic|\n"
-	"                                 --tc-ingress|--tc-egress] [--format F] [--netns NS]\n"
-	"                                 [--prio N] [--next PINNED_PROG|id:N]\n"
-	"       vantage [-j] policy show|stats|flows [--dev IFACE] [--netns NS]\n"
-	"       vantage [-j] policy flows --follow [--active S] [--idle S] [--dev IFACE] [--duration S]\n"
-	"       vantage [-j] policy watch [--dev IFACE] [--netns NS] [--duration S] [--count N]\n"
-	"                                 [--export SINK=TARGET]... [--cpu-budget PCT]\n"
-	"       vantage [-j] policy unload [--dev IFACE] [--netns NS]\n"
-	"       vantage [-j] policy bench --rules FILE --trace FILE [--format F] [--no-cache]\n"
-	"                                 [--repeat N] [--engine tree|linear|empty] [--limit N]\n"
-	"                                 [--rounds N] [--binth N] [--check]\n\n"
-	"Classifies every packet at XDP or TC against an ordered rule list (first match wins)\n"
-	"held in BPF maps, and runs the matching rule's actions: pass, drop, count, flow,\n"
-	"sample N, mirror LEN. `load` on an interface that has a policy replaces it atomically\n"
-	"(rule counters of rules that stay are kept). The policy stays loaded after the\n"
-	"command exits, until `policy unload` or `vantage clean`.\n\n"
-	"Files: the line format (see vantage-policy(8)), JSON, or a ClassBench filter set;\n"
-	"--format line|json|classbench, default by content. An error names FILE:LINE:COLUMN\n"
-	"and nothing on the data plane changes.\n\n"
-	"Options:\n"
-	"  -d, --dev IFACE      interface (load: required; others: select instances)\n"
-	"      --xdp            attach at XDP, native if the driver can, else generic (default)\n"
-	"      --xdp-native, --xdp-generic, --tc-ingress, --tc-egress   other attach points\n"
-	"  -f, --format F       line, json or classbench\n"
-	"  -n, --netns NS       the interface is in this network namespace\n"
-	"      --prio N         TC filter priority\n"
-	"      --next PROG      XDP: tail-call this program (a pinned path or id:N) on pass\n"
-	"      --pinned DIR     maps of policy.bpf.o pinned by tc, ip or xdp-loader (instead\n"
-	"                       of --dev): load fills them, the others read them\n"
-	"  -D, --duration S     watch: stop after S seconds\n"
-	"  -c, --count N        watch: stop after N records\n"
-	"      --export SINK=TARGET  watch: records straight to a sink (jsonl, ipfix, pcapng,\n"
-	"                       prometheus; see vantage-export(8)) instead of stdout\n"
-	"      --cpu-budget PCT watch: hold own CPU + the classifier's BPF run time at PCT% of\n"
-	"                       a CPU by scaling the sample/mirror ratio\n"
-	"      --follow         flows: export flows as they end (deltas), until stopped\n"
-	"      --active S       flows --follow: active timeout (default 60)\n"
-	"      --idle S         flows --follow: idle timeout (default 15)\n"
-	"bench:\n"
-	"  -r, --rules FILE     rule set;  -t, --trace FILE  ClassBench trace\n"
-	"      --no-cache       bypass the flow cache (every packet walks the tree); without\n"
-	"                       it each header runs once untimed first, so the timed runs\n"
-	"                       are flow-cache hits (counted in the summary)\n"
-	"      --repeat N       runs per header (BPF_PROG_TEST_RUN repeat; default 10)\n"
-	"      --engine E       tree (vantage), linear (first-match scan baseline), empty\n"
-	"      --limit N        only the first N headers\n"
-	"      --rounds N       time every header N times and keep the fastest\n"
-	"      --binth N        rules per leaf before the compiler stops cutting (default 4)\n"
-	"      --check          compare every answer with the reference scan; exit 1 if any differs\n\n"
-	"With -j: stats/flows print one JSON object per line with \"type\"; watch streams\n"
-	"{\"type\":\"sample\"|\"mirror\",...} and {\"type\":\"lost\",...}; bench prints\n"
-	"{\"type\":\"bench\",\"i\":LINE,\"match\":RULE} per header (LINE and RULE 0-based, RULE -1 =\n"
-	"none) and {\"type\":\"summary\",\"packets\":..,\"ns_per_pkt\":..}.\n\n"
-	"EXAMPLES\n"
-	"  vantage policy load web.policy --dev eth0 --tc-ingress\n"
-	"  vantage -j policy stats\n"
-	"  vantage -j policy watch --dev eth0 --duration 10\n"
-	"  vantage -j policy flows --follow --dev eth0 | vantage export ipfix udp://127.0.0.1:4739\n"
-	"  vantage -j policy watch --dev eth0 --cpu-budget 10 --export pcapng=/tmp/m.pcapng\n"
-	"  vantage policy unload --dev eth0\n"
-	"  vantage -j policy bench --rules acl1_10000 --trace acl1_10000_trace --no-cache --repeat 100\n";
-
-enum {
-	OPT_XDP = 256,
-	OPT_XDP_NATIVE,
-	OPT_XDP_GENERIC,
-	OPT_TC_IN,
-	OPT_TC_EG,
-	OPT_PRIO,
-	OPT_NEXT,
-	OPT_NO_CACHE,
-	OPT_REPEAT,
-	OPT_ENGINE,
-	OPT_LIMIT,
-	OPT_BINTH,
-	OPT_CHECK,
-	OPT_ROUNDS,
-	OPT_FOLLOW,
-	OPT_ACTIVE,
-	OPT_IDLE,
-	OPT_BUDGET,
-	OPT_EXPORT,
-	OPT_PINNED,
-};
-
 struct popts {
 	const char *file, *dev, *netns, *next, *rules, *trace;
+	const char *pinned; /* maps pinned by another loader (tc, ip, xdp-loader) */
 	enum vtg_pol_format fmt;
 	enum vtg_pol_engine engine;
 	enum vtg_hook hook;
-	bool hook_set, no_cache, check, follow;
+	bool no_cache, check, follow;
 	long prio, repeat, limit, binth, count, rounds;
 	double duration, active, idle, budget;
 	const char *exports[8];
 	int nexports;
-	const char *pinned; /* maps pinned by another loader (tc, ip, xdp-loader) */
+};
+
+static const struct popts defaults = {
+	.hook = VTG_HOOK_XDP, .engine = VTG_POL_ENGINE_TREE, .repeat = 10, .rounds = 1, .active = 60, .idle = 15,
 };
 
 static volatile sig_atomic_t stop;
@@ -138,190 +54,122 @@ static void catch_signals(bool pipe_stops)
 	signal(SIGPIPE, pipe_stops ? on_signal : SIG_IGN);
 }
 
-static int parse_opts(const char *sub, int argc, char **argv, struct popts *o)
+/* ---- options ---- */
+
+static const struct cli_choice formats[] = {
+	{ "line", VTG_POL_FMT_LINE }, { "json", VTG_POL_FMT_JSON }, { "classbench", VTG_POL_FMT_CLASSBENCH }, { NULL }
+};
+static const struct cli_choice engines[] = {
+	{ "tree", VTG_POL_ENGINE_TREE }, { "linear", VTG_POL_ENGINE_LINEAR }, { "empty", VTG_POL_ENGINE_EMPTY }, { NULL }
+};
+
+static int parse_export(const char *arg, void *dst, char *err, size_t errlen)
 {
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "duration", required_argument, NULL, 'D' },
-		{ "count", required_argument, NULL, 'c' },
-		{ "rules", required_argument, NULL, 'r' },
-		{ "trace", required_argument, NULL, 't' },
-		{ "xdp", no_argument, NULL, OPT_XDP },
-		{ "xdp-native", no_argument, NULL, OPT_XDP_NATIVE },
-		{ "xdp-generic", no_argument, NULL, OPT_XDP_GENERIC },
-		{ "tc-ingress", no_argument, NULL, OPT_TC_IN },
-		{ "tc-egress", no_argument, NULL, OPT_TC_EG },
-		{ "prio", required_argument, NULL, OPT_PRIO },
-		{ "next", required_argument, NULL, OPT_NEXT },
-		{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
-		{ "repeat", required_argument, NULL, OPT_REPEAT },
-		{ "engine", required_argument, NULL, OPT_ENGINE },
-		{ "limit", required_argument, NULL, OPT_LIMIT },
-		{ "binth", required_argument, NULL, OPT_BINTH },
-		{ "check", no_argument, NULL, OPT_CHECK },
-		{ "rounds", required_argument, NULL, OPT_ROUNDS },
-		{ "follow", no_argument, NULL, OPT_FOLLOW },
-		{ "active", required_argument, NULL, OPT_ACTIVE },
-		{ "idle", required_argument, NULL, OPT_IDLE },
-		{ "cpu-budget", required_argument, NULL, OPT_BUDGET },
-		{ "export", required_argument, NULL, OPT_EXPORT },
-		{ "pinned", required_argument, NULL, OPT_PINNED },
-		{}
-	};
-	int opt;
-	char *end;
+	const char *eq = strchr(arg, '=');
 
-	memset(o, 0, sizeof(*o));
-	o->hook = VTG_HOOK_XDP;
-	o->repeat = 10;
-	o->rounds = 1;
-	optind = 0; /* full reset: GNU getopt keeps state between calls */
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "d:f:n:D:c:r:t:", opts, NULL)) != -1) {
-		enum vtg_hook h = VTG_HOOK_MAX;
-
-		switch (opt) {
-		case 'd':
-			o->dev = optarg;
-			if (strlen(optarg) >= IF_NAMESIZE)
-				return vtg_usage_err("policy", "--dev: '%s' is longer than an interface name", optarg);
-			break;
-		case 'f':
-			if (vtg_pol_format_parse(optarg, &o->fmt))
-				return vtg_usage_err("policy", "--format wants line, json or classbench, not '%s'", optarg);
-			break;
-		case 'n':
-			o->netns = optarg;
-			break;
-		case 'D':
-			errno = 0;
-			o->duration = strtod(optarg, &end);
-			if (errno || *end || o->duration <= 0)
-				return vtg_usage_err("policy", "--duration wants seconds > 0, not '%s'", optarg);
-			break;
-		case 'c':
-			o->count = strtol(optarg, &end, 10);
-			if (*end || o->count <= 0)
-				return vtg_usage_err("policy", "--count wants a number > 0, not '%s'", optarg);
-			break;
-		case 'r':
-			o->rules = optarg;
-			break;
-		case 't':
-			o->trace = optarg;
-			break;
-		case OPT_XDP:
-			h = VTG_HOOK_XDP;
-			break;
-		case OPT_XDP_NATIVE:
-			h = VTG_HOOK_XDP_NATIVE;
-			break;
-		case OPT_XDP_GENERIC:
-			h = VTG_HOOK_XDP_GENERIC;
-			break;
-		case OPT_TC_IN:
-			h = VTG_HOOK_TC_INGRESS;
-			break;
-		case OPT_TC_EG:
-			h = VTG_HOOK_TC_EGRESS;
-			break;
-		case OPT_PRIO:
-			o->prio = strtol(optarg, &end, 10);
-			if (*end || o->prio < 1 || o->prio > 0xFFFF)
-				return vtg_usage_err("policy", "--prio wants 1..65535, not '%s'", optarg);
-			break;
-		case OPT_NEXT:
-			o->next = optarg;
-			break;
-		case OPT_NO_CACHE:
-			o->no_cache = true;
-			break;
-		case OPT_REPEAT:
-			o->repeat = strtol(optarg, &end, 10);
-			if (*end || o->repeat < 1 || o->repeat > 1000000)
-				return vtg_usage_err("policy", "--repeat wants 1..1000000, not '%s'", optarg);
-			break;
-		case OPT_ENGINE:
-			if (vtg_pol_engine_parse(optarg, &o->engine))
-				return vtg_usage_err("policy", "--engine wants tree, linear or empty, not '%s'", optarg);
-			break;
-		case OPT_LIMIT:
-			o->limit = strtol(optarg, &end, 10);
-			if (*end || o->limit < 1)
-				return vtg_usage_err("policy", "--limit wants a number > 0, not '%s'", optarg);
-			break;
-		case OPT_BINTH:
-			o->binth = strtol(optarg, &end, 10);
-			if (*end || o->binth < 1 || o->binth > VTG_POL_LEAF_SCAN)
-				return vtg_usage_err("policy", "--binth wants 1..%d, not '%s'", VTG_POL_LEAF_SCAN, optarg);
-			break;
-		case OPT_CHECK:
-			o->check = true;
-			break;
-		case OPT_ROUNDS:
-			o->rounds = strtol(optarg, &end, 10);
-			if (*end || o->rounds < 1 || o->rounds > 1000)
-				return vtg_usage_err("policy", "--rounds wants 1..1000, not '%s'", optarg);
-			break;
-		case OPT_FOLLOW:
-			o->follow = true;
-			break;
-		case OPT_PINNED:
-			o->pinned = optarg;
-			break;
-		case OPT_EXPORT:
-			if (!strchr(optarg, '='))
-				return vtg_usage_err("policy", "--export wants SINK=TARGET (e.g. ipfix=udp://127.0.0.1:4739), not '%s'", optarg);
-			if (o->nexports == 8)
-				return vtg_usage_err("policy", "at most 8 --export sinks");
-			o->exports[o->nexports++] = optarg;
-			break;
-		case OPT_ACTIVE:
-		case OPT_IDLE:
-		case OPT_BUDGET: {
-			double v;
-
-			errno = 0;
-			v = strtod(optarg, &end);
-			if (errno || *end || v <= 0 || (opt == OPT_BUDGET && v > 100))
-				return vtg_usage_err("policy", "--%s wants %s, not '%s'",
-						     opt == OPT_ACTIVE ? "active" : opt == OPT_IDLE ? "idle" : "cpu-budget",
-						     opt == OPT_BUDGET ? "a percentage of one CPU (0 < PCT <= 100)"
-								       : "seconds > 0", optarg);
-			if (opt == OPT_ACTIVE)
-				o->active = v;
-			else if (opt == OPT_IDLE)
-				o->idle = v;
-			else
-				o->budget = v;
-			break;
-		}
-		default:
-			return vtg_usage_err("policy", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
-		if (h != VTG_HOOK_MAX) {
-			if (o->hook_set && o->hook != h)
-				return vtg_usage_err("policy", "one attach point per load");
-			o->hook = h;
-			o->hook_set = true;
-		}
+	if (!eq || eq == arg || !eq[1]) {
+		snprintf(err, errlen, "'%s' is not SINK=TARGET (e.g. ipfix=udp://127.0.0.1:4739)", arg);
+		return -1;
 	}
-	if (!strcmp(sub, "load")) {
-		if (optind < argc)
-			o->file = argv[optind++];
-		if (!o->file)
-			return vtg_usage_err("policy", "load: the policy FILE is required");
-		if (!o->dev && !o->pinned)
-			return vtg_usage_err("policy", "load: --dev IFACE (or --pinned DIR) is required");
-	}
-	if (optind < argc)
-		return vtg_usage_err("policy", "unexpected argument '%s'", argv[optind]);
-	if (!strcmp(sub, "bench") && (!o->rules || !o->trace))
-		return vtg_usage_err("policy", "bench: --rules FILE and --trace FILE are required");
+	*(const char **)dst = arg;
 	return 0;
 }
+
+#define ROW_FORMAT                                                                                     \
+	CLI_OPT("format", 0, CLI_ENUM, struct popts, fmt, .choices = formats, .def = "by content",     \
+		.help = "the file's format")
+#define ROW_BINTH                                                                                      \
+	CLI_OPT("binth", 0, CLI_COUNT, struct popts, binth, CLI_RANGE(1, VTG_POL_LEAF_SCAN), .def = "4", \
+		.help = "rules per leaf before the compiler stops cutting")
+#define ROW_NETNS(_help) CLI_OPT("netns", 'n', CLI_NETNS, struct popts, netns, .help = _help)
+
+/* Which instances show, stats, flows and watch work on. */
+static const struct cli_opt select_rows[] = {
+	CLI_OPT("dev", 'd', CLI_DEVICE, struct popts, dev, .help = "only the policy on this interface"),
+	ROW_NETNS("only policies in this network namespace"),
+	CLI_OPT("pinned", 0, CLI_FILE, struct popts, pinned, .metavar = "DIR",
+		.help = "instead of --dev: maps of policy.bpf.o pinned in DIR by tc, ip or xdp-loader"),
+	CLI_END
+};
+
+static const struct cli_opt load_rows[] = {
+	CLI_POS("FILE", CLI_FILE, struct popts, file, .help = "the policy (see POLICY FILES in --help of 'policy')"),
+	CLI_OPT("dev", 'd', CLI_DEVICE, struct popts, dev,
+		.help = "the interface to classify on (required, unless --pinned)"),
+	CLI_OPT("hook", 'H', CLI_HOOK, struct popts, hook,
+		.help = "where: XDP (native if the driver can, else generic) or TC clsact"),
+	CLI_ALIAS("xdp", "hook", "xdp"),
+	CLI_ALIAS("xdp-native", "hook", "xdp-native"),
+	CLI_ALIAS("xdp-generic", "hook", "xdp-generic"),
+	CLI_ALIAS("tc-ingress", "hook", "tc-ingress"),
+	CLI_ALIAS("tc-egress", "hook", "tc-egress"),
+	ROW_NETNS("the interface is in this network namespace"),
+	ROW_FORMAT,
+	CLI_OPT("prio", 0, CLI_COUNT, struct popts, prio, CLI_RANGE(1, 65535), .def = "the kernel's choice",
+		.help = "TC filter priority"),
+	CLI_OPT("next", 0, CLI_STRING, struct popts, next, .metavar = "PROG",
+		.help = "XDP: tail-call this program (a pinned path or id:N) when the verdict is pass"),
+	CLI_OPT("pinned", 0, CLI_FILE, struct popts, pinned, .metavar = "DIR",
+		.help = "instead of attaching: fill the maps of policy.bpf.o that tc, ip or xdp-loader pinned in DIR"),
+	ROW_BINTH,
+	CLI_END
+};
+
+static const struct cli_opt show_rows[] = { CLI_INCLUDE(select_rows), CLI_END };
+
+static const struct cli_opt unload_rows[] = {
+	CLI_OPT("dev", 'd', CLI_DEVICE, struct popts, dev, .help = "only the policy on this interface"),
+	ROW_NETNS("only policies in this network namespace"),
+	CLI_END
+};
+
+static const struct cli_opt flows_rows[] = {
+	CLI_INCLUDE(select_rows),
+	CLI_OPT("follow", 0, CLI_FLAG, struct popts, follow,
+		.help = "export flows as they end (idle, active timeout, TCP end), as deltas, until stopped"),
+	CLI_OPT("active", 0, CLI_DURATION, struct popts, active, CLI_ABOVE(0, 365 * 86400),
+		.help = "--follow: a flow open this long is exported (and goes on)"),
+	CLI_OPT("idle", 0, CLI_DURATION, struct popts, idle, CLI_ABOVE(0, 365 * 86400),
+		.help = "--follow: a flow without a packet this long is exported"),
+	CLI_OPT("duration", 'D', CLI_DURATION, struct popts, duration, CLI_ABOVE(0, 365 * 86400),
+		.help = "--follow: stop after this long"),
+	CLI_END
+};
+
+static const struct cli_opt watch_rows[] = {
+	CLI_INCLUDE(select_rows),
+	CLI_OPT("duration", 'D', CLI_DURATION, struct popts, duration, CLI_ABOVE(0, 365 * 86400),
+		.help = "stop after this long"),
+	CLI_OPT("count", 'c', CLI_COUNT, struct popts, count, CLI_RANGE(1, 1e308), .help = "stop after N records"),
+	CLI_ARRAY("export", 0, CLI_CUSTOM, struct popts, exports, nexports, .parse = parse_export,
+		  .metavar = "SINK=TARGET",
+		  .help = "records straight to a sink (jsonl, ipfix, pcapng, prometheus; see vantage-export(8)) "
+			  "instead of stdout"),
+	CLI_OPT("cpu-budget", 0, CLI_PERCENT, struct popts, budget,
+		.help = "hold our CPU + the classifier's BPF run time at PCT% of a CPU by scaling the "
+			"sample/mirror ratio"),
+	CLI_END
+};
+
+static const struct cli_opt bench_rows[] = {
+	CLI_OPT("rules", 'r', CLI_FILE, struct popts, rules, CLI_REQUIRED, .help = "the rule set"),
+	CLI_OPT("trace", 't', CLI_FILE, struct popts, trace, CLI_REQUIRED, .help = "a ClassBench trace"),
+	ROW_FORMAT,
+	CLI_OPT("no-cache", 0, CLI_FLAG, struct popts, no_cache,
+		.help = "bypass the flow cache (every packet walks the tree); without it each header runs once "
+			"untimed first, so the timed runs are flow-cache hits (counted in the summary)"),
+	CLI_OPT("repeat", 0, CLI_COUNT, struct popts, repeat, CLI_RANGE(1, 1000000),
+		.help = "runs per header (BPF_PROG_TEST_RUN repeat)"),
+	CLI_OPT("engine", 0, CLI_ENUM, struct popts, engine, .choices = engines,
+		.help = "tree (vantage), linear (first-match scan baseline), empty (the floor)"),
+	CLI_OPT("limit", 0, CLI_COUNT, struct popts, limit, CLI_RANGE(1, 1e308), .help = "only the first N headers"),
+	CLI_OPT("rounds", 0, CLI_COUNT, struct popts, rounds, CLI_RANGE(1, 1000),
+		.help = "time every header N times and keep the fastest"),
+	ROW_BINTH,
+	CLI_OPT("check", 0, CLI_FLAG, struct popts, check,
+		.help = "compare every answer with the reference first-match scan; exit 1 if any differs"),
+	CLI_END
+};
 
 /* ---- selection ---- */
 
@@ -356,14 +204,17 @@ static int open_one(const struct popts *o, struct vtg_pol_inst **in)
 
 /* ---- load, unload ---- */
 
-static int do_load(const struct popts *o)
+static int do_load(void *opts)
 {
+	const struct popts *o = opts;
 	struct vtg_pol_load_opts lo = {
 		.file = o->file, .fmt = o->fmt, .dev = o->dev, .netns = o->netns, .hook = o->hook,
 		.prio = (uint32_t)o->prio, .next = o->next, .pinned = o->pinned, .binth = (uint32_t)o->binth,
 	};
 	struct vtg_pol_loaded res;
 
+	if (!o->dev && !o->pinned)
+		return cli_usage_err("policy load", "--dev IFACE (or --pinned DIR) is required");
 	if (vtg_pol_load(&lo, &res))
 		return VTG_EXIT_FAIL;
 	vtg_pol_loaded_print(&res);
@@ -388,8 +239,9 @@ static void print_unloaded(void *ctx, const struct vtg_pol_inst *in)
 	}
 }
 
-static int do_unload(const struct popts *o)
+static int do_unload(void *opts)
 {
+	const struct popts *o = opts;
 	struct vtg_pol_select sel = selection(o);
 	int n;
 
@@ -453,8 +305,9 @@ static void show_text(const struct vtg_pol_inst *in, const struct vtg_pol_hdr *h
 	}
 }
 
-static int do_show(const struct popts *o)
+static int do_show(void *opts)
 {
+	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
 	int n = open_selected(o, &in);
 
@@ -545,8 +398,9 @@ static void stats_tail_json(const struct vtg_pol_inst *in, const struct vtg_pol_
 	jw_free(w);
 }
 
-static int do_stats(const struct popts *o)
+static int do_stats(void *opts)
 {
+	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
 	int n = open_selected(o, &in);
 
@@ -653,8 +507,9 @@ static int follow_flows(const struct popts *o, struct vtg_pol_inst *in)
 	return err ? VTG_EXIT_FAIL : VTG_EXIT_OK;
 }
 
-static int do_flows(const struct popts *o)
+static int do_flows(void *opts)
 {
+	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
 	int n, ret = VTG_EXIT_OK;
 
@@ -823,8 +678,9 @@ static int watch_loop(const struct popts *o, struct vtg_pol_watch *w)
 	return VTG_EXIT_OK;
 }
 
-static int do_watch(const struct popts *o)
+static int do_watch(void *opts)
 {
+	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
 	struct vtg_sink *sinks[8];
 	struct watch_out out = { .o = o };
@@ -916,8 +772,9 @@ static void bench_summary(const struct popts *o, const struct vtg_pol_bench_info
 	jw_free(w);
 }
 
-static int do_bench(const struct popts *o)
+static int do_bench(void *opts)
 {
+	const struct popts *o = opts;
 	struct vtg_pol_bench_opts bo = {
 		.engine = o->engine, .no_cache = o->no_cache, .repeat = (uint32_t)o->repeat,
 		.rounds = (uint32_t)o->rounds, .binth = (uint32_t)o->binth,
@@ -951,28 +808,72 @@ out:
 	return ret;
 }
 
-int cmd_policy(int argc, char **argv)
-{
-	static const struct {
-		const char *name;
-		int (*run)(const struct popts *o);
-	} subs[] = {
-		{ "load", do_load },   { "show", do_show },     { "stats", do_stats }, { "flows", do_flows },
-		{ "watch", do_watch }, { "unload", do_unload }, { "bench", do_bench },
-	};
-	struct popts o;
-	int rc;
+/* ---- the command ---- */
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	if (argc < 2)
-		return vtg_usage_err("policy", "a subcommand is required: load, show, stats, flows, watch, unload, bench");
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		if (strcmp(argv[1], subs[i].name))
-			continue;
-		rc = parse_opts(argv[1], argc - 1, argv + 1, &o);
-		return rc ? rc : subs[i].run(&o);
-	}
-	return vtg_usage_err("policy", "unknown subcommand '%s' (load, show, stats, flows, watch, unload, bench)",
-			     argv[1]);
-}
+#define SUB(_name, _rows, _run, ...)                                                                   \
+	{ .name = _name, .opts = _rows, .opts_size = sizeof(struct popts), .defaults = &defaults,      \
+	  .run = _run, __VA_ARGS__ }
+
+static const struct cli_cmd policy_load = SUB("load", load_rows, do_load,
+	.summary = "compile FILE and classify with it on an interface (replacing its policy atomically)",
+	.desc = "Compiles FILE, writes it into the maps and attaches the program; when the interface\n"
+		"already has a policy at that hook, replaces it atomically (counters of rules that\n"
+		"stay are kept). The policy stays after the command exits, until 'policy unload' or\n"
+		"'vantage clean'. An error names FILE:LINE:COLUMN and nothing on the data plane\n"
+		"changes.\n",
+	.more = "With -j: one {\"type\":\"loaded\"|\"updated\",...} record.\n",
+	.examples = "  vantage policy load web.policy --dev eth0 --hook tc-ingress\n"
+		    "  vantage policy load web.policy --dev eth0 --netns c1 --xdp\n");
+static const struct cli_cmd policy_show = SUB("show", show_rows, do_show,
+	.summary = "the live policies: where, generation, rules",
+	.more = "With -j: one {\"type\":\"policy\",...} record per instance, its rules in an array.\n",
+	.examples = "  vantage policy show\n");
+static const struct cli_cmd policy_stats = SUB("stats", show_rows, do_stats,
+	.summary = "per-rule counters and the classifier's totals",
+	.more = "With -j: {\"type\":\"rule\"|\"default\",...} per rule and a {\"type\":\"policy_stats\",...}\n"
+		"per instance.\n",
+	.examples = "  vantage -j policy stats\n");
+static const struct cli_cmd policy_flows = SUB("flows", flows_rows, do_flows,
+	.summary = "the flows of the 'flow' action: a snapshot, or exported as they end (--follow)",
+	.more = "With -j: one {\"type\":\"flow\",...} per flow; --follow closes with {\"type\":\"flow_export\",...}.\n",
+	.examples = "  vantage -j policy flows --dev eth0\n"
+		    "  vantage -j policy flows --follow --dev eth0 | vantage export ipfix udp://127.0.0.1:4739\n");
+static const struct cli_cmd policy_watch = SUB("watch", watch_rows, do_watch,
+	.summary = "stream the packets of 'sample' and 'mirror' rules, and losses",
+	.more = "With -j: {\"type\":\"sample\"|\"mirror\",...}, {\"type\":\"lost\",...} and, with a budget,\n"
+		"{\"type\":\"sampling\",...}.\n",
+	.examples = "  vantage -j policy watch --dev eth0 --duration 10\n"
+		    "  vantage -j policy watch --dev eth0 --cpu-budget 10 --export pcapng=/tmp/m.pcapng\n");
+static const struct cli_cmd policy_unload = SUB("unload", unload_rows, do_unload,
+	.summary = "detach the policies and remove their pins",
+	.more = "With -j: one {\"type\":\"unloaded\",...} record per instance.\n",
+	.examples = "  vantage policy unload --dev eth0\n");
+static const struct cli_cmd policy_bench = SUB("bench", bench_rows, do_bench,
+	.summary = "run a rule set and a ClassBench trace through the program (BPF_PROG_TEST_RUN)",
+	.more = "With -j: {\"type\":\"bench\",\"i\":LINE,\"match\":RULE} per header (LINE and RULE 0-based,\n"
+		"RULE -1 = none) and {\"type\":\"summary\",\"packets\":..,\"ns_per_pkt\":..}.\n",
+	.examples = "  vantage -j policy bench --rules acl1_10000 --trace acl1_10000_trace --no-cache --repeat 100\n");
+
+static const struct cli_cmd *const policy_subs[] = {
+	&policy_load, &policy_show, &policy_stats, &policy_flows, &policy_watch, &policy_unload, &policy_bench, NULL,
+};
+
+const struct cli_cmd vtg_cmd_policy = {
+	.name = "policy",
+	.summary = "classify packets at XDP/TC against a rule list held in BPF maps",
+	.desc = "Classifies every packet at XDP or TC against an ordered rule list (first match wins)\n"
+		"held in BPF maps, and runs the matching rule's actions: pass, drop, count, flow,\n"
+		"sample N, mirror LEN. The policy stays loaded after 'policy load' exits; the other\n"
+		"subcommands work on the loaded policies (all, or those --dev and --netns select).\n",
+	.subs = policy_subs,
+	.more = "POLICY FILES: the line format (see vantage-policy(8)), JSON, or a ClassBench filter\n"
+		"set; --format line|json|classbench, default by content. An error names\n"
+		"FILE:LINE:COLUMN and nothing on the data plane changes.\n",
+	.examples = "  vantage policy load web.policy --dev eth0 --hook tc-ingress\n"
+		    "  vantage -j policy stats\n"
+		    "  vantage -j policy watch --dev eth0 --duration 10\n"
+		    "  vantage -j policy flows --follow --dev eth0 | vantage export ipfix udp://127.0.0.1:4739\n"
+		    "  vantage -j policy watch --dev eth0 --cpu-budget 10 --export pcapng=/tmp/m.pcapng\n"
+		    "  vantage policy unload --dev eth0\n"
+		    "  vantage -j policy bench --rules acl1_10000 --trace acl1_10000_trace --no-cache --repeat 100\n",
+};
