@@ -63,6 +63,15 @@ static const char *write_file(struct pair *p, const char *name, const char *text
 	return out;
 }
 
+static int count_newlines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
 static void cmd(char *out, size_t len, const char *const argv[])
 {
 	if (nsh_exec(NULL, argv, NULL, out, len) != 0)
@@ -263,6 +272,76 @@ out:
 	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL);
 	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.b, NULL);
 	pair_down(&p);
+	free(r);
+}
+
+/* The options from the table: --hook (and -H) name the attach point, the old spellings
+ * stay aliases; the usage errors are exit 2 with a one-line reason. */
+TEST(policy_cli_options)
+{
+	struct pair p;
+	struct vproc *r = calloc(1, sizeof(*r));
+
+	if (!ASSERT_OK_PTR(r, "alloc"))
+		return;
+	if (SUBTEST("usage_errors")) {
+		static const struct {
+			const char *args[8];
+			const char *says;
+		} bad[] = {
+			{ { "policy" }, "a subcommand is required" },
+			{ { "policy", "lod" }, "unknown subcommand" },
+			{ { "policy", "load", "x.policy" }, "--dev IFACE (or --pinned DIR) is required" },
+			{ { "policy", "load", "--dev", "lo" }, "FILE is required" },
+			{ { "policy", "load", "x.policy", "--dev", "lo", "--hook", "xpd" }, "'xpd' is not a hook" },
+			{ { "policy", "load", "x.policy", "--dev", "lo", "--xdp", "--tc-ingress" }, "given twice" },
+			{ { "policy", "load", "x.policy", "--dev", "lo", "--prio", "0" }, "out of range" },
+			{ { "policy", "watch", "--export", "ipfix" }, "is not SINK=TARGET" },
+			{ { "policy", "watch", "--cpu-budget", "101" }, "out of range" },
+			{ { "policy", "stats", "--follow" }, "unknown option '--follow'" },
+			{ { "policy", "bench", "--rules", "r" }, "--trace FILE is required" },
+			{ { "policy", "bench", "--rules", "r", "--trace", "t", "--engine", "fast" }, "'fast' is not one of" },
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			const char *argv[10] = { vproc_vantage_path() };
+			int n = 1;
+
+			for (int k = 0; k < 8 && bad[i].args[k]; k++)
+				argv[n++] = bad[i].args[k];
+			argv[n] = NULL;
+			vproc_run(argv, 5000, r);
+			ASSERT_EQ(r->status, 2, bad[i].says);
+			ASSERT_STRSTR(r->err, bad[i].says, "the reason");
+			ASSERT_EQ(count_newlines(r->err), 1, "one line");
+		}
+	}
+	if (SUBTEST("help_names_hook_and_aliases")) {
+		ASSERT_EQ(vproc_vantage(r, 5000, "policy", "load", "--help", NULL), 0, "load --help");
+		ASSERT_STRSTR(r->out, "-H, --hook HOOK", "--hook with its letter");
+		ASSERT_STRSTR(r->out, "--tc-ingress = --hook tc-ingress", "the old spelling as an alias");
+	}
+	if (SUBTEST("hook_option")) {
+		const char *f = pair_up(&p) ? write_file(&p, "h.policy", "any -> count\n") : NULL;
+
+		if (!f)
+			goto out;
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "--dev", p.a, "--netns", p.ns_a, "--hook",
+					"tc-egress", NULL), 0, "--hook tc-egress");
+		ASSERT_EQ(vjson_true(r->out, ".[0].type == \"loaded\" and .[0].hook == \"tc-egress\""), 1, "loaded at egress");
+		ASSERT_EQ(bpf_filters(p.ns_a, p.a, "egress"), 1, "egress filter");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "-d", p.b, "-n", p.ns_b, "-H", "tc-ingress",
+					NULL), 0, "-H tc-ingress");
+		ASSERT_EQ(bpf_filters(p.ns_b, p.b, "ingress"), 1, "ingress filter");
+		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "pol", "unl", "--dev", p.a, NULL), 0, "unload, abbreviated");
+		ASSERT_EQ(vjson_true(r->out, ".[0].type == \"unloaded\" and .[0].hook == \"tc-egress\""), 1, "unloaded record");
+		ASSERT_EQ(bpf_filters(p.ns_a, p.a, "egress"), 0, "filter gone");
+		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL), 1, "nothing left on a");
+		ASSERT_STRSTR(r->err, "no policy loaded on", "says so");
+out:
+		vproc_vantage(r, 30000, "policy", "unload", "--dev", p.b, NULL);
+		pair_down(&p);
+	}
 	free(r);
 }
 
