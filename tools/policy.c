@@ -797,7 +797,7 @@ static int do_bench(void *opts)
 	b = vtg_pol_bench_open(&pol, &bo);
 	if (!b)
 		goto out;
-	if (vtg_pol_bench_trace(b, &pol, &tr, (uint32_t)o->limit, o->check, bench_header, NULL, &sum))
+	if (vtg_pol_bench_trace(b, &pol, &tr, o->limit > UINT32_MAX ? UINT32_MAX : (uint32_t)o->limit, o->check, bench_header, NULL, &sum))
 		goto out;
 	bench_summary(o, vtg_pol_bench_info(b), &sum);
 	ret = o->check && sum.disagree ? VTG_EXIT_FAIL : VTG_EXIT_OK;

@@ -212,8 +212,10 @@ int vtg_pol_bench_frame(struct vtg_pol_bench *b, const uint8_t *frame, size_t le
 	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
-	if (len > sizeof(out))
+	if (len > sizeof(out)) {
+		vtg_err("a bench frame is at most %zu bytes, not %zu", sizeof(out), len);
 		return -EMSGSIZE;
+	}
 	/* Cache on: one untimed run first puts the frame's flow in the cache, so every timed
 	 * run is a hit (without it, the first of repeat runs is a miss walking the tree with
 	 * cold CPU caches). The stats counters check it. */

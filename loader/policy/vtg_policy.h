@@ -226,7 +226,9 @@ void vtg_pol_rule_str(const struct vtg_pol_maps *m, uint32_t i, char *buf, size_
  * VTG_POL_MAX_COUNTERS entries, NULL when out of memory. */
 int *vtg_pol_counter_index(const struct vtg_pol_maps *m);
 
-/* ---- load.c: load, replace, unload ---- */
+/* ---- load.c: load, replace, unload ----
+ * Callers set the environment up first (vtg_env_setup: root, bpffs); vtg_pol_load does
+ * it itself, after parsing, so that a bad file is reported as such anywhere. */
 struct vtg_pol_load_opts {
 	const char *file;        /* the policy */
 	enum vtg_pol_format fmt;
