@@ -272,3 +272,53 @@ int vtg_flowx_poll(struct vtg_flowx *x, bool final, const int *cidx,
 	}
 	return 0;
 }
+
+int vtg_pol_flows_poll(struct vtg_flowx *x, const struct vtg_pol_maps *m, bool final,
+		       void (*emit)(void *ctx, const struct vtg_xrec *r), void *ctx)
+{
+	int *cidx = vtg_pol_counter_index(m);
+	int err = vtg_flowx_poll(x, final, cidx, emit, ctx);
+
+	free(cidx);
+	return err;
+}
+
+double vtg_pol_flows_period_s(double active_s, double idle_s)
+{
+	double s = (idle_s < active_s ? idle_s : active_s) / 4;
+
+	if (s > 1)
+		s = 1;
+	if (s < 0.05)
+		s = 0.05;
+	return s;
+}
+
+/* Entries stay in the tables: a snapshot takes nothing an exporter would miss. */
+int vtg_pol_flows_snapshot(const struct vtg_pol_inst *in, void (*emit)(void *ctx, const struct vtg_xrec *r),
+			   void *ctx)
+{
+	int *cidx = vtg_pol_counter_index(&in->m);
+	int fds[2] = { in->m.flows, in->m.flows1 };
+
+	for (int t = 0; t < 2; t++) {
+		struct vtg_pol_flow_key k, next;
+		struct vtg_pol_flow v;
+		bool first = true;
+
+		while (fds[t] >= 0 && !bpf_map_get_next_key(fds[t], first ? NULL : &k, &next)) {
+			struct vtg_xrec r;
+			int rule;
+
+			first = false;
+			k = next;
+			if (bpf_map_lookup_elem(fds[t], &k, &v))
+				continue;
+			rule = cidx && v.counter < VTG_POL_MAX_COUNTERS ? cidx[v.counter] : -2;
+			vtg_flow_xrec(&k, &v, in->info.ifname, rule, 0, &r);
+			emit(ctx, &r);
+		}
+	}
+	free(cidx);
+	return 0;
+}

@@ -8,6 +8,13 @@
  *   compile.c         struct vtg_policy -> decision tree + rule table (struct vtg_pol_compiled)
  *   maps.c            opening/pinning the maps, installing a compiled policy, counters
  *   ref.c             reference scan, ClassBench traces, packets for headers
+ *   chain.c           the tail-call probe (XDP chaining with --next)
+ *   instance.c        instances: pinned policies per attach point, found and opened
+ *   load.c            load / replace / unload (compile, install, attach, pin), the lock
+ *   flows.c           flow tables: drained, kept, exported on timeouts; snapshots
+ *   watch.c           the sample/mirror ring buffer, lost counters, the CPU budget's scale
+ *   feed.c            the agent's use: load from its config, feed its sinks
+ *   bench.c           the bench engine (BPF_PROG_TEST_RUN on crafted frames)
  */
 #ifndef VANTAGE_LOADER_POLICY_H
 #define VANTAGE_LOADER_POLICY_H
@@ -18,6 +25,7 @@
 #include <linux/types.h>
 /* The ABI header of the same name; a path, since this file would shadow it. */
 #include "policy.h"
+#include "core/vtg_core.h" /* enum vtg_hook */
 
 #define VTG_POL_PIN_DIR VTG_PIN_ROOT "/policy"
 
@@ -184,16 +192,184 @@ size_t vtg_pol_tuple_frame(const struct vtg_pol_tuple *t, uint8_t *buf, size_t l
 /* chain.c: whether an XDP program can tail-call a next one here (verified). */
 bool vtg_pol_probe_tail_call(char *detail, size_t len);
 
-/* The agent's use of policies: load one, then feed its flows and samples to sinks
- * (defined in tools/policy.c until they move into this library). */
+/* ---- instances: a policy attached somewhere, with its maps pinned ----
+ *
+ * instance.c: one instance per attach point, pinned under
+ * VTG_POL_PIN_DIR/<netns inode>_<dev>_<hook>/ so the policy outlives the process that
+ * loaded it; or maps pinned by name by another loader (tc, ip, xdp-loader), which
+ * vantage fills and reads but did not attach. */
+struct vtg_pol_inst {
+	char dir[512];           /* pin directory */
+	char name[256];          /* its name under VTG_POL_PIN_DIR (or the pinned path) */
+	struct vtg_pol_maps m;
+	struct vtg_pol_info info; /* where the program is attached (vtg_pol_info map) */
+};
+/* Which instances a command works on. */
+struct vtg_pol_select {
+	const char *dev;         /* NULL: every interface */
+	const char *netns;       /* name or path; NULL: every namespace */
+	const char *pinned;      /* a directory of maps pinned by another loader: that one only */
+};
+/* The pin directory of the instance at (namespace, device, hook). */
+void vtg_pol_inst_dir(char *buf, size_t len, uint64_t netns_ino, const char *dev, enum vtg_hook hook);
+/* Opens the selected instances. Returns how many (array in *out, NULL for 0), or
+ * -errno with the reason said on stderr. */
+int vtg_pol_inst_open(const struct vtg_pol_select *sel, struct vtg_pol_inst **out);
+void vtg_pol_inst_close(struct vtg_pol_inst *in, int n);
+/* "DEV HOOK", for messages. */
+void vtg_pol_inst_label(const struct vtg_pol_inst *in, char *buf, size_t len);
+/* Counter slot of rule r of the live policy (r = -1: the default). */
+uint32_t vtg_pol_rule_counter(const struct vtg_pol_maps *m, int64_t r);
+/* Rule i of the live policy in the line format. */
+void vtg_pol_rule_str(const struct vtg_pol_maps *m, uint32_t i, char *buf, size_t len);
+/* Counter slot -> rule index of the live policy (-1 default, -2 none); malloc'ed,
+ * VTG_POL_MAX_COUNTERS entries, NULL when out of memory. */
+int *vtg_pol_counter_index(const struct vtg_pol_maps *m);
+
+/* ---- load.c: load, replace, unload ----
+ * Callers set the environment up first (vtg_env_setup: root, bpffs); vtg_pol_load does
+ * it itself, after parsing, so that a bad file is reported as such anywhere. */
+struct vtg_pol_load_opts {
+	const char *file;        /* the policy */
+	enum vtg_pol_format fmt;
+	const char *dev;         /* attach point: interface ... */
+	const char *netns;       /* ... in this namespace (NULL: the caller's) ... */
+	enum vtg_hook hook;      /* ... at this hook */
+	uint32_t prio;           /* TC filter priority (0: the kernel picks) */
+	const char *next;        /* XDP: tail-call this program on pass (pinned path or id:N) */
+	const char *pinned;      /* instead of attaching: fill the maps pinned in this directory */
+	uint32_t binth;          /* compiler: rules per leaf (0 = default) */
+};
+struct vtg_pol_loaded {
+	bool updated;            /* a live policy was replaced (else loaded afresh) */
+	uint32_t generation;
+	struct vtg_pol_info info; /* where it runs */
+	char pin[512];           /* the instance's pin directory */
+	uint32_t rules, trees, nodes, leaf_entries;
+	double compile_s, load_s;
+};
+/* Parses and compiles the file, then replaces the policy of the attach point atomically
+ * (the program stays attached, counters of surviving rules are kept), or loads, fills,
+ * attaches and pins the program when there is none. Anything refused changes nothing;
+ * a failed first load leaves no attachment and no pins. One load or unload at a time
+ * (a lock under VTG_REGISTRY_DIR). Returns 0, or -errno with the reason said on stderr. */
+int vtg_pol_load(const struct vtg_pol_load_opts *o, struct vtg_pol_loaded *res);
+/* Writes the "loaded"/"updated" record (JSON mode) or line (text) of a load on stdout. */
+void vtg_pol_loaded_print(const struct vtg_pol_loaded *l);
+/* Detaches and unpins every selected instance; fn (may be NULL) hears of each one
+ * removed (its maps are closed by then). Returns how many were removed (0: none was
+ * there), or -errno when the selection failed or some could not be removed (said on
+ * stderr). */
+int vtg_pol_unload(const struct vtg_pol_select *sel, void (*fn)(void *ctx, const struct vtg_pol_inst *in),
+		   void *ctx);
+
+/* ---- flows.c: the flow tables of an instance ---- */
+struct vtg_xrec;
+/* vtg_flowx_poll with the rule indexes of m's live policy. */
+int vtg_pol_flows_poll(struct vtg_flowx *x, const struct vtg_pol_maps *m, bool final,
+		       void (*emit)(void *ctx, const struct vtg_xrec *r), void *ctx);
+/* How often to poll for timeouts (s): a quarter of the shorter one, within 50 ms..1 s. */
+double vtg_pol_flows_period_s(double active_s, double idle_s);
+/* A snapshot of both kernel tables: the flows not yet taken by an exporter. */
+int vtg_pol_flows_snapshot(const struct vtg_pol_inst *in, void (*emit)(void *ctx, const struct vtg_xrec *r),
+			   void *ctx);
+
+/* ---- watch.c: the sample/mirror ring buffer of an instance ---- */
 struct vtg_sink;
 struct vtg_budget;
+/* Growth of a rule's lost counter (the ring buffer was full). */
+struct vtg_pol_lost {
+	int64_t rule;            /* -1: the default */
+	bool mirror;             /* mirror records, else sample records */
+	uint64_t count, total;   /* since the last report, since the counter began */
+};
+struct vtg_pol_watch_opts {
+	struct vtg_sink **sinks; /* every record (packets, losses, scale changes) goes here */
+	int nsinks;
+	double cpu_budget;       /* % of one CPU for us + the classifier (0: none) */
+	/* Told of each record too (each may be NULL). */
+	void (*on_packet)(void *ctx, const struct vtg_xrec *r);
+	void (*on_lost)(void *ctx, const struct vtg_pol_inst *in, const struct vtg_pol_lost *l);
+	void (*on_scale)(void *ctx, const struct vtg_budget *b);
+	void *ctx;
+};
+struct vtg_pol_watch;
+/* Losses before it opens are history: only new ones are reported. The instance must
+ * stay open while the watch is. NULL with the reason said on stderr. */
+struct vtg_pol_watch *vtg_pol_watch_open(struct vtg_pol_inst *in, const struct vtg_pol_watch_opts *o);
+/* Waits up to timeout_ms for records and delivers them, ticks the sinks and the budget,
+ * reports losses once a second. 0 or -errno. */
+int vtg_pol_watch_poll(struct vtg_pol_watch *w, int timeout_ms);
+/* Delivers what is left and reports the last losses. */
+int vtg_pol_watch_finish(struct vtg_pol_watch *w);
+/* The ring buffer's epoll fd (readable when records wait), for a caller's own loop. */
+int vtg_pol_watch_fd(const struct vtg_pol_watch *w);
+/* Records delivered so far. */
+uint64_t vtg_pol_watch_seen(const struct vtg_pol_watch *w);
+/* Leaves the kernel sampling at the policy's own ratio if the budget changed it. */
+void vtg_pol_watch_close(struct vtg_pol_watch *w);
+
+/* ---- bench.c: a rule set through the real program with BPF_PROG_TEST_RUN ---- */
+enum vtg_pol_engine {
+	VTG_POL_ENGINE_TREE = 0, /* vantage's program (policy.bpf.c) */
+	VTG_POL_ENGINE_LINEAR,   /* first-match scan, the baseline (policy_linear.bpf.c) */
+	VTG_POL_ENGINE_EMPTY,    /* a program that only returns: the floor */
+};
+int vtg_pol_engine_parse(const char *s, enum vtg_pol_engine *e);
+const char *vtg_pol_engine_name(enum vtg_pol_engine e);
+struct vtg_pol_bench_opts {
+	enum vtg_pol_engine engine;
+	bool no_cache;           /* tree: every packet walks the tree */
+	uint32_t repeat;         /* runs per header (BPF_PROG_TEST_RUN repeat; 0 = 1) */
+	uint32_t rounds;         /* time each header this often, keep the fastest (0 = 1) */
+	uint32_t binth;          /* compiler: rules per leaf (0 = default) */
+};
+struct vtg_pol_bench;
+/* Compiles pol (rules naming a device are refused), loads the engine and installs the
+ * policy. With repeat > 1 the program is attached (generic XDP) to the loopback of a
+ * private network namespace the calling process moves into (see bench.c); with the
+ * flow cache on, the process stays on its CPU. NULL with the reason said on stderr. */
+struct vtg_pol_bench *vtg_pol_bench_open(const struct vtg_policy *pol, const struct vtg_pol_bench_opts *o);
+/* One frame: the matching rule (-1 none; -1 always for the empty engine) and the time
+ * per run (ns, the fastest round). With the flow cache on, one untimed run first puts
+ * the flow in the cache, so the timed runs are hits (counted from the stats map). */
+struct vtg_pol_bench_run {
+	int32_t match;
+	uint32_t ns;
+	uint64_t cache_hits, cache_misses; /* of the timed runs (flow cache on) */
+};
+int vtg_pol_bench_frame(struct vtg_pol_bench *b, const uint8_t *frame, size_t len, struct vtg_pol_bench_run *r);
+/* What the compiler made and how long it and the load took. */
+struct vtg_pol_bench_info {
+	uint32_t rules, trees, nodes, depth;
+	double compile_s, load_s;
+	bool cache;              /* the flow cache is on: timed runs are hits */
+};
+const struct vtg_pol_bench_info *vtg_pol_bench_info(const struct vtg_pol_bench *b);
+/* A ClassBench trace through the engine: the first limit headers (0: all), each framed
+ * by vtg_pol_tuple_frame. With check, every answer is compared with the reference
+ * first-match scan of pol (the first differences are said on stderr). on_header (may
+ * be NULL) hears each answer; returning false stops the run. 0 or -errno. */
+struct vtg_pol_bench_sum {
+	uint32_t packets;        /* headers run */
+	double ns_per_pkt;       /* mean of the per-header times */
+	uint64_t cache_hits, cache_misses; /* of the timed runs (flow cache on) */
+	uint32_t disagree;       /* answers that differ from the reference (check) */
+};
+int vtg_pol_bench_trace(struct vtg_pol_bench *b, const struct vtg_policy *pol, const struct vtg_pol_trace *tr,
+			uint32_t limit, bool check, bool (*on_header)(void *ctx, uint32_t i, int32_t match),
+			void *ctx, struct vtg_pol_bench_sum *sum);
+void vtg_pol_bench_close(struct vtg_pol_bench *b);
+
+/* ---- feed.c: the agent's use of policies: load one, then feed its flows and samples
+ * to sinks ---- */
 struct vtg_pol_feed;
+/* Loads (or replaces) the policy as `vantage policy load` does and says so on stdout
+ * (the agent's log). hook: enum vtg_hook. 0 or -1 (said on stderr). */
 int vtg_pol_agent_load(const char *file, const char *dev, const char *netns, int hook);
 struct vtg_pol_feed *vtg_pol_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
 				     double active, double idle);
 int vtg_pol_feed_fd(const struct vtg_pol_feed *f);
-struct vtg_xrec;
 void vtg_pol_feed_rules(struct vtg_pol_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx);
 int vtg_pol_feed_prog_fd(const struct vtg_pol_feed *f);
 void vtg_pol_feed_set_scale(struct vtg_pol_feed *f, const struct vtg_budget *b);
