@@ -39,8 +39,6 @@
 #include "agent/vtg_agent.h"
 #include "latency/vtg_latency.h"
 #include "policy/vtg_policy.h"
-#include "count.h"
-#include "count.skel.h"
 
 static const char help[] =
 	"Usage: vantage [-j] agent [--config FILE] [--check]\n\n"
@@ -85,9 +83,7 @@ struct client {
 };
 
 struct uplink_count {
-	struct count_bpf *skel;
-	struct vtg_attachment att[2];
-	int n_att;
+	struct vtg_cnt *cnt;
 	char ifname[16];
 	uint32_t ifindex;
 	bool gone;
@@ -578,7 +574,7 @@ static void agent_collect(struct vtg_prom_w *w, void *arg)
 			struct uplink_count *u = &a->counts[i];
 			struct vtg_count_val v[VTG_COUNT_SLOTS];
 
-			if (!u->skel || u->gone || vtg_count_read(bpf_map__fd(u->skel->maps.vtg_count), v))
+			if (!u->cnt || u->gone || vtg_cnt_read(u->cnt, v))
 				continue;
 			if (first)
 				vtg_prom_family(w, pass ? "vantage_bytes" : "vantage_packets", VTG_PROM_COUNTER,
@@ -590,8 +586,8 @@ static void agent_collect(struct vtg_prom_w *w, void *arg)
 
 				if (v[k].packets)
 					vtg_prom_counter(w, (double)(pass ? v[k].bytes : v[k].packets), "dev", u->ifname,
-							 "hook", vtg_count_point_names[pt], "l3", vtg_count_l3_names[l3],
-							 "l4", vtg_count_l4_names[l4], NULL);
+							 "hook", vtg_cnt_point_names[pt], "l3", vtg_cnt_l3_names[l3],
+							 "l4", vtg_cnt_l4_names[l4], NULL);
 			}
 		}
 	}
@@ -721,33 +717,22 @@ static int enter_host(struct agent *a, int *saved)
 
 static int count_uplink(struct agent *a, struct uplink_count *u)
 {
-	char dir[PATH_MAX - 16], path[PATH_MAX];
+	char dir[PATH_MAX];
 	int saved, err;
 
-	snprintf(dir, sizeof(dir), "%s/count/%u_%s", a->cfg.pin_dir, a->host_netns, u->ifname);
-	snprintf(path, sizeof(path), "%s/vtg_count", dir);
-	err = vtg_mkdir_p(dir, 0700);
+	err = vtg_cnt_pin_dir(dir, sizeof(dir), a->cfg.pin_dir, a->host_netns, u->ifname);
 	if (err)
 		return err;
-	u->skel = count_bpf__open();
-	if (!u->skel)
-		return -errno;
 	/* The pinned counters are reused: they continue across restarts. */
-	bpf_map__set_pin_path(u->skel->maps.vtg_count, path);
-	err = count_bpf__load(u->skel);
+	err = vtg_cnt_open(dir, &u->cnt);
 	if (err)
 		return err;
 	err = enter_host(a, &saved);
 	if (err)
 		return err;
-	for (int k = 0; k < 2 && !err; k++) {
-		enum vtg_hook hook = k ? VTG_HOOK_TC_EGRESS : VTG_HOOK_TC_INGRESS;
-		struct bpf_program *p = k ? u->skel->progs.vtg_count_tc_eg : u->skel->progs.vtg_count_tc_in;
-
-		err = vtg_attach_replace(bpf_program__fd(p), u->ifname, hook, &u->att[u->n_att]);
-		if (!err)
-			u->n_att++;
-	}
+	err = vtg_cnt_attach_replace(u->cnt, u->ifname, VTG_HOOK_TC_INGRESS, NULL);
+	if (!err)
+		err = vtg_cnt_attach_replace(u->cnt, u->ifname, VTG_HOOK_TC_EGRESS, NULL);
 	u->ifindex = if_nametoindex(u->ifname);
 	vtg_netns_leave(saved);
 	return err;
@@ -762,12 +747,11 @@ static void check_uplinks(struct agent *a)
 	for (int i = 0; i < a->n_uplinks; i++) {
 		struct uplink_count *u = &a->counts[i];
 
-		if (!u->skel || u->gone || if_nametoindex(u->ifname) == u->ifindex)
+		if (!u->cnt || u->gone || if_nametoindex(u->ifname) == u->ifindex)
 			continue;
 		/* The interface went away: its attachments went with it. */
 		u->gone = true;
-		for (int k = 0; k < u->n_att; k++)
-			vtg_registry_remove(&u->att[k]);
+		vtg_cnt_forget(u->cnt);
 		log_event("uplink_gone", "its counters stopped, the rest goes on", "dev", u->ifname, NULL, 0);
 	}
 	vtg_netns_leave(saved);
@@ -1223,7 +1207,7 @@ out:
 		unlink(a->cfg.containers);
 	vtg_lat_close(a->lat); /* pinned: stays attached */
 	for (int i = 0; i < a->n_uplinks; i++)
-		count_bpf__destroy(a->counts[i].skel); /* TC filters stay, counters pinned */
+		vtg_cnt_close(a->counts[i].cnt); /* TC filters stay, counters pinned */
 	if (a->host_fd >= 0)
 		close(a->host_fd);
 	if (a->lock_fd >= 0) {

@@ -8,14 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <getopt.h>
+#include <limits.h>
 #include <net/if.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include "core/vtg_core.h"
 #include "count/vtg_count.h"
 #include "commands.h"
-#include "count.h"
-#include "count.skel.h"
 
 static const char help[] =
 	"Usage: vantage [-j] count --dev IFACE [--hook HOOK]... [--netns NAME|PATH]\n"
@@ -41,10 +38,6 @@ static const char help[] =
 	"  vantage count --dev eth0\n"
 	"  vantage -j count --dev veth0 --hook xdp --duration 10\n"
 	"  vantage count --netns c1 --dev eth0 --hook tc-egress --interval 5 --pin\n";
-
-#define l3_names vtg_count_l3_names
-#define l4_names vtg_count_l4_names
-#define point_names vtg_count_point_names
 
 static volatile sig_atomic_t stop;
 
@@ -73,9 +66,9 @@ static void report(const char *dev, const struct vtg_count_val *now, struct vtg_
 				if (w) {
 					jw_record(w, "count", ts);
 					jw_kstr(w, "dev", dev);
-					jw_kstr(w, "hook", point_names[d]);
-					jw_kstr(w, "l3", l3_names[l3]);
-					jw_kstr(w, "l4", l4_names[l4]);
+					jw_kstr(w, "hook", vtg_cnt_point_names[d]);
+					jw_kstr(w, "l3", vtg_cnt_l3_names[l3]);
+					jw_kstr(w, "l4", vtg_cnt_l4_names[l4]);
 					jw_ku64(w, "packets", now[k].packets);
 					jw_ku64(w, "bytes", now[k].bytes);
 					jw_obj_end(w);
@@ -85,8 +78,8 @@ static void report(const char *dev, const struct vtg_count_val *now, struct vtg_
 						       "hook", "l3", "l4", "packets", "bytes", "+packets");
 						header = true;
 					}
-					printf("%-10s %-10s %-10s %14llu %16llu %12llu\n", point_names[d],
-					       l3_names[l3], l4_names[l4], (unsigned long long)now[k].packets,
+					printf("%-10s %-10s %-10s %14llu %16llu %12llu\n", vtg_cnt_point_names[d],
+					       vtg_cnt_l3_names[l3], vtg_cnt_l4_names[l4], (unsigned long long)now[k].packets,
 					       (unsigned long long)now[k].bytes,
 					       (unsigned long long)(now[k].packets - last[k].packets));
 				}
@@ -104,7 +97,17 @@ static void sleep_s(double s)
 	nanosleep(&ts, NULL); /* a signal cuts it short, which is what we want */
 }
 
-int cmd_count(int argc, char **argv)
+struct count_opts {
+	const char *dev, *netns;
+	enum vtg_hook hooks[VTG_HOOK_MAX];
+	int nhooks;
+	double interval, duration;
+	long prio;
+	bool pin;
+};
+
+/* Returns 0, or the exit status of a usage error (said on stderr). */
+static int parse_opts(int argc, char **argv, struct count_opts *o)
 {
 	static const struct option opts[] = {
 		{ "dev", required_argument, NULL, 'd' },
@@ -117,63 +120,52 @@ int cmd_count(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	const char *dev = NULL, *netns = NULL;
-	enum vtg_hook hooks[VTG_HOOK_MAX];
-	int nhooks = 0, opt, ret = VTG_EXIT_FAIL, nattached = 0, saved = -1;
-	double interval = 1, duration = 0;
-	long prio = 0;
-	bool pin = false;
-	struct count_bpf *skel = NULL;
-	struct vtg_attachment att[VTG_HOOK_MAX];
-	struct vtg_count_val now[VTG_COUNT_SLOTS], last[VTG_COUNT_SLOTS];
-	char pin_path[256] = "";
 	char *end;
+	int opt;
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
 	while ((opt = getopt_long(argc, argv, "d:H:n:i:D:", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd':
-			dev = optarg;
+			o->dev = optarg;
 			break;
 		case 'H': {
 			enum vtg_hook h;
 
 			if (vtg_hook_parse(optarg, &h))
 				return vtg_usage_err("count", "unknown hook '%s' (xdp, xdp-native, xdp-generic, tc-ingress, tc-egress)", optarg);
-			for (int i = 0; i < nhooks; i++)
-				if (hooks[i] == h)
+			for (int i = 0; i < o->nhooks; i++)
+				if (o->hooks[i] == h)
 					return vtg_usage_err("count", "hook '%s' given twice", optarg);
-			if (nhooks && (h <= VTG_HOOK_XDP_GENERIC))
-				for (int i = 0; i < nhooks; i++)
-					if (hooks[i] <= VTG_HOOK_XDP_GENERIC)
+			if (o->nhooks && (h <= VTG_HOOK_XDP_GENERIC))
+				for (int i = 0; i < o->nhooks; i++)
+					if (o->hooks[i] <= VTG_HOOK_XDP_GENERIC)
 						return vtg_usage_err("count", "only one XDP hook per interface");
-			hooks[nhooks++] = h;
+			o->hooks[o->nhooks++] = h;
 			break;
 		}
 		case 'n':
-			netns = optarg;
+			o->netns = optarg;
 			break;
 		case 'i':
 			errno = 0;
-			interval = strtod(optarg, &end);
-			if (errno || *end || interval < 0)
+			o->interval = strtod(optarg, &end);
+			if (errno || *end || o->interval < 0)
 				return vtg_usage_err("count", "--interval wants seconds >= 0, not '%s'", optarg);
 			break;
 		case 'D':
 			errno = 0;
-			duration = strtod(optarg, &end);
-			if (errno || *end || duration <= 0)
+			o->duration = strtod(optarg, &end);
+			if (errno || *end || o->duration <= 0)
 				return vtg_usage_err("count", "--duration wants seconds > 0, not '%s'", optarg);
 			break;
 		case 'P':
 			errno = 0;
-			prio = strtol(optarg, &end, 10);
-			if (errno || *end || prio < 1 || prio > 0xFFFF)
+			o->prio = strtol(optarg, &end, 10);
+			if (errno || *end || o->prio < 1 || o->prio > 0xFFFF)
 				return vtg_usage_err("count", "--prio wants 1..65535, not '%s'", optarg);
 			break;
 		case 'p':
-			pin = true;
+			o->pin = true;
 			break;
 		default:
 			return vtg_usage_err("count", "unknown option or missing value: '%s'", argv[optind - 1]);
@@ -181,113 +173,114 @@ int cmd_count(int argc, char **argv)
 	}
 	if (optind < argc)
 		return vtg_usage_err("count", "unexpected argument '%s'", argv[optind]);
-	if (!dev)
+	if (!o->dev)
 		return vtg_usage_err("count", "--dev IFACE is required");
-	if (!nhooks) {
-		hooks[nhooks++] = VTG_HOOK_TC_INGRESS;
-		hooks[nhooks++] = VTG_HOOK_TC_EGRESS;
+	if (!o->nhooks) {
+		o->hooks[o->nhooks++] = VTG_HOOK_TC_INGRESS;
+		o->hooks[o->nhooks++] = VTG_HOOK_TC_EGRESS;
 	}
-	if (vtg_env_setup())
-		return VTG_EXIT_FAIL;
+	return 0;
+}
 
-	/* The whole process moves: attachments and counters live there; bpffs stays ours. */
-	if (vtg_netns_enter_spec(netns, &saved))
-		return VTG_EXIT_FAIL;
-	if (!if_nametoindex(dev)) {
-		vtg_err("no interface '%s' in %s", dev, netns ? netns : "this network namespace");
-		goto out;
+static void report_attached(const struct count_opts *o, const struct vtg_cnt *c,
+			    const struct vtg_attachment *at)
+{
+	struct jw *w = vtg_jw_stdout();
+
+	if (w) {
+		jw_record(w, "attached", vtg_mono_ns());
+		jw_kstr(w, "dev", o->dev);
+		jw_kstr(w, "hook", vtg_hook_name(at->hook));
+		jw_ku64(w, "prog_id", at->prog_id);
+		jw_ku64(w, "netns_ino", at->netns_ino);
+		if (o->pin)
+			jw_kstr(w, "pin", vtg_cnt_pin_path(c));
+		jw_obj_end(w);
+		jw_free(w);
+	} else {
+		fprintf(stderr, "vantage: counting on %s at %s (prog id %u)%s\n", o->dev,
+			vtg_hook_name(at->hook), at->prog_id, o->pin ? ", counters pinned" : "");
 	}
+}
 
-	skel = count_bpf__open();
-	if (!skel) {
-		vtg_err("cannot open the count BPF object: %s", strerror(errno));
-		goto out;
-	}
-	if (pin) {
-		int err;
-
-		char pin_dir[200];
-
-		snprintf(pin_dir, sizeof(pin_dir), VTG_PIN_ROOT "/count/%llu_%s",
-			 (unsigned long long)vtg_netns_self_ino(), dev);
-		snprintf(pin_path, sizeof(pin_path), "%s/vtg_count", pin_dir);
-		err = vtg_mkdir_p(pin_dir, 0700);
-		if (err) {
-			vtg_err("cannot create pin directory under %s: %s", VTG_PIN_ROOT, strerror(-err));
-			goto out;
-		}
-		/* An existing pin is reused, so counters continue across runs. */
-		bpf_map__set_pin_path(skel->maps.vtg_count, pin_path);
-	}
-	if (count_bpf__load(skel)) {
-		vtg_err("cannot load the count BPF program: %s (run with -v for libbpf's log)",
-			strerror(errno));
-		goto out;
-	}
-
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, on_signal);
-
-	for (int i = 0; i < nhooks; i++) {
-		struct bpf_program *p = hooks[i] == VTG_HOOK_TC_INGRESS ? skel->progs.vtg_count_tc_in :
-					hooks[i] == VTG_HOOK_TC_EGRESS ? skel->progs.vtg_count_tc_eg :
-									 skel->progs.vtg_count_xdp;
-
-		if (vtg_attach(bpf_program__fd(p), dev, hooks[i], prio, &att[nattached]))
-			goto out;
-		struct jw *w = vtg_jw_stdout();
-
-		if (w) {
-			jw_record(w, "attached", vtg_mono_ns());
-			jw_kstr(w, "dev", dev);
-			jw_kstr(w, "hook", vtg_hook_name(att[nattached].hook));
-			jw_ku64(w, "prog_id", att[nattached].prog_id);
-			jw_ku64(w, "netns_ino", att[nattached].netns_ino);
-			if (pin)
-				jw_kstr(w, "pin", pin_path);
-			jw_obj_end(w);
-			jw_free(w);
-		} else {
-			fprintf(stderr, "vantage: counting on %s at %s (prog id %u)%s\n", dev,
-				vtg_hook_name(att[nattached].hook), att[nattached].prog_id,
-				pin ? ", counters pinned" : "");
-		}
-		nattached++;
-	}
+/* Reports every interval until the duration is over or a signal comes, then once more. */
+static void count_loop(const struct count_opts *o, const struct vtg_cnt *c)
+{
+	struct vtg_count_val now[VTG_COUNT_SLOTS], last[VTG_COUNT_SLOTS];
+	double t0 = vtg_now_s(), next = t0 + o->interval;
 
 	/* Zero as the baseline: counts a reused pin already holds show in the first report. */
 	memset(last, 0, sizeof(last));
-	double t0 = vtg_now_s(), next = t0 + interval;
-
 	while (!stop) {
-		double t = vtg_now_s(), wake = duration ? t0 + duration : 1e18;
+		double t = vtg_now_s(), wake = o->duration ? t0 + o->duration : 1e18;
 
-		if (interval > 0 && next < wake)
+		if (o->interval > 0 && next < wake)
 			wake = next;
 		if (wake - t > 0)
 			sleep_s(wake - t > 1 ? 1 : wake - t); /* re-check the flag at least every second */
 		if (stop)
 			break;
 		t = vtg_now_s();
-		if (duration && t >= t0 + duration)
+		if (o->duration && t >= t0 + o->duration)
 			break;
-		if (interval > 0 && t >= next) {
-			if (vtg_count_read(bpf_map__fd(skel->maps.vtg_count), now) == 0)
-				report(dev, now, last, false);
-			next += interval;
+		if (o->interval > 0 && t >= next) {
+			if (vtg_cnt_read(c, now) == 0)
+				report(o->dev, now, last, false);
+			next += o->interval;
 		}
 	}
-	if (vtg_count_read(bpf_map__fd(skel->maps.vtg_count), now) == 0)
-		report(dev, now, last, interval == 0);
+	if (vtg_cnt_read(c, now) == 0)
+		report(o->dev, now, last, o->interval == 0);
+}
+
+int cmd_count(int argc, char **argv)
+{
+	struct count_opts o = { .interval = 1 };
+	struct vtg_cnt *c = NULL;
+	char pin_dir[PATH_MAX];
+	int ret = VTG_EXIT_FAIL, saved = -1;
+
+	if (!vtg_help_requested(argc, argv, help))
+		return VTG_EXIT_OK;
+	ret = parse_opts(argc, argv, &o);
+	if (ret)
+		return ret;
+	ret = VTG_EXIT_FAIL;
+	if (vtg_env_setup())
+		return VTG_EXIT_FAIL;
+
+	/* The whole process moves: attachments and counters live there; bpffs stays ours. */
+	if (vtg_netns_enter_spec(o.netns, &saved))
+		return VTG_EXIT_FAIL;
+	if (!if_nametoindex(o.dev)) {
+		vtg_err("no interface '%s' in %s", o.dev, o.netns ? o.netns : "this network namespace");
+		goto out;
+	}
+	if (o.pin && vtg_cnt_pin_dir(pin_dir, sizeof(pin_dir), VTG_PIN_ROOT, vtg_netns_self_ino(), o.dev)) {
+		vtg_err("interface name too long for a pin path: '%s'", o.dev);
+		goto out;
+	}
+	if (vtg_cnt_open(o.pin ? pin_dir : NULL, &c))
+		goto out;
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
+
+	for (int i = 0; i < o.nhooks; i++) {
+		const struct vtg_attachment *at;
+
+		if (vtg_cnt_attach(c, o.dev, o.hooks[i], o.prio, &at))
+			goto out;
+		report_attached(&o, c, at);
+	}
+	count_loop(&o, c);
 	ret = VTG_EXIT_OK;
 out:
-	for (int i = nattached - 1; i >= 0; i--)
-		if (vtg_detach(&att[i]))
-			vtg_warn("could not detach from %s at %s: run 'vantage clean'", dev,
-				 vtg_hook_name(att[i].hook));
-	count_bpf__destroy(skel);
+	if (c)
+		vtg_cnt_detach(c);
+	vtg_cnt_close(c);
 	vtg_netns_leave(saved);
 	return ret;
 }
