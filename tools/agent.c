@@ -4,7 +4,6 @@
  * library, loader/agent). This command reads the configuration, checks it (--check),
  * formats the agent's log (JSON Lines with -j, text otherwise) and stops it on a signal.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,27 +11,6 @@
 #include "core/vtg_core.h"
 #include "commands.h"
 #include "agent/vtg_agent.h"
-
-static const char help[] =
-	"Usage: vantage [-j] agent [--config FILE] [--check]\n\n"
-	"Runs as the sidecar of a container host: loads what the configuration asks for,\n"
-	"pins it under its pin directory (a restart, even after SIGKILL, takes it over with\n"
-	"counters and histograms intact), discovers network namespaces within a second of\n"
-	"their appearing or going, and serves what it measures:\n"
-	"  control socket     (root only) the CLI: `vantage latency` uses it when it runs\n"
-	"  containers socket  any process: its own namespace's latency records and histograms\n"
-	"  metrics            Prometheus text exposition on localhost\n"
-	"Without --config it runs the embedded default (tools/vantage-agent.conf): latency\n"
-	"of every container, counters on the uplink, metrics on 127.0.0.1:9464.\n"
-	"Stopping it leaves the BPF state pinned and attached; `vantage clean` removes it.\n\n"
-	"Options:\n"
-	"  -c, --config FILE  configuration file (format: vantage-agent(8))\n"
-	"      --check        check the configuration and exit (nothing is attached)\n\n"
-	"With -j the agent's log is JSON Lines (netns_added, netns_removed, uplink_gone, ...).\n\n"
-	"EXAMPLES\n"
-	"  vantage agent\n"
-	"  vantage agent --config /etc/vantage/agent.conf --check\n"
-	"  echo 'VANTAGE/1 hist' | socat - UNIX:/run/vantage/containers.sock   (in a container)\n";
 
 static volatile sig_atomic_t stop;
 
@@ -85,48 +63,29 @@ static void report_config_ok(const struct vtg_agent_cfg *cfg)
 	}
 }
 
-int cmd_agent(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	struct vtg_agent_run_opts ro = { .log = log_event };
-	struct vtg_agent_cfg *cfg;
-	const char *cfg_path = NULL;
-	bool check_only = false;
-	char err[512];
-	int opt, ret;
+struct agent_opts {
+	const char *config;
+	bool check;
+};
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			cfg_path = optarg;
-			break;
-		case 'C':
-			check_only = true;
-			break;
-		default:
-			return vtg_usage_err("agent", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return vtg_usage_err("agent", "unexpected argument '%s'", argv[optind]);
-	cfg = calloc(1, sizeof(*cfg));
+static int agent_run(void *opts)
+{
+	const struct agent_opts *o = opts;
+	struct vtg_agent_run_opts ro = { .log = log_event };
+	struct vtg_agent_cfg *cfg = calloc(1, sizeof(*cfg));
+	char err[512];
+	int ret;
+
 	if (!cfg)
 		return VTG_EXIT_FAIL;
 	/* The whole configuration is checked before anything is touched. */
-	if ((cfg_path ? vtg_agent_cfg_load(cfg_path, cfg, err, sizeof(err))
-		      : vtg_agent_cfg_parse(vtg_agent_default_cfg, "<default>", cfg, err, sizeof(err)))) {
+	if ((o->config ? vtg_agent_cfg_load(o->config, cfg, err, sizeof(err))
+		       : vtg_agent_cfg_parse(vtg_agent_default_cfg, "<default>", cfg, err, sizeof(err)))) {
 		vtg_err("bad configuration: %s", err);
 		free(cfg);
 		return VTG_EXIT_USAGE;
 	}
-	if (check_only) {
+	if (o->check) {
 		report_config_ok(cfg);
 		free(cfg);
 		return VTG_EXIT_OK;
@@ -139,3 +98,34 @@ int cmd_agent(int argc, char **argv)
 	free(cfg);
 	return ret;
 }
+
+static const struct cli_opt agent_table[] = {
+	CLI_OPT("config", 0, CLI_FILE, struct agent_opts, config, .metavar = "FILE",
+		.help = "configuration file (format: vantage-agent(8)); without it, the embedded "
+			"default", .def = ""),
+	CLI_OPT("check", 0, CLI_FLAG, struct agent_opts, check,
+		.help = "check the configuration and exit (nothing is attached)"),
+	CLI_END
+};
+
+const struct cli_cmd vtg_cmd_agent = {
+	.name = "agent",
+	.summary = "the sidecar: latency of every container, uplink counters, sockets, metrics",
+	.desc = "Runs as the sidecar of a container host: loads what the configuration asks for,\n"
+		"pins it under its pin directory (a restart, even after SIGKILL, takes it over with\n"
+		"counters and histograms intact), discovers network namespaces within a second of\n"
+		"their appearing or going, and serves what it measures:\n"
+		"  control socket     (root only) the CLI: `vantage latency` uses it when it runs\n"
+		"  containers socket  any process: its own namespace's latency records and histograms\n"
+		"  metrics            Prometheus text exposition on localhost\n"
+		"Without --config it runs the embedded default (tools/vantage-agent.conf): latency\n"
+		"of every container, counters on the uplink, metrics on 127.0.0.1:9464.\n"
+		"Stopping it leaves the BPF state pinned and attached; `vantage clean` removes it.\n",
+	.opts = agent_table,
+	.opts_size = sizeof(struct agent_opts),
+	.run = agent_run,
+	.more = "With -j the agent's log is JSON Lines (netns_added, netns_removed, uplink_gone, ...).\n",
+	.examples = "  vantage agent\n"
+		    "  vantage agent --config /etc/vantage/agent.conf --check\n"
+		    "  echo 'VANTAGE/1 hist' | socat - UNIX:/run/vantage/containers.sock   (in a container)\n",
+};

@@ -7,37 +7,11 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
-#include <getopt.h>
 #include <limits.h>
 #include <net/if.h>
 #include "core/vtg_core.h"
 #include "count/vtg_count.h"
 #include "commands.h"
-
-static const char help[] =
-	"Usage: vantage [-j] count --dev IFACE [--hook HOOK]... [--netns NAME|PATH]\n"
-	"                         [--interval S] [--duration S] [--prio N] [--pin]\n\n"
-	"Counts packets and bytes per attach point, network protocol (ipv4, ipv6, arp, other,\n"
-	"malformed) and transport (tcp, udp, icmp, frag, other, malformed) on an interface.\n"
-	"Never drops or changes a packet: XDP returns XDP_PASS, TC lets later filters run.\n"
-	"Prints the counters that changed every interval, and once more at the end.\n\n"
-	"Options:\n"
-	"  -d, --dev IFACE      interface to count on (required)\n"
-	"  -H, --hook HOOK      xdp (native, else generic), xdp-native, xdp-generic,\n"
-	"                       tc-ingress, tc-egress; repeatable (default: tc-ingress and tc-egress)\n"
-	"  -n, --netns NS       the interface is in this network namespace (name or path)\n"
-	"  -i, --interval S     seconds between reports (default 1; 0 = only at the end)\n"
-	"  -D, --duration S     stop after S seconds (default: until SIGINT/SIGTERM)\n"
-	"      --prio N         TC filter priority (default: the kernel picks)\n"
-	"      --pin            keep the counters pinned under " VTG_PIN_ROOT "/count/ and\n"
-	"                       continue from them on the next run\n\n"
-	"With -j every line is a JSON object: {\"type\":\"attached\",...} per hook, then\n"
-	"{\"type\":\"count\",\"ts_ns\":..,\"time\":..,\"dev\":..,\"hook\":..,\"l3\":..,\"l4\":..,\n"
-	"\"packets\":..,\"bytes\":..} with running totals (ts_ns is CLOCK_MONOTONIC).\n\n"
-	"EXAMPLES\n"
-	"  vantage count --dev eth0\n"
-	"  vantage -j count --dev veth0 --hook xdp --duration 10\n"
-	"  vantage count --netns c1 --dev eth0 --hook tc-egress --interval 5 --pin\n";
 
 static volatile sig_atomic_t stop;
 
@@ -106,75 +80,16 @@ struct count_opts {
 	bool pin;
 };
 
-/* Returns 0, or the exit status of a usage error (said on stderr). */
-static int parse_opts(int argc, char **argv, struct count_opts *o)
+/* What the table cannot say: each hook once, and one XDP mode at most. Then the default. */
+static int check_hooks(struct count_opts *o)
 {
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "hook", required_argument, NULL, 'H' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ "duration", required_argument, NULL, 'D' },
-		{ "prio", required_argument, NULL, 'P' },
-		{ "pin", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	char *end;
-	int opt;
-
-	while ((opt = getopt_long(argc, argv, "d:H:n:i:D:", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd':
-			o->dev = optarg;
-			break;
-		case 'H': {
-			enum vtg_hook h;
-
-			if (vtg_hook_parse(optarg, &h))
-				return vtg_usage_err("count", "unknown hook '%s' (xdp, xdp-native, xdp-generic, tc-ingress, tc-egress)", optarg);
-			for (int i = 0; i < o->nhooks; i++)
-				if (o->hooks[i] == h)
-					return vtg_usage_err("count", "hook '%s' given twice", optarg);
-			if (o->nhooks && (h <= VTG_HOOK_XDP_GENERIC))
-				for (int i = 0; i < o->nhooks; i++)
-					if (o->hooks[i] <= VTG_HOOK_XDP_GENERIC)
-						return vtg_usage_err("count", "only one XDP hook per interface");
-			o->hooks[o->nhooks++] = h;
-			break;
+	for (int i = 0; i < o->nhooks; i++)
+		for (int k = 0; k < i; k++) {
+			if (o->hooks[k] == o->hooks[i])
+				return cli_usage_err("count", "hook '%s' given twice", vtg_hook_name(o->hooks[i]));
+			if (o->hooks[k] <= VTG_HOOK_XDP_GENERIC && o->hooks[i] <= VTG_HOOK_XDP_GENERIC)
+				return cli_usage_err("count", "only one XDP hook per interface");
 		}
-		case 'n':
-			o->netns = optarg;
-			break;
-		case 'i':
-			errno = 0;
-			o->interval = strtod(optarg, &end);
-			if (errno || *end || o->interval < 0)
-				return vtg_usage_err("count", "--interval wants seconds >= 0, not '%s'", optarg);
-			break;
-		case 'D':
-			errno = 0;
-			o->duration = strtod(optarg, &end);
-			if (errno || *end || o->duration <= 0)
-				return vtg_usage_err("count", "--duration wants seconds > 0, not '%s'", optarg);
-			break;
-		case 'P':
-			errno = 0;
-			o->prio = strtol(optarg, &end, 10);
-			if (errno || *end || o->prio < 1 || o->prio > 0xFFFF)
-				return vtg_usage_err("count", "--prio wants 1..65535, not '%s'", optarg);
-			break;
-		case 'p':
-			o->pin = true;
-			break;
-		default:
-			return vtg_usage_err("count", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return vtg_usage_err("count", "unexpected argument '%s'", argv[optind]);
-	if (!o->dev)
-		return vtg_usage_err("count", "--dev IFACE is required");
 	if (!o->nhooks) {
 		o->hooks[o->nhooks++] = VTG_HOOK_TC_INGRESS;
 		o->hooks[o->nhooks++] = VTG_HOOK_TC_EGRESS;
@@ -233,34 +148,30 @@ static void count_loop(const struct count_opts *o, const struct vtg_cnt *c)
 		report(o->dev, now, last, o->interval == 0);
 }
 
-int cmd_count(int argc, char **argv)
+static int count_run(void *opts)
 {
-	struct count_opts o = { .interval = 1 };
+	struct count_opts *o = opts;
 	struct vtg_cnt *c = NULL;
 	char pin_dir[PATH_MAX];
-	int ret = VTG_EXIT_FAIL, saved = -1;
+	int ret = check_hooks(o), saved = -1;
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	ret = parse_opts(argc, argv, &o);
 	if (ret)
 		return ret;
-	ret = VTG_EXIT_FAIL;
 	if (vtg_env_setup())
 		return VTG_EXIT_FAIL;
-
+	ret = VTG_EXIT_FAIL;
 	/* The whole process moves: attachments and counters live there; bpffs stays ours. */
-	if (vtg_netns_enter_spec(o.netns, &saved))
+	if (vtg_netns_enter_spec(o->netns, &saved))
 		return VTG_EXIT_FAIL;
-	if (!if_nametoindex(o.dev)) {
-		vtg_err("no interface '%s' in %s", o.dev, o.netns ? o.netns : "this network namespace");
+	if (!if_nametoindex(o->dev)) {
+		vtg_err("no interface '%s' in %s", o->dev, o->netns ? o->netns : "this network namespace");
 		goto out;
 	}
-	if (o.pin && vtg_cnt_pin_dir(pin_dir, sizeof(pin_dir), VTG_PIN_ROOT, vtg_netns_self_ino(), o.dev)) {
-		vtg_err("interface name too long for a pin path: '%s'", o.dev);
+	if (o->pin && vtg_cnt_pin_dir(pin_dir, sizeof(pin_dir), VTG_PIN_ROOT, vtg_netns_self_ino(), o->dev)) {
+		vtg_err("interface name too long for a pin path: '%s'", o->dev);
 		goto out;
 	}
-	if (vtg_cnt_open(o.pin ? pin_dir : NULL, &c))
+	if (vtg_cnt_open(o->pin ? pin_dir : NULL, &c))
 		goto out;
 
 	signal(SIGINT, on_signal);
@@ -268,14 +179,14 @@ int cmd_count(int argc, char **argv)
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, on_signal);
 
-	for (int i = 0; i < o.nhooks; i++) {
+	for (int i = 0; i < o->nhooks; i++) {
 		const struct vtg_attachment *at;
 
-		if (vtg_cnt_attach(c, o.dev, o.hooks[i], o.prio, &at))
+		if (vtg_cnt_attach(c, o->dev, o->hooks[i], o->prio, &at))
 			goto out;
-		report_attached(&o, c, at);
+		report_attached(o, c, at);
 	}
-	count_loop(&o, c);
+	count_loop(o, c);
 	ret = VTG_EXIT_OK;
 out:
 	if (c)
@@ -284,3 +195,45 @@ out:
 	vtg_netns_leave(saved);
 	return ret;
 }
+
+static const struct cli_opt count_table[] = {
+	CLI_OPT("dev", 'd', CLI_DEVICE, struct count_opts, dev, CLI_REQUIRED,
+		.help = "interface to count on"),
+	CLI_ARRAY("hook", 'H', CLI_HOOK, struct count_opts, hooks, nhooks,
+		  .help = "where to count (xdp: native where the driver has it, else generic); "
+			  "one XDP hook at most",
+		  .def = "tc-ingress and tc-egress"),
+	CLI_OPT("netns", 'n', CLI_NETNS, struct count_opts, netns,
+		.help = "the interface is in this network namespace (name or path)"),
+	CLI_OPT("interval", 'i', CLI_DURATION, struct count_opts, interval, CLI_RANGE(0, 86400),
+		.help = "time between reports (0 = only at the end)"),
+	CLI_OPT("duration", 'D', CLI_DURATION, struct count_opts, duration, CLI_ABOVE(0, 365 * 86400),
+		.help = "stop after this long", .def = "until SIGINT/SIGTERM"),
+	CLI_OPT("prio", 0, CLI_COUNT, struct count_opts, prio, CLI_RANGE(1, 65535),
+		.help = "TC filter priority", .def = "the kernel picks"),
+	CLI_OPT("pin", 0, CLI_FLAG, struct count_opts, pin,
+		.help = "keep the counters pinned under " VTG_PIN_ROOT "/count/ and continue from "
+			"them on the next run"),
+	CLI_END
+};
+
+static const struct count_opts count_defaults = { .interval = 1 };
+
+const struct cli_cmd vtg_cmd_count = {
+	.name = "count",
+	.summary = "count packets and bytes per protocol on an interface (XDP/TC)",
+	.desc = "Counts packets and bytes per attach point, network protocol (ipv4, ipv6, arp, other,\n"
+		"malformed) and transport (tcp, udp, icmp, frag, other, malformed) on an interface.\n"
+		"Never drops or changes a packet: XDP returns XDP_PASS, TC lets later filters run.\n"
+		"Prints the counters that changed every interval, and once more at the end.\n",
+	.opts = count_table,
+	.opts_size = sizeof(struct count_opts),
+	.defaults = &count_defaults,
+	.run = count_run,
+	.more = "With -j every line is a JSON object: {\"type\":\"attached\",...} per hook, then\n"
+		"{\"type\":\"count\",\"ts_ns\":..,\"time\":..,\"dev\":..,\"hook\":..,\"l3\":..,\"l4\":..,\n"
+		"\"packets\":..,\"bytes\":..} with running totals (ts_ns is CLOCK_MONOTONIC).\n",
+	.examples = "  vantage count --dev eth0\n"
+		    "  vantage -j count --dev veth0 --hook xdp --duration 10\n"
+		    "  vantage count --netns c1 --dev eth0 --hook tc-egress --interval 5 --pin\n",
+};
