@@ -343,27 +343,46 @@ TEST(count_parse)
 		vtest_log("no fallback build at %s", path);
 }
 
+/* Two namespaces joined by a veth pair, end a (10.NET.0.1) in nsa, end b (10.NET.0.2) in
+ * nsb, both up. Names from prefix; false (asserted) when set-up failed. */
+struct veth_ns {
+	char base[12], a[16], b[16], nsa[32], nsb[32];
+};
+
+static bool veth_ns_up(struct veth_ns *v, const char *prefix, int net)
+{
+	nsh_unique(prefix, v->base, sizeof(v->base));
+	snprintf(v->nsa, sizeof(v->nsa), "%sa", v->base);
+	snprintf(v->nsb, sizeof(v->nsb), "%sb", v->base);
+	snprintf(v->a, sizeof(v->a), "%sx", v->base);
+	snprintf(v->b, sizeof(v->b), "%sy", v->base);
+	return ASSERT_OK(nsh_create(v->nsa), "netns a") && ASSERT_OK(nsh_create(v->nsb), "netns b") &&
+	       ASSERT_OK(nsh_veth(v->a, v->nsa, v->b, v->nsb), "veth") &&
+	       ASSERT_EQ(nsh_ip(v->nsa, "addr add 10.%d.0.1/24 dev %s", net, v->a), 0, "addr") &&
+	       ASSERT_EQ(nsh_ip(v->nsb, "addr add 10.%d.0.2/24 dev %s", net, v->b), 0, "addr") &&
+	       ASSERT_EQ(nsh_ip(v->nsa, "link set %s up", v->a), 0, "up") &&
+	       ASSERT_EQ(nsh_ip(v->nsb, "link set %s up", v->b), 0, "up");
+}
+
+static void veth_ns_down(struct veth_ns *v)
+{
+	if (v->base[0]) {
+		nsh_destroy(v->nsa);
+		nsh_destroy(v->nsb);
+	}
+}
+
 /* Live: `vantage count` on one end of a veth pair while the other end pings it. */
 TEST(count_live)
 {
-	char base[12], a[16], b[16], line[1024], nsa[32], nsb[32];
-	char out[65536] = "";
+	struct veth_ns v = {};
+	const char *a = v.a, *nsa = v.nsa, *nsb = v.nsb;
+	char line[1024], out[65536] = "";
 	int fd = -1, replies;
 	pid_t pid = -1;
 	const int N = 5;
 
-	nsh_unique("vtc", base, sizeof(base));
-	snprintf(nsa, sizeof(nsa), "%sa", base);
-	snprintf(nsb, sizeof(nsb), "%sb", base);
-	snprintf(a, sizeof(a), "%sx", base);
-	snprintf(b, sizeof(b), "%sy", base);
-	if (!ASSERT_OK(nsh_create(nsa), "netns a") || !ASSERT_OK(nsh_create(nsb), "netns b"))
-		goto out;
-	if (!ASSERT_OK(nsh_veth(a, nsa, b, nsb), "veth") ||
-	    !ASSERT_EQ(nsh_ip(nsa, "addr add 10.123.0.1/24 dev %s", a), 0, "addr") ||
-	    !ASSERT_EQ(nsh_ip(nsb, "addr add 10.123.0.2/24 dev %s", b), 0, "addr") ||
-	    !ASSERT_EQ(nsh_ip(nsa, "link set %s up", a), 0, "up") ||
-	    !ASSERT_EQ(nsh_ip(nsb, "link set %s up", b), 0, "up"))
+	if (!veth_ns_up(&v, "vtc", 123))
 		goto out;
 	const char *argv[] = { vproc_vantage_path(), "-j", "count", "--netns", nsa, "--dev", a,
 			       "--hook", "xdp", "--hook", "tc-egress", "--interval", "0", NULL };
@@ -410,8 +429,7 @@ out:
 	}
 	if (fd >= 0)
 		close(fd);
-	nsh_destroy(nsa);
-	nsh_destroy(nsb);
+	veth_ns_down(&v);
 }
 
 /* The count library itself, in this process: open with the map pinned, attach at XDP and
@@ -419,7 +437,9 @@ out:
  * left), reopen from the pin (the counts continue), remove the pins. */
 TEST(count_lib)
 {
-	char base[12], a[16], b[16], nsa[32], nsb[32], root[96], dir[256], path[300], o[4096];
+	struct veth_ns vn = {};
+	const char *a = vn.a, *nsa = vn.nsa, *nsb = vn.nsb;
+	char root[96], dir[256], path[300], o[4096];
 	struct vtg_count_val v[VTG_COUNT_SLOTS];
 	const struct vtg_attachment *xdp = NULL, *eg = NULL;
 	struct vtg_cnt *c = NULL;
@@ -429,19 +449,8 @@ TEST(count_lib)
 	libbpf_set_print(NULL);
 	if (!ASSERT_OK(vtg_env_setup(), "environment"))
 		return;
-	nsh_unique("vcl", base, sizeof(base));
-	snprintf(nsa, sizeof(nsa), "%sa", base);
-	snprintf(nsb, sizeof(nsb), "%sb", base);
-	snprintf(a, sizeof(a), "%sx", base);
-	snprintf(b, sizeof(b), "%sy", base);
 	snprintf(root, sizeof(root), VTG_PIN_ROOT "/test-count-lib-%d", getpid());
-	if (!ASSERT_OK(nsh_create(nsa), "netns a") || !ASSERT_OK(nsh_create(nsb), "netns b"))
-		goto out;
-	if (!ASSERT_OK(nsh_veth(a, nsa, b, nsb), "veth") ||
-	    !ASSERT_EQ(nsh_ip(nsa, "addr add 10.124.0.1/24 dev %s", a), 0, "addr") ||
-	    !ASSERT_EQ(nsh_ip(nsb, "addr add 10.124.0.2/24 dev %s", b), 0, "addr") ||
-	    !ASSERT_EQ(nsh_ip(nsa, "link set %s up", a), 0, "up") ||
-	    !ASSERT_EQ(nsh_ip(nsb, "link set %s up", b), 0, "up"))
+	if (!veth_ns_up(&vn, "vcl", 124))
 		goto out;
 
 	saved = nsh_enter(nsa);
@@ -529,6 +538,5 @@ out:
 		nsh_leave(saved);
 	vtg_cnt_close(c);
 	vtg_rm_tree(root);
-	nsh_destroy(nsa);
-	nsh_destroy(nsb);
+	veth_ns_down(&vn);
 }
