@@ -248,3 +248,99 @@ out:
 	vtg_agent_disc_free(&d);
 	free(s);
 }
+
+/* The configuration parser in-process: every directive read into its field, and a bad
+ * line of each kind refused with NAME:LINE and what is wrong. */
+TEST(agent_lib_config)
+{
+	struct vtg_agent_cfg *c = calloc(1, sizeof(*c));
+	char pol[64], text[2048], err[512];
+
+	if (!ASSERT_OK_PTR(c, "alloc"))
+		return;
+	snprintf(pol, sizeof(pol), "/tmp/vtg-agent-lib-%d.policy", getpid());
+	{
+		FILE *f = fopen(pol, "w");
+
+		if (!ASSERT_OK_PTR(f, "policy file"))
+			goto out;
+		fputs("proto icmp -> count\n", f);
+		fclose(f);
+	}
+	if (SUBTEST("every_directive")) {
+		snprintf(text, sizeof(text),
+			 "# all of them\n\nlatency netns c1 c2\nproto icmp,udp\nuplink eth0\nuplink eth1 # two\n"
+			 "host /proc/1/ns/net\ncount uplink\nmetrics 127.0.0.1:9500\ncontrol /tmp/a.sock\n"
+			 "containers off\npin-dir /sys/fs/bpf/vantage/x\nmax-age 250\n"
+			 "export jsonl /tmp/r.jsonl\nexport ipfix udp://127.0.0.1:4739\n"
+			 "policy %s dev eth0 hook tc-egress netns c1\npolicy %s dev eth1\n"
+			 "cpu-budget 12.5\ntrace on-demand\nflow-timeouts 30 5\n", pol, pol);
+		if (ASSERT_OK(vtg_agent_cfg_parse(text, "t.conf", c, err, sizeof(err)), "parses")) {
+			ASSERT_EQ(c->latency, VTG_AGENT_LAT_NETNS, "latency netns");
+			ASSERT_EQ(c->n_lat_netns, 2, "two names");
+			ASSERT_STREQ(c->lat_netns[1], "c2", "second name");
+			ASSERT_EQ(c->n_uplinks, 2, "uplinks");
+			ASSERT_STREQ(c->uplinks[1], "eth1", "comment cut");
+			ASSERT_STREQ(c->host, "/proc/1/ns/net", "host");
+			ASSERT_TRUE(c->count_uplink, "count");
+			ASSERT_STREQ(c->metrics, "127.0.0.1:9500", "metrics");
+			ASSERT_STREQ(c->control, "/tmp/a.sock", "control");
+			ASSERT_STREQ(c->containers, "", "containers off");
+			ASSERT_STREQ(c->pin_dir, "/sys/fs/bpf/vantage/x", "pin-dir");
+			ASSERT_EQ(c->max_age_ns, 250000000ull, "max-age");
+			ASSERT_EQ(c->n_exports, 2, "exports");
+			ASSERT_STREQ(c->exports[1].kind, "ipfix", "kind");
+			ASSERT_STREQ(c->exports[1].target, "udp://127.0.0.1:4739", "target");
+			ASSERT_EQ(c->n_policies, 2, "policies");
+			ASSERT_EQ(c->policies[0].hook, VTG_HOOK_TC_EGRESS, "hook");
+			ASSERT_STREQ(c->policies[0].netns, "c1", "netns");
+			ASSERT_EQ(c->policies[1].hook, VTG_HOOK_XDP, "default hook");
+			ASSERT_TRUE(c->cpu_budget == 12.5, "cpu-budget");
+			ASSERT_TRUE(c->trace_on_demand, "trace");
+			ASSERT_TRUE(c->flow_active_s == 30 && c->flow_idle_s == 5, "flow-timeouts");
+			ASSERT_STREQ(c->source, "t.conf", "source");
+		}
+		ASSERT_OK(vtg_agent_cfg_parse(vtg_agent_default_cfg, "<default>", c, err, sizeof(err)), "default");
+		ASSERT_EQ(c->latency, VTG_AGENT_LAT_ALL, "default: latency all");
+		ASSERT_STREQ(c->containers, "/run/vantage/containers.sock", "default containers socket");
+	}
+	if (SUBTEST("errors")) {
+		static const struct {
+			const char *text, *want;
+		} bad[] = {
+			{ "latency all\ncontrol /a\ncontrol /b\n", "t.conf:3: 'control' given twice" },
+			{ "latency all\ncontainers /a\ncontainers /b\n", "t.conf:3: 'containers' given twice" },
+			{ "latency all\ncount\n", "t.conf:2: 'count' takes 1 value" },
+			{ "latency all\nflow-timeouts 1\n", "t.conf:2: 'flow-timeouts' takes 2 values" },
+			{ "latency all\nflow-timeouts 1 0\n", "t.conf:2: expected 'flow-timeouts ACTIVE_S IDLE_S'" },
+			{ "latency all\ncpu-budget 101\n", "t.conf:2: expected a percentage of one CPU" },
+			{ "latency all\ntrace always\n", "t.conf:2: expected 'trace on-demand' or 'trace off'" },
+			{ "latency all\nexport syslog x\n", "t.conf:2: expected 'export jsonl|ipfix|pcapng|prometheus TARGET'" },
+			{ "latency all\npolicy /x dev\n", "t.conf:2: expected 'policy FILE dev IFACE [hook HOOK] [netns NS]'" },
+			{ "latency all\npolicy /x hook xdp\n", "t.conf:2: policy: 'dev IFACE' is required" },
+			{ "latency all\npolicy /x dev e0 hook tc\n", "t.conf:2: hook: expected xdp, xdp-native" },
+			{ "latency all\npolicy /x dev e0 prio 1\n", "t.conf:2: policy: unexpected 'prio'" },
+			{ "latency all\npolicy /nonexistent/p dev e0\n", "t.conf:2: policy" },
+			{ "latency all\nuplink 0123456789abcdef\n", "t.conf:2: interface name too long" },
+			{ "latency all\nmetrics :0\n", "t.conf:2: expected ADDR:PORT or off" },
+			{ "latency all\ncontainers /run/vantage/agent.sock\n", "t.conf:2: control and containers need different sockets" },
+			{ "latency off\n", "t.conf:1: nothing to do" },
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			err[0] = 0;
+			ASSERT_EQ(vtg_agent_cfg_parse(bad[i].text, "t.conf", c, err, sizeof(err)), -EINVAL, bad[i].want);
+			ASSERT_STRSTR(err, bad[i].want, "says where and what");
+		}
+		/* 64 names fit a line; a 65th word after them does not. */
+		size_t n = snprintf(text, sizeof(text), "latency netns");
+		for (int i = 0; i < VTG_AGENT_MAX_NETNS; i++)
+			n += snprintf(text + n, sizeof(text) - n, " n%d", i);
+		ASSERT_OK(vtg_agent_cfg_parse(text, "t.conf", c, err, sizeof(err)), "64 names");
+		snprintf(text + n, sizeof(text) - n, " one-more\n");
+		ASSERT_EQ(vtg_agent_cfg_parse(text, "t.conf", c, err, sizeof(err)), -EINVAL, "65 names");
+		ASSERT_STRSTR(err, "t.conf:1: too many words", "said");
+	}
+out:
+	unlink(pol);
+	free(c);
+}
