@@ -1,17 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/*
- * The agent: its configuration (config.c), its socket protocol, and the daemon itself
- * (daemon.c: the loop composing latency, count, export, budget and the policy feed;
- * clients.c: the control and container sockets; discover.c: namespace discovery;
- * privs.c: the lock and dropping capabilities).
- */
+/* The agent's configuration (config.c) and its socket protocol. */
 #ifndef VANTAGE_LOADER_AGENT_H
 #define VANTAGE_LOADER_AGENT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <signal.h>
 
 #define VTG_AGENT_MAX_NETNS 64
 #define VTG_AGENT_MAX_UPLINKS 8
@@ -118,6 +112,11 @@ int vtg_agent_connect(void);
 int vtg_agent_read(int fd, void *buf, size_t len, int timeout_ms);
 
 /* ---- the daemon (loader/agent: daemon.c, clients.c, discover.c, privs.c) ---- */
+/* The loop composing latency, count, export, budget and the policy feed (daemon.c); the
+ * control and container sockets (clients.c); namespace discovery (discover.c); the lock
+ * and dropping capabilities (privs.c). */
+
+#include <signal.h>
 
 /* One line of the agent's own log (agent_started, netns_added, denied, trace, ...): a
  * type, an optional message, an optional string field and an optional number field. */
