@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * `vantage agent` in the container-host testbed: configuration errors, deployment files,
- * one instance at a time, the CLI through the agent, the per-container socket's
- * isolation, metrics, namespace discovery, least privilege, restart after SIGKILL
- * without loss or double attachment, an uplink that disappears, stop and clean.
+ * one instance at a time, bad requests on its sockets, the CLI through the agent, the
+ * per-container socket's isolation, metrics, namespace discovery, least privilege,
+ * restart after SIGKILL without loss or double attachment, an uplink that disappears,
+ * stop and clean.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -281,6 +282,31 @@ static int read_socket(void *arg)
 	return total;
 }
 
+/* Sends len bytes (NULs allowed) to the socket at path, keeps the answer up to its end. */
+static int ask_socket(const char *path, const char *req, size_t len, char *out, size_t outlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { 3, 0 };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	size_t got = 0;
+	ssize_t n;
+
+	out[0] = 0;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) || write(fd, req, len) != (ssize_t)len) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while (got < outlen - 1 && (n = read(fd, out + got, outlen - 1 - got)) > 0)
+		got += n;
+	out[got] = 0;
+	close(fd);
+	/* The end: EOF, or a reset where the agent let go with our request still unread. */
+	return n == 0 || (n < 0 && errno == ECONNRESET) ? (int)got : -1;
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -354,6 +380,26 @@ TEST(agent_run)
 		ASSERT_STRSTR(r->err, "another vantage agent is running", "and says why");
 		ASSERT_EQ(vproc_vantage(r, 10000, "-j", "status", NULL), 0, "status");
 		ASSERT_EQ(vjson_true(r->out, ".[0].agent_pid != null"), 1, "status shows the agent");
+	}
+	if (SUBTEST("bad_requests")) {
+		char big[600], o[4096];
+
+		ASSERT_GT(ask_socket(ar.ctl, "VANTAGE/1 hist\0\n", 16, o, sizeof(o)), 0, "NUL: answered, let go");
+		ASSERT_STRSTR(o, "{\"error\":\"request line holds a NUL byte\"}", "NUL refused");
+		memset(big, 'a', sizeof(big));
+		ASSERT_GT(ask_socket(ar.ctl, big, sizeof(big), o, sizeof(o)), 0, "too long: answered, let go");
+		ASSERT_STRSTR(o, "{\"error\":\"request line too long\"}", "over-long line refused");
+		ASSERT_GT(ask_socket(ar.ctl, "VANTAGE/1 latency abc\n", 22, o, sizeof(o)), 0, "bad namespace");
+		ASSERT_STRSTR(o, "expected namespace inode numbers", "refused");
+		ASSERT_GT(ask_socket(ar.ctl, "VANTAGE/1 bogus\n", 16, o, sizeof(o)), 0, "unknown");
+		ASSERT_STRSTR(o, "{\"error\":\"unknown request\"}", "refused");
+		ASSERT_GT(ask_socket(ar.ctl, "GET / HTTP/1.0\r\n", 16, o, sizeof(o)), 0, "not our protocol");
+		ASSERT_STRSTR(o, "expected: VANTAGE/1 latency|hist|status", "says what it expects");
+		ASSERT_GT(ask_socket(ar.cont, "VANTAGE/1 status\n", 17, o, sizeof(o)), 0, "status on the container socket");
+		ASSERT_STRSTR(o, "{\"error\":\"unknown request\"}", "is for the control socket only");
+		ASSERT_GT(ask_socket(ar.ctl, "VANTAGE/1 status\r\n", 18, o, sizeof(o)), 0, "status after all that");
+		ASSERT_EQ(vjson_true(o, ".[0].type == \"agent_status\" and .[0].namespaces >= 2"), 1,
+			  "the agent goes on");
 	}
 	if (SUBTEST("cli_via_agent")) {
 		const char *argv[] = { vproc_vantage_path(), "-j", "latency", "--netns", tb.c[0].ns,

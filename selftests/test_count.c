@@ -2,7 +2,8 @@
 /*
  * The count programs (bpf/count.bpf.c) and the shared parser (bpf/lib/pkt.h):
  * crafted packets through BPF_PROG_TEST_RUN at XDP and TC, for the objects built with
- * clang and with clang-19; then `vantage count` live on a veth pair.
+ * clang and with clang-19; then `vantage count` live on a veth pair, and the count
+ * library (loader/count) in this process.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -16,7 +17,10 @@
 #include "pkt.h"
 #include "proc.h"
 #include "netns.h"
+#include <sys/stat.h>
 #include "count.h"
+#include "core/vtg_core.h"
+#include "count/vtg_count.h"
 
 #define TC_ACT_UNSPEC_U32 0xffffffffu
 
@@ -339,27 +343,46 @@ TEST(count_parse)
 		vtest_log("no fallback build at %s", path);
 }
 
+/* Two namespaces joined by a veth pair, end a (10.NET.0.1) in nsa, end b (10.NET.0.2) in
+ * nsb, both up. Names from prefix; false (asserted) when set-up failed. */
+struct veth_ns {
+	char base[12], a[16], b[16], nsa[32], nsb[32];
+};
+
+static bool veth_ns_up(struct veth_ns *v, const char *prefix, int net)
+{
+	nsh_unique(prefix, v->base, sizeof(v->base));
+	snprintf(v->nsa, sizeof(v->nsa), "%sa", v->base);
+	snprintf(v->nsb, sizeof(v->nsb), "%sb", v->base);
+	snprintf(v->a, sizeof(v->a), "%sx", v->base);
+	snprintf(v->b, sizeof(v->b), "%sy", v->base);
+	return ASSERT_OK(nsh_create(v->nsa), "netns a") && ASSERT_OK(nsh_create(v->nsb), "netns b") &&
+	       ASSERT_OK(nsh_veth(v->a, v->nsa, v->b, v->nsb), "veth") &&
+	       ASSERT_EQ(nsh_ip(v->nsa, "addr add 10.%d.0.1/24 dev %s", net, v->a), 0, "addr") &&
+	       ASSERT_EQ(nsh_ip(v->nsb, "addr add 10.%d.0.2/24 dev %s", net, v->b), 0, "addr") &&
+	       ASSERT_EQ(nsh_ip(v->nsa, "link set %s up", v->a), 0, "up") &&
+	       ASSERT_EQ(nsh_ip(v->nsb, "link set %s up", v->b), 0, "up");
+}
+
+static void veth_ns_down(struct veth_ns *v)
+{
+	if (v->base[0]) {
+		nsh_destroy(v->nsa);
+		nsh_destroy(v->nsb);
+	}
+}
+
 /* Live: `vantage count` on one end of a veth pair while the other end pings it. */
 TEST(count_live)
 {
-	char base[12], a[16], b[16], line[1024], nsa[32], nsb[32];
-	char out[65536] = "";
+	struct veth_ns v = {};
+	const char *a = v.a, *nsa = v.nsa, *nsb = v.nsb;
+	char line[1024], out[65536] = "";
 	int fd = -1, replies;
 	pid_t pid = -1;
 	const int N = 5;
 
-	nsh_unique("vtc", base, sizeof(base));
-	snprintf(nsa, sizeof(nsa), "%sa", base);
-	snprintf(nsb, sizeof(nsb), "%sb", base);
-	snprintf(a, sizeof(a), "%sx", base);
-	snprintf(b, sizeof(b), "%sy", base);
-	if (!ASSERT_OK(nsh_create(nsa), "netns a") || !ASSERT_OK(nsh_create(nsb), "netns b"))
-		goto out;
-	if (!ASSERT_OK(nsh_veth(a, nsa, b, nsb), "veth") ||
-	    !ASSERT_EQ(nsh_ip(nsa, "addr add 10.123.0.1/24 dev %s", a), 0, "addr") ||
-	    !ASSERT_EQ(nsh_ip(nsb, "addr add 10.123.0.2/24 dev %s", b), 0, "addr") ||
-	    !ASSERT_EQ(nsh_ip(nsa, "link set %s up", a), 0, "up") ||
-	    !ASSERT_EQ(nsh_ip(nsb, "link set %s up", b), 0, "up"))
+	if (!veth_ns_up(&v, "vtc", 123))
 		goto out;
 	const char *argv[] = { vproc_vantage_path(), "-j", "count", "--netns", nsa, "--dev", a,
 			       "--hook", "xdp", "--hook", "tc-egress", "--interval", "0", NULL };
@@ -406,6 +429,114 @@ out:
 	}
 	if (fd >= 0)
 		close(fd);
-	nsh_destroy(nsa);
-	nsh_destroy(nsb);
+	veth_ns_down(&v);
+}
+
+/* The count library itself, in this process: open with the map pinned, attach at XDP and
+ * TC egress of a veth end in a test namespace, count a ping, read, detach (nothing of ours
+ * left), reopen from the pin (the counts continue), remove the pins. */
+TEST(count_lib)
+{
+	struct veth_ns vn = {};
+	const char *a = vn.a, *nsa = vn.nsa, *nsb = vn.nsb;
+	char root[96], dir[256], path[300], o[4096];
+	struct vtg_count_val v[VTG_COUNT_SLOTS];
+	const struct vtg_attachment *xdp = NULL, *eg = NULL;
+	struct vtg_cnt *c = NULL;
+	struct stat st;
+	int saved = -1;
+
+	libbpf_set_print(NULL);
+	if (!ASSERT_OK(vtg_env_setup(), "environment"))
+		return;
+	snprintf(root, sizeof(root), VTG_PIN_ROOT "/test-count-lib-%d", getpid());
+	if (!veth_ns_up(&vn, "vcl", 124))
+		goto out;
+
+	saved = nsh_enter(nsa);
+	if (!ASSERT_OK(saved, "enter netns a"))
+		goto out;
+	ASSERT_OK(vtg_cnt_pin_dir(dir, sizeof(dir), root, vtg_netns_self_ino(), a), "pin dir");
+	ASSERT_EQ(vtg_cnt_pin_dir(path, 20, root, 1, a), -ENAMETOOLONG, "pin dir too long for the buffer");
+	if (!ASSERT_OK(vtg_cnt_open(dir, &c), "open pinned"))
+		goto out;
+	snprintf(path, sizeof(path), "%s/vtg_count", dir);
+	ASSERT_STREQ(vtg_cnt_pin_path(c), path, "pin path");
+	ASSERT_OK(stat(path, &st), "the map is pinned");
+	ASSERT_EQ(vtg_cnt_attach(c, a, VTG_HOOK_MAX, 0, NULL), -EINVAL, "no such hook");
+	if (!ASSERT_OK(vtg_cnt_attach(c, a, VTG_HOOK_XDP, 0, &xdp), "attach xdp") ||
+	    !ASSERT_OK(vtg_cnt_attach(c, a, VTG_HOOK_TC_EGRESS, 0, &eg), "attach tc egress"))
+		goto out;
+	ASSERT_EQ(vtg_cnt_attached(c), 2, "two attachments");
+	ASSERT_TRUE(xdp->hook == VTG_HOOK_XDP_NATIVE || xdp->hook == VTG_HOOK_XDP_GENERIC,
+		    "the XDP mode used is said");
+	ASSERT_EQ(eg->hook, VTG_HOOK_TC_EGRESS, "tc egress");
+	ASSERT_GT(eg->prog_id, 0, "program id");
+	nsh_leave(saved);
+	saved = -1;
+
+	ASSERT_EQ(nsh_ping(nsb, "10.124.0.1", 5, 1000, NULL), 5, "ping replies");
+	if (ASSERT_OK(vtg_cnt_read(c, v), "read")) {
+		/* 98 bytes = 14 Ethernet + 20 IPv4 + 8 ICMP + 56 payload */
+		ASSERT_EQ(v[VTG_COUNT_SLOT(VTG_POINT_XDP, VTG_L3_IPV4, VTG_L4_ICMP)].packets, 5, "xdp packets");
+		ASSERT_EQ(v[VTG_COUNT_SLOT(VTG_POINT_XDP, VTG_L3_IPV4, VTG_L4_ICMP)].bytes, 490, "xdp bytes");
+		ASSERT_EQ(v[VTG_COUNT_SLOT(VTG_POINT_TC_EGRESS, VTG_L3_IPV4, VTG_L4_ICMP)].packets, 5,
+			  "tc egress packets");
+		ASSERT_EQ(v[VTG_COUNT_SLOT(VTG_POINT_TC_INGRESS, VTG_L3_IPV4, VTG_L4_ICMP)].packets, 0,
+			  "not attached at tc ingress");
+	}
+
+	saved = nsh_enter(nsa);
+	if (!ASSERT_OK(saved, "enter netns a"))
+		goto out;
+	ASSERT_OK(vtg_cnt_detach(c), "detach");
+	ASSERT_EQ(vtg_cnt_attached(c), 0, "nothing attached");
+	nsh_leave(saved);
+	saved = -1;
+	{
+		const char *ipv[] = { "ip", "-n", nsa, "link", "show", a, NULL };
+		const char *tcv[] = { "tc", "-n", nsa, "qdisc", "show", "dev", a, NULL };
+
+		ASSERT_EQ(nsh_exec(NULL, ipv, NULL, o, sizeof(o)), 0, "ip link show");
+		ASSERT_FALSE(strstr(o, "xdp"), "xdp detached");
+		ASSERT_EQ(nsh_exec(NULL, tcv, NULL, o, sizeof(o)), 0, "tc qdisc show");
+		ASSERT_FALSE(strstr(o, "clsact"), "the clsact qdisc it created is removed");
+	}
+	vtg_cnt_close(c);
+	c = NULL;
+	ASSERT_OK(stat(path, &st), "closed: the pin stays");
+
+	/* Reopened from the pin: the counts continue. */
+	if (ASSERT_OK(vtg_cnt_open(dir, &c), "reopen") && ASSERT_OK(vtg_cnt_read(c, v), "read")) {
+		ASSERT_EQ(v[VTG_COUNT_SLOT(VTG_POINT_XDP, VTG_L3_IPV4, VTG_L4_ICMP)].packets, 5,
+			  "counts continue from the pin");
+		ASSERT_EQ(v[VTG_COUNT_SLOT(VTG_POINT_TC_EGRESS, VTG_L3_IPV4, VTG_L4_ICMP)].bytes, 490,
+			  "bytes too");
+	}
+	vtg_cnt_close(c);
+	c = NULL;
+
+	/* Unpinned: nothing under bpffs. */
+	if (ASSERT_OK(vtg_cnt_open(NULL, &c), "open unpinned")) {
+		ASSERT_STREQ(vtg_cnt_pin_path(c), "", "not pinned");
+		if (ASSERT_OK(vtg_cnt_read(c, v), "read"))
+			ASSERT_EQ(v[VTG_COUNT_SLOT(VTG_POINT_XDP, VTG_L3_IPV4, VTG_L4_ICMP)].packets, 0,
+				  "fresh counters");
+	}
+	vtg_cnt_close(c);
+	c = NULL;
+	{
+		struct vtg_cnt *bad = (struct vtg_cnt *)1;
+
+		ASSERT_ERR(vtg_cnt_open("/proc/self/no/such/dir", &bad), "a pin directory that cannot be made");
+		ASSERT_TRUE(bad == NULL, "and no object");
+	}
+	ASSERT_GT(vtg_rm_tree(root), 0, "remove the pins");
+	ASSERT_ERR(stat(root, &st), "pins removed");
+out:
+	if (saved >= 0)
+		nsh_leave(saved);
+	vtg_cnt_close(c);
+	vtg_rm_tree(root);
+	veth_ns_down(&vn);
 }

@@ -7,44 +7,11 @@
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
-#include <getopt.h>
+#include <limits.h>
 #include <net/if.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 #include "core/vtg_core.h"
 #include "count/vtg_count.h"
 #include "commands.h"
-#include "count.h"
-#include "count.skel.h"
-
-static const char help[] =
-	"Usage: vantage [-j] count --dev IFACE [--hook HOOK]... [--netns NAME|PATH]\n"
-	"                         [--interval S] [--duration S] [--prio N] [--pin]\n\n"
-	"Counts packets and bytes per attach point, network protocol (ipv4, ipv6, arp, other,\n"
-	"malformed) and transport (tcp, udp, icmp, frag, other, malformed) on an interface.\n"
-	"Never drops or changes a packet: XDP returns XDP_PASS, TC lets later filters run.\n"
-	"Prints the counters that changed every interval, and once more at the end.\n\n"
-	"Options:\n"
-	"  -d, --dev IFACE      interface to count on (required)\n"
-	"  -H, --hook HOOK      xdp (native, else generic), xdp-native, xdp-generic,\n"
-	"                       tc-ingress, tc-egress; repeatable (default: tc-ingress and tc-egress)\n"
-	"  -n, --netns NS       the interface is in this network namespace (name or path)\n"
-	"  -i, --interval S     seconds between reports (default 1; 0 = only at the end)\n"
-	"  -D, --duration S     stop after S seconds (default: until SIGINT/SIGTERM)\n"
-	"      --prio N         TC filter priority (default: the kernel picks)\n"
-	"      --pin            keep the counters pinned under " VTG_PIN_ROOT "/count/ and\n"
-	"                       continue from them on the next run\n\n"
-	"With -j every line is a JSON object: {\"type\":\"attached\",...} per hook, then\n"
-	"{\"type\":\"count\",\"ts_ns\":..,\"time\":..,\"dev\":..,\"hook\":..,\"l3\":..,\"l4\":..,\n"
-	"\"packets\":..,\"bytes\":..} with running totals (ts_ns is CLOCK_MONOTONIC).\n\n"
-	"EXAMPLES\n"
-	"  vantage count --dev eth0\n"
-	"  vantage -j count --dev veth0 --hook xdp --duration 10\n"
-	"  vantage count --netns c1 --dev eth0 --hook tc-egress --interval 5 --pin\n";
-
-#define l3_names vtg_count_l3_names
-#define l4_names vtg_count_l4_names
-#define point_names vtg_count_point_names
 
 static volatile sig_atomic_t stop;
 
@@ -73,9 +40,9 @@ static void report(const char *dev, const struct vtg_count_val *now, struct vtg_
 				if (w) {
 					jw_record(w, "count", ts);
 					jw_kstr(w, "dev", dev);
-					jw_kstr(w, "hook", point_names[d]);
-					jw_kstr(w, "l3", l3_names[l3]);
-					jw_kstr(w, "l4", l4_names[l4]);
+					jw_kstr(w, "hook", vtg_cnt_point_names[d]);
+					jw_kstr(w, "l3", vtg_cnt_l3_names[l3]);
+					jw_kstr(w, "l4", vtg_cnt_l4_names[l4]);
 					jw_ku64(w, "packets", now[k].packets);
 					jw_ku64(w, "bytes", now[k].bytes);
 					jw_obj_end(w);
@@ -85,8 +52,8 @@ static void report(const char *dev, const struct vtg_count_val *now, struct vtg_
 						       "hook", "l3", "l4", "packets", "bytes", "+packets");
 						header = true;
 					}
-					printf("%-10s %-10s %-10s %14llu %16llu %12llu\n", point_names[d],
-					       l3_names[l3], l4_names[l4], (unsigned long long)now[k].packets,
+					printf("%-10s %-10s %-10s %14llu %16llu %12llu\n", vtg_cnt_point_names[d],
+					       vtg_cnt_l3_names[l3], vtg_cnt_l4_names[l4], (unsigned long long)now[k].packets,
 					       (unsigned long long)now[k].bytes,
 					       (unsigned long long)(now[k].packets - last[k].packets));
 				}
@@ -104,190 +71,169 @@ static void sleep_s(double s)
 	nanosleep(&ts, NULL); /* a signal cuts it short, which is what we want */
 }
 
-int cmd_count(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "hook", required_argument, NULL, 'H' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "interval", required_argument, NULL, 'i' },
-		{ "duration", required_argument, NULL, 'D' },
-		{ "prio", required_argument, NULL, 'P' },
-		{ "pin", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	const char *dev = NULL, *netns = NULL;
+struct count_opts {
+	const char *dev, *netns;
 	enum vtg_hook hooks[VTG_HOOK_MAX];
-	int nhooks = 0, opt, ret = VTG_EXIT_FAIL, nattached = 0, saved = -1;
-	double interval = 1, duration = 0;
-	long prio = 0;
-	bool pin = false;
-	struct count_bpf *skel = NULL;
-	struct vtg_attachment att[VTG_HOOK_MAX];
+	int nhooks;
+	double interval, duration;
+	long prio;
+	bool pin;
+};
+
+/* What the table cannot say: each hook once, and one XDP mode at most. Then the default. */
+static int check_hooks(struct count_opts *o)
+{
+	for (int i = 0; i < o->nhooks; i++)
+		for (int k = 0; k < i; k++) {
+			if (o->hooks[k] == o->hooks[i])
+				return cli_usage_err("count", "hook '%s' given twice", vtg_hook_name(o->hooks[i]));
+			if (o->hooks[k] <= VTG_HOOK_XDP_GENERIC && o->hooks[i] <= VTG_HOOK_XDP_GENERIC)
+				return cli_usage_err("count", "only one XDP hook per interface");
+		}
+	if (!o->nhooks) {
+		o->hooks[o->nhooks++] = VTG_HOOK_TC_INGRESS;
+		o->hooks[o->nhooks++] = VTG_HOOK_TC_EGRESS;
+	}
+	return 0;
+}
+
+static void report_attached(const struct count_opts *o, const struct vtg_cnt *c,
+			    const struct vtg_attachment *at)
+{
+	struct jw *w = vtg_jw_stdout();
+
+	if (w) {
+		jw_record(w, "attached", vtg_mono_ns());
+		jw_kstr(w, "dev", o->dev);
+		jw_kstr(w, "hook", vtg_hook_name(at->hook));
+		jw_ku64(w, "prog_id", at->prog_id);
+		jw_ku64(w, "netns_ino", at->netns_ino);
+		if (o->pin)
+			jw_kstr(w, "pin", vtg_cnt_pin_path(c));
+		jw_obj_end(w);
+		jw_free(w);
+	} else {
+		fprintf(stderr, "vantage: counting on %s at %s (prog id %u)%s\n", o->dev,
+			vtg_hook_name(at->hook), at->prog_id, o->pin ? ", counters pinned" : "");
+	}
+}
+
+/* Reports every interval until the duration is over or a signal comes, then once more. */
+static void count_loop(const struct count_opts *o, const struct vtg_cnt *c)
+{
 	struct vtg_count_val now[VTG_COUNT_SLOTS], last[VTG_COUNT_SLOTS];
-	char pin_path[256] = "";
-	char *end;
-
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	while ((opt = getopt_long(argc, argv, "d:H:n:i:D:", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd':
-			dev = optarg;
-			break;
-		case 'H': {
-			enum vtg_hook h;
-
-			if (vtg_hook_parse(optarg, &h))
-				return vtg_usage_err("count", "unknown hook '%s' (xdp, xdp-native, xdp-generic, tc-ingress, tc-egress)", optarg);
-			for (int i = 0; i < nhooks; i++)
-				if (hooks[i] == h)
-					return vtg_usage_err("count", "hook '%s' given twice", optarg);
-			if (nhooks && (h <= VTG_HOOK_XDP_GENERIC))
-				for (int i = 0; i < nhooks; i++)
-					if (hooks[i] <= VTG_HOOK_XDP_GENERIC)
-						return vtg_usage_err("count", "only one XDP hook per interface");
-			hooks[nhooks++] = h;
-			break;
-		}
-		case 'n':
-			netns = optarg;
-			break;
-		case 'i':
-			errno = 0;
-			interval = strtod(optarg, &end);
-			if (errno || *end || interval < 0)
-				return vtg_usage_err("count", "--interval wants seconds >= 0, not '%s'", optarg);
-			break;
-		case 'D':
-			errno = 0;
-			duration = strtod(optarg, &end);
-			if (errno || *end || duration <= 0)
-				return vtg_usage_err("count", "--duration wants seconds > 0, not '%s'", optarg);
-			break;
-		case 'P':
-			errno = 0;
-			prio = strtol(optarg, &end, 10);
-			if (errno || *end || prio < 1 || prio > 0xFFFF)
-				return vtg_usage_err("count", "--prio wants 1..65535, not '%s'", optarg);
-			break;
-		case 'p':
-			pin = true;
-			break;
-		default:
-			return vtg_usage_err("count", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return vtg_usage_err("count", "unexpected argument '%s'", argv[optind]);
-	if (!dev)
-		return vtg_usage_err("count", "--dev IFACE is required");
-	if (!nhooks) {
-		hooks[nhooks++] = VTG_HOOK_TC_INGRESS;
-		hooks[nhooks++] = VTG_HOOK_TC_EGRESS;
-	}
-	if (vtg_env_setup())
-		return VTG_EXIT_FAIL;
-
-	/* The whole process moves: attachments and counters live there; bpffs stays ours. */
-	if (vtg_netns_enter_spec(netns, &saved))
-		return VTG_EXIT_FAIL;
-	if (!if_nametoindex(dev)) {
-		vtg_err("no interface '%s' in %s", dev, netns ? netns : "this network namespace");
-		goto out;
-	}
-
-	skel = count_bpf__open();
-	if (!skel) {
-		vtg_err("cannot open the count BPF object: %s", strerror(errno));
-		goto out;
-	}
-	if (pin) {
-		int err;
-
-		char pin_dir[200];
-
-		snprintf(pin_dir, sizeof(pin_dir), VTG_PIN_ROOT "/count/%llu_%s",
-			 (unsigned long long)vtg_netns_self_ino(), dev);
-		snprintf(pin_path, sizeof(pin_path), "%s/vtg_count", pin_dir);
-		err = vtg_mkdir_p(pin_dir, 0700);
-		if (err) {
-			vtg_err("cannot create pin directory under %s: %s", VTG_PIN_ROOT, strerror(-err));
-			goto out;
-		}
-		/* An existing pin is reused, so counters continue across runs. */
-		bpf_map__set_pin_path(skel->maps.vtg_count, pin_path);
-	}
-	if (count_bpf__load(skel)) {
-		vtg_err("cannot load the count BPF program: %s (run with -v for libbpf's log)",
-			strerror(errno));
-		goto out;
-	}
-
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, on_signal);
-
-	for (int i = 0; i < nhooks; i++) {
-		struct bpf_program *p = hooks[i] == VTG_HOOK_TC_INGRESS ? skel->progs.vtg_count_tc_in :
-					hooks[i] == VTG_HOOK_TC_EGRESS ? skel->progs.vtg_count_tc_eg :
-									 skel->progs.vtg_count_xdp;
-
-		if (vtg_attach(bpf_program__fd(p), dev, hooks[i], prio, &att[nattached]))
-			goto out;
-		struct jw *w = vtg_jw_stdout();
-
-		if (w) {
-			jw_record(w, "attached", vtg_mono_ns());
-			jw_kstr(w, "dev", dev);
-			jw_kstr(w, "hook", vtg_hook_name(att[nattached].hook));
-			jw_ku64(w, "prog_id", att[nattached].prog_id);
-			jw_ku64(w, "netns_ino", att[nattached].netns_ino);
-			if (pin)
-				jw_kstr(w, "pin", pin_path);
-			jw_obj_end(w);
-			jw_free(w);
-		} else {
-			fprintf(stderr, "vantage: counting on %s at %s (prog id %u)%s\n", dev,
-				vtg_hook_name(att[nattached].hook), att[nattached].prog_id,
-				pin ? ", counters pinned" : "");
-		}
-		nattached++;
-	}
+	double t0 = vtg_now_s(), next = t0 + o->interval;
 
 	/* Zero as the baseline: counts a reused pin already holds show in the first report. */
 	memset(last, 0, sizeof(last));
-	double t0 = vtg_now_s(), next = t0 + interval;
-
 	while (!stop) {
-		double t = vtg_now_s(), wake = duration ? t0 + duration : 1e18;
+		double t = vtg_now_s(), wake = o->duration ? t0 + o->duration : 1e18;
 
-		if (interval > 0 && next < wake)
+		if (o->interval > 0 && next < wake)
 			wake = next;
 		if (wake - t > 0)
 			sleep_s(wake - t > 1 ? 1 : wake - t); /* re-check the flag at least every second */
 		if (stop)
 			break;
 		t = vtg_now_s();
-		if (duration && t >= t0 + duration)
+		if (o->duration && t >= t0 + o->duration)
 			break;
-		if (interval > 0 && t >= next) {
-			if (vtg_count_read(bpf_map__fd(skel->maps.vtg_count), now) == 0)
-				report(dev, now, last, false);
-			next += interval;
+		if (o->interval > 0 && t >= next) {
+			if (vtg_cnt_read(c, now) == 0)
+				report(o->dev, now, last, false);
+			next += o->interval;
 		}
 	}
-	if (vtg_count_read(bpf_map__fd(skel->maps.vtg_count), now) == 0)
-		report(dev, now, last, interval == 0);
+	if (vtg_cnt_read(c, now) == 0)
+		report(o->dev, now, last, o->interval == 0);
+}
+
+static int count_run(void *opts)
+{
+	struct count_opts *o = opts;
+	struct vtg_cnt *c = NULL;
+	char pin_dir[PATH_MAX];
+	int ret = check_hooks(o), saved = -1;
+
+	if (ret)
+		return ret;
+	if (vtg_env_setup())
+		return VTG_EXIT_FAIL;
+	ret = VTG_EXIT_FAIL;
+	/* The whole process moves: attachments and counters live there; bpffs stays ours. */
+	if (vtg_netns_enter_spec(o->netns, &saved))
+		return VTG_EXIT_FAIL;
+	if (!if_nametoindex(o->dev)) {
+		vtg_err("no interface '%s' in %s", o->dev, o->netns ? o->netns : "this network namespace");
+		goto out;
+	}
+	if (o->pin && vtg_cnt_pin_dir(pin_dir, sizeof(pin_dir), VTG_PIN_ROOT, vtg_netns_self_ino(), o->dev)) {
+		vtg_err("interface name too long for a pin path: '%s'", o->dev);
+		goto out;
+	}
+	if (vtg_cnt_open(o->pin ? pin_dir : NULL, &c))
+		goto out;
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, on_signal);
+
+	for (int i = 0; i < o->nhooks; i++) {
+		const struct vtg_attachment *at;
+
+		if (vtg_cnt_attach(c, o->dev, o->hooks[i], o->prio, &at))
+			goto out;
+		report_attached(o, c, at);
+	}
+	count_loop(o, c);
 	ret = VTG_EXIT_OK;
 out:
-	for (int i = nattached - 1; i >= 0; i--)
-		if (vtg_detach(&att[i]))
-			vtg_warn("could not detach from %s at %s: run 'vantage clean'", dev,
-				 vtg_hook_name(att[i].hook));
-	count_bpf__destroy(skel);
+	if (c)
+		vtg_cnt_detach(c);
+	vtg_cnt_close(c);
 	vtg_netns_leave(saved);
 	return ret;
 }
+
+static const struct cli_opt count_table[] = {
+	CLI_OPT("dev", 'd', CLI_DEVICE, struct count_opts, dev, CLI_REQUIRED,
+		.help = "interface to count on"),
+	CLI_ARRAY("hook", 'H', CLI_HOOK, struct count_opts, hooks, nhooks,
+		  .help = "where to count (xdp: native where the driver has it, else generic); "
+			  "one XDP hook at most",
+		  .def = "tc-ingress and tc-egress"),
+	CLI_OPT("netns", 'n', CLI_NETNS, struct count_opts, netns,
+		.help = "the interface is in this network namespace (name or path)"),
+	CLI_OPT("interval", 'i', CLI_DURATION, struct count_opts, interval, CLI_RANGE(0, 86400),
+		.help = "time between reports (0 = only at the end)"),
+	CLI_OPT("duration", 'D', CLI_DURATION, struct count_opts, duration, CLI_ABOVE(0, 365 * 86400),
+		.help = "stop after this long", .def = "until SIGINT/SIGTERM"),
+	CLI_OPT("prio", 0, CLI_COUNT, struct count_opts, prio, CLI_RANGE(1, 65535),
+		.help = "TC filter priority", .def = "the kernel picks"),
+	CLI_OPT("pin", 0, CLI_FLAG, struct count_opts, pin,
+		.help = "keep the counters pinned under " VTG_PIN_ROOT "/count/ and continue from "
+			"them on the next run"),
+	CLI_END
+};
+
+static const struct count_opts count_defaults = { .interval = 1 };
+
+const struct cli_cmd vtg_cmd_count = {
+	.name = "count",
+	.summary = "count packets and bytes per protocol on an interface (XDP/TC)",
+	.desc = "Counts packets and bytes per attach point, network protocol (ipv4, ipv6, arp, other,\n"
+		"malformed) and transport (tcp, udp, icmp, frag, other, malformed) on an interface.\n"
+		"Never drops or changes a packet: XDP returns XDP_PASS, TC lets later filters run.\n"
+		"Prints the counters that changed every interval, and once more at the end.\n",
+	.opts = count_table,
+	.opts_size = sizeof(struct count_opts),
+	.defaults = &count_defaults,
+	.run = count_run,
+	.more = "With -j every line is a JSON object: {\"type\":\"attached\",...} per hook, then\n"
+		"{\"type\":\"count\",\"ts_ns\":..,\"time\":..,\"dev\":..,\"hook\":..,\"l3\":..,\"l4\":..,\n"
+		"\"packets\":..,\"bytes\":..} with running totals (ts_ns is CLOCK_MONOTONIC).\n",
+	.examples = "  vantage count --dev eth0\n"
+		    "  vantage -j count --dev veth0 --hook xdp --duration 10\n"
+		    "  vantage count --netns c1 --dev eth0 --hook tc-egress --interval 5 --pin\n",
+};

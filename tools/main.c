@@ -15,10 +15,6 @@ int cmd_clean(int argc, char **argv);
 const struct cli_cmd vtg_cmd_clean =
 	CLI_LEGACY("clean", cmd_clean, "remove everything vantage attached or pinned (also after a crash)");
 
-int cmd_count(int argc, char **argv);
-const struct cli_cmd vtg_cmd_count =
-	CLI_LEGACY("count", cmd_count, "count packets and bytes per protocol on an interface (XDP/TC)");
-
 int cmd_latency(int argc, char **argv);
 const struct cli_cmd vtg_cmd_latency =
 	CLI_LEGACY("latency", cmd_latency, "per-packet stack latency of containers' traffic, histograms");
@@ -27,9 +23,6 @@ int cmd_ping(int argc, char **argv);
 const struct cli_cmd vtg_cmd_ping =
 	CLI_LEGACY("ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency");
 
-int cmd_agent(int argc, char **argv);
-const struct cli_cmd vtg_cmd_agent =
-	CLI_LEGACY("agent", cmd_agent, "the sidecar: latency of every container, uplink counters, sockets, metrics");
 
 int cmd_trace(int argc, char **argv);
 const struct cli_cmd vtg_cmd_trace =

@@ -111,4 +111,86 @@ int vtg_agent_connect(void);
 /* Reads exactly len bytes (blocking, with a timeout in ms; -1 waits); 0 or -errno. */
 int vtg_agent_read(int fd, void *buf, size_t len, int timeout_ms);
 
+/* ---- the daemon (loader/agent: daemon.c, clients.c, discover.c, privs.c) ---- */
+/* The loop composing latency, count, export, budget and the policy feed (daemon.c); the
+ * control and container sockets (clients.c); namespace discovery (discover.c); the lock
+ * and dropping capabilities (privs.c). */
+
+#include <signal.h>
+
+/* One line of the agent's own log (agent_started, netns_added, denied, trace, ...): a
+ * type, an optional message, an optional string field and an optional number field. */
+struct vtg_agent_event {
+	const char *type;
+	const char *message;   /* NULL or "": none */
+	const char *key;       /* NULL: no string field */
+	const char *value;
+	const char *num_key;   /* NULL: no number field */
+	uint64_t num;
+};
+typedef void (*vtg_agent_log_fn)(const struct vtg_agent_event *ev, void *ctx);
+
+struct vtg_agent_run_opts {
+	vtg_agent_log_fn log;  /* where its log goes (NULL: nowhere) */
+	void *log_ctx;
+	const char *exe;       /* what "trace on-demand" runs as `EXE trace ...` (NULL: this
+				* process's own executable, /proc/self/exe) */
+};
+
+/* Runs the agent the configuration describes until *stop becomes true: takes the lock
+ * (one agent per host), loads or takes over the pinned state, serves the sockets and
+ * metrics, discovers namespaces, drops the capabilities it no longer needs. On stop it
+ * leaves the BPF state pinned and attached. Returns 0 after a stop, or -errno when it
+ * could not start (said on stderr). Call vtg_env_setup() first. */
+int vtg_agent_run(const struct vtg_agent_cfg *cfg, const struct vtg_agent_run_opts *o,
+		  volatile sig_atomic_t *stop);
+
+/* Requests (see the protocol above). A line is at most VTG_AGENT_REQ_MAX - 1 bytes,
+ * newline included. */
+#define VTG_AGENT_REQ_MAX 512
+#define VTG_AGENT_REQ_WORDS 40
+#define VTG_AGENT_REQ_NETNS 32
+
+enum vtg_agent_verb {
+	VTG_AGENT_REQ_LATENCY,
+	VTG_AGENT_REQ_HIST,
+	VTG_AGENT_REQ_STATUS,
+	VTG_AGENT_REQ_TRACE,
+};
+
+struct vtg_agent_req {
+	enum vtg_agent_verb verb;
+	char *args[VTG_AGENT_REQ_WORDS]; /* the words after the verb (pointing into the line) */
+	int n_args;
+	uint32_t netns[VTG_AGENT_REQ_NETNS]; /* latency, hist: the namespaces asked for */
+	int n_netns;
+	const char *bad_netns; /* latency, hist: an argument that is not a namespace inode */
+};
+
+/* Whether buf (used bytes of it received so far, room for cap) holds a whole request
+ * line. 1: yes, and the line is NUL-terminated where its newline was ("\r\n" too);
+ * 0: more is needed; -EINVAL: a NUL byte before the newline; -EMSGSIZE: no newline and
+ * no room left (cap - 1 bytes used). */
+int vtg_agent_req_line(char *buf, size_t used, size_t cap);
+/* Parses a request line (split in place at blanks). Returns 0, or -EINVAL with *why
+ * (a static string) saying what is wrong. More than VTG_AGENT_REQ_WORDS words or
+ * VTG_AGENT_REQ_NETNS namespaces are refused. */
+int vtg_agent_req_parse(char *line, struct vtg_agent_req *r, const char **why);
+
+/* Namespace discovery: what came and went since the last look. */
+struct vtg_agent_disc {
+	uint32_t skip;   /* a namespace never reported (the host's) */
+	uint32_t *known; /* those seen by the last look */
+	int n_known;
+};
+/* Lists the network namespaces there are now (vtg_netns_list); calls added() for each
+ * one the last look did not see and removed() for each it saw that is gone. Returns 0,
+ * or -errno (then nothing is reported and the known set stays). */
+int vtg_agent_discover(struct vtg_agent_disc *d,
+		       void (*added)(void *ctx, uint32_t netns, const char *name),
+		       void (*removed)(void *ctx, uint32_t netns), void *ctx);
+void vtg_agent_disc_free(struct vtg_agent_disc *d);
+
+/* ---- end of the daemon block ---- */
+
 #endif

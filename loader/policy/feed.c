@@ -13,7 +13,6 @@
 #include <bpf/bpf.h>
 #include "core/vtg_core.h"
 #include "export/vtg_export.h"
-#include "export/budget.h"
 #include "policy/vtg_policy.h"
 #include "policy/internal.h"
 
