@@ -62,13 +62,22 @@ static const char help[] =
 
 #define MAX_TRACED 256
 
-struct lat_state {
+struct lat_cli {
+	struct vtg_lat_opts o;
+	uint32_t traced[MAX_TRACED];
+	int n_traced;
+	const char *uplinks[VTG_LAT_MAX_UPLINKS], *host;
+	int n_up;
+	double duration;
+	bool hist, standalone;
+};
+
+/* What a run has reported so far. */
+struct lat_out {
 	bool hist;
 	uint64_t records;
-	uint64_t lost_reported;
-	uint32_t traced[MAX_TRACED];
-	bool gone[MAX_TRACED];
-	int n_traced;
+	uint64_t lost;
+	const char *lost_why; /* where records were lost, said in text mode */
 };
 
 static volatile sig_atomic_t stop;
@@ -81,10 +90,10 @@ static void on_signal(int sig)
 
 static int on_event(const struct vtg_lat_event *ev, void *ctx)
 {
-	struct lat_state *st = ctx;
+	struct lat_out *out = ctx;
 
-	st->records++;
-	if (st->hist)
+	out->records++;
+	if (out->hist)
 		return 0;
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
@@ -97,64 +106,42 @@ static int on_event(const struct vtg_lat_event *ev, void *ctx)
 	return 0;
 }
 
-static void report_lost(struct vtg_lat *l, struct lat_state *st)
+static void on_lost(uint64_t n, void *ctx)
 {
-	uint64_t s[VTG_LAT_ST_MAX];
+	struct lat_out *out = ctx;
 
-	if (vtg_lat_stats(l, s) || s[VTG_LAT_ST_RINGBUF_FULL] == st->lost_reported)
-		return;
-	uint64_t n = s[VTG_LAT_ST_RINGBUF_FULL] - st->lost_reported;
-
-	st->lost_reported = s[VTG_LAT_ST_RINGBUF_FULL];
+	out->lost += n;
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
 
 		jw_record(w, "lost", vtg_mono_ns());
 		jw_ku64(w, "count", n);
-		jw_ku64(w, "total", st->lost_reported);
+		jw_ku64(w, "total", out->lost);
 		jw_obj_end(w);
 		jw_free(w);
 	} else {
-		fprintf(stderr, "vantage: %llu records lost (ring buffer full), %llu in all\n",
-			(unsigned long long)n, (unsigned long long)st->lost_reported);
+		fprintf(stderr, "vantage: %llu records lost (%s), %llu in all\n", (unsigned long long)n,
+			out->lost_why, (unsigned long long)out->lost);
 	}
 }
 
-static void check_gone(struct vtg_lat *l, struct lat_state *st)
+static void on_gone(uint32_t netns, void *ctx)
 {
-	for (int i = 0; i < st->n_traced; i++) {
-		if (st->gone[i] || vtg_netns_alive(st->traced[i]))
-			continue;
-		st->gone[i] = true;
-		vtg_lat_del_netns(l, st->traced[i]);
-		if (vtg.json) {
-			struct jw *w = vtg_jw_stdout();
+	(void)ctx;
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
 
-			jw_record(w, "netns_gone", vtg_mono_ns());
-			jw_ku64(w, "netns", st->traced[i]);
-			jw_obj_end(w);
-			jw_free(w);
-		} else {
-			printf("namespace %u is gone: its tracing ended\n", st->traced[i]);
-			fflush(stdout);
-		}
+		jw_record(w, "netns_gone", vtg_mono_ns());
+		jw_ku64(w, "netns", netns);
+		jw_obj_end(w);
+		jw_free(w);
+	} else {
+		printf("namespace %u is gone: its tracing ended\n", netns);
+		fflush(stdout);
 	}
 }
 
-static void print_hists(struct vtg_lat *l)
-{
-	struct vtg_lat_hist_entry *h = NULL;
-	int n = vtg_lat_hist_read(l, &h);
-
-	if (n < 0) {
-		vtg_err("cannot read the histograms: %s", strerror(-n));
-		return;
-	}
-	vtg_lat_hists_print(stdout, vtg.json, vtg.pretty, h, n);
-	free(h);
-}
-
-static void print_stats(struct vtg_lat *l, struct lat_state *st)
+static void print_stats(struct vtg_lat *l, const struct lat_out *out)
 {
 	uint64_t s[VTG_LAT_ST_MAX];
 	static const char *const names[VTG_LAT_ST_MAX] = {
@@ -170,13 +157,13 @@ static void print_stats(struct vtg_lat *l, struct lat_state *st)
 
 		jw_record(w, "latency_stats", vtg_mono_ns());
 		jw_kstr(w, "programs", vtg_lat_mode(l));
-		jw_ku64(w, "records", st->records);
+		jw_ku64(w, "records", out->records);
 		for (int i = 0; i < VTG_LAT_ST_MAX; i++)
 			jw_ku64(w, names[i], s[i]);
 		jw_obj_end(w);
 		jw_free(w);
 	} else if (vtg.verbose) {
-		fprintf(stderr, "vantage: %llu records (%s);", (unsigned long long)st->records,
+		fprintf(stderr, "vantage: %llu records (%s);", (unsigned long long)out->records,
 			vtg_lat_mode(l));
 		for (int i = 0; i < VTG_LAT_ST_MAX; i++)
 			fprintf(stderr, " %s=%llu", names[i], (unsigned long long)s[i]);
@@ -184,70 +171,170 @@ static void print_stats(struct vtg_lat *l, struct lat_state *st)
 	}
 }
 
-/* Histograms of the agent, per key. */
-static int agent_hists(const uint32_t *netns, int n, struct vtg_lat_hist_entry **out)
+/* {"type":"tracing",...}: attached, consumers may start their traffic now. */
+static void print_tracing(const struct lat_cli *c, struct vtg_lat *l)
 {
-	char req[1024];
-	int fd = vtg_agent_connect(), cnt = 0;
-	size_t off;
-	struct vtg_lat_hist_entry *arr = NULL;
+	struct jw *w = vtg_jw_stdout();
 
-	if (fd < 0)
-		return fd;
-	off = snprintf(req, sizeof(req), VTG_AGENT_PROTO " hist");
-	for (int i = 0; i < n && off < sizeof(req) - 16; i++)
-		off += snprintf(req + off, sizeof(req) - off, " %u", netns[i]);
-	off += snprintf(req + off, sizeof(req) - off, "\n");
-	if (write(fd, req, off) != (ssize_t)off) {
-		close(fd);
-		return -EIO;
+	jw_record(w, "tracing", vtg_mono_ns());
+	jw_kstr(w, "programs", vtg_lat_mode(l));
+	jw_kbool(w, "warm_start", vtg_lat_cached(l));
+	jw_kbool(w, "all", c->o.all);
+	jw_key(w, "netns");
+	jw_arr(w);
+	for (int i = 0; i < c->n_traced; i++)
+		jw_u64(w, c->traced[i]);
+	jw_arr_end(w);
+	jw_key(w, "uplinks");
+	jw_arr(w);
+	for (int i = 0; i < c->o.n_uplinks; i++) {
+		jw_obj(w);
+		jw_kstr(w, "dev", c->o.uplinks[i].name);
+		jw_ku64(w, "ifindex", c->o.uplinks[i].ifindex);
+		jw_ku64(w, "netns", c->o.uplinks[i].netns);
+		jw_obj_end(w);
 	}
-	for (;;) {
-		struct vtg_agent_frame h;
-		struct vtg_lat_hist_entry e;
-
-		if (vtg_agent_read(fd, &h, sizeof(h), 5000) || h.type == VTG_AGENT_FRAME_END)
-			break;
-		if (h.type != VTG_AGENT_FRAME_HIST || h.len != sizeof(e) || vtg_agent_read(fd, &e, sizeof(e), 5000))
-			break;
-		struct vtg_lat_hist_entry *na = realloc(arr, (cnt + 1) * sizeof(*na));
-
-		if (!na)
-			break;
-		arr = na;
-		arr[cnt++] = e;
-	}
-	close(fd);
-	*out = arr;
-	return cnt;
+	jw_arr_end(w);
+	jw_obj_end(w);
+	jw_free(w);
 }
 
-/* `vantage latency` through the running agent: its records for these namespaces. */
-static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, double duration, bool all)
+static void print_hists(struct vtg_lat *l)
 {
-	char req[1024];
-	size_t off = snprintf(req, sizeof(req), VTG_AGENT_PROTO " latency");
-	struct vtg_lat_hist_entry *h0 = NULL, *h1 = NULL;
-	int n0 = 0, n1 = 0;
-	uint64_t lost = 0;
+	struct vtg_lat_hist_entry *h = NULL;
+	int n = vtg_lat_hist_read(l, &h);
 
-	for (int i = 0; !all && i < st->n_traced && off < sizeof(req) - 16; i++)
-		off += snprintf(req + off, sizeof(req) - off, " %u", st->traced[i]);
-	off += snprintf(req + off, sizeof(req) - off, "\n");
-	if (st->hist)
-		n0 = agent_hists(all ? NULL : st->traced, all ? 0 : st->n_traced, &h0);
-	if (write(fd, req, off) != (ssize_t)off) {
-		vtg_err("the agent did not take the request");
+	if (n < 0) {
+		vtg_err("cannot read the histograms: %s", strerror(-n));
+		return;
+	}
+	vtg_lat_hists_print(stdout, vtg.json, vtg.pretty, h, n);
+	free(h);
+}
+
+/* A tracer of our own: records until the duration, a signal, or every namespace gone. */
+static int run_standalone(struct lat_cli *c, struct lat_out *out)
+{
+	const struct vtg_lat_sink sink = { on_event, on_lost, on_gone, out };
+	struct vtg_lat_stream *s = NULL;
+	int ret = VTG_EXIT_FAIL, n = 0;
+
+	if (c->n_up == 0)
+		c->uplinks[c->n_up++] = NULL; /* the default-route device */
+	for (int i = 0; i < c->n_up; i++) {
+		if (vtg_lat_resolve_uplink(c->host, c->uplinks[i], &c->o.uplinks[c->o.n_uplinks]))
+			return VTG_EXIT_FAIL;
+		c->o.n_uplinks++;
+	}
+	c->o.host_netns = c->o.uplinks[0].netns;
+	c->o.netns = c->traced;
+	c->o.n_netns = c->n_traced;
+	c->o.no_records = c->hist; /* histograms only: nothing per packet to send up */
+	if (vtg_lat_stream_open(&c->o, &sink, &s))
+		return VTG_EXIT_FAIL;
+	struct vtg_lat *l = vtg_lat_stream_tracer(s);
+
+	if (vtg.json)
+		print_tracing(c, l);
+	vtg_info("tracing with %s programs; uplink %s (ifindex %u)", vtg_lat_mode(l),
+		 c->o.uplinks[0].name, c->o.uplinks[0].ifindex);
+	vtg.batch = true; /* records flushed once per poll, not once each */
+	if (!isatty(STDOUT_FILENO))
+		setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	double t0 = vtg_now_s();
+
+	/* Short polls: the records of 20 ms at a time, not bursts of 100 ms. */
+	while (!stop && (n = vtg_lat_stream_poll(s, 20)) > 0 &&
+	       (!c->duration || vtg_now_s() - t0 < c->duration))
+		fflush(stdout);
+	fflush(stdout);
+	if (n < 0) {
+		vtg_err("reading the ring buffer failed: %s", strerror(-n));
+		goto out;
+	}
+	vtg_lat_stream_finish(s);
+	if (c->hist)
+		print_hists(l);
+	print_stats(l, out);
+	ret = VTG_EXIT_OK;
+out:
+	vtg_lat_stream_close(s);
+	return ret;
+}
+
+/* The agent's histograms now, minus those at the start: this run's. */
+static void print_agent_hists(const uint32_t *ns, int n_ns, const struct vtg_lat_hist_entry *before,
+			      int n_before)
+{
+	struct vtg_lat_hist_entry *now = NULL;
+	int n = vtg_agent_hists(ns, n_ns, &now);
+
+	if (n < 0) {
+		vtg_err("cannot read the agent's histograms: %s", strerror(-n));
+		return;
+	}
+	n = vtg_lat_hists_since(now, n, before, n_before);
+	vtg_lat_hists_print(stdout, vtg.json, vtg.pretty, now, n);
+	free(now);
+}
+
+static void print_agent_stats(const struct lat_out *out)
+{
+	struct jw *w = vtg_jw_stdout();
+
+	jw_record(w, "latency_stats", vtg_mono_ns());
+	jw_kstr(w, "programs", "agent");
+	jw_ku64(w, "records", out->records);
+	jw_ku64(w, "lost", out->lost);
+	jw_obj_end(w);
+	jw_free(w);
+}
+
+/* Reads the agent's frames until the duration, a signal, or the agent going away. */
+static void read_agent(int fd, const struct lat_cli *c, const struct vtg_lat_sink *sink)
+{
+	double t0 = vtg_now_s();
+
+	vtg.batch = true; /* records flushed per batch, not once each */
+	while (!stop && (!c->duration || vtg_now_s() - t0 < c->duration)) {
+		int err = vtg_agent_lat_read(fd, c->o.proto_mask, sink, 100);
+
+		if (err == -ETIMEDOUT || err == -EINTR) {
+			fflush(stdout); /* nothing more for now: out with the batch */
+			continue;
+		}
+		if (err == -EMSGSIZE || err == -EPROTO) {
+			vtg_err("bad frame from the agent");
+			break;
+		}
+		if (err) {
+			vtg_err("the agent went away: %s", strerror(-err));
+			break;
+		}
+	}
+	fflush(stdout);
+}
+
+/* `vantage latency` through the running agent: its records of these namespaces. Returns
+ * -1 when no agent answers (then trace here), else the exit status. */
+static int run_via_agent(struct lat_cli *c, struct lat_out *out)
+{
+	const struct vtg_lat_sink sink = { on_event, on_lost, on_gone, out };
+	const uint32_t *ns = c->o.all ? NULL : c->traced;
+	int n_ns = c->o.all ? 0 : c->n_traced, n_before = 0;
+	struct vtg_lat_hist_entry *before = NULL;
+	int fd = vtg_agent_lat_subscribe(ns, n_ns);
+
+	if (fd == -EPROTO) {
+		vtg_err("the agent did not answer the request");
 		return VTG_EXIT_FAIL;
 	}
-	{
-		/* Wait until the agent has the subscription in place. */
-		struct vtg_agent_frame h;
-
-		if (vtg_agent_read(fd, &h, sizeof(h), 5000) || h.type != VTG_AGENT_FRAME_READY) {
-			vtg_err("the agent did not answer the request");
-			return VTG_EXIT_FAIL;
-		}
+	if (fd < 0)
+		return -1;
+	if (c->hist && (n_before = vtg_agent_hists(ns, n_ns, &before)) < 0) {
+		vtg_warn("cannot read the agent's histograms: %s (counting from its start)",
+			 strerror(-n_before));
+		n_before = 0;
 	}
 	if (vtg.json) {
 		struct jw *w = vtg_jw_stdout();
@@ -259,99 +346,94 @@ static int latency_via_agent(int fd, struct lat_state *st, uint32_t proto_mask, 
 		jw_free(w);
 	}
 	vtg_info("reading from the running agent (pid %d)", vtg_agent_running());
-	vtg.batch = true; /* records flushed per batch, not once each */
-	double t0 = vtg_now_s();
-
-	while (!stop && (!duration || vtg_now_s() - t0 < duration)) {
-		struct vtg_agent_frame h;
-		union {
-			struct vtg_lat_event ev;
-			__u64 n;
-			__u32 ns;
-		} p;
-		int err = vtg_agent_read(fd, &h, sizeof(h), 100);
-
-		if (err == -ETIMEDOUT || err == -EINTR) {
-			fflush(stdout); /* nothing more for now: out with the batch */
-			continue;
-		}
-		if (err) {
-			vtg_err("the agent went away: %s", strerror(-err));
-			break;
-		}
-		if (h.len > sizeof(p) || vtg_agent_read(fd, &p, h.len, 5000)) {
-			vtg_err("bad frame from the agent");
-			break;
-		}
-		if (h.type == VTG_AGENT_FRAME_LAT && h.len == sizeof(p.ev)) {
-			uint32_t bit = p.ev.key.proto == IPPROTO_UDP ? VTG_LAT_PROTO_UDP :
-				       p.ev.key.proto == IPPROTO_TCP ? VTG_LAT_PROTO_TCP : VTG_LAT_PROTO_ICMP;
-
-			if (proto_mask && !(proto_mask & bit))
-				continue;
-			on_event(&p.ev, st);
-		} else if (h.type == VTG_AGENT_FRAME_LOST && h.len == sizeof(p.n)) {
-			lost += p.n;
-			if (vtg.json) {
-				struct jw *w = vtg_jw_stdout();
-
-				jw_record(w, "lost", vtg_mono_ns());
-				jw_ku64(w, "count", p.n);
-				jw_ku64(w, "total", lost);
-				jw_obj_end(w);
-				jw_free(w);
-			} else {
-				fprintf(stderr, "vantage: %llu records lost (too slow for the agent)\n",
-					(unsigned long long)p.n);
-			}
-		} else if (h.type == VTG_AGENT_FRAME_GONE && h.len == sizeof(p.ns)) {
-			if (vtg.json) {
-				struct jw *w = vtg_jw_stdout();
-
-				jw_record(w, "netns_gone", vtg_mono_ns());
-				jw_ku64(w, "netns", p.ns);
-				jw_obj_end(w);
-				jw_free(w);
-			} else {
-				printf("namespace %u is gone: its tracing ended\n", p.ns);
-			}
-		}
-	}
-	if (st->hist) {
-		/* The agent's histograms run since it started: this run's is the difference. */
-		n1 = agent_hists(all ? NULL : st->traced, all ? 0 : st->n_traced, &h1);
-		for (int i = 0; i < n1; i++)
-			for (int k = 0; k < n0; k++) {
-				if (memcmp(&h1[i].key, &h0[k].key, sizeof(h0[k].key)))
-					continue;
-				h1[i].hist.count -= h0[k].hist.count;
-				h1[i].hist.sum_ns -= h0[k].hist.sum_ns;
-				for (int b = 0; b < VTG_LAT_HIST_BUCKETS; b++)
-					h1[i].hist.buckets[b] -= h0[k].hist.buckets[b];
-			}
-		int m = 0;
-
-		for (int i = 0; i < n1; i++)
-			if (h1[i].hist.count)
-				h1[m++] = h1[i];
-		vtg_lat_hists_print(stdout, vtg.json, vtg.pretty, h1, m);
-	}
-	if (vtg.json) {
-		struct jw *w = vtg_jw_stdout();
-
-		jw_record(w, "latency_stats", vtg_mono_ns());
-		jw_kstr(w, "programs", "agent");
-		jw_ku64(w, "records", st->records);
-		jw_ku64(w, "lost", lost);
-		jw_obj_end(w);
-		jw_free(w);
-	}
-	free(h0);
-	free(h1);
+	out->lost_why = "too slow for the agent";
+	read_agent(fd, c, &sink);
+	close(fd);
+	if (c->hist)
+		print_agent_hists(ns, n_ns, before, n_before);
+	if (vtg.json)
+		print_agent_stats(out);
+	free(before);
 	return VTG_EXIT_OK;
 }
 
-int cmd_latency(int argc, char **argv)
+/* --netns NS or --pid PID: the namespace's inode into the traced set. */
+static int add_traced(struct lat_cli *c, int opt, const char *arg)
+{
+	char path[64], *end;
+	uint32_t ino;
+	int err;
+
+	if (c->n_traced >= MAX_TRACED)
+		return vtg_usage_err("latency", "at most %d namespaces", MAX_TRACED);
+	if (opt == 'n') {
+		err = vtg_lat_netns_ino(arg, &ino);
+	} else {
+		long pid = strtol(arg, &end, 10);
+
+		if (*end || pid <= 0)
+			return vtg_usage_err("latency", "--pid wants a process id, not '%s'", arg);
+		snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
+		err = vtg_lat_netns_ino(path, &ino);
+	}
+	if (err) {
+		vtg_err("%s '%s' not found: %s", opt == 'n' ? "network namespace" : "process", arg,
+			strerror(-err));
+		return VTG_EXIT_FAIL;
+	}
+	c->traced[c->n_traced++] = ino;
+	return -1;
+}
+
+/* Options that need a value checked; -1 to go on, else the exit status. */
+static int parse_value(struct lat_cli *c, int opt, const char *arg)
+{
+	char *end;
+
+	errno = 0;
+	switch (opt) {
+	case 'D':
+		c->duration = strtod(arg, &end);
+		if (errno || *end || c->duration <= 0)
+			return vtg_usage_err("latency", "--duration wants seconds > 0, not '%s'", arg);
+		return -1;
+	case 'M': {
+		double ms = strtod(arg, &end);
+
+		if (errno || *end || ms <= 0 || ms > 60000)
+			return vtg_usage_err("latency", "--max-age wants 0 < MS <= 60000, not '%s'", arg);
+		c->o.max_age_ns = (uint64_t)(ms * 1e6);
+		return -1;
+	}
+	case 'K': {
+		long kb = strtol(arg, &end, 10);
+
+		/* a power of two, at least a page */
+		if (*end || kb < 4 || kb > 1024 * 1024 || (kb & (kb - 1)))
+			return vtg_usage_err("latency", "--ring-kb wants a power of two from 4 to 1048576, not '%s'", arg);
+		c->o.ringbuf_bytes = (uint32_t)kb * 1024;
+		return -1;
+	}
+	case 'S':
+		if (!strcmp(arg, "tp"))
+			c->o.syshook = VTG_LAT_SYSHOOK_TP;
+		else if (!strcmp(arg, "raw"))
+			c->o.syshook = VTG_LAT_SYSHOOK_RAW;
+		else if (!strcmp(arg, "none"))
+			c->o.syshook = VTG_LAT_SYSHOOK_NONE;
+		else
+			return vtg_usage_err("latency", "--syscall-hook wants tp, raw or none, not '%s'", arg);
+		return -1;
+	case 'p':
+		if (vtg_lat_proto_parse(arg, &c->o.proto_mask))
+			return vtg_usage_err("latency", "--proto wants a list of icmp,udp,tcp, not '%s'", arg);
+		return -1;
+	}
+	return -1;
+}
+
+/* Parses the options into c; -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct lat_cli *c)
 {
 	static const struct option opts[] = {
 		{ "netns", required_argument, NULL, 'n' },
@@ -371,249 +453,88 @@ int cmd_latency(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	struct vtg_lat_opts o = { .cache = true };
-	struct lat_state *st = calloc(1, sizeof(*st));
-	const char *uplinks[VTG_LAT_MAX_UPLINKS], *host = NULL;
-	int n_up = 0, opt, ret = VTG_EXIT_FAIL;
-	double duration = 0;
-	bool standalone = false;
-	struct vtg_lat *l = NULL;
-	char *end;
+	/* Options that only a tracer of our own can follow. */
+	static const char standalone_opts[] = "uOMRSKA";
+	int opt, ret;
 
-	if (!st)
-		return VTG_EXIT_FAIL;
-	if (!vtg_help_requested(argc, argv, help)) {
-		free(st);
-		return VTG_EXIT_OK;
-	}
 	while ((opt = getopt_long(argc, argv, "n:P:au:p:HD:", opts, NULL)) != -1) {
+		ret = -1;
+		if (strchr(standalone_opts, opt))
+			c->standalone = true;
 		switch (opt) {
 		case 'n':
-		case 'P': {
-			uint32_t ino;
-			int err;
-
-			if (st->n_traced >= MAX_TRACED) {
-				ret = vtg_usage_err("latency", "at most %d namespaces", MAX_TRACED);
-				goto out;
-			}
-			if (opt == 'n') {
-				err = vtg_lat_netns_ino(optarg, &ino);
-			} else {
-				long pid = strtol(optarg, &end, 10);
-				char path[64];
-
-				if (*end || pid <= 0) {
-					ret = vtg_usage_err("latency", "--pid wants a process id, not '%s'", optarg);
-					goto out;
-				}
-				snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
-				err = vtg_lat_netns_ino(path, &ino);
-			}
-			if (err) {
-				vtg_err("%s '%s' not found: %s", opt == 'n' ? "network namespace" : "process",
-					optarg, strerror(-err));
-				goto out;
-			}
-			st->traced[st->n_traced++] = ino;
+		case 'P':
+			ret = add_traced(c, opt, optarg);
 			break;
-		}
 		case 'a':
-			o.all = true;
+			c->o.all = true;
 			break;
 		case 'u':
-			if (n_up >= VTG_LAT_MAX_UPLINKS) {
-				ret = vtg_usage_err("latency", "at most %d uplinks", VTG_LAT_MAX_UPLINKS);
-				goto out;
-			}
-			uplinks[n_up++] = optarg;
-			standalone = true;
+			if (c->n_up >= VTG_LAT_MAX_UPLINKS)
+				return vtg_usage_err("latency", "at most %d uplinks", VTG_LAT_MAX_UPLINKS);
+			c->uplinks[c->n_up++] = optarg;
 			break;
 		case 'O':
-			host = optarg;
-			standalone = true;
-			break;
-		case 'p':
-			if (vtg_lat_proto_parse(optarg, &o.proto_mask)) {
-				ret = vtg_usage_err("latency", "--proto wants a list of icmp,udp,tcp, not '%s'", optarg);
-				goto out;
-			}
+			c->host = optarg;
 			break;
 		case 'H':
-			st->hist = true;
+			c->hist = true;
 			break;
-		case 'D':
-			errno = 0;
-			duration = strtod(optarg, &end);
-			if (errno || *end || duration <= 0) {
-				ret = vtg_usage_err("latency", "--duration wants seconds > 0, not '%s'", optarg);
-				goto out;
-			}
-			break;
-		case 'M': {
-			double ms;
-
-			errno = 0;
-			ms = strtod(optarg, &end);
-			if (errno || *end || ms <= 0 || ms > 60000) {
-				ret = vtg_usage_err("latency", "--max-age wants 0 < MS <= 60000, not '%s'", optarg);
-				goto out;
-			}
-			o.max_age_ns = (uint64_t)(ms * 1e6);
-			standalone = true;
-			break;
-		}
 		case 'R':
-			o.force_raw_tp = true;
-			standalone = true;
+			c->o.force_raw_tp = true;
 			break;
 		case 'A':
-			standalone = true;
-			break;
-		case 'K': {
-			long kb = strtol(optarg, &end, 10);
-
-			/* a power of two, at least a page */
-			if (*end || kb < 4 || kb > 1024 * 1024 || (kb & (kb - 1))) {
-				ret = vtg_usage_err("latency", "--ring-kb wants a power of two from 4 to 1048576, not '%s'", optarg);
-				goto out;
-			}
-			o.ringbuf_bytes = (uint32_t)kb * 1024;
-			standalone = true;
-			break;
-		}
-		case 'S':
-			if (!strcmp(optarg, "tp"))
-				o.syshook = VTG_LAT_SYSHOOK_TP;
-			else if (!strcmp(optarg, "raw"))
-				o.syshook = VTG_LAT_SYSHOOK_RAW;
-			else if (!strcmp(optarg, "none"))
-				o.syshook = VTG_LAT_SYSHOOK_NONE;
-			else {
-				ret = vtg_usage_err("latency", "--syscall-hook wants tp, raw or none, not '%s'", optarg);
-				goto out;
-			}
-			standalone = true;
 			break;
 		case 'C':
-			o.cache = false;
+			c->o.cache = false;
+			break;
+		case 'D':
+		case 'M':
+		case 'K':
+		case 'S':
+		case 'p':
+			ret = parse_value(c, opt, optarg);
 			break;
 		default:
-			ret = vtg_usage_err("latency", "unknown option or missing value: '%s'", argv[optind - 1]);
-			goto out;
+			return vtg_usage_err("latency", "unknown option or missing value: '%s'", argv[optind - 1]);
 		}
+		if (ret >= 0)
+			return ret;
 	}
-	if (optind < argc) {
-		ret = vtg_usage_err("latency", "unexpected argument '%s'", argv[optind]);
+	if (optind < argc)
+		return vtg_usage_err("latency", "unexpected argument '%s'", argv[optind]);
+	if (!c->o.all && !c->n_traced)
+		return vtg_usage_err("latency", "say what to trace: --netns NS, --pid PID or --all");
+	if (c->o.all && c->n_traced)
+		return vtg_usage_err("latency", "--all traces every namespace: drop --netns/--pid");
+	return -1;
+}
+
+int cmd_latency(int argc, char **argv)
+{
+	struct lat_cli *c = calloc(1, sizeof(*c));
+	struct lat_out out = { .lost_why = "ring buffer full" };
+	int ret;
+
+	if (!c)
+		return VTG_EXIT_FAIL;
+	c->o.cache = true;
+	ret = vtg_help_requested(argc, argv, help) ? parse_opts(argc, argv, c) : VTG_EXIT_OK;
+	if (ret >= 0)
 		goto out;
-	}
-	if (!o.all && !st->n_traced) {
-		ret = vtg_usage_err("latency", "say what to trace: --netns NS, --pid PID or --all");
-		goto out;
-	}
-	if (o.all && st->n_traced) {
-		ret = vtg_usage_err("latency", "--all traces every namespace: drop --netns/--pid");
-		goto out;
-	}
+	ret = VTG_EXIT_FAIL;
 	if (vtg_env_setup())
 		goto out;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, on_signal);
-	if (!standalone) {
-		/* A running agent already traces: ask it rather than attach a second tracer. */
-		int fd = vtg_agent_connect();
-
-		if (fd >= 0) {
-			ret = latency_via_agent(fd, st, o.proto_mask, duration, o.all);
-			close(fd);
-			goto out;
-		}
-	}
-	if (n_up == 0)
-		uplinks[n_up++] = NULL; /* the default-route device */
-	for (int i = 0; i < n_up; i++) {
-		if (vtg_lat_resolve_uplink(host, uplinks[i], &o.uplinks[o.n_uplinks]))
-			goto out;
-		o.n_uplinks++;
-	}
-	o.host_netns = o.uplinks[0].netns;
-	o.netns = st->traced;
-	o.n_netns = st->n_traced;
-	o.no_records = st->hist; /* histograms only: nothing per packet to send up */
-
-	if (vtg_lat_open(&o, on_event, st, &l))
-		goto out;
-	if (vtg.json) {
-		/* Attached: consumers may start their traffic now (flushed at once). */
-		struct jw *w = vtg_jw_stdout();
-
-		jw_record(w, "tracing", vtg_mono_ns());
-		jw_kstr(w, "programs", vtg_lat_mode(l));
-		jw_kbool(w, "warm_start", vtg_lat_cached(l));
-		jw_kbool(w, "all", o.all);
-		jw_key(w, "netns");
-		jw_arr(w);
-		for (int i = 0; i < st->n_traced; i++)
-			jw_u64(w, st->traced[i]);
-		jw_arr_end(w);
-		jw_key(w, "uplinks");
-		jw_arr(w);
-		for (int i = 0; i < o.n_uplinks; i++) {
-			jw_obj(w);
-			jw_kstr(w, "dev", o.uplinks[i].name);
-			jw_ku64(w, "ifindex", o.uplinks[i].ifindex);
-			jw_ku64(w, "netns", o.uplinks[i].netns);
-			jw_obj_end(w);
-		}
-		jw_arr_end(w);
-		jw_obj_end(w);
-		jw_free(w);
-	}
-	vtg_info("tracing with %s programs; uplink %s (ifindex %u)", vtg_lat_mode(l), o.uplinks[0].name,
-		 o.uplinks[0].ifindex);
-
-	double t0 = vtg_now_s(), last_check = t0;
-
-	vtg.batch = true; /* records flushed once per poll, not once each */
-	if (!isatty(STDOUT_FILENO))
-		setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-	while (!stop) {
-		/* Short polls: the records of 20 ms at a time, not bursts of 100 ms. */
-		int n = vtg_lat_poll(l, 20);
-
-		fflush(stdout);
-		if (n < 0) {
-			vtg_err("reading the ring buffer failed: %s", strerror(-n));
-			goto out;
-		}
-		double t = vtg_now_s();
-
-		if (t - last_check >= 0.5) {
-			report_lost(l, st);
-			check_gone(l, st);
-			last_check = t;
-			if (st->n_traced && !o.all) {
-				bool any = false;
-
-				for (int i = 0; i < st->n_traced; i++)
-					any |= !st->gone[i];
-				if (!any)
-					break; /* everything we traced is gone */
-			}
-		}
-		if (duration && t - t0 >= duration)
-			break;
-	}
-	vtg_lat_poll(l, 0);
-	report_lost(l, st);
-	if (st->hist)
-		print_hists(l);
-	print_stats(l, st);
-	ret = VTG_EXIT_OK;
+	out.hist = c->hist;
+	/* A running agent already traces: ask it rather than attach a second tracer. */
+	ret = c->standalone ? -1 : run_via_agent(c, &out);
+	if (ret < 0)
+		ret = run_standalone(c, &out);
 out:
-	vtg_lat_close(l);
-	free(st);
+	free(c);
 	return ret;
 }
