@@ -3,17 +3,13 @@
  * parsed in the kernel. */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <poll.h>
 #include <limits.h>
-#include <arpa/inet.h>
 #include "core/vtg_core.h"
 #include "commands.h"
 #include "trace/vtg_trace.h"
@@ -428,21 +424,6 @@ static void on_report(const struct vtg_tr_report *r, void *arg)
 			r->stop_detail[0] ? ": " : "", r->stop_detail);
 }
 
-static int resolve(const char *name, struct vtg_addr *a)
-{
-	struct addrinfo hints = { .ai_family = AF_INET }, *res = NULL;
-
-	if (!vtg_addr_parse(name, a))
-		return 0;
-	if (getaddrinfo(name, NULL, &hints, &res) || !res)
-		return -ENOENT;
-	memset(a, 0, sizeof(*a));
-	a->family = 4;
-	memcpy(a->a, &((struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
-	freeaddrinfo(res);
-	return 0;
-}
-
 static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_ns)
 {
 	struct vtg_tr_stats st;
@@ -496,169 +477,124 @@ static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_
 	}
 }
 
-static int read_targets(struct vtg_tr_session *s, const char *path, int *bad)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
-	char line[512];
-	int n = 0, ln = 0;
+struct trace_cli {
+	struct vtg_tr_opts o;
+	const char *targets, *netns, *dst;
+	bool stats, standalone;
+	long port;
+};
 
-	if (!f) {
-		vtg_err("cannot read targets file %s: %s", path, strerror(errno));
+enum { O_NOREVEAL = 256, O_NOTNT, O_FRPLA, O_RTLA, O_UTURN, O_MTTL, O_RATE, O_CONC, O_STATS,
+       O_BPFSTATS, O_PORT, O_STANDALONE };
+
+/* An integer option in lo..hi into *var; -1 to go on, else the exit status. */
+static int num_opt(const char *arg, long lo, long hi, const char *what, int *var)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return vtg_usage_err("trace", "%s wants %ld..%ld, not '%s'", what, lo, hi, arg);
+	*var = (int)v;
+	return -1;
+}
+
+static int proto_opt(const char *arg, enum vtg_tr_proto *p)
+{
+	if (!strcmp(arg, "icmp"))
+		*p = VTG_TR_ICMP;
+	else if (!strcmp(arg, "udp"))
+		*p = VTG_TR_UDP;
+	else if (!strcmp(arg, "tcp"))
+		*p = VTG_TR_TCP;
+	else
+		return vtg_usage_err("trace", "-P wants icmp, udp or tcp, not '%s'", arg);
+	return -1;
+}
+
+/* A number in [lo, hi], or in (lo, hi] with lo_open; -1 to go on, else the exit status. */
+static int real_opt(const char *arg, double lo, bool lo_open, double hi, const char *what, double *var)
+{
+	char *end;
+
+	errno = 0;
+	*var = strtod(arg, &end);
+	if (errno || *end || *var < lo || (lo_open && *var == lo) || *var > hi)
+		return vtg_usage_err("trace", "%s, not '%s'", what, arg);
+	return -1;
+}
+
+/* One option; -1 to go on, else the exit status. */
+static int parse_one(struct trace_cli *c, int opt, const char *arg)
+{
+	struct vtg_tr_opts *o = &c->o;
+	int port = 0, ret;
+
+	switch (opt) {
+	case 'P':
+		return proto_opt(arg, &o->proto);
+	case 'q':
+		return num_opt(arg, 1, VTG_TR_MAXQ, "-q", &o->nqueries);
+	case 'w':
+		return real_opt(arg, 0, true, 60, "-w wants seconds in (0, 60]", &o->wait_s);
+	case 'f':
+		return num_opt(arg, 1, 255, "-f", &o->first_ttl);
+	case 'm':
+		return num_opt(arg, 1, 255, "-m", &o->max_ttl);
+	case 'g':
+		return num_opt(arg, 1, 255, "-g", &o->gap_limit);
+	case O_PORT:
+		ret = num_opt(arg, 1, 65535, "--port", &port);
+		c->port = port;
+		return ret;
+	case O_FRPLA:
+		return num_opt(arg, 1, 255, "--frpla", &o->tnt_params.frpla);
+	case O_RTLA:
+		return num_opt(arg, 1, 255, "--rtla", &o->tnt_params.rtla);
+	case O_UTURN:
+		return num_opt(arg, 1, 255, "--uturn", &o->tnt_params.uturn);
+	case O_MTTL:
+		return num_opt(arg, 1, 254, "--mttl", &o->tnt_params.mttl);
+	case O_RATE:
+		return real_opt(arg, 1, false, 1e6, "--rate wants 1..1000000 probes/s", &o->rate_pps);
+	case O_CONC:
+		return num_opt(arg, 1, 100000, "--concurrency", &o->concurrency);
+	case O_NOREVEAL:
+		o->reveal = false;
+		return -1;
+	case O_NOTNT:
+		o->tnt = o->reveal = false;
+		return -1;
+	case 'T':
+		c->targets = arg;
+		return -1;
+	case 'i':
+		o->ifname = arg;
+		return -1;
+	case 'n':
+		c->netns = arg;
+		return -1;
+	case O_STATS:
+		c->stats = true;
+		return -1;
+	case O_BPFSTATS:
+		o->bpf_stats = true;
+		return -1;
+	case 'j':
+		vtg.json = true;
+		return -1;
+	case O_STANDALONE:
+		c->standalone = true;
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f)) {
-		char *p = line, *e;
-		struct vtg_addr a;
-
-		ln++;
-		if ((e = strchr(p, '#')))
-			*e = 0;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		for (e = p + strlen(p); e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'); e--)
-			;
-		*e = 0;
-		if (!*p)
-			continue;
-		if (resolve(p, &a)) {
-			vtg_warn("%s:%d: '%s' is not an address or a known name, skipped", path, ln, p);
-			(*bad)++;
-			continue;
-		}
-		vtg_tr_add_target(s, &a, p); /* a target without a route is reported as failed */
-		n++;
-	}
-	if (f != stdin)
-		fclose(f);
-	return n;
+	return VTG_EXIT_USAGE;
 }
 
-/* ---- through the agent ---- */
-
-static volatile sig_atomic_t via_stop;
-
-static void via_on_signal(int sig)
+/* Parses the options into c; -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, struct trace_cli *c)
 {
-	(void)sig;
-	via_stop = 1;
-}
-
-/* Appends arg percent-encoded (no spaces or controls in the request line). */
-static bool put_arg(char *req, size_t len, size_t *off, const char *arg)
-{
-	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._,:/=+@-";
-
-	if (*off + 1 >= len)
-		return false;
-	req[(*off)++] = ' ';
-	for (const unsigned char *p = (const unsigned char *)arg; *p; p++) {
-		if (*off + 4 >= len)
-			return false;
-		if (strchr(ok, *p))
-			req[(*off)++] = *p;
-		else
-			*off += snprintf(req + *off, len - *off, "%%%02X", *p);
-	}
-	req[*off] = 0;
-	return true;
-}
-
-/* Runs this trace through the running agent ("trace on-demand"): the agent runs it on our
- * stdin, stdout and stderr and sends back its exit status. Returns that status, or -1
- * when the agent cannot (not configured for it, request too long): then we trace
- * ourselves. */
-static int trace_via_agent(int fd, int argc, char **argv)
-{
-	char req[500], line[512], abspath[PATH_MAX];
-	size_t off = snprintf(req, sizeof(req), VTG_AGENT_PROTO " trace");
-	int fds[3] = { 0, 1, 2 }, status = -1;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(fds))];
-	} cm;
-	struct iovec iov;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-			     .msg_controllen = sizeof(cm.buf) };
-	bool shut = false;
-	size_t n = 0;
-
-	if (vtg.json)
-		put_arg(req, sizeof(req), &off, "-j");
-	if (vtg.verbose)
-		put_arg(req, sizeof(req), &off, "-v");
-	put_arg(req, sizeof(req), &off, "--");
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (!strcmp(a, "--standalone"))
-			continue;
-		/* The agent runs elsewhere: a targets file is named by its full path. */
-		if ((!strcmp(argv[i - 1], "-T") || !strcmp(argv[i - 1], "--targets")) && strcmp(a, "-") &&
-		    realpath(a, abspath))
-			a = abspath;
-		if (!put_arg(req, sizeof(req), &off, a)) {
-			vtg_info("arguments too long to hand to the agent: tracing here");
-			return -1;
-		}
-	}
-	if (off + 1 >= sizeof(req))
-		return -1;
-	req[off++] = '\n';
-	iov = (struct iovec){ req, off };
-	memset(cm.buf, 0, sizeof(cm.buf));
-	cm.h.cmsg_level = SOL_SOCKET;
-	cm.h.cmsg_type = SCM_RIGHTS;
-	cm.h.cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(&cm.h), fds, sizeof(fds));
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)off) {
-		vtg_info("cannot hand the trace to the agent (%s): tracing here", strerror(errno));
-		return -1;
-	}
-	signal(SIGINT, via_on_signal);
-	signal(SIGTERM, via_on_signal);
-	for (;;) {
-		struct pollfd pf = { fd, POLLIN, 0 };
-		ssize_t k;
-
-		if (via_stop && !shut) {
-			shutdown(fd, SHUT_WR); /* the agent stops the run; its status still comes */
-			shut = true;
-		}
-		if (poll(&pf, 1, 200) <= 0)
-			continue;
-		k = read(fd, line + n, sizeof(line) - 1 - n);
-		if (k <= 0)
-			break;
-		n += k;
-		line[n] = 0;
-		char *nl = strchr(line, '\n');
-
-		if (!nl) {
-			if (n >= sizeof(line) - 1)
-				break;
-			continue;
-		}
-		*nl = 0;
-		if (sscanf(line, "{\"type\":\"agent_exit\",\"status\":%d}", &status) == 1)
-			break;
-		if (strstr(line, "is off in this agent's configuration")) {
-			vtg_info("the running agent does not trace on demand: tracing here");
-			return -1;
-		}
-		vtg_err("the agent refused the trace: %s", line);
-		return VTG_EXIT_FAIL;
-	}
-	if (status < 0) {
-		vtg_err("the agent went away before the trace ended");
-		return VTG_EXIT_FAIL;
-	}
-	return status;
-}
-
-int cmd_trace(int argc, char **argv)
-{
-	enum { O_NOREVEAL = 256, O_NOTNT, O_FRPLA, O_RTLA, O_UTURN, O_MTTL, O_RATE, O_CONC, O_STATS,
-	       O_BPFSTATS, O_PORT, O_STANDALONE };
 	static const struct option opts[] = {
 		{ "proto", required_argument, NULL, 'P' },
 		{ "queries", required_argument, NULL, 'q' },
@@ -685,218 +621,153 @@ int cmd_trace(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	struct vtg_tr_opts o = {
-		.proto = VTG_TR_ICMP, .nqueries = 3, .wait_s = 2, .first_ttl = 1, .max_ttl = 30,
-		.gap_limit = 5, .reveal = true, .tnt = true, .rate_pps = 0, .concurrency = 64,
-		.tnt_params = VTG_TNT_DEFAULT_PARAMS,
-	};
-	const char *targets = NULL, *netns = NULL, *dst_arg = NULL;
-	bool stats = false, standalone = false;
-	long port = 0;
-	int opt, ret = VTG_EXIT_FAIL, saved = -1, bad = 0;
-	struct vtg_tr_session *s = NULL;
-	struct out out = { 0 };
-	uint64_t start_ns = vtg_mono_ns();
-	char *end;
+	struct vtg_tr_opts *o = &c->o;
+	int opt, ret;
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-#define NUM(var, lo, hi, what)                                                                 \
-	do {                                                                                   \
-		errno = 0;                                                                     \
-		long v_ = strtol(optarg, &end, 10);                                            \
-		if (errno || *end || v_ < (lo) || v_ > (hi))                                   \
-			return vtg_usage_err("trace", "%s wants %ld..%ld, not '%s'", what,      \
-					     (long)(lo), (long)(hi), optarg);                   \
-		var = v_;                                                                      \
-	} while (0)
 	while ((opt = getopt_long(argc, argv, "P:q:w:f:m:g:T:i:n:j", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'P':
-			if (!strcmp(optarg, "icmp"))
-				o.proto = VTG_TR_ICMP;
-			else if (!strcmp(optarg, "udp"))
-				o.proto = VTG_TR_UDP;
-			else if (!strcmp(optarg, "tcp"))
-				o.proto = VTG_TR_TCP;
-			else
-				return vtg_usage_err("trace", "-P wants icmp, udp or tcp, not '%s'", optarg);
-			break;
-		case 'q':
-			NUM(o.nqueries, 1, VTG_TR_MAXQ, "-q");
-			break;
-		case 'w':
-			errno = 0;
-			o.wait_s = strtod(optarg, &end);
-			if (errno || *end || o.wait_s <= 0 || o.wait_s > 60)
-				return vtg_usage_err("trace", "-w wants seconds in (0, 60], not '%s'", optarg);
-			break;
-		case 'f':
-			NUM(o.first_ttl, 1, 255, "-f");
-			break;
-		case 'm':
-			NUM(o.max_ttl, 1, 255, "-m");
-			break;
-		case 'g':
-			NUM(o.gap_limit, 1, 255, "-g");
-			break;
-		case O_PORT:
-			NUM(port, 1, 65535, "--port");
-			break;
-		case O_NOREVEAL:
-			o.reveal = false;
-			break;
-		case O_NOTNT:
-			o.tnt = o.reveal = false;
-			break;
-		case O_FRPLA:
-			NUM(o.tnt_params.frpla, 1, 255, "--frpla");
-			break;
-		case O_RTLA:
-			NUM(o.tnt_params.rtla, 1, 255, "--rtla");
-			break;
-		case O_UTURN:
-			NUM(o.tnt_params.uturn, 1, 255, "--uturn");
-			break;
-		case O_MTTL:
-			NUM(o.tnt_params.mttl, 1, 254, "--mttl");
-			break;
-		case 'T':
-			targets = optarg;
-			break;
-		case O_RATE:
-			errno = 0;
-			o.rate_pps = strtod(optarg, &end);
-			if (errno || *end || o.rate_pps < 1 || o.rate_pps > 1e6)
-				return vtg_usage_err("trace", "--rate wants 1..1000000 probes/s, not '%s'", optarg);
-			break;
-		case O_CONC:
-			NUM(o.concurrency, 1, 100000, "--concurrency");
-			break;
-		case 'i':
-			o.ifname = optarg;
-			break;
-		case 'n':
-			netns = optarg;
-			break;
-		case O_STATS:
-			stats = true;
-			break;
-		case O_BPFSTATS:
-			o.bpf_stats = true;
-			break;
-		case 'j':
-			vtg.json = true;
-			break;
-		case O_STANDALONE:
-			standalone = true;
-			break;
-		default:
+		if (opt == '?' || opt == ':' || opt == 'h')
 			return vtg_usage_err("trace", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
+		ret = parse_one(c, opt, optarg);
+		if (ret >= 0)
+			return ret;
 	}
-#undef NUM
 	if (optind < argc)
-		dst_arg = argv[optind++];
+		c->dst = argv[optind++];
 	if (optind < argc)
 		return vtg_usage_err("trace", "unexpected argument '%s'", argv[optind]);
-	if (!dst_arg == !targets)
-		return vtg_usage_err("trace", targets ? "give either DST or -T TARGETS_FILE, not both" :
-							"a destination (DST) or -T TARGETS_FILE is required");
-	if (targets && !o.rate_pps)
+	if (!c->dst == !c->targets)
+		return vtg_usage_err("trace", c->targets ? "give either DST or -T TARGETS_FILE, not both" :
+							   "a destination (DST) or -T TARGETS_FILE is required");
+	if (c->targets && !o->rate_pps)
 		return vtg_usage_err("trace", "-T wants --rate PPS (the global probe rate)");
-	if (o.first_ttl > o.max_ttl)
-		return vtg_usage_err("trace", "-f %d is above -m %d", o.first_ttl, o.max_ttl);
-	if (!o.rate_pps)
-		o.rate_pps = 100;
-	if (!targets)
-		o.concurrency = 1;
-	o.dport = port ? port : o.proto == VTG_TR_TCP ? 80 : 33434;
-	out.campaign = targets != NULL;
+	if (o->first_ttl > o->max_ttl)
+		return vtg_usage_err("trace", "-f %d is above -m %d", o->first_ttl, o->max_ttl);
+	if (!o->rate_pps)
+		o->rate_pps = 100;
+	if (!c->targets)
+		o->concurrency = 1;
+	o->dport = c->port ? c->port : o->proto == VTG_TR_TCP ? 80 : 33434;
+	return -1;
+}
 
-	if (vtg_env_setup())
-		return VTG_EXIT_FAIL;
-	if (!standalone) {
-		/* An agent configured with "trace on-demand" runs it: the reply parser is then
-		 * loaded by the agent, for this run. */
-		int afd = vtg_agent_connect();
+/* An agent configured with "trace on-demand" runs the trace (loading the reply parser
+ * for that run) on our terminal: the same arguments, but --standalone, and a targets
+ * file named by its full path (the agent runs elsewhere). Returns its exit status, or
+ * -1 when no agent does it (then we trace here). */
+static int via_agent(int argc, char **argv)
+{
+	char **args = calloc(argc, sizeof(*args)), abspath[PATH_MAX];
+	int n = 0, st;
 
-		if (afd >= 0) {
-			int st = trace_via_agent(afd, argc, argv);
+	if (!args)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		const char *prev = argv[i - 1];
 
-			close(afd);
-			if (st >= 0)
-				return st;
-		}
+		if (!strcmp(argv[i], "--standalone"))
+			continue;
+		args[n] = argv[i];
+		if ((!strcmp(prev, "-T") || !strcmp(prev, "--targets")) && strcmp(argv[i], "-") &&
+		    realpath(argv[i], abspath))
+			args[n] = abspath;
+		n++;
 	}
-	if (vtg_netns_enter_spec(netns, &saved))
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	st = vtg_agent_trace(args, n, vtg.json, vtg.verbose, &stop);
+	free(args);
+	if (st == -ENOTSUP)
+		return -1;
+	return st < 0 ? VTG_EXIT_FAIL : st;
+}
+
+static int add_dst(struct vtg_tr_session *s, const char *dst)
+{
+	struct vtg_addr a;
+	int err;
+
+	if (vtg_tr_resolve(dst, &a)) {
+		vtg_err("'%s' is not an address or a known host name", dst);
+		return VTG_EXIT_USAGE;
+	}
+	if (a.family != 4) {
+		vtg_err("%s: IPv6 is not traced yet (IPv4 only)", dst);
 		return VTG_EXIT_FAIL;
-	s = vtg_tr_session_new(&o);
+	}
+	err = vtg_tr_add_target(s, &a, dst);
+	if (err == -EXDEV || err == -EPROTONOSUPPORT)
+		vtg_err("cannot trace %s: unsupported interface or source address", dst);
+	else if (err)
+		vtg_err("no route to %s: %s (check 'ip route get %s')", dst, strerror(-err), dst);
+	return err ? VTG_EXIT_FAIL : -1;
+}
+
+/* Queues the destination or the campaign's targets; -1 to go on, else the exit status. */
+static int add_targets(struct vtg_tr_session *s, const struct trace_cli *c)
+{
+	int n, bad = 0;
+
+	if (!c->targets)
+		return add_dst(s, c->dst);
+	n = vtg_tr_add_targets_file(s, c->targets, &bad);
+	if (n < 0)
+		return VTG_EXIT_FAIL;
+	if (n == 0) {
+		vtg_err("no targets in %s", c->targets);
+		return VTG_EXIT_FAIL;
+	}
+	return -1;
+}
+
+/* Replies lost in the kernel are never silent: a record and a warning. */
+static void report_lost(struct vtg_tr_session *s, struct out *out)
+{
+	struct vtg_tr_stats st;
+
+	vtg_tr_get_stats(s, &st);
+	if (!st.k_lost)
+		return;
+	if (out->w) {
+		jw_record(out->w, "lost", vtg_mono_ns());
+		jw_ku64(out->w, "count", st.k_lost);
+		jw_ku64(out->w, "total", st.k_lost);
+		jw_ku64(out->w, "records", st.k_lost);
+		jw_obj_end(out->w);
+	}
+	vtg_warn("%llu replies were lost in the kernel (ring buffer full)", (unsigned long long)st.k_lost);
+}
+
+static int run(const struct trace_cli *c, uint64_t start_ns)
+{
+	struct vtg_tr_session *s = NULL;
+	struct out out = { .campaign = c->targets != NULL };
+	int ret = VTG_EXIT_FAIL, saved = -1;
+
+	if (vtg_netns_enter_spec(c->netns, &saved))
+		return VTG_EXIT_FAIL;
+	s = vtg_tr_session_new(&c->o);
 	if (!s)
 		goto out;
-	if (targets) {
-		int n = read_targets(s, targets, &bad);
-
-		if (n < 0)
-			goto out;
-		if (n == 0) {
-			vtg_err("no targets in %s", targets);
-			goto out;
-		}
-	} else {
-		struct vtg_addr a;
-		int err;
-
-		if (resolve(dst_arg, &a)) {
-			vtg_err("'%s' is not an address or a known host name", dst_arg);
-			ret = VTG_EXIT_USAGE;
-			goto out;
-		}
-		if (a.family != 4) {
-			vtg_err("%s: IPv6 is not traced yet (IPv4 only)", dst_arg);
-			goto out;
-		}
-		err = vtg_tr_add_target(s, &a, dst_arg);
-		if (err) {
-			if (err == -EXDEV || err == -EPROTONOSUPPORT)
-				vtg_err("cannot trace %s: unsupported interface or source address", dst_arg);
-			else
-				vtg_err("no route to %s: %s (check 'ip route get %s')", dst_arg,
-					strerror(-err), dst_arg);
-			goto out;
-		}
-	}
+	ret = add_targets(s, c);
+	if (ret >= 0)
+		goto out;
+	ret = VTG_EXIT_FAIL;
 	out.w = vtg_jw_stdout();
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, on_signal);
-	if (vtg_tr_run(s, on_report, &out, targets && isatty(STDERR_FILENO) ? progress : NULL, &stop))
+	if (vtg_tr_run(s, on_report, &out, c->targets && isatty(STDERR_FILENO) ? progress : NULL, &stop))
 		goto out;
 	clear_progress(&out);
-	{
-		struct vtg_tr_stats st;
-
-		vtg_tr_get_stats(s, &st);
-		if (st.k_lost) {
-			if (out.w) {
-				jw_record(out.w, "lost", vtg_mono_ns());
-				jw_ku64(out.w, "records", st.k_lost);
-				jw_obj_end(out.w);
-			}
-			vtg_warn("%llu replies were lost in the kernel (ring buffer full)",
-				 (unsigned long long)st.k_lost);
-		}
-	}
-	if (stats)
+	report_lost(s, &out);
+	if (c->stats)
 		print_stats(s, &out, start_ns);
 	if (stop) {
 		vtg_err("interrupted: the result above is partial");
 		ret = VTG_EXIT_FAIL;
-	} else if (targets) {
-		ret = VTG_EXIT_OK;
 	} else {
-		ret = out.unreached ? VTG_EXIT_FAIL : VTG_EXIT_OK;
+		ret = c->targets || !out.unreached ? VTG_EXIT_OK : VTG_EXIT_FAIL;
 	}
 out:
 	clear_progress(&out);
@@ -904,4 +775,26 @@ out:
 	jw_free(out.w);
 	vtg_netns_leave(saved);
 	return ret;
+}
+
+int cmd_trace(int argc, char **argv)
+{
+	struct trace_cli c = {
+		.o = { .proto = VTG_TR_ICMP, .nqueries = 3, .wait_s = 2, .first_ttl = 1, .max_ttl = 30,
+		       .gap_limit = 5, .reveal = true, .tnt = true, .rate_pps = 0, .concurrency = 64,
+		       .tnt_params = VTG_TNT_DEFAULT_PARAMS },
+	};
+	uint64_t start_ns = vtg_mono_ns();
+	int ret;
+
+	if (!vtg_help_requested(argc, argv, help))
+		return VTG_EXIT_OK;
+	ret = parse_opts(argc, argv, &c);
+	if (ret >= 0)
+		return ret;
+	if (vtg_env_setup())
+		return VTG_EXIT_FAIL;
+	if (!c.standalone && (ret = via_agent(argc, argv)) >= 0)
+		return ret;
+	return run(&c, start_ns);
 }
