@@ -43,9 +43,6 @@ int cmd_export(int argc, char **argv);
 const struct cli_cmd vtg_cmd_export =
 	CLI_LEGACY("export", cmd_export, "write a record stream (stdin) to IPFIX, pcapng, Prometheus or JSON Lines");
 
-int cmd_conntest(int argc, char **argv);
-const struct cli_cmd vtg_cmd_conntest =
-	CLI_LEGACY("conntest", cmd_conntest, "TCP/UDP connectivity, latency and bandwidth between instances");
 
 /* In the order `vantage --help` lists them. */
 static const struct cli_cmd *const commands[] = {
