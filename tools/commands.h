@@ -1,32 +1,28 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* The table of `vantage` subcommands: adding one is one file in tools/ and one row in main.c. */
+/* The `vantage` commands: each is a struct cli_cmd (tools/cli.h) defined in its own file
+ * and listed in main.c. */
 #ifndef VANTAGE_COMMANDS_H
 #define VANTAGE_COMMANDS_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "cli.h"
 
-struct vtg_cmd {
-	const char *name;
-	int (*run)(int argc, char **argv); /* argv[0] is the command name */
-	const char *summary;
-};
+extern const struct cli_cmd vtg_cmd_version;
+extern const struct cli_cmd vtg_cmd_features;
+extern const struct cli_cmd vtg_cmd_status;
+extern const struct cli_cmd vtg_cmd_clean;
+extern const struct cli_cmd vtg_cmd_count;
+extern const struct cli_cmd vtg_cmd_latency;
+extern const struct cli_cmd vtg_cmd_ping;
+extern const struct cli_cmd vtg_cmd_agent;
+extern const struct cli_cmd vtg_cmd_policy;
+extern const struct cli_cmd vtg_cmd_trace;
+extern const struct cli_cmd vtg_cmd_export;
+extern const struct cli_cmd vtg_cmd_conntest;
 
-int cmd_version(int argc, char **argv);
-int cmd_features(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_clean(int argc, char **argv);
-int cmd_count(int argc, char **argv);
-int cmd_latency(int argc, char **argv);
-int cmd_ping(int argc, char **argv);
-int cmd_agent(int argc, char **argv);
-int cmd_policy(int argc, char **argv);
-int cmd_trace(int argc, char **argv);
-int cmd_conntest(int argc, char **argv);
-int cmd_export(int argc, char **argv);
-
-/* Prints help to stdout and returns 0 when argv has -h/--help; -1 otherwise.
- * Commands call it first so that --help works without root. */
+/* For commands not converted to option tables yet: prints help to stdout and returns 0
+ * when argv has -h/--help; -1 otherwise. */
 int vtg_help_requested(int argc, char **argv, const char *help);
 
 #endif

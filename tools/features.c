@@ -7,37 +7,13 @@
 #include "core/vtg_core.h"
 #include "commands.h"
 
-static const char help[] =
-	"Usage: vantage [-j|-p] features\n\n"
-	"Probes, by loading, attaching and running small BPF programs, what this kernel\n"
-	"can do for vantage: BTF, tp_btf, raw_tp, tracepoints, kprobes, fentry, freplace and\n"
-	"libxdp's dispatcher, ring buffers, BPF stats, BPF_PROG_TEST_RUN, XDP native and\n"
-	"generic on veth, TC clsact. Each is reported available or not, with why.\n"
-	"XDP and TC are tried in a throw-away network namespace: the host is not touched.\n\n"
-	"EXAMPLES\n"
-	"  vantage features\n"
-	"  vantage -j features | jq '.features[] | select(.available == false) | .name'\n";
-
-int cmd_features(int argc, char **argv)
+/* The report: one JSON record, or a table. */
+static void report(const struct vtg_feature *f, int n)
 {
-	struct vtg_feature *f;
 	struct utsname u;
-	int n;
-
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	if (argc > 1)
-		return vtg_usage_err("features", "unexpected argument '%s'", argv[1]);
-	if (vtg_require_root())
-		return VTG_EXIT_FAIL;
-	n = vtg_features_probe(&f);
-	if (n < 0) {
-		vtg_err("feature probe failed: %s", strerror(-n));
-		return VTG_EXIT_FAIL;
-	}
-	uname(&u);
 	struct jw *w = vtg_jw_stdout();
 
+	uname(&u);
 	if (w) {
 		jw_record(w, "features", vtg_mono_ns());
 		jw_kstr(w, "kernel", u.release);
@@ -59,6 +35,35 @@ int cmd_features(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			printf("%-20s %-3s  %s\n", f[i].name, f[i].available ? "yes" : "no", f[i].detail);
 	}
+}
+
+static int features_run(void *opts)
+{
+	struct vtg_feature *f;
+	int n;
+
+	(void)opts;
+	if (vtg_require_root())
+		return VTG_EXIT_FAIL;
+	n = vtg_features_probe(&f);
+	if (n < 0) {
+		vtg_err("feature probe failed: %s", strerror(-n));
+		return VTG_EXIT_FAIL;
+	}
+	report(f, n);
 	free(f);
 	return VTG_EXIT_OK;
 }
+
+const struct cli_cmd vtg_cmd_features = {
+	.name = "features",
+	.summary = "probe what this kernel can do for vantage",
+	.desc = "Probes, by loading, attaching and running small BPF programs, what this kernel\n"
+		"can do for vantage: BTF, tp_btf, raw_tp, tracepoints, kprobes, fentry, freplace and\n"
+		"libxdp's dispatcher, ring buffers, BPF stats, BPF_PROG_TEST_RUN, XDP native and\n"
+		"generic on veth, TC clsact. Each is reported available or not, with why.\n"
+		"XDP and TC are tried in a throw-away network namespace: the host is not touched.\n",
+	.run = features_run,
+	.examples = "  vantage features\n"
+		    "  vantage features -j | jq '.features[] | select(.available == false) | .name'\n",
+};

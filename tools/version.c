@@ -5,22 +5,11 @@
 #include "core/vtg_core.h"
 #include "commands.h"
 
-static const char help[] =
-	"Usage: vantage [-j] version\n\n"
-	"Prints vantage's version and the libbpf version it runs with.\n\n"
-	"EXAMPLES\n"
-	"  vantage version\n"
-	"  vantage -j version | jq -r .version\n";
-
-int cmd_version(int argc, char **argv)
+static int version_run(void *opts)
 {
-	struct jw *w;
+	struct jw *w = vtg_jw_stdout();
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	if (argc > 1)
-		return vtg_usage_err("version", "unexpected argument '%s'", argv[1]);
-	w = vtg_jw_stdout();
+	(void)opts;
 	if (w) {
 		jw_record(w, "version", vtg_mono_ns());
 		jw_kstr(w, "version", VANTAGE_VERSION);
@@ -32,3 +21,12 @@ int cmd_version(int argc, char **argv)
 	}
 	return VTG_EXIT_OK;
 }
+
+const struct cli_cmd vtg_cmd_version = {
+	.name = "version",
+	.summary = "print the version and the libbpf it was built with",
+	.desc = "Prints vantage's version and the libbpf version it runs with.\n",
+	.run = version_run,
+	.examples = "  vantage version\n"
+		    "  vantage version -j | jq -r .version\n",
+};
