@@ -1,75 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 /* vantage latency: per-packet stack latency of containers' traffic, and histograms. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 #include "core/vtg_core.h"
 #include "commands.h"
 #include "latency/vtg_latency.h"
 #include "agent/vtg_agent.h"
 
-static const char help[] =
-	"Usage: vantage [-j] latency [--netns NAME|PATH]... [--pid PID]... [--all]\n"
-	"                           [--uplink DEV]... [--host NAME|PATH] [--proto LIST]\n"
-	"                           [--hist] [--duration S] [--max-age MS]\n\n"
-	"Measures, per packet, how long it spends in the host's network stack:\n"
-	"  egress:  from the send call's entry in the container to the transmit on the uplink;\n"
-	"  ingress: from the receive on the uplink to the return of the receive call.\n"
-	"Each record names the namespace, direction, protocol, the key the application can\n"
-	"match (ICMP echo id/seq; UDP 5-tuple + IP id; TCP 5-tuple + seq), the total latency\n"
-	"and the timeline through the devices on the way (device, namespace, time).\n\n"
-	"Options:\n"
-	"  -n, --netns NS      trace this namespace (name or path); repeatable\n"
-	"  -P, --pid PID       trace the namespace of this process; repeatable\n"
-	"  -a, --all           trace every namespace except the uplinks'\n"
-	"  -u, --uplink DEV    the host's uplink (repeatable); default: the default-route device\n"
-	"      --host NS       the namespace the uplinks are in (default: this one)\n"
-	"  -p, --proto LIST    icmp,udp,tcp (default: all three)\n"
-	"  -H, --hist          print latency histograms with percentiles at the end\n"
-	"                      instead of one record per packet\n"
-	"  -D, --duration S    stop after S seconds (default: until SIGINT/SIGTERM)\n"
-	"      --max-age MS    in-kernel entries older than this are stale (default 1000)\n"
-	"      --raw-tp        use the raw_tp programs even where tp_btf works\n"
-	"      --ring-kb N     ring buffer size in KiB, a power of two (default 4096)\n"
-	"      --standalone    load a tracer of its own even when the agent runs (otherwise\n"
-	"                      the running agent's records are used; --uplink, --host,\n"
-	"                      --max-age, --raw-tp, --syscall-hook and --ring-kb imply this)\n"
-	"      --syscall-hook raw|tp|none  send-entry hooks: one raw sys_enter tracepoint\n"
-	"                      filtered by syscall number (default), the syscall tracepoints,\n"
-	"                      or none (egress then starts when the packet reaches its first device)\n"
-	"      --no-cache      load the programs afresh and keep nothing for the next start\n"
-	"                      (see WARM START)\n\n"
-	"With -j, one JSON object per line: first {\"type\":\"tracing\",...} once attached, then\n"
-	"{\"type\":\"latency\",\"ts_ns\":..,\"time\":..,\n"
-	"\"netns\":..,\"netns_name\":..,\"dir\":..,\"proto\":..,\"src\":..,\"dst\":..,<key fields>,\n"
-	"\"lat_ns\":..,\"segments\":[{\"point\":..,\"dev\":..,\"netns\":..,\"t_ns\":..}]}; lost records\n"
-	"as {\"type\":\"lost\",\"count\":N,\"total\":N}; a traced namespace that disappears as\n"
-	"{\"type\":\"netns_gone\",\"netns\":..}; ts_ns is CLOCK_MONOTONIC.\n\n"
-	"WARM START: loading (BTF, relocation, verification) is most of a cold start. A\n"
-	"standalone tracer keeps its verified programs and maps, pinned but attached to\n"
-	"nothing, under " VTG_PIN_ROOT "/cache; the next start with the same options takes\n"
-	"them, clears their state and attaches them. `vantage clean` removes the cache.\n\n"
-	"EXAMPLES\n"
-	"  vantage latency --all\n"
-	"  vantage -j latency --netns c1 --uplink eth0 --proto icmp\n"
-	"  vantage latency --pid 4242 --hist --duration 30\n"
-	"  ip netns exec host vantage latency --netns c1 --uplink up0\n";
-
 #define MAX_TRACED 256
 
 struct lat_cli {
 	struct vtg_lat_opts o;
-	uint32_t traced[MAX_TRACED];
+	const char *netns[MAX_TRACED];  /* --netns, as given */
+	int n_netns;
+	long pids[MAX_TRACED];          /* --pid */
+	int n_pids;
+	uint32_t traced[2 * MAX_TRACED]; /* their inodes */
 	int n_traced;
 	const char *uplinks[VTG_LAT_MAX_UPLINKS], *host;
 	int n_up;
-	double duration;
-	bool hist, standalone;
+	double duration, max_age_ms;
+	bool hist, standalone, no_cache, syshook_given;
 };
 
 /* What a run has reported so far. */
@@ -357,184 +312,161 @@ static int run_via_agent(struct lat_cli *c, struct lat_out *out)
 	return VTG_EXIT_OK;
 }
 
-/* --netns NS or --pid PID: the namespace's inode into the traced set. */
-static int add_traced(struct lat_cli *c, int opt, const char *arg)
+/* The namespaces of --netns and --pid by inode; -1 to go on, else the exit status. */
+static int resolve_traced(struct lat_cli *c)
 {
-	char path[64], *end;
+	char path[64];
 	uint32_t ino;
 	int err;
 
-	if (c->n_traced >= MAX_TRACED)
-		return vtg_usage_err("latency", "at most %d namespaces", MAX_TRACED);
-	if (opt == 'n') {
-		err = vtg_lat_netns_ino(arg, &ino);
-	} else {
-		long pid = strtol(arg, &end, 10);
-
-		if (*end || pid <= 0)
-			return vtg_usage_err("latency", "--pid wants a process id, not '%s'", arg);
-		snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
-		err = vtg_lat_netns_ino(path, &ino);
-	}
-	if (err) {
-		vtg_err("%s '%s' not found: %s", opt == 'n' ? "network namespace" : "process", arg,
-			strerror(-err));
-		return VTG_EXIT_FAIL;
-	}
-	c->traced[c->n_traced++] = ino;
-	return -1;
-}
-
-/* Options that need a value checked; -1 to go on, else the exit status. */
-static int parse_value(struct lat_cli *c, int opt, const char *arg)
-{
-	char *end;
-
-	errno = 0;
-	switch (opt) {
-	case 'D':
-		c->duration = strtod(arg, &end);
-		if (errno || *end || c->duration <= 0)
-			return vtg_usage_err("latency", "--duration wants seconds > 0, not '%s'", arg);
-		return -1;
-	case 'M': {
-		double ms = strtod(arg, &end);
-
-		if (errno || *end || ms <= 0 || ms > 60000)
-			return vtg_usage_err("latency", "--max-age wants 0 < MS <= 60000, not '%s'", arg);
-		c->o.max_age_ns = (uint64_t)(ms * 1e6);
-		return -1;
-	}
-	case 'K': {
-		long kb = strtol(arg, &end, 10);
-
-		/* a power of two, at least a page */
-		if (*end || kb < 4 || kb > 1024 * 1024 || (kb & (kb - 1)))
-			return vtg_usage_err("latency", "--ring-kb wants a power of two from 4 to 1048576, not '%s'", arg);
-		c->o.ringbuf_bytes = (uint32_t)kb * 1024;
-		return -1;
-	}
-	case 'S':
-		if (!strcmp(arg, "tp"))
-			c->o.syshook = VTG_LAT_SYSHOOK_TP;
-		else if (!strcmp(arg, "raw"))
-			c->o.syshook = VTG_LAT_SYSHOOK_RAW;
-		else if (!strcmp(arg, "none"))
-			c->o.syshook = VTG_LAT_SYSHOOK_NONE;
-		else
-			return vtg_usage_err("latency", "--syscall-hook wants tp, raw or none, not '%s'", arg);
-		return -1;
-	case 'p':
-		if (vtg_lat_proto_parse(arg, &c->o.proto_mask))
-			return vtg_usage_err("latency", "--proto wants a list of icmp,udp,tcp, not '%s'", arg);
-		return -1;
-	}
-	return -1;
-}
-
-/* Parses the options into c; -1 to go on, else the exit status. */
-static int parse_opts(int argc, char **argv, struct lat_cli *c)
-{
-	static const struct option opts[] = {
-		{ "netns", required_argument, NULL, 'n' },
-		{ "pid", required_argument, NULL, 'P' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "uplink", required_argument, NULL, 'u' },
-		{ "host", required_argument, NULL, 'O' },
-		{ "proto", required_argument, NULL, 'p' },
-		{ "hist", no_argument, NULL, 'H' },
-		{ "duration", required_argument, NULL, 'D' },
-		{ "max-age", required_argument, NULL, 'M' },
-		{ "raw-tp", no_argument, NULL, 'R' },
-		{ "syscall-hook", required_argument, NULL, 'S' },
-		{ "ring-kb", required_argument, NULL, 'K' },
-		{ "standalone", no_argument, NULL, 'A' },
-		{ "no-cache", no_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	/* Options that only a tracer of our own can follow. */
-	static const char standalone_opts[] = "uOMRSKA";
-	int opt, ret;
-
-	while ((opt = getopt_long(argc, argv, "n:P:au:p:HD:", opts, NULL)) != -1) {
-		ret = -1;
-		if (strchr(standalone_opts, opt))
-			c->standalone = true;
-		switch (opt) {
-		case 'n':
-		case 'P':
-			ret = add_traced(c, opt, optarg);
-			break;
-		case 'a':
-			c->o.all = true;
-			break;
-		case 'u':
-			if (c->n_up >= VTG_LAT_MAX_UPLINKS)
-				return vtg_usage_err("latency", "at most %d uplinks", VTG_LAT_MAX_UPLINKS);
-			c->uplinks[c->n_up++] = optarg;
-			break;
-		case 'O':
-			c->host = optarg;
-			break;
-		case 'H':
-			c->hist = true;
-			break;
-		case 'R':
-			c->o.force_raw_tp = true;
-			break;
-		case 'A':
-			break;
-		case 'C':
-			c->o.cache = false;
-			break;
-		case 'D':
-		case 'M':
-		case 'K':
-		case 'S':
-		case 'p':
-			ret = parse_value(c, opt, optarg);
-			break;
-		default:
-			return vtg_usage_err("latency", "unknown option or missing value: '%s'", argv[optind - 1]);
+	if (c->n_netns + c->n_pids > MAX_TRACED)
+		return cli_usage_err("latency", "at most %d namespaces", MAX_TRACED);
+	for (int i = 0; i < c->n_netns; i++) {
+		err = vtg_lat_netns_ino(c->netns[i], &ino);
+		if (err) {
+			vtg_err("network namespace '%s' not found: %s", c->netns[i], strerror(-err));
+			return VTG_EXIT_FAIL;
 		}
-		if (ret >= 0)
-			return ret;
+		c->traced[c->n_traced++] = ino;
 	}
-	if (optind < argc)
-		return vtg_usage_err("latency", "unexpected argument '%s'", argv[optind]);
-	if (!c->o.all && !c->n_traced)
-		return vtg_usage_err("latency", "say what to trace: --netns NS, --pid PID or --all");
-	if (c->o.all && c->n_traced)
-		return vtg_usage_err("latency", "--all traces every namespace: drop --netns/--pid");
+	for (int i = 0; i < c->n_pids; i++) {
+		snprintf(path, sizeof(path), "/proc/%ld/ns/net", c->pids[i]);
+		err = vtg_lat_netns_ino(path, &ino);
+		if (err) {
+			vtg_err("process '%ld' not found: %s", c->pids[i], strerror(-err));
+			return VTG_EXIT_FAIL;
+		}
+		c->traced[c->n_traced++] = ino;
+	}
 	return -1;
 }
 
-int cmd_latency(int argc, char **argv)
+static int latency_run(void *opts)
 {
-	struct lat_cli *c = calloc(1, sizeof(*c));
-	struct lat_out out = { .lost_why = "ring buffer full" };
+	struct lat_cli *c = opts;
+	struct lat_out out = { .lost_why = "ring buffer full", .hist = c->hist };
 	int ret;
 
-	if (!c)
-		return VTG_EXIT_FAIL;
-	c->o.cache = true;
-	ret = vtg_help_requested(argc, argv, help) ? parse_opts(argc, argv, c) : VTG_EXIT_OK;
+	if (!c->o.all && !c->n_netns && !c->n_pids)
+		return cli_usage_err("latency", "say what to trace: --netns NS, --pid PID or --all");
+	if (c->o.all && (c->n_netns || c->n_pids))
+		return cli_usage_err("latency", "--all traces every namespace: drop --netns/--pid");
+	/* Options that only a tracer of our own can follow. */
+	c->standalone |= c->n_up || c->host || c->max_age_ms || c->o.force_raw_tp || c->syshook_given ||
+			 c->o.ringbuf_bytes;
+	c->o.max_age_ns = (uint64_t)(c->max_age_ms * 1e6);
+	c->o.cache = !c->no_cache;
+	ret = resolve_traced(c);
 	if (ret >= 0)
-		goto out;
-	ret = VTG_EXIT_FAIL;
+		return ret;
 	if (vtg_env_setup())
-		goto out;
+		return VTG_EXIT_FAIL;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, on_signal);
-	out.hist = c->hist;
 	/* A running agent already traces: ask it rather than attach a second tracer. */
 	ret = c->standalone ? -1 : run_via_agent(c, &out);
-	if (ret < 0)
-		ret = run_standalone(c, &out);
-out:
-	free(c);
-	return ret;
+	return ret >= 0 ? ret : run_standalone(c, &out);
 }
+
+static int parse_proto(const char *arg, void *dst, char *err, size_t errlen)
+{
+	if (!vtg_lat_proto_parse(arg, dst))
+		return 0;
+	snprintf(err, errlen, "'%s' is not a list of icmp,udp,tcp", arg);
+	return -1;
+}
+
+/* A power of two of KiB, at least a page. */
+static int parse_ring_kb(const char *arg, void *dst, char *err, size_t errlen)
+{
+	char *end;
+	long kb;
+
+	errno = 0;
+	kb = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || kb < 4 || kb > 1024 * 1024 || (kb & (kb - 1))) {
+		snprintf(err, errlen, "'%s' is not a power of two from 4 to 1048576", arg);
+		return -1;
+	}
+	*(uint32_t *)dst = (uint32_t)kb * 1024;
+	return 0;
+}
+
+static const struct cli_choice syshook_choices[] = {
+	{ "raw", VTG_LAT_SYSHOOK_RAW },
+	{ "tp", VTG_LAT_SYSHOOK_TP },
+	{ "none", VTG_LAT_SYSHOOK_NONE },
+	{ NULL },
+};
+
+#define YEAR (365 * 86400.0)
+
+static const struct cli_opt latency_table[] = {
+	CLI_ARRAY("netns", 'n', CLI_NETNS, struct lat_cli, netns, n_netns,
+		  .help = "trace this namespace (name or path)"),
+	CLI_ARRAY("pid", 0, CLI_COUNT, struct lat_cli, pids, n_pids, CLI_RANGE(1, 2147483647), .metavar = "PID",
+		  .help = "trace the namespace of this process"),
+	CLI_OPT("all", 'a', CLI_FLAG, struct lat_cli, o.all, .help = "trace every namespace except the uplinks'"),
+	CLI_ARRAY("uplink", 'u', CLI_DEVICE, struct lat_cli, uplinks, n_up, .def = "the default-route device",
+		  .help = "the host's uplink"),
+	CLI_OPT("host", 0, CLI_NETNS, struct lat_cli, host, .def = "this one",
+		.help = "the namespace the uplinks are in"),
+	CLI_OPT("proto", 'P', CLI_CUSTOM, struct lat_cli, o.proto_mask, .parse = parse_proto, .metavar = "LIST",
+		.def = "all three", .complete = "icmp udp tcp icmp,udp icmp,tcp udp,tcp",
+		.help = "icmp,udp,tcp: the protocols to trace"),
+	CLI_OPT("hist", 0, CLI_FLAG, struct lat_cli, hist,
+		.help = "print latency histograms with percentiles at the end instead of one record per packet"),
+	CLI_OPT("duration", 'D', CLI_DURATION, struct lat_cli, duration, CLI_ABOVE(0, YEAR),
+		.def = "until SIGINT/SIGTERM", .help = "stop after this long"),
+	CLI_OPT("max-age", 0, CLI_DOUBLE, struct lat_cli, max_age_ms, CLI_ABOVE(0, 60000), .metavar = "MS",
+		.def = "1000", .help = "in-kernel entries older than this (milliseconds) are stale"),
+	CLI_OPT("raw-tp", 0, CLI_FLAG, struct lat_cli, o.force_raw_tp,
+		.help = "use the raw_tp programs even where tp_btf works"),
+	CLI_OPT("ring-kb", 0, CLI_CUSTOM, struct lat_cli, o.ringbuf_bytes, .parse = parse_ring_kb, .metavar = "N",
+		.def = "4096", .help = "ring buffer size in KiB, a power of two"),
+	CLI_OPT("standalone", 0, CLI_FLAG, struct lat_cli, standalone,
+		.help = "load a tracer of its own even when the agent runs (otherwise the running agent's "
+			"records are used; --uplink, --host, --max-age, --raw-tp, --syscall-hook and "
+			"--ring-kb imply this)"),
+	CLI_OPT("syscall-hook", 0, CLI_ENUM, struct lat_cli, o.syshook, .choices = syshook_choices,
+		CLI_SEEN(struct lat_cli, syshook_given), .def = "raw",
+		.help = "send-entry hooks: one raw sys_enter tracepoint filtered by syscall number, the "
+			"syscall tracepoints, or none (egress then starts when the packet reaches its first "
+			"device)"),
+	CLI_OPT("no-cache", 0, CLI_FLAG, struct lat_cli, no_cache,
+		.help = "load the programs afresh and keep nothing for the next start (see WARM START)"),
+	CLI_END
+};
+
+const struct cli_cmd vtg_cmd_latency = {
+	.name = "latency",
+	.summary = "per-packet stack latency of containers' traffic, histograms",
+	.desc = "Measures, per packet, how long it spends in the host's network stack:\n"
+		"  egress:  from the send call's entry in the container to the transmit on the uplink;\n"
+		"  ingress: from the receive on the uplink to the return of the receive call.\n"
+		"Each record names the namespace, direction, protocol, the key the application can\n"
+		"match (ICMP echo id/seq; UDP 5-tuple + IP id; TCP 5-tuple + seq), the total latency\n"
+		"and the timeline through the devices on the way (device, namespace, time).\n",
+	.opts = latency_table,
+	.opts_size = sizeof(struct lat_cli),
+	.run = latency_run,
+	.usage = "(--netns NS|--pid PID)...|--all [--hist] [--duration TIME] [OPTIONS]",
+	.more = "With -j, one JSON object per line: first {\"type\":\"tracing\",...} once attached, then\n"
+		"{\"type\":\"latency\",\"ts_ns\":..,\"time\":..,\n"
+		"\"netns\":..,\"netns_name\":..,\"dir\":..,\"proto\":..,\"src\":..,\"dst\":..,<key fields>,\n"
+		"\"lat_ns\":..,\"segments\":[{\"point\":..,\"dev\":..,\"netns\":..,\"t_ns\":..}]}; lost records\n"
+		"as {\"type\":\"lost\",\"count\":N,\"total\":N}; a traced namespace that disappears as\n"
+		"{\"type\":\"netns_gone\",\"netns\":..}; ts_ns is CLOCK_MONOTONIC.\n\n"
+		"WARM START: loading (BTF, relocation, verification) is most of a cold start. A\n"
+		"standalone tracer keeps its verified programs and maps, pinned but attached to\n"
+		"nothing, under " VTG_PIN_ROOT "/cache; the next start with the same options takes\n"
+		"them, clears their state and attaches them. `vantage clean` removes the cache.\n\n"
+		"Old spellings: -p for --proto (-p is --pretty everywhere; -P is --proto), -P for\n"
+		"--pid, -H for --hist (-H is --hook).\n",
+	.examples = "  vantage latency --all\n"
+		    "  vantage -j latency --netns c1 --uplink eth0 --proto icmp\n"
+		    "  vantage latency --pid 4242 --hist --duration 30\n"
+		    "  ip netns exec host vantage latency --netns c1 --uplink up0\n",
+};

@@ -19,14 +19,6 @@ int cmd_count(int argc, char **argv);
 const struct cli_cmd vtg_cmd_count =
 	CLI_LEGACY("count", cmd_count, "count packets and bytes per protocol on an interface (XDP/TC)");
 
-int cmd_latency(int argc, char **argv);
-const struct cli_cmd vtg_cmd_latency =
-	CLI_LEGACY("latency", cmd_latency, "per-packet stack latency of containers' traffic, histograms");
-
-int cmd_ping(int argc, char **argv);
-const struct cli_cmd vtg_cmd_ping =
-	CLI_LEGACY("ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency");
-
 int cmd_agent(int argc, char **argv);
 const struct cli_cmd vtg_cmd_agent =
 	CLI_LEGACY("agent", cmd_agent, "the sidecar: latency of every container, uplink counters, sockets, metrics");
@@ -34,10 +26,6 @@ const struct cli_cmd vtg_cmd_agent =
 int cmd_policy(int argc, char **argv);
 const struct cli_cmd vtg_cmd_policy =
 	CLI_LEGACY("policy", cmd_policy, "classify packets at XDP/TC against a rule list held in BPF maps");
-
-int cmd_trace(int argc, char **argv);
-const struct cli_cmd vtg_cmd_trace =
-	CLI_LEGACY("trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel");
 
 int cmd_export(int argc, char **argv);
 const struct cli_cmd vtg_cmd_export =

@@ -6,7 +6,6 @@
  * corrected RTT = raw RTT - egress - ingress.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,39 +14,6 @@
 #include "commands.h"
 #include "latency/vtg_latency.h"
 #include "agent/vtg_agent.h"
-
-static const char help[] =
-	"Usage: vantage [-j] ping DST [-c N] [-i SECONDS] [-s SIZE] [-W TIMEOUT]\n"
-	"                        [--netns NAME|PATH] [--uplink DEV]... [--host NAME|PATH]\n"
-	"                        [--plot FILE.svg] [--no-trace]\n\n"
-	"ICMP echo (IPv4 or IPv6) with user-space send and receive timestamps. For each\n"
-	"reply it also reports the probe's egress and ingress latency through the host's\n"
-	"stack, measured in the kernel, and the corrected RTT = raw - egress - ingress:\n"
-	"the RTT a measurement from the host's wire would have seen.\n\n"
-	"Options:\n"
-	"  -c N            stop after N probes (default: until SIGINT)\n"
-	"  -i SECONDS      interval between probes (default 1; 0 floods like ping -f: the\n"
-	"                  next probe goes when the reply is in, or after 10 ms)\n"
-	"  -s SIZE         payload bytes (default 56)\n"
-	"  -W TIMEOUT      seconds to wait for a reply (default 1)\n"
-	"  --netns NS      send from this network namespace (default: the current one;\n"
-	"                  `ip netns exec c1 vantage ping ...` works as well)\n"
-	"  --uplink DEV    the host's uplink (repeatable; default: the default-route device\n"
-	"                  of the host namespace)\n"
-	"  --host NS       the namespace the uplinks are in (default: the initial one,\n"
-	"                  /proc/1/ns/net, or /proc/2/ns/net where init's is unreadable)\n"
-	"  --plot FILE     write the CDFs of raw and corrected RTT as SVG\n"
-	"  --no-trace      raw RTTs only (no BPF)\n\n"
-	"With -j: one {\"type\":\"probe\",\"seq\":..,\"rtt_ns\":..,\"egress_ns\":..,\"ingress_ns\":..,\n"
-	"\"corrected_ns\":..,\"send_gap_ns\":..,\"recv_gap_ns\":..} per probe (null where missing; the gaps:\n"
-	"user send time to the send hook, receive-return hook to user receive time), then\n"
-	"{\"type\":\"summary\",...} with\n"
-	"sent, received, covered (both latencies known) and min/mean/p50/p99/max.\n\n"
-	"EXAMPLES\n"
-	"  vantage ping -c 10 192.0.2.1\n"
-	"  vantage -j ping --netns c1 --host hostns --uplink up0 -c 100 -i 0.01 198.18.0.2\n"
-	"  ip netns exec c1 vantage ping --host hostns --uplink up0 -i 0 -c 2000 198.18.0.2\n"
-	"  vantage ping -c 500 -i 0.002 --plot rtt.svg 2001:db8::1\n";
 
 static volatile sig_atomic_t stop;
 
@@ -60,79 +26,34 @@ static void on_signal(int sig)
 struct ping_cli {
 	struct vtg_lat_ping_opts o;
 	const char *plot;
-	bool host_given;
+	bool host_given, no_trace;
 };
 
-/* Parses the options into c; -1 to go on, else the exit status. */
-static int parse_opts(int argc, char **argv, struct ping_cli *c)
-{
-	static const struct option opts[] = {
-		{ "netns", required_argument, NULL, 'n' },
-		{ "uplink", required_argument, NULL, 'u' },
-		{ "host", required_argument, NULL, 'O' },
-		{ "plot", required_argument, NULL, 'L' },
-		{ "no-trace", no_argument, NULL, 'T' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	struct vtg_lat_ping_opts *o = &c->o;
-	char *end;
-	int opt;
+#define HOUR 3600.0
 
-	while ((opt = getopt_long(argc, argv, "c:i:s:W:", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			errno = 0;
-			o->count = (int)strtol(optarg, &end, 10);
-			if (errno || *end || o->count <= 0)
-				return vtg_usage_err("ping", "-c wants a count > 0, not '%s'", optarg);
-			break;
-		case 'i':
-			errno = 0;
-			o->interval_s = strtod(optarg, &end);
-			if (errno || *end || o->interval_s < 0 || o->interval_s > 3600)
-				return vtg_usage_err("ping", "-i wants seconds >= 0, not '%s'", optarg);
-			break;
-		case 's':
-			errno = 0;
-			o->size = (int)strtol(optarg, &end, 10);
-			if (errno || *end || o->size < 8 || o->size > 65000)
-				return vtg_usage_err("ping", "-s wants 8..65000 bytes, not '%s'", optarg);
-			break;
-		case 'W':
-			errno = 0;
-			o->wait_s = strtod(optarg, &end);
-			if (errno || *end || o->wait_s <= 0 || o->wait_s > 3600)
-				return vtg_usage_err("ping", "-W wants seconds > 0, not '%s'", optarg);
-			break;
-		case 'n':
-			o->netns = optarg;
-			break;
-		case 'u':
-			if (o->n_uplinks >= VTG_LAT_MAX_UPLINKS)
-				return vtg_usage_err("ping", "at most %d uplinks", VTG_LAT_MAX_UPLINKS);
-			o->uplinks[o->n_uplinks++] = optarg;
-			break;
-		case 'O':
-			o->host = optarg;
-			c->host_given = true;
-			break;
-		case 'L':
-			c->plot = optarg;
-			break;
-		case 'T':
-			o->trace = false;
-			break;
-		default:
-			return vtg_usage_err("ping", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind != argc - 1)
-		return vtg_usage_err("ping", optind >= argc ? "a destination is required" :
-					     "one destination only");
-	o->dst = argv[optind];
-	return -1;
-}
+static const struct cli_opt ping_table[] = {
+	CLI_OPT("count", 'c', CLI_COUNT, struct ping_cli, o.count, CLI_RANGE(1, 1000000000), .def = "until SIGINT",
+		.help = "stop after N probes"),
+	CLI_OPT("interval", 'i', CLI_DURATION, struct ping_cli, o.interval_s, CLI_RANGE(0, HOUR),
+		.help = "between probes; 0 floods like ping -f: the next probe goes when the reply is in, "
+			"or after 10 ms"),
+	CLI_OPT("size", 's', CLI_COUNT, struct ping_cli, o.size, CLI_RANGE(8, 65000), .metavar = "BYTES",
+		.help = "payload bytes"),
+	CLI_OPT("timeout", 'W', CLI_DURATION, struct ping_cli, o.wait_s, CLI_ABOVE(0, HOUR),
+		.help = "how long to wait for a reply"),
+	CLI_OPT("netns", 'n', CLI_NETNS, struct ping_cli, o.netns, .def = "the current one",
+		.help = "send from this network namespace (`ip netns exec c1 vantage ping ...` works as well)"),
+	CLI_ARRAY("uplink", 'u', CLI_DEVICE, struct ping_cli, o.uplinks, o.n_uplinks,
+		  .def = "the default-route device of the host namespace", .help = "the host's uplink"),
+	CLI_OPT("host", 0, CLI_NETNS, struct ping_cli, o.host, CLI_SEEN(struct ping_cli, host_given),
+		.def = "the initial one, /proc/1/ns/net, or /proc/2/ns/net where init's is unreadable",
+		.help = "the namespace the uplinks are in"),
+	CLI_OPT("plot", 0, CLI_FILE, struct ping_cli, plot, .metavar = "FILE.svg",
+		.help = "write the CDFs of raw and corrected RTT as SVG"),
+	CLI_OPT("no-trace", 0, CLI_FLAG, struct ping_cli, no_trace, .help = "raw RTTs only (no BPF)"),
+	CLI_POS("DST", CLI_STRING, struct ping_cli, o.dst, .help = "an IPv4 or IPv6 address or a host name"),
+	CLI_END
+};
 
 static void print_gap(struct jw *w, const char *key, bool valid, uint64_t later, uint64_t earlier)
 {
@@ -418,17 +339,38 @@ out:
 	return ret;
 }
 
-int cmd_ping(int argc, char **argv)
+static int ping_run(void *opts)
 {
-	struct ping_cli c = { .o = { .size = 56, .interval_s = 1, .wait_s = 1, .trace = true } };
-	int ret;
+	struct ping_cli *c = opts;
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	ret = parse_opts(argc, argv, &c);
-	if (ret >= 0)
-		return ret;
+	c->o.trace = !c->no_trace;
 	if (vtg_env_setup())
 		return VTG_EXIT_FAIL;
-	return run(&c);
+	return run(c);
 }
+
+static const struct ping_cli ping_defaults = { .o = { .size = 56, .interval_s = 1, .wait_s = 1 } };
+
+const struct cli_cmd vtg_cmd_ping = {
+	.name = "ping",
+	.summary = "ICMP echo with RTTs corrected for the host's stack latency",
+	.desc = "ICMP echo (IPv4 or IPv6) with user-space send and receive timestamps. For each\n"
+		"reply it also reports the probe's egress and ingress latency through the host's\n"
+		"stack, measured in the kernel, and the corrected RTT = raw - egress - ingress:\n"
+		"the RTT a measurement from the host's wire would have seen. A running agent's\n"
+		"records are used when the prober is in the namespace it sends from and no uplink\n"
+		"is named; otherwise it loads a tracer of its own.\n",
+	.opts = ping_table,
+	.opts_size = sizeof(struct ping_cli),
+	.defaults = &ping_defaults,
+	.run = ping_run,
+	.more = "With -j: one {\"type\":\"probe\",\"seq\":..,\"rtt_ns\":..,\"egress_ns\":..,\n"
+		"\"ingress_ns\":..,\"corrected_ns\":..,\"send_gap_ns\":..,\"recv_gap_ns\":..} per probe\n"
+		"(null where missing; the gaps: user send time to the send hook, receive-return\n"
+		"hook to user receive time), then {\"type\":\"summary\",...} with sent, received,\n"
+		"covered (both latencies known) and min/mean/p50/p99/max.\n",
+	.examples = "  vantage ping -c 10 192.0.2.1\n"
+		    "  vantage -j ping --netns c1 --host hostns --uplink up0 -c 100 -i 0.01 198.18.0.2\n"
+		    "  ip netns exec c1 vantage ping --host hostns --uplink up0 -i 0 -c 2000 198.18.0.2\n"
+		    "  vantage ping -c 500 -i 2ms --plot rtt.svg 2001:db8::1\n",
+};

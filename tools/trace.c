@@ -2,7 +2,6 @@
 /* vantage trace: Paris traceroute that finds and reveals MPLS tunnels (TNT), replies
  * parsed in the kernel. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,58 +13,6 @@
 #include "commands.h"
 #include "trace/vtg_trace.h"
 #include "agent/vtg_agent.h"
-
-static const char help[] =
-	"Usage: vantage [-j] trace DST [-P icmp|udp|tcp] [-q N] [-w WAIT] [-f FIRST_TTL]\n"
-	"                         [-m MAX_TTL] [-g GAP] [--no-reveal] [options]\n"
-	"       vantage [-j] trace -T TARGETS_FILE --rate PPS [--concurrency N] [options]\n\n"
-	"Paris traceroute (the flow identifier stays constant along the path) that finds MPLS\n"
-	"tunnels and reveals hidden ones, as TNT does: RFC 4950 label stacks (explicit),\n"
-	"quoted TTLs and u-turns (implicit), LSE-TTLs (opaque), duplicate addresses, RTLA and\n"
-	"FRPLA shifts (invisible), then DPR, BRPR and buddy traces to reveal them. Each hop is\n"
-	"also pinged for its echo-reply TTL (the <time-exceeded, echo-reply> fingerprint).\n"
-	"Replies are parsed in the kernel (TC ingress); RTTs use kernel timestamps of the probe\n"
-	"(TC egress) and the reply. IPv4.\n\n"
-	"Options:\n"
-	"  -P, --proto P        probe with icmp (echo, default), udp or tcp (SYN)\n"
-	"  -q, --queries N      probes per hop, 1..8 (default 3)\n"
-	"  -w, --wait S         seconds to wait for a reply (default 2)\n"
-	"  -f, --first-ttl N    first TTL (default 1)\n"
-	"  -m, --max-ttl N      largest TTL (default 30)\n"
-	"  -g, --gap N          stop after N unresponsive hops in a row (default 5)\n"
-	"      --port N         UDP/TCP destination port (default 33434 for UDP, 80 for TCP)\n"
-	"      --no-reveal      find tunnels, do not send revelation traces\n"
-	"      --no-tnt         plain Paris traceroute: no pings, no tunnel analysis\n"
-	"      --frpla N        FRPLA threshold (default 3)\n"
-	"      --rtla N         RTLA threshold (default 1)\n"
-	"      --uturn N        UTURN threshold (default 2)\n"
-	"      --mttl N         opaque when the top LSE-TTL is above N (default 236)\n"
-	"  -T, --targets FILE   campaign: trace every address in FILE (one per line, # comments)\n"
-	"      --rate PPS       global probe rate (default 100 for one trace, required with -T)\n"
-	"      --concurrency N  traces probed at once in a campaign (default 64)\n"
-	"  -i, --iface IFACE    send and listen on IFACE instead of the route's interface\n"
-	"  -n, --netns NS       run inside network namespace NS (name or path)\n"
-	"      --stats          print counters, start-up time, memory and BPF run time at the end\n"
-	"      --bpf-stats      enable the kernel's BPF run-time statistics while tracing\n"
-	"      --standalone     trace here even when an agent with \"trace on-demand\" runs\n"
-	"                       (otherwise that agent runs the trace on this terminal)\n"
-	"  -j                   same as 'vantage -j trace'\n\n"
-	"Text output: one line per hop: TTL, address, RTTs, rTTLs=<time-exceeded, echo-reply>,\n"
-	"qttl=, frpla=/rtla=/uturn= when notable, tags like TNT's [MPLS,EXP,LSR], and\n"
-	"'Labels L mTTL=T' for RFC 4950 stacks. Revealed hops are numbered H1, H2, ... under\n"
-	"the ingress. Then one line per tunnel.\n"
-	"With -j: one JSON object per line: per hop {\"type\":\"hop\",\"dst\",\"ttl\",\"addr\",\n"
-	"\"rtt_ns\",\"reply_ttl\",\"echo_reply_ttl\",\"qttl\",\"mpls\":[{\"label\",\"tc\",\"s\",\"ttl\"}],\n"
-	"\"tags\",\"revealed\"}, per tunnel {\"type\":\"tunnel\",\"dst\",\"kind\",\"ingress\",\"egress\",\n"
-	"\"lsrs\",\"trigger\",\"revealed_by\"}, and per destination {\"type\":\"done\",...}.\n\n"
-	"Exit status: 0 when the destination answered (campaigns: when the campaign ran),\n"
-	"1 when it did not (unreachable, gap limit, max TTL, interrupted) or on failure,\n"
-	"2 on usage errors. Ctrl-C prints what was found so far and detaches.\n\n"
-	"EXAMPLES\n"
-	"  vantage trace 192.0.2.1\n"
-	"  vantage -j trace 192.0.2.1 -P udp -q 1 -w 1\n"
-	"  vantage trace 192.0.2.1 --no-reveal --frpla 4\n"
-	"  vantage -j trace -T targets.txt --rate 2000 > traces.jsonl\n";
 
 static volatile int stop;
 
@@ -480,168 +427,80 @@ static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_
 struct trace_cli {
 	struct vtg_tr_opts o;
 	const char *targets, *netns, *dst;
-	bool stats, standalone;
-	long port;
+	bool stats, standalone, no_reveal, no_tnt;
+	int port;
 };
 
-enum { O_NOREVEAL = 256, O_NOTNT, O_FRPLA, O_RTLA, O_UTURN, O_MTTL, O_RATE, O_CONC, O_STATS,
-       O_BPFSTATS, O_PORT, O_STANDALONE };
+static const struct cli_choice proto_choices[] = {
+	{ "icmp", VTG_TR_ICMP },
+	{ "udp", VTG_TR_UDP },
+	{ "tcp", VTG_TR_TCP },
+	{ NULL },
+};
 
-/* An integer option in lo..hi into *var; -1 to go on, else the exit status. */
-static int num_opt(const char *arg, long lo, long hi, const char *what, int *var)
-{
-	char *end;
-	long v;
+static const struct cli_opt trace_table[] = {
+	CLI_OPT("proto", 'P', CLI_ENUM, struct trace_cli, o.proto, .choices = proto_choices,
+		.help = "probe with icmp (echo), udp or tcp (SYN)"),
+	CLI_OPT("queries", 'q', CLI_COUNT, struct trace_cli, o.nqueries, CLI_RANGE(1, VTG_TR_MAXQ),
+		.help = "probes per hop"),
+	CLI_OPT("wait", 'w', CLI_DURATION, struct trace_cli, o.wait_s, CLI_ABOVE(0, 60),
+		.help = "how long to wait for a reply"),
+	CLI_OPT("first-ttl", 'f', CLI_COUNT, struct trace_cli, o.first_ttl, CLI_RANGE(1, 255), .help = "first TTL"),
+	CLI_OPT("max-ttl", 'm', CLI_COUNT, struct trace_cli, o.max_ttl, CLI_RANGE(1, 255), .help = "largest TTL"),
+	CLI_OPT("gap", 'g', CLI_COUNT, struct trace_cli, o.gap_limit, CLI_RANGE(1, 255),
+		.help = "stop after N unresponsive hops in a row"),
+	CLI_OPT("port", 0, CLI_COUNT, struct trace_cli, port, CLI_RANGE(1, 65535), .def = "33434 for udp, 80 for tcp",
+		.help = "UDP/TCP destination port"),
+	CLI_OPT("no-reveal", 0, CLI_FLAG, struct trace_cli, no_reveal, .help = "find tunnels, do not send revelation traces"),
+	CLI_OPT("no-tnt", 0, CLI_FLAG, struct trace_cli, no_tnt,
+		.help = "plain Paris traceroute: no pings, no tunnel analysis"),
+	CLI_OPT("frpla", 0, CLI_COUNT, struct trace_cli, o.tnt_params.frpla, CLI_RANGE(1, 255), .help = "FRPLA threshold"),
+	CLI_OPT("rtla", 0, CLI_COUNT, struct trace_cli, o.tnt_params.rtla, CLI_RANGE(1, 255), .help = "RTLA threshold"),
+	CLI_OPT("uturn", 0, CLI_COUNT, struct trace_cli, o.tnt_params.uturn, CLI_RANGE(1, 255), .help = "UTURN threshold"),
+	CLI_OPT("mttl", 0, CLI_COUNT, struct trace_cli, o.tnt_params.mttl, CLI_RANGE(1, 254),
+		.help = "opaque when the top LSE-TTL is above N"),
+	CLI_OPT("targets", 'T', CLI_FILE, struct trace_cli, targets,
+		.help = "campaign: trace every address in FILE (one per line, # comments; - reads stdin)"),
+	CLI_OPT("rate", 0, CLI_DOUBLE, struct trace_cli, o.rate_pps, CLI_RANGE(1, 1000000), .metavar = "PPS",
+		.def = "100 for one trace, required with -T", .help = "global probe rate, probes/s"),
+	CLI_OPT("concurrency", 0, CLI_COUNT, struct trace_cli, o.concurrency, CLI_RANGE(1, 100000),
+		.help = "traces probed at once in a campaign"),
+	CLI_OPT("dev", 'd', CLI_DEVICE, struct trace_cli, o.ifname, .def = "the route's interface",
+		.help = "send and listen on this interface"),
+	CLI_ALIAS("iface", "dev", NULL),
+	CLI_OPT("netns", 'n', CLI_NETNS, struct trace_cli, netns, .help = "run inside this network namespace"),
+	CLI_OPT("stats", 0, CLI_FLAG, struct trace_cli, stats,
+		.help = "print counters, start-up time, memory and BPF run time at the end"),
+	CLI_OPT("bpf-stats", 0, CLI_FLAG, struct trace_cli, o.bpf_stats,
+		.help = "enable the kernel's BPF run-time statistics while tracing"),
+	CLI_OPT("standalone", 0, CLI_FLAG, struct trace_cli, standalone,
+		.help = "trace here even when an agent with \"trace on-demand\" runs (otherwise that agent "
+			"runs the trace on this terminal)"),
+	CLI_POS_OPTIONAL("DST", CLI_STRING, struct trace_cli, dst,
+			 .help = "the destination, an IPv4 address or host name (or -T)"),
+	CLI_END
+};
 
-	errno = 0;
-	v = strtol(arg, &end, 10);
-	if (errno || *end || v < lo || v > hi)
-		return vtg_usage_err("trace", "%s wants %ld..%ld, not '%s'", what, lo, hi, arg);
-	*var = (int)v;
-	return -1;
-}
+static const struct trace_cli trace_defaults = {
+	.o = { .proto = VTG_TR_ICMP, .nqueries = 3, .wait_s = 2, .first_ttl = 1, .max_ttl = 30,
+	       .gap_limit = 5, .concurrency = 64, .tnt_params = VTG_TNT_DEFAULT_PARAMS },
+};
 
-static int proto_opt(const char *arg, enum vtg_tr_proto *p)
-{
-	if (!strcmp(arg, "icmp"))
-		*p = VTG_TR_ICMP;
-	else if (!strcmp(arg, "udp"))
-		*p = VTG_TR_UDP;
-	else if (!strcmp(arg, "tcp"))
-		*p = VTG_TR_TCP;
-	else
-		return vtg_usage_err("trace", "-P wants icmp, udp or tcp, not '%s'", arg);
-	return -1;
-}
-
-/* A number in [lo, hi], or in (lo, hi] with lo_open; -1 to go on, else the exit status. */
-static int real_opt(const char *arg, double lo, bool lo_open, double hi, const char *what, double *var)
-{
-	char *end;
-
-	errno = 0;
-	*var = strtod(arg, &end);
-	if (errno || *end || *var < lo || (lo_open && *var == lo) || *var > hi)
-		return vtg_usage_err("trace", "%s, not '%s'", what, arg);
-	return -1;
-}
-
-/* One option; -1 to go on, else the exit status. */
-static int parse_one(struct trace_cli *c, int opt, const char *arg)
+/* The checks the table cannot make, and what follows from the options; -1 to go on,
+ * else the exit status. */
+static int finish_opts(struct trace_cli *c)
 {
 	struct vtg_tr_opts *o = &c->o;
-	int port = 0, ret;
 
-	switch (opt) {
-	case 'P':
-		return proto_opt(arg, &o->proto);
-	case 'q':
-		return num_opt(arg, 1, VTG_TR_MAXQ, "-q", &o->nqueries);
-	case 'w':
-		return real_opt(arg, 0, true, 60, "-w wants seconds in (0, 60]", &o->wait_s);
-	case 'f':
-		return num_opt(arg, 1, 255, "-f", &o->first_ttl);
-	case 'm':
-		return num_opt(arg, 1, 255, "-m", &o->max_ttl);
-	case 'g':
-		return num_opt(arg, 1, 255, "-g", &o->gap_limit);
-	case O_PORT:
-		ret = num_opt(arg, 1, 65535, "--port", &port);
-		c->port = port;
-		return ret;
-	case O_FRPLA:
-		return num_opt(arg, 1, 255, "--frpla", &o->tnt_params.frpla);
-	case O_RTLA:
-		return num_opt(arg, 1, 255, "--rtla", &o->tnt_params.rtla);
-	case O_UTURN:
-		return num_opt(arg, 1, 255, "--uturn", &o->tnt_params.uturn);
-	case O_MTTL:
-		return num_opt(arg, 1, 254, "--mttl", &o->tnt_params.mttl);
-	case O_RATE:
-		return real_opt(arg, 1, false, 1e6, "--rate wants 1..1000000 probes/s", &o->rate_pps);
-	case O_CONC:
-		return num_opt(arg, 1, 100000, "--concurrency", &o->concurrency);
-	case O_NOREVEAL:
-		o->reveal = false;
-		return -1;
-	case O_NOTNT:
-		o->tnt = o->reveal = false;
-		return -1;
-	case 'T':
-		c->targets = arg;
-		return -1;
-	case 'i':
-		o->ifname = arg;
-		return -1;
-	case 'n':
-		c->netns = arg;
-		return -1;
-	case O_STATS:
-		c->stats = true;
-		return -1;
-	case O_BPFSTATS:
-		o->bpf_stats = true;
-		return -1;
-	case 'j':
-		vtg.json = true;
-		return -1;
-	case O_STANDALONE:
-		c->standalone = true;
-		return -1;
-	}
-	return VTG_EXIT_USAGE;
-}
-
-/* Parses the options into c; -1 to go on, else the exit status. */
-static int parse_opts(int argc, char **argv, struct trace_cli *c)
-{
-	static const struct option opts[] = {
-		{ "proto", required_argument, NULL, 'P' },
-		{ "queries", required_argument, NULL, 'q' },
-		{ "wait", required_argument, NULL, 'w' },
-		{ "first-ttl", required_argument, NULL, 'f' },
-		{ "max-ttl", required_argument, NULL, 'm' },
-		{ "gap", required_argument, NULL, 'g' },
-		{ "port", required_argument, NULL, O_PORT },
-		{ "no-reveal", no_argument, NULL, O_NOREVEAL },
-		{ "no-tnt", no_argument, NULL, O_NOTNT },
-		{ "frpla", required_argument, NULL, O_FRPLA },
-		{ "rtla", required_argument, NULL, O_RTLA },
-		{ "uturn", required_argument, NULL, O_UTURN },
-		{ "mttl", required_argument, NULL, O_MTTL },
-		{ "targets", required_argument, NULL, 'T' },
-		{ "rate", required_argument, NULL, O_RATE },
-		{ "concurrency", required_argument, NULL, O_CONC },
-		{ "iface", required_argument, NULL, 'i' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "stats", no_argument, NULL, O_STATS },
-		{ "bpf-stats", no_argument, NULL, O_BPFSTATS },
-		{ "json", no_argument, NULL, 'j' },
-		{ "standalone", no_argument, NULL, O_STANDALONE },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	struct vtg_tr_opts *o = &c->o;
-	int opt, ret;
-
-	while ((opt = getopt_long(argc, argv, "P:q:w:f:m:g:T:i:n:j", opts, NULL)) != -1) {
-		if (opt == '?' || opt == ':' || opt == 'h')
-			return vtg_usage_err("trace", "unknown option or missing value: '%s'", argv[optind - 1]);
-		ret = parse_one(c, opt, optarg);
-		if (ret >= 0)
-			return ret;
-	}
-	if (optind < argc)
-		c->dst = argv[optind++];
-	if (optind < argc)
-		return vtg_usage_err("trace", "unexpected argument '%s'", argv[optind]);
 	if (!c->dst == !c->targets)
-		return vtg_usage_err("trace", c->targets ? "give either DST or -T TARGETS_FILE, not both" :
+		return cli_usage_err("trace", c->targets ? "give either DST or -T TARGETS_FILE, not both" :
 							   "a destination (DST) or -T TARGETS_FILE is required");
 	if (c->targets && !o->rate_pps)
-		return vtg_usage_err("trace", "-T wants --rate PPS (the global probe rate)");
+		return cli_usage_err("trace", "-T wants --rate PPS (the global probe rate)");
 	if (o->first_ttl > o->max_ttl)
-		return vtg_usage_err("trace", "-f %d is above -m %d", o->first_ttl, o->max_ttl);
+		return cli_usage_err("trace", "-f %d is above -m %d", o->first_ttl, o->max_ttl);
+	o->tnt = !c->no_tnt;
+	o->reveal = !c->no_tnt && !c->no_reveal;
 	if (!o->rate_pps)
 		o->rate_pps = 100;
 	if (!c->targets)
@@ -650,32 +509,109 @@ static int parse_opts(int argc, char **argv, struct trace_cli *c)
 	return -1;
 }
 
-/* An agent configured with "trace on-demand" runs the trace (loading the reply parser
- * for that run) on our terminal: the same arguments, but --standalone, and a targets
- * file named by its full path (the agent runs elsewhere). Returns its exit status, or
- * -1 when no agent does it (then we trace here). */
-static int via_agent(int argc, char **argv)
+/* The agent's run gets the options again as arguments (those not at their default);
+ * the agent adds --standalone after them. */
+struct agent_args {
+	char *v[40];
+	int n;
+	char store[1024];
+	size_t used;
+	bool full;
+};
+
+static void arg_add(struct agent_args *a, const char *s)
 {
-	char **args = calloc(argc, sizeof(*args)), abspath[PATH_MAX];
-	int n = 0, st;
+	size_t len = strlen(s) + 1;
 
-	if (!args)
+	if (a->n >= (int)(sizeof(a->v) / sizeof(a->v[0])) || a->used + len > sizeof(a->store)) {
+		a->full = true;
+		return;
+	}
+	a->v[a->n++] = memcpy(a->store + a->used, s, len);
+	a->used += len;
+}
+
+static void arg_num(struct agent_args *a, const char *opt, double v, double def)
+{
+	char buf[32];
+
+	if (v == def)
+		return;
+	snprintf(buf, sizeof(buf), "%.9g", v);
+	arg_add(a, opt);
+	arg_add(a, buf);
+}
+
+static void arg_str(struct agent_args *a, const char *opt, const char *v)
+{
+	if (!v)
+		return;
+	arg_add(a, opt);
+	arg_add(a, v);
+}
+
+static void arg_flag(struct agent_args *a, const char *opt, bool v)
+{
+	if (v)
+		arg_add(a, opt);
+}
+
+static void agent_args(const struct trace_cli *c, struct agent_args *a)
+{
+	const struct vtg_tr_opts *o = &c->o, *d = &trace_defaults.o;
+	char abspath[PATH_MAX];
+	const char *targets = c->targets;
+
+	/* The agent runs elsewhere: a targets file is named by its full path. */
+	if (targets && strcmp(targets, "-") && realpath(targets, abspath))
+		targets = abspath;
+	if (o->proto != d->proto)
+		arg_str(a, "--proto", proto_choices[o->proto].name);
+	arg_num(a, "--queries", o->nqueries, d->nqueries);
+	arg_num(a, "--wait", o->wait_s, d->wait_s);
+	arg_num(a, "--first-ttl", o->first_ttl, d->first_ttl);
+	arg_num(a, "--max-ttl", o->max_ttl, d->max_ttl);
+	arg_num(a, "--gap", o->gap_limit, d->gap_limit);
+	arg_num(a, "--port", c->port, 0);
+	arg_flag(a, "--no-reveal", c->no_reveal);
+	arg_flag(a, "--no-tnt", c->no_tnt);
+	arg_num(a, "--frpla", o->tnt_params.frpla, d->tnt_params.frpla);
+	arg_num(a, "--rtla", o->tnt_params.rtla, d->tnt_params.rtla);
+	arg_num(a, "--uturn", o->tnt_params.uturn, d->tnt_params.uturn);
+	arg_num(a, "--mttl", o->tnt_params.mttl, d->tnt_params.mttl);
+	arg_str(a, "--targets", targets);
+	if (c->targets) {
+		arg_num(a, "--rate", o->rate_pps, 0);
+		arg_num(a, "--concurrency", o->concurrency, d->concurrency);
+	}
+	arg_str(a, "--dev", o->ifname);
+	arg_str(a, "--netns", c->netns);
+	arg_flag(a, "--stats", c->stats);
+	arg_flag(a, "--bpf-stats", o->bpf_stats);
+	if (c->dst)
+		arg_add(a, c->dst);
+}
+
+/* An agent configured with "trace on-demand" runs the trace (loading the reply parser
+ * for that run) on our terminal. Returns its exit status, or -1 when no agent does it
+ * (then we trace here). */
+static int via_agent(const struct trace_cli *c)
+{
+	struct agent_args *a = calloc(1, sizeof(*a));
+	int st;
+
+	if (!a)
 		return -1;
-	for (int i = 1; i < argc; i++) {
-		const char *prev = argv[i - 1];
-
-		if (!strcmp(argv[i], "--standalone"))
-			continue;
-		args[n] = argv[i];
-		if ((!strcmp(prev, "-T") || !strcmp(prev, "--targets")) && strcmp(argv[i], "-") &&
-		    realpath(argv[i], abspath))
-			args[n] = abspath;
-		n++;
+	agent_args(c, a);
+	if (a->full) {
+		vtg_info("arguments too long to hand to the agent: tracing here");
+		free(a);
+		return -1;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	st = vtg_agent_trace(args, n, vtg.json, vtg.verbose, &stop);
-	free(args);
+	st = vtg_agent_trace(a->v, a->n, vtg.json, vtg.verbose, &stop);
+	free(a);
 	if (st == -ENOTSUP)
 		return -1;
 	return st < 0 ? VTG_EXIT_FAIL : st;
@@ -777,24 +713,52 @@ out:
 	return ret;
 }
 
-int cmd_trace(int argc, char **argv)
+static int trace_run(void *opts)
 {
-	struct trace_cli c = {
-		.o = { .proto = VTG_TR_ICMP, .nqueries = 3, .wait_s = 2, .first_ttl = 1, .max_ttl = 30,
-		       .gap_limit = 5, .reveal = true, .tnt = true, .rate_pps = 0, .concurrency = 64,
-		       .tnt_params = VTG_TNT_DEFAULT_PARAMS },
-	};
+	struct trace_cli *c = opts;
 	uint64_t start_ns = vtg_mono_ns();
-	int ret;
+	int ret = finish_opts(c);
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	ret = parse_opts(argc, argv, &c);
 	if (ret >= 0)
 		return ret;
 	if (vtg_env_setup())
 		return VTG_EXIT_FAIL;
-	if (!c.standalone && (ret = via_agent(argc, argv)) >= 0)
+	if (!c->standalone && (ret = via_agent(c)) >= 0)
 		return ret;
-	return run(&c, start_ns);
+	return run(c, start_ns);
 }
+
+const struct cli_cmd vtg_cmd_trace = {
+	.name = "trace",
+	.summary = "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel",
+	.desc = "Paris traceroute (the flow identifier stays constant along the path) that finds MPLS\n"
+		"tunnels and reveals hidden ones, as TNT does: RFC 4950 label stacks (explicit),\n"
+		"quoted TTLs and u-turns (implicit), LSE-TTLs (opaque), duplicate addresses, RTLA and\n"
+		"FRPLA shifts (invisible), then DPR, BRPR and buddy traces to reveal them. Each hop is\n"
+		"also pinged for its echo-reply TTL (the <time-exceeded, echo-reply> fingerprint).\n"
+		"Replies are parsed in the kernel (TC ingress); RTTs use kernel timestamps of the probe\n"
+		"(TC egress) and the reply. IPv4.\n",
+	.opts = trace_table,
+	.opts_size = sizeof(struct trace_cli),
+	.defaults = &trace_defaults,
+	.run = trace_run,
+	.usage = "DST [-P icmp|udp|tcp] [-q N] [-w TIME] [-f TTL] [-m TTL] [-g N] [OPTIONS]\n"
+		 "       vantage [-j|-p] [-v] trace -T FILE --rate PPS [--concurrency N] [OPTIONS]",
+	.more = "Text output: one line per hop: TTL, address, RTTs, rTTLs=<time-exceeded, echo-reply>,\n"
+		"qttl=, frpla=/rtla=/uturn= when notable, tags like TNT's [MPLS,EXP,LSR], and\n"
+		"'Labels L mTTL=T' for RFC 4950 stacks. Revealed hops are numbered H1, H2, ... under\n"
+		"the ingress. Then one line per tunnel.\n"
+		"With -j: one JSON object per line: per hop {\"type\":\"hop\",\"dst\",\"ttl\",\"addr\",\n"
+		"\"rtt_ns\",\"reply_ttl\",\"echo_reply_ttl\",\"qttl\",\"mpls\":[{\"label\",\"tc\",\"s\",\"ttl\"}],\n"
+		"\"tags\",\"revealed\"}, per tunnel {\"type\":\"tunnel\",\"dst\",\"kind\",\"ingress\",\"egress\",\n"
+		"\"lsrs\",\"trigger\",\"revealed_by\"}, per destination {\"type\":\"done\",...}; replies lost\n"
+		"in the kernel as {\"type\":\"lost\",\"count\":N,...}.\n\n"
+		"Exit status: 0 when the destination answered (campaigns: when the campaign ran),\n"
+		"1 when it did not (unreachable, gap limit, max TTL, interrupted) or on failure,\n"
+		"2 on usage errors. Ctrl-C prints what was found so far and detaches.\n"
+		"Old spellings: -i IFACE (now -d/--dev; --iface still works).\n",
+	.examples = "  vantage trace 192.0.2.1\n"
+		    "  vantage -j trace 192.0.2.1 -P udp -q 1 -w 1\n"
+		    "  vantage trace 192.0.2.1 --no-reveal --frpla 4\n"
+		    "  vantage -j trace -T targets.txt --rate 2000 > traces.jsonl\n",
+};
