@@ -808,18 +808,23 @@ static int parse_args(struct parse *p, int argc, char **argv)
 			rc = parse_short(p, argc, argv, &i);
 		else
 			rc = parse_positional(p, a);
+		if (!p->opts)
+			rc = 0; /* the first pass looks past errors for -j, -h, -V */
 	}
+	if (!p->opts)
+		return 0;
 	return rc ? rc : check_required(p);
 }
 
 /* ---- help --------------------------------------------------------------------- */
 
-/* Writes text from column col (the cursor is at column at), wrapped at WIDTH. */
+/* Writes text from column col (the cursor is at column at; on the next line if that
+ * leaves less than two spaces), wrapped at WIDTH. */
 static void put_wrapped(FILE *f, const char *text, int col, int at)
 {
 	const char *s = text;
 
-	if (at > col - 1 && at != col) {
+	if (at + 2 > col) { /* at least two spaces between the columns */
 		fputc('\n', f);
 		at = 0;
 	}
@@ -923,7 +928,7 @@ static void row_help(const struct cli_cmd *cmd, const struct rows *rs, const str
 	}
 	default_text(cmd, o, tmp, sizeof(tmp));
 	if (tmp[0])
-		append(notes, sizeof(notes), "; default %s", tmp);
+		append(notes, sizeof(notes), "; default: %s", tmp);
 	if (o->n_off && !o->positional)
 		append(notes, sizeof(notes), "; repeatable");
 	for (int i = 0; i < rs->n; i++) {
@@ -1030,7 +1035,7 @@ static void print_help(FILE *f, const struct cli_cmd *cmd, const char *path)
 		fprintf(f, "\nCommands (a unique prefix will do):\n");
 		for (int i = 0; cmd->subs[i]; i++) {
 			fprintf(f, "  %-10s", cmd->subs[i]->name);
-			put_wrapped(f, cmd->subs[i]->summary ? cmd->subs[i]->summary : "", 13, 12);
+			put_wrapped(f, cmd->subs[i]->summary ? cmd->subs[i]->summary : "", 14, 12);
 		}
 		fprintf(f, "\n'vantage %s COMMAND --help' shows a command's options.\n", path);
 		if (cmd->more)
@@ -1073,7 +1078,7 @@ static void usage(FILE *f)
 		   "Commands (a unique prefix will do):\n");
 	for (int i = 0; tool_cmds[i]; i++) {
 		fprintf(f, "  %-11s", tool_cmds[i]->name);
-		put_wrapped(f, tool_cmds[i]->summary ? tool_cmds[i]->summary : "", 13, 13);
+		put_wrapped(f, tool_cmds[i]->summary ? tool_cmds[i]->summary : "", 15, 13);
 	}
 	fprintf(f, "\nEXAMPLES\n"
 		   "  vantage features                   what works on this kernel\n"

@@ -15,26 +15,11 @@ int cmd_clean(int argc, char **argv);
 const struct cli_cmd vtg_cmd_clean =
 	CLI_LEGACY("clean", cmd_clean, "remove everything vantage attached or pinned (also after a crash)");
 
-int cmd_latency(int argc, char **argv);
-const struct cli_cmd vtg_cmd_latency =
-	CLI_LEGACY("latency", cmd_latency, "per-packet stack latency of containers' traffic, histograms");
-
-int cmd_ping(int argc, char **argv);
-const struct cli_cmd vtg_cmd_ping =
-	CLI_LEGACY("ping", cmd_ping, "ICMP echo with RTTs corrected for the host's stack latency");
-
-
-int cmd_trace(int argc, char **argv);
-const struct cli_cmd vtg_cmd_trace =
-	CLI_LEGACY("trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel");
 
 int cmd_export(int argc, char **argv);
 const struct cli_cmd vtg_cmd_export =
 	CLI_LEGACY("export", cmd_export, "write a record stream (stdin) to IPFIX, pcapng, Prometheus or JSON Lines");
 
-int cmd_conntest(int argc, char **argv);
-const struct cli_cmd vtg_cmd_conntest =
-	CLI_LEGACY("conntest", cmd_conntest, "TCP/UDP connectivity, latency and bandwidth between instances");
 
 /* In the order `vantage --help` lists them. */
 static const struct cli_cmd *const commands[] = {

@@ -2,74 +2,17 @@
 /* vantage trace: Paris traceroute that finds and reveals MPLS tunnels (TNT), replies
  * parsed in the kernel. */
 #include <errno.h>
-#include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <poll.h>
 #include <limits.h>
-#include <arpa/inet.h>
 #include "core/vtg_core.h"
 #include "commands.h"
 #include "trace/vtg_trace.h"
 #include "agent/vtg_agent.h"
-
-static const char help[] =
-	"Usage: vantage [-j] trace DST [-P icmp|udp|tcp] [-q N] [-w WAIT] [-f FIRST_TTL]\n"
-	"                         [-m MAX_TTL] [-g GAP] [--no-reveal] [options]\n"
-	"       vantage [-j] trace -T TARGETS_FILE --rate PPS [--concurrency N] [options]\n\n"
-	"Paris traceroute (the flow identifier stays constant along the path) that finds MPLS\n"
-	"tunnels and reveals hidden ones, as TNT does: RFC 4950 label stacks (explicit),\n"
-	"quoted TTLs and u-turns (implicit), LSE-TTLs (opaque), duplicate addresses, RTLA and\n"
-	"FRPLA shifts (invisible), then DPR, BRPR and buddy traces to reveal them. Each hop is\n"
-	"also pinged for its echo-reply TTL (the <time-exceeded, echo-reply> fingerprint).\n"
-	"Replies are parsed in the kernel (TC ingress); RTTs use kernel timestamps of the probe\n"
-	"(TC egress) and the reply. IPv4.\n\n"
-	"Options:\n"
-	"  -P, --proto P        probe with icmp (echo, default), udp or tcp (SYN)\n"
-	"  -q, --queries N      probes per hop, 1..8 (default 3)\n"
-	"  -w, --wait S         seconds to wait for a reply (default 2)\n"
-	"  -f, --first-ttl N    first TTL (default 1)\n"
-	"  -m, --max-ttl N      largest TTL (default 30)\n"
-	"  -g, --gap N          stop after N unresponsive hops in a row (default 5)\n"
-	"      --port N         UDP/TCP destination port (default 33434 for UDP, 80 for TCP)\n"
-	"      --no-reveal      find tunnels, do not send revelation traces\n"
-	"      --no-tnt         plain Paris traceroute: no pings, no tunnel analysis\n"
-	"      --frpla N        FRPLA threshold (default 3)\n"
-	"      --rtla N         RTLA threshold (default 1)\n"
-	"      --uturn N        UTURN threshold (default 2)\n"
-	"      --mttl N         opaque when the top LSE-TTL is above N (default 236)\n"
-	"  -T, --targets FILE   campaign: trace every address in FILE (one per line, # comments)\n"
-	"      --rate PPS       global probe rate (default 100 for one trace, required with -T)\n"
-	"      --concurrency N  traces probed at once in a campaign (default 64)\n"
-	"  -i, --iface IFACE    send and listen on IFACE instead of the route's interface\n"
-	"  -n, --netns NS       run inside network namespace NS (name or path)\n"
-	"      --stats          print counters, start-up time, memory and BPF run time at the end\n"
-	"      --bpf-stats      enable the kernel's BPF run-time statistics while tracing\n"
-	"      --standalone     trace here even when an agent with \"trace on-demand\" runs\n"
-	"                       (otherwise that agent runs the trace on this terminal)\n"
-	"  -j                   same as 'vantage -j trace'\n\n"
-	"Text output: one line per hop: TTL, address, RTTs, rTTLs=<time-exceeded, echo-reply>,\n"
-	"qttl=, frpla=/rtla=/uturn= when notable, tags like TNT's [MPLS,EXP,LSR], and\n"
-	"'Labels L mTTL=T' for RFC 4950 stacks. Revealed hops are numbered H1, H2, ... under\n"
-	"the ingress. Then one line per tunnel.\n"
-	"With -j: one JSON object per line: per hop {\"type\":\"hop\",\"dst\",\"ttl\",\"addr\",\n"
-	"\"rtt_ns\",\"reply_ttl\",\"echo_reply_ttl\",\"qttl\",\"mpls\":[{\"label\",\"tc\",\"s\",\"ttl\"}],\n"
-	"\"tags\",\"revealed\"}, per tunnel {\"type\":\"tunnel\",\"dst\",\"kind\",\"ingress\",\"egress\",\n"
-	"\"lsrs\",\"trigger\",\"revealed_by\"}, and per destination {\"type\":\"done\",...}.\n\n"
-	"Exit status: 0 when the destination answered (campaigns: when the campaign ran),\n"
-	"1 when it did not (unreachable, gap limit, max TTL, interrupted) or on failure,\n"
-	"2 on usage errors. Ctrl-C prints what was found so far and detaches.\n\n"
-	"EXAMPLES\n"
-	"  vantage trace 192.0.2.1\n"
-	"  vantage -j trace 192.0.2.1 -P udp -q 1 -w 1\n"
-	"  vantage trace 192.0.2.1 --no-reveal --frpla 4\n"
-	"  vantage -j trace -T targets.txt --rate 2000 > traces.jsonl\n";
 
 static volatile int stop;
 
@@ -428,21 +371,6 @@ static void on_report(const struct vtg_tr_report *r, void *arg)
 			r->stop_detail[0] ? ": " : "", r->stop_detail);
 }
 
-static int resolve(const char *name, struct vtg_addr *a)
-{
-	struct addrinfo hints = { .ai_family = AF_INET }, *res = NULL;
-
-	if (!vtg_addr_parse(name, a))
-		return 0;
-	if (getaddrinfo(name, NULL, &hints, &res) || !res)
-		return -ENOENT;
-	memset(a, 0, sizeof(*a));
-	a->family = 4;
-	memcpy(a->a, &((struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
-	freeaddrinfo(res);
-	return 0;
-}
-
 static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_ns)
 {
 	struct vtg_tr_stats st;
@@ -496,407 +424,286 @@ static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_
 	}
 }
 
-static int read_targets(struct vtg_tr_session *s, const char *path, int *bad)
+struct trace_cli {
+	struct vtg_tr_opts o;
+	const char *targets, *netns, *dst;
+	bool stats, standalone, no_reveal, no_tnt;
+	int port;
+};
+
+static const struct cli_choice proto_choices[] = {
+	{ "icmp", VTG_TR_ICMP },
+	{ "udp", VTG_TR_UDP },
+	{ "tcp", VTG_TR_TCP },
+	{ NULL },
+};
+
+static const struct cli_opt trace_table[] = {
+	CLI_OPT("proto", 'P', CLI_ENUM, struct trace_cli, o.proto, .choices = proto_choices,
+		.help = "probe with icmp (echo), udp or tcp (SYN)"),
+	CLI_OPT("queries", 'q', CLI_COUNT, struct trace_cli, o.nqueries, CLI_RANGE(1, VTG_TR_MAXQ),
+		.help = "probes per hop"),
+	CLI_OPT("wait", 'w', CLI_DURATION, struct trace_cli, o.wait_s, CLI_ABOVE(0, 60),
+		.help = "how long to wait for a reply"),
+	CLI_OPT("first-ttl", 'f', CLI_COUNT, struct trace_cli, o.first_ttl, CLI_RANGE(1, 255), .help = "first TTL"),
+	CLI_OPT("max-ttl", 'm', CLI_COUNT, struct trace_cli, o.max_ttl, CLI_RANGE(1, 255), .help = "largest TTL"),
+	CLI_OPT("gap", 'g', CLI_COUNT, struct trace_cli, o.gap_limit, CLI_RANGE(1, 255),
+		.help = "stop after N unresponsive hops in a row"),
+	CLI_OPT("port", 0, CLI_COUNT, struct trace_cli, port, CLI_RANGE(1, 65535), .def = "33434 for udp, 80 for tcp",
+		.help = "UDP/TCP destination port"),
+	CLI_OPT("no-reveal", 0, CLI_FLAG, struct trace_cli, no_reveal, .help = "find tunnels, do not send revelation traces"),
+	CLI_OPT("no-tnt", 0, CLI_FLAG, struct trace_cli, no_tnt,
+		.help = "plain Paris traceroute: no pings, no tunnel analysis"),
+	CLI_OPT("frpla", 0, CLI_COUNT, struct trace_cli, o.tnt_params.frpla, CLI_RANGE(1, 255), .help = "FRPLA threshold"),
+	CLI_OPT("rtla", 0, CLI_COUNT, struct trace_cli, o.tnt_params.rtla, CLI_RANGE(1, 255), .help = "RTLA threshold"),
+	CLI_OPT("uturn", 0, CLI_COUNT, struct trace_cli, o.tnt_params.uturn, CLI_RANGE(1, 255), .help = "UTURN threshold"),
+	CLI_OPT("mttl", 0, CLI_COUNT, struct trace_cli, o.tnt_params.mttl, CLI_RANGE(1, 254),
+		.help = "opaque when the top LSE-TTL is above N"),
+	CLI_OPT("targets", 'T', CLI_FILE, struct trace_cli, targets,
+		.help = "campaign: trace every address in FILE (one per line, # comments; - reads stdin)"),
+	CLI_OPT("rate", 0, CLI_DOUBLE, struct trace_cli, o.rate_pps, CLI_RANGE(1, 1000000), .metavar = "PPS",
+		.def = "100 for one trace, required with -T", .help = "global probe rate, probes/s"),
+	CLI_OPT("concurrency", 0, CLI_COUNT, struct trace_cli, o.concurrency, CLI_RANGE(1, 100000),
+		.help = "traces probed at once in a campaign"),
+	CLI_OPT("dev", 'd', CLI_DEVICE, struct trace_cli, o.ifname, .def = "the route's interface",
+		.help = "send and listen on this interface"),
+	CLI_ALIAS("iface", "dev", NULL),
+	CLI_OPT("netns", 'n', CLI_NETNS, struct trace_cli, netns, .help = "run inside this network namespace"),
+	CLI_OPT("stats", 0, CLI_FLAG, struct trace_cli, stats,
+		.help = "print counters, start-up time, memory and BPF run time at the end"),
+	CLI_OPT("bpf-stats", 0, CLI_FLAG, struct trace_cli, o.bpf_stats,
+		.help = "enable the kernel's BPF run-time statistics while tracing"),
+	CLI_OPT("standalone", 0, CLI_FLAG, struct trace_cli, standalone,
+		.help = "trace here even when an agent with \"trace on-demand\" runs (otherwise that agent "
+			"runs the trace on this terminal)"),
+	CLI_POS_OPTIONAL("DST", CLI_STRING, struct trace_cli, dst,
+			 .help = "the destination, an IPv4 address or host name (or -T)"),
+	CLI_END
+};
+
+static const struct trace_cli trace_defaults = {
+	.o = { .proto = VTG_TR_ICMP, .nqueries = 3, .wait_s = 2, .first_ttl = 1, .max_ttl = 30,
+	       .gap_limit = 5, .concurrency = 64, .tnt_params = VTG_TNT_DEFAULT_PARAMS },
+};
+
+/* The checks the table cannot make, and what follows from the options; -1 to go on,
+ * else the exit status. */
+static int finish_opts(struct trace_cli *c)
 {
-	FILE *f = strcmp(path, "-") ? fopen(path, "re") : stdin;
-	char line[512];
-	int n = 0, ln = 0;
+	struct vtg_tr_opts *o = &c->o;
 
-	if (!f) {
-		vtg_err("cannot read targets file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *p = line, *e;
-		struct vtg_addr a;
-
-		ln++;
-		if ((e = strchr(p, '#')))
-			*e = 0;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		for (e = p + strlen(p); e > p && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'); e--)
-			;
-		*e = 0;
-		if (!*p)
-			continue;
-		if (resolve(p, &a)) {
-			vtg_warn("%s:%d: '%s' is not an address or a known name, skipped", path, ln, p);
-			(*bad)++;
-			continue;
-		}
-		vtg_tr_add_target(s, &a, p); /* a target without a route is reported as failed */
-		n++;
-	}
-	if (f != stdin)
-		fclose(f);
-	return n;
+	if (!c->dst == !c->targets)
+		return cli_usage_err("trace", c->targets ? "give either DST or -T TARGETS_FILE, not both" :
+							   "a destination (DST) or -T TARGETS_FILE is required");
+	if (c->targets && !o->rate_pps)
+		return cli_usage_err("trace", "-T wants --rate PPS (the global probe rate)");
+	if (o->first_ttl > o->max_ttl)
+		return cli_usage_err("trace", "-f %d is above -m %d", o->first_ttl, o->max_ttl);
+	o->tnt = !c->no_tnt;
+	o->reveal = !c->no_tnt && !c->no_reveal;
+	if (!o->rate_pps)
+		o->rate_pps = 100;
+	if (!c->targets)
+		o->concurrency = 1;
+	o->dport = c->port ? c->port : o->proto == VTG_TR_TCP ? 80 : 33434;
+	return -1;
 }
 
-/* ---- through the agent ---- */
+/* The agent's run gets the options again as arguments (those not at their default);
+ * the agent adds --standalone after them. */
+struct agent_args {
+	char *v[40];
+	int n;
+	char store[1024];
+	size_t used;
+	bool full;
+};
 
-static volatile sig_atomic_t via_stop;
-
-static void via_on_signal(int sig)
+static void arg_add(struct agent_args *a, const char *s)
 {
-	(void)sig;
-	via_stop = 1;
+	size_t len = strlen(s) + 1;
+
+	if (a->n >= (int)(sizeof(a->v) / sizeof(a->v[0])) || a->used + len > sizeof(a->store)) {
+		a->full = true;
+		return;
+	}
+	a->v[a->n++] = memcpy(a->store + a->used, s, len);
+	a->used += len;
 }
 
-/* Appends arg percent-encoded (no spaces or controls in the request line). */
-static bool put_arg(char *req, size_t len, size_t *off, const char *arg)
+static void arg_num(struct agent_args *a, const char *opt, double v, double def)
 {
-	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._,:/=+@-";
+	char buf[32];
 
-	if (*off + 1 >= len)
-		return false;
-	req[(*off)++] = ' ';
-	for (const unsigned char *p = (const unsigned char *)arg; *p; p++) {
-		if (*off + 4 >= len)
-			return false;
-		if (strchr(ok, *p))
-			req[(*off)++] = *p;
-		else
-			*off += snprintf(req + *off, len - *off, "%%%02X", *p);
-	}
-	req[*off] = 0;
-	return true;
+	if (v == def)
+		return;
+	snprintf(buf, sizeof(buf), "%.9g", v);
+	arg_add(a, opt);
+	arg_add(a, buf);
 }
 
-/* Runs this trace through the running agent ("trace on-demand"): the agent runs it on our
- * stdin, stdout and stderr and sends back its exit status. Returns that status, or -1
- * when the agent cannot (not configured for it, request too long): then we trace
- * ourselves. */
-static int trace_via_agent(int fd, int argc, char **argv)
+static void arg_str(struct agent_args *a, const char *opt, const char *v)
 {
-	char req[500], line[512], abspath[PATH_MAX];
-	size_t off = snprintf(req, sizeof(req), VTG_AGENT_PROTO " trace");
-	int fds[3] = { 0, 1, 2 }, status = -1;
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(fds))];
-	} cm;
-	struct iovec iov;
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-			     .msg_controllen = sizeof(cm.buf) };
-	bool shut = false;
-	size_t n = 0;
+	if (!v)
+		return;
+	arg_add(a, opt);
+	arg_add(a, v);
+}
 
-	if (vtg.json)
-		put_arg(req, sizeof(req), &off, "-j");
-	if (vtg.verbose)
-		put_arg(req, sizeof(req), &off, "-v");
-	put_arg(req, sizeof(req), &off, "--");
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+static void arg_flag(struct agent_args *a, const char *opt, bool v)
+{
+	if (v)
+		arg_add(a, opt);
+}
 
-		if (!strcmp(a, "--standalone"))
-			continue;
-		/* The agent runs elsewhere: a targets file is named by its full path. */
-		if ((!strcmp(argv[i - 1], "-T") || !strcmp(argv[i - 1], "--targets")) && strcmp(a, "-") &&
-		    realpath(a, abspath))
-			a = abspath;
-		if (!put_arg(req, sizeof(req), &off, a)) {
-			vtg_info("arguments too long to hand to the agent: tracing here");
-			return -1;
-		}
+static void agent_args(const struct trace_cli *c, struct agent_args *a)
+{
+	const struct vtg_tr_opts *o = &c->o, *d = &trace_defaults.o;
+	char abspath[PATH_MAX];
+	const char *targets = c->targets;
+
+	/* The agent runs elsewhere: a targets file is named by its full path. */
+	if (targets && strcmp(targets, "-") && realpath(targets, abspath))
+		targets = abspath;
+	if (o->proto != d->proto)
+		arg_str(a, "--proto", proto_choices[o->proto].name);
+	arg_num(a, "--queries", o->nqueries, d->nqueries);
+	arg_num(a, "--wait", o->wait_s, d->wait_s);
+	arg_num(a, "--first-ttl", o->first_ttl, d->first_ttl);
+	arg_num(a, "--max-ttl", o->max_ttl, d->max_ttl);
+	arg_num(a, "--gap", o->gap_limit, d->gap_limit);
+	arg_num(a, "--port", c->port, 0);
+	arg_flag(a, "--no-reveal", c->no_reveal);
+	arg_flag(a, "--no-tnt", c->no_tnt);
+	arg_num(a, "--frpla", o->tnt_params.frpla, d->tnt_params.frpla);
+	arg_num(a, "--rtla", o->tnt_params.rtla, d->tnt_params.rtla);
+	arg_num(a, "--uturn", o->tnt_params.uturn, d->tnt_params.uturn);
+	arg_num(a, "--mttl", o->tnt_params.mttl, d->tnt_params.mttl);
+	arg_str(a, "--targets", targets);
+	if (c->targets) {
+		arg_num(a, "--rate", o->rate_pps, 0);
+		arg_num(a, "--concurrency", o->concurrency, d->concurrency);
 	}
-	if (off + 1 >= sizeof(req))
+	arg_str(a, "--dev", o->ifname);
+	arg_str(a, "--netns", c->netns);
+	arg_flag(a, "--stats", c->stats);
+	arg_flag(a, "--bpf-stats", o->bpf_stats);
+	if (c->dst)
+		arg_add(a, c->dst);
+}
+
+/* An agent configured with "trace on-demand" runs the trace (loading the reply parser
+ * for that run) on our terminal. Returns its exit status, or -1 when no agent does it
+ * (then we trace here). */
+static int via_agent(const struct trace_cli *c)
+{
+	struct agent_args *a = calloc(1, sizeof(*a));
+	int st;
+
+	if (!a)
 		return -1;
-	req[off++] = '\n';
-	iov = (struct iovec){ req, off };
-	memset(cm.buf, 0, sizeof(cm.buf));
-	cm.h.cmsg_level = SOL_SOCKET;
-	cm.h.cmsg_type = SCM_RIGHTS;
-	cm.h.cmsg_len = CMSG_LEN(sizeof(fds));
-	memcpy(CMSG_DATA(&cm.h), fds, sizeof(fds));
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)off) {
-		vtg_info("cannot hand the trace to the agent (%s): tracing here", strerror(errno));
+	agent_args(c, a);
+	if (a->full) {
+		vtg_info("arguments too long to hand to the agent: tracing here");
+		free(a);
 		return -1;
 	}
-	signal(SIGINT, via_on_signal);
-	signal(SIGTERM, via_on_signal);
-	for (;;) {
-		struct pollfd pf = { fd, POLLIN, 0 };
-		ssize_t k;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	st = vtg_agent_trace(a->v, a->n, vtg.json, vtg.verbose, &stop);
+	free(a);
+	if (st == -ENOTSUP)
+		return -1;
+	return st < 0 ? VTG_EXIT_FAIL : st;
+}
 
-		if (via_stop && !shut) {
-			shutdown(fd, SHUT_WR); /* the agent stops the run; its status still comes */
-			shut = true;
-		}
-		if (poll(&pf, 1, 200) <= 0)
-			continue;
-		k = read(fd, line + n, sizeof(line) - 1 - n);
-		if (k <= 0)
-			break;
-		n += k;
-		line[n] = 0;
-		char *nl = strchr(line, '\n');
+static int add_dst(struct vtg_tr_session *s, const char *dst)
+{
+	struct vtg_addr a;
+	int err;
 
-		if (!nl) {
-			if (n >= sizeof(line) - 1)
-				break;
-			continue;
-		}
-		*nl = 0;
-		if (sscanf(line, "{\"type\":\"agent_exit\",\"status\":%d}", &status) == 1)
-			break;
-		if (strstr(line, "is off in this agent's configuration")) {
-			vtg_info("the running agent does not trace on demand: tracing here");
-			return -1;
-		}
-		vtg_err("the agent refused the trace: %s", line);
+	if (vtg_tr_resolve(dst, &a)) {
+		vtg_err("'%s' is not an address or a known host name", dst);
+		return VTG_EXIT_USAGE;
+	}
+	if (a.family != 4) {
+		vtg_err("%s: IPv6 is not traced yet (IPv4 only)", dst);
 		return VTG_EXIT_FAIL;
 	}
-	if (status < 0) {
-		vtg_err("the agent went away before the trace ended");
-		return VTG_EXIT_FAIL;
-	}
-	return status;
+	err = vtg_tr_add_target(s, &a, dst);
+	if (err == -EXDEV || err == -EPROTONOSUPPORT)
+		vtg_err("cannot trace %s: unsupported interface or source address", dst);
+	else if (err)
+		vtg_err("no route to %s: %s (check 'ip route get %s')", dst, strerror(-err), dst);
+	return err ? VTG_EXIT_FAIL : -1;
 }
 
-int cmd_trace(int argc, char **argv)
+/* Queues the destination or the campaign's targets; -1 to go on, else the exit status. */
+static int add_targets(struct vtg_tr_session *s, const struct trace_cli *c)
 {
-	enum { O_NOREVEAL = 256, O_NOTNT, O_FRPLA, O_RTLA, O_UTURN, O_MTTL, O_RATE, O_CONC, O_STATS,
-	       O_BPFSTATS, O_PORT, O_STANDALONE };
-	static const struct option opts[] = {
-		{ "proto", required_argument, NULL, 'P' },
-		{ "queries", required_argument, NULL, 'q' },
-		{ "wait", required_argument, NULL, 'w' },
-		{ "first-ttl", required_argument, NULL, 'f' },
-		{ "max-ttl", required_argument, NULL, 'm' },
-		{ "gap", required_argument, NULL, 'g' },
-		{ "port", required_argument, NULL, O_PORT },
-		{ "no-reveal", no_argument, NULL, O_NOREVEAL },
-		{ "no-tnt", no_argument, NULL, O_NOTNT },
-		{ "frpla", required_argument, NULL, O_FRPLA },
-		{ "rtla", required_argument, NULL, O_RTLA },
-		{ "uturn", required_argument, NULL, O_UTURN },
-		{ "mttl", required_argument, NULL, O_MTTL },
-		{ "targets", required_argument, NULL, 'T' },
-		{ "rate", required_argument, NULL, O_RATE },
-		{ "concurrency", required_argument, NULL, O_CONC },
-		{ "iface", required_argument, NULL, 'i' },
-		{ "netns", required_argument, NULL, 'n' },
-		{ "stats", no_argument, NULL, O_STATS },
-		{ "bpf-stats", no_argument, NULL, O_BPFSTATS },
-		{ "json", no_argument, NULL, 'j' },
-		{ "standalone", no_argument, NULL, O_STANDALONE },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	struct vtg_tr_opts o = {
-		.proto = VTG_TR_ICMP, .nqueries = 3, .wait_s = 2, .first_ttl = 1, .max_ttl = 30,
-		.gap_limit = 5, .reveal = true, .tnt = true, .rate_pps = 0, .concurrency = 64,
-		.tnt_params = VTG_TNT_DEFAULT_PARAMS,
-	};
-	const char *targets = NULL, *netns = NULL, *dst_arg = NULL;
-	bool stats = false, standalone = false;
-	long port = 0;
-	int opt, ret = VTG_EXIT_FAIL, saved = -1, bad = 0;
+	int n, bad = 0;
+
+	if (!c->targets)
+		return add_dst(s, c->dst);
+	n = vtg_tr_add_targets_file(s, c->targets, &bad);
+	if (n < 0)
+		return VTG_EXIT_FAIL;
+	if (n == 0) {
+		vtg_err("no targets in %s", c->targets);
+		return VTG_EXIT_FAIL;
+	}
+	return -1;
+}
+
+/* Replies lost in the kernel are never silent: a record and a warning. */
+static void report_lost(struct vtg_tr_session *s, struct out *out)
+{
+	struct vtg_tr_stats st;
+
+	vtg_tr_get_stats(s, &st);
+	if (!st.k_lost)
+		return;
+	if (out->w) {
+		jw_record(out->w, "lost", vtg_mono_ns());
+		jw_ku64(out->w, "count", st.k_lost);
+		jw_ku64(out->w, "total", st.k_lost);
+		jw_ku64(out->w, "records", st.k_lost);
+		jw_obj_end(out->w);
+	}
+	vtg_warn("%llu replies were lost in the kernel (ring buffer full)", (unsigned long long)st.k_lost);
+}
+
+static int run(const struct trace_cli *c, uint64_t start_ns)
+{
 	struct vtg_tr_session *s = NULL;
-	struct out out = { 0 };
-	uint64_t start_ns = vtg_mono_ns();
-	char *end;
+	struct out out = { .campaign = c->targets != NULL };
+	int ret = VTG_EXIT_FAIL, saved = -1;
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-#define NUM(var, lo, hi, what)                                                                 \
-	do {                                                                                   \
-		errno = 0;                                                                     \
-		long v_ = strtol(optarg, &end, 10);                                            \
-		if (errno || *end || v_ < (lo) || v_ > (hi))                                   \
-			return vtg_usage_err("trace", "%s wants %ld..%ld, not '%s'", what,      \
-					     (long)(lo), (long)(hi), optarg);                   \
-		var = v_;                                                                      \
-	} while (0)
-	while ((opt = getopt_long(argc, argv, "P:q:w:f:m:g:T:i:n:j", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'P':
-			if (!strcmp(optarg, "icmp"))
-				o.proto = VTG_TR_ICMP;
-			else if (!strcmp(optarg, "udp"))
-				o.proto = VTG_TR_UDP;
-			else if (!strcmp(optarg, "tcp"))
-				o.proto = VTG_TR_TCP;
-			else
-				return vtg_usage_err("trace", "-P wants icmp, udp or tcp, not '%s'", optarg);
-			break;
-		case 'q':
-			NUM(o.nqueries, 1, VTG_TR_MAXQ, "-q");
-			break;
-		case 'w':
-			errno = 0;
-			o.wait_s = strtod(optarg, &end);
-			if (errno || *end || o.wait_s <= 0 || o.wait_s > 60)
-				return vtg_usage_err("trace", "-w wants seconds in (0, 60], not '%s'", optarg);
-			break;
-		case 'f':
-			NUM(o.first_ttl, 1, 255, "-f");
-			break;
-		case 'm':
-			NUM(o.max_ttl, 1, 255, "-m");
-			break;
-		case 'g':
-			NUM(o.gap_limit, 1, 255, "-g");
-			break;
-		case O_PORT:
-			NUM(port, 1, 65535, "--port");
-			break;
-		case O_NOREVEAL:
-			o.reveal = false;
-			break;
-		case O_NOTNT:
-			o.tnt = o.reveal = false;
-			break;
-		case O_FRPLA:
-			NUM(o.tnt_params.frpla, 1, 255, "--frpla");
-			break;
-		case O_RTLA:
-			NUM(o.tnt_params.rtla, 1, 255, "--rtla");
-			break;
-		case O_UTURN:
-			NUM(o.tnt_params.uturn, 1, 255, "--uturn");
-			break;
-		case O_MTTL:
-			NUM(o.tnt_params.mttl, 1, 254, "--mttl");
-			break;
-		case 'T':
-			targets = optarg;
-			break;
-		case O_RATE:
-			errno = 0;
-			o.rate_pps = strtod(optarg, &end);
-			if (errno || *end || o.rate_pps < 1 || o.rate_pps > 1e6)
-				return vtg_usage_err("trace", "--rate wants 1..1000000 probes/s, not '%s'", optarg);
-			break;
-		case O_CONC:
-			NUM(o.concurrency, 1, 100000, "--concurrency");
-			break;
-		case 'i':
-			o.ifname = optarg;
-			break;
-		case 'n':
-			netns = optarg;
-			break;
-		case O_STATS:
-			stats = true;
-			break;
-		case O_BPFSTATS:
-			o.bpf_stats = true;
-			break;
-		case 'j':
-			vtg.json = true;
-			break;
-		case O_STANDALONE:
-			standalone = true;
-			break;
-		default:
-			return vtg_usage_err("trace", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
-	}
-#undef NUM
-	if (optind < argc)
-		dst_arg = argv[optind++];
-	if (optind < argc)
-		return vtg_usage_err("trace", "unexpected argument '%s'", argv[optind]);
-	if (!dst_arg == !targets)
-		return vtg_usage_err("trace", targets ? "give either DST or -T TARGETS_FILE, not both" :
-							"a destination (DST) or -T TARGETS_FILE is required");
-	if (targets && !o.rate_pps)
-		return vtg_usage_err("trace", "-T wants --rate PPS (the global probe rate)");
-	if (o.first_ttl > o.max_ttl)
-		return vtg_usage_err("trace", "-f %d is above -m %d", o.first_ttl, o.max_ttl);
-	if (!o.rate_pps)
-		o.rate_pps = 100;
-	if (!targets)
-		o.concurrency = 1;
-	o.dport = port ? port : o.proto == VTG_TR_TCP ? 80 : 33434;
-	out.campaign = targets != NULL;
-
-	if (vtg_env_setup())
+	if (vtg_netns_enter_spec(c->netns, &saved))
 		return VTG_EXIT_FAIL;
-	if (!standalone) {
-		/* An agent configured with "trace on-demand" runs it: the reply parser is then
-		 * loaded by the agent, for this run. */
-		int afd = vtg_agent_connect();
-
-		if (afd >= 0) {
-			int st = trace_via_agent(afd, argc, argv);
-
-			close(afd);
-			if (st >= 0)
-				return st;
-		}
-	}
-	if (vtg_netns_enter_spec(netns, &saved))
-		return VTG_EXIT_FAIL;
-	s = vtg_tr_session_new(&o);
+	s = vtg_tr_session_new(&c->o);
 	if (!s)
 		goto out;
-	if (targets) {
-		int n = read_targets(s, targets, &bad);
-
-		if (n < 0)
-			goto out;
-		if (n == 0) {
-			vtg_err("no targets in %s", targets);
-			goto out;
-		}
-	} else {
-		struct vtg_addr a;
-		int err;
-
-		if (resolve(dst_arg, &a)) {
-			vtg_err("'%s' is not an address or a known host name", dst_arg);
-			ret = VTG_EXIT_USAGE;
-			goto out;
-		}
-		if (a.family != 4) {
-			vtg_err("%s: IPv6 is not traced yet (IPv4 only)", dst_arg);
-			goto out;
-		}
-		err = vtg_tr_add_target(s, &a, dst_arg);
-		if (err) {
-			if (err == -EXDEV || err == -EPROTONOSUPPORT)
-				vtg_err("cannot trace %s: unsupported interface or source address", dst_arg);
-			else
-				vtg_err("no route to %s: %s (check 'ip route get %s')", dst_arg,
-					strerror(-err), dst_arg);
-			goto out;
-		}
-	}
+	ret = add_targets(s, c);
+	if (ret >= 0)
+		goto out;
+	ret = VTG_EXIT_FAIL;
 	out.w = vtg_jw_stdout();
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, on_signal);
-	if (vtg_tr_run(s, on_report, &out, targets && isatty(STDERR_FILENO) ? progress : NULL, &stop))
+	if (vtg_tr_run(s, on_report, &out, c->targets && isatty(STDERR_FILENO) ? progress : NULL, &stop))
 		goto out;
 	clear_progress(&out);
-	{
-		struct vtg_tr_stats st;
-
-		vtg_tr_get_stats(s, &st);
-		if (st.k_lost) {
-			if (out.w) {
-				jw_record(out.w, "lost", vtg_mono_ns());
-				jw_ku64(out.w, "records", st.k_lost);
-				jw_obj_end(out.w);
-			}
-			vtg_warn("%llu replies were lost in the kernel (ring buffer full)",
-				 (unsigned long long)st.k_lost);
-		}
-	}
-	if (stats)
+	report_lost(s, &out);
+	if (c->stats)
 		print_stats(s, &out, start_ns);
 	if (stop) {
 		vtg_err("interrupted: the result above is partial");
 		ret = VTG_EXIT_FAIL;
-	} else if (targets) {
-		ret = VTG_EXIT_OK;
 	} else {
-		ret = out.unreached ? VTG_EXIT_FAIL : VTG_EXIT_OK;
+		ret = c->targets || !out.unreached ? VTG_EXIT_OK : VTG_EXIT_FAIL;
 	}
 out:
 	clear_progress(&out);
@@ -905,3 +712,53 @@ out:
 	vtg_netns_leave(saved);
 	return ret;
 }
+
+static int trace_run(void *opts)
+{
+	struct trace_cli *c = opts;
+	uint64_t start_ns = vtg_mono_ns();
+	int ret = finish_opts(c);
+
+	if (ret >= 0)
+		return ret;
+	if (vtg_env_setup())
+		return VTG_EXIT_FAIL;
+	if (!c->standalone && (ret = via_agent(c)) >= 0)
+		return ret;
+	return run(c, start_ns);
+}
+
+const struct cli_cmd vtg_cmd_trace = {
+	.name = "trace",
+	.summary = "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel",
+	.desc = "Paris traceroute (the flow identifier stays constant along the path) that finds MPLS\n"
+		"tunnels and reveals hidden ones, as TNT does: RFC 4950 label stacks (explicit),\n"
+		"quoted TTLs and u-turns (implicit), LSE-TTLs (opaque), duplicate addresses, RTLA and\n"
+		"FRPLA shifts (invisible), then DPR, BRPR and buddy traces to reveal them. Each hop is\n"
+		"also pinged for its echo-reply TTL (the <time-exceeded, echo-reply> fingerprint).\n"
+		"Replies are parsed in the kernel (TC ingress); RTTs use kernel timestamps of the probe\n"
+		"(TC egress) and the reply. IPv4.\n",
+	.opts = trace_table,
+	.opts_size = sizeof(struct trace_cli),
+	.defaults = &trace_defaults,
+	.run = trace_run,
+	.usage = "DST [-P icmp|udp|tcp] [-q N] [-w TIME] [-f TTL] [-m TTL] [-g N] [OPTIONS]\n"
+		 "       vantage [-j|-p] [-v] trace -T FILE --rate PPS [--concurrency N] [OPTIONS]",
+	.more = "Text output: one line per hop: TTL, address, RTTs, rTTLs=<time-exceeded, echo-reply>,\n"
+		"qttl=, frpla=/rtla=/uturn= when notable, tags like TNT's [MPLS,EXP,LSR], and\n"
+		"'Labels L mTTL=T' for RFC 4950 stacks. Revealed hops are numbered H1, H2, ... under\n"
+		"the ingress. Then one line per tunnel.\n"
+		"With -j: one JSON object per line: per hop {\"type\":\"hop\",\"dst\",\"ttl\",\"addr\",\n"
+		"\"rtt_ns\",\"reply_ttl\",\"echo_reply_ttl\",\"qttl\",\"mpls\":[{\"label\",\"tc\",\"s\",\"ttl\"}],\n"
+		"\"tags\",\"revealed\"}, per tunnel {\"type\":\"tunnel\",\"dst\",\"kind\",\"ingress\",\"egress\",\n"
+		"\"lsrs\",\"trigger\",\"revealed_by\"}, per destination {\"type\":\"done\",...}; replies lost\n"
+		"in the kernel as {\"type\":\"lost\",\"count\":N,...}.\n\n"
+		"Exit status: 0 when the destination answered (campaigns: when the campaign ran),\n"
+		"1 when it did not (unreachable, gap limit, max TTL, interrupted) or on failure,\n"
+		"2 on usage errors. Ctrl-C prints what was found so far and detaches.\n"
+		"Old spellings: -i IFACE (now -d/--dev; --iface still works).\n",
+	.examples = "  vantage trace 192.0.2.1\n"
+		    "  vantage -j trace 192.0.2.1 -P udp -q 1 -w 1\n"
+		    "  vantage trace 192.0.2.1 --no-reveal --frpla 4\n"
+		    "  vantage -j trace -T targets.txt --rate 2000 > traces.jsonl\n",
+};

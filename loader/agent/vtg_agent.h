@@ -193,4 +193,42 @@ void vtg_agent_disc_free(struct vtg_agent_disc *d);
 
 /* ---- end of the daemon block ---- */
 
+/* ==== Client side (client.c): what `vantage latency`, `vantage ping` and `vantage trace`
+ * use to take their data from a running agent. ==== */
+struct vtg_lat_sink;
+struct vtg_lat_feed;
+struct vtg_lat_hist_entry;
+
+/* Reads one frame: waits up to timeout_ms for it to begin (-ETIMEDOUT or -EINTR when
+ * none did: the stream is intact), then takes the rest (5 s at most). Payloads over cap
+ * bytes give -EMSGSIZE, a frame cut short -EPROTO, the agent closing between frames
+ * -ECONNRESET; after any of those the stream is out of step: close it. */
+int vtg_agent_frame_read(int fd, struct vtg_agent_frame *h, void *payload, size_t cap, int timeout_ms);
+/* Subscribes to the latency records of these namespaces (n = 0: all of them) and waits
+ * for the agent's READY. Returns the fd; vtg_agent_connect's error when no agent
+ * answers; -EPROTO when the agent did not take the request. */
+int vtg_agent_lat_subscribe(const uint32_t *netns, int n);
+/* Reads one frame of a subscription (waiting up to timeout_ms) and hands it to the sink:
+ * records of the protocols in proto_mask (VTG_LAT_PROTO_*; 0 = all), records the agent
+ * dropped for us, namespaces gone. 0; -ETIMEDOUT or -EINTR when nothing came; other
+ * -errno: the agent went away or sent a bad frame (stop reading). */
+int vtg_agent_lat_read(int fd, uint32_t proto_mask, const struct vtg_lat_sink *sink, int timeout_ms);
+/* A ping's record feed (vtg_lat_ping_opts.feed) from the agent's records of netns.
+ * 0, or -errno as vtg_agent_lat_subscribe (the feed's fd is -1 then). */
+int vtg_agent_lat_feed(uint32_t netns, struct vtg_lat_feed *feed);
+void vtg_agent_lat_feed_close(struct vtg_lat_feed *feed);
+/* The agent's histograms of these namespaces (n = 0: all), summed since it started.
+ * Returns how many (array malloc'ed into *out) or -errno. */
+int vtg_agent_hists(const uint32_t *netns, int n, struct vtg_lat_hist_entry **out);
+/* The request line of a trace on demand for `vantage [-j] [-v] trace ARGS...`, each
+ * argument percent-encoded, ending in '\n'. Returns its length or -E2BIG. */
+int vtg_agent_trace_request(char *buf, size_t len, char *const *args, int n, bool json, bool verbose);
+/* Has the running agent ("trace on-demand") run `vantage trace ARGS...` on this
+ * process's stdin, stdout and stderr. Returns the run's exit status (>= 0); -ENOTSUP
+ * when no agent does it (none runs, it is not configured for it, the request is too
+ * long: trace here); other -errno when it failed (said on stderr). Once *stop is set
+ * (by a signal) the run is stopped; its status still comes. */
+int vtg_agent_trace(char *const *args, int n, bool json, bool verbose, volatile int *stop);
+/* ==== end of the client side ==== */
+
 #endif

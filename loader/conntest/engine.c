@@ -1966,7 +1966,8 @@ static void draw(uint64_t now)
 			waiting++;
 	snprintf(status, sizeof(status), "%d listening, %d connecting%s", E.n_lst, waiting,
 		 E.lat ? ", stack tracer on" : "");
-	ct_ui_draw(E.o->name, rows, n, status);
+	if (E.o->view && E.o->view->draw)
+		E.o->view->draw(E.o->view->ctx, E.o->name, rows, n, status);
 }
 
 /* ---- main loop --------------------------------------------------------------------- */
@@ -1993,7 +1994,7 @@ int ct_run(const struct ct_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	ct_ui_init(o->ui);
+	ct_ui_init(o->ui, o->view);
 	for (int i = 0; i < o->n_listen; i++) {
 		struct listener *l = &E.lst[E.n_lst];
 		int err;
@@ -2161,7 +2162,6 @@ out:
 	for (int i = 0; i < E.n_lst; i++)
 		close(E.lst[i].fd);
 	vtg_lat_close(E.lat);
-	ct_ui_fini();
 	close(E.ep);
 	free(E.rxbuf);
 	free(E.cl);

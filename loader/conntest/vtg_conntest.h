@@ -7,7 +7,7 @@
  *                    SACK, reordering repaired, a window, loss detection and resend)
  * engine.c          the event loop: listeners, peers, tests in turn, reconnects,
  *                    stack-latency correction through the latency tracer
- * ui.c              output: live terminal table, log lines, JSON Lines
+ * ui.c              events: JSON Lines, log lines, or sentences for the live view
  *
  * The protocol is specified in vantage-conntest(8); the constants below are it.
  */
@@ -191,9 +191,8 @@ const uint8_t *ct_pattern(void);
 
 enum ct_ui { CT_UI_TUI, CT_UI_LOG, CT_UI_JSON };
 
-/* ---- ui.c: events for JSON Lines / log, and the live table ----------- */
+/* ---- ui.c: events for JSON Lines / log / the live view ---------------- */
 #define CT_EV_MAX 48
-#define CT_UI_RECENT 8
 
 enum { CT_KV_NULL, CT_KV_STR, CT_KV_U64, CT_KV_DBL, CT_KV_BOOL, CT_KV_OBJ, CT_KV_OBJ_END };
 
@@ -211,8 +210,8 @@ struct ct_ev {
 	struct ct_kv kv[CT_EV_MAX];
 };
 
-void ct_ui_init(enum ct_ui mode);
-void ct_ui_fini(void);
+struct ct_view;
+void ct_ui_init(enum ct_ui mode, const struct ct_view *view);
 void ct_ev_start(struct ct_ev *e, const char *type);
 void ct_ev_str(struct ct_ev *e, const char *k, const char *v); /* v NULL: null */
 void ct_ev_u64(struct ct_ev *e, const char *k, uint64_t v);
@@ -220,7 +219,7 @@ void ct_ev_dbl(struct ct_ev *e, const char *k, double v);   /* NAN: null */
 void ct_ev_bool(struct ct_ev *e, const char *k, bool v);
 void ct_ev_obj(struct ct_ev *e, const char *k);
 void ct_ev_obj_end(struct ct_ev *e);
-/* Writes the event: JSON line, log line (fmt), or a line under the live table. */
+/* Writes the event: JSON line, log line (fmt), or the sentence to the live view. */
 void ct_ev_emit(struct ct_ev *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* One line of the live table. */
@@ -235,7 +234,15 @@ struct ct_row {
 	bool udp;
 	uint64_t delayed, lost;
 };
-void ct_ui_draw(const char *name, const struct ct_row *rows, int n, const char *status);
+
+/* The live view (CT_UI_TUI), drawn by the command: the engine hands it each event's
+ * sentence with the time of day (HH:MM:SS), and a snapshot of the connections twice a
+ * second and once at the end. */
+struct ct_view {
+	void (*event)(void *ctx, const char *time_of_day, const char *sentence);
+	void (*draw)(void *ctx, const char *name, const struct ct_row *rows, int n, const char *status);
+	void *ctx;
+};
 
 /* ---- engine.c --------------------------------------------------------- */
 
@@ -261,6 +268,7 @@ struct ct_opts {
 	const char *uplinks[8];
 	int n_uplinks;
 	const char *bind_addr;     /* listeners' address (default any) */
+	const struct ct_view *view; /* CT_UI_TUI: who draws the live table */
 };
 
 /* Runs until SIGINT/SIGTERM, --duration, or every client finished its rounds.

@@ -6,6 +6,7 @@
  *   tnt.c           TNT: fingerprints, triggers, tunnel classification, revelation steps
  *   route.c         route lookup (output interface, source address) over rtnetlink
  *   probe.c         the prober: BPF programs, raw socket, ring buffer, jobs, rate limit
+ *   targets.c       destinations: names resolved, target lists read
  *
  * Addresses are struct vtg_addr (16 bytes + family) so IPv6 fits; only IPv4 is probed now.
  */
@@ -14,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <linux/types.h>
 #include "trace.h" /* the kernel ABI (maps/trace.h) */
@@ -255,5 +257,19 @@ int vtg_tr_run(struct vtg_tr_session *s, vtg_tr_report_fn report, void *arg,
 void vtg_tr_get_stats(struct vtg_tr_session *s, struct vtg_tr_stats *st);
 /* Detaches and frees. */
 void vtg_tr_session_free(struct vtg_tr_session *s);
+
+/* ---- destinations (targets.c) ---- */
+
+/* A literal IPv4/IPv6 address, or an IPv4 host name. 0 or -ENOENT. */
+int vtg_tr_resolve(const char *name, struct vtg_addr *a);
+typedef int (*vtg_tr_target_fn)(const struct vtg_addr *a, const char *text, void *ctx);
+/* Reads a target list: one address or host name per line, '#' starts a comment, blank
+ * lines are skipped. A line that is no target (unknown name, longer than 510 bytes, a
+ * NUL byte in it) is warned about as NAME:LINE and counted in *bad. Each target goes to
+ * fn; returns how many fn took (returned 0 for), or -EIO when f could not be read. */
+int vtg_tr_targets_read(FILE *f, const char *name, vtg_tr_target_fn fn, void *ctx, int *bad);
+/* The same from the file at path ("-": stdin) into the session; errors are printed.
+ * Targets without a route are queued all the same (reported as failed). */
+int vtg_tr_add_targets_file(struct vtg_tr_session *s, const char *path, int *bad);
 
 #endif
