@@ -8,15 +8,94 @@
  * vtg_agent.h; connecting is vtg_agent_connect.)
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include "core/vtg_core.h"
 #include "agent/vtg_agent.h"
 #include "latency/vtg_latency.h"
+
+int vtg_agent_running(void)
+{
+	int fd = open(VTG_AGENT_LOCK, O_RDONLY | O_CLOEXEC);
+	char buf[32] = "";
+	int pid = 0;
+
+	if (fd < 0)
+		return 0;
+	/* The agent holds an exclusive lock on the file while it runs. */
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		close(fd);
+		return 0;
+	}
+	if (read(fd, buf, sizeof(buf) - 1) > 0)
+		pid = atoi(buf);
+	close(fd);
+	return pid > 0 ? pid : 1;
+}
+
+int vtg_agent_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char line[300], key[32], val[256];
+	FILE *f;
+	int fd;
+
+	if (!vtg_agent_running())
+		return -ESRCH;
+	f = fopen(VTG_AGENT_STATE, "re");
+	if (!f)
+		return -ENOENT;
+	val[0] = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%31s %255s", key, val) == 2 && !strcmp(key, "control"))
+			break;
+		else
+			val[0] = 0;
+	fclose(f);
+	if (!val[0])
+		return -ENOENT;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", val);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int vtg_agent_read(int fd, void *buf, size_t len, int timeout_ms)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int r = poll(&pf, 1, timeout_ms);
+		ssize_t n;
+
+		if (r < 0)
+			return errno == EINTR ? -EINTR : -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		n = read(fd, (char *)buf + got, len - got);
+		if (n < 0)
+			return errno == EINTR ? -EINTR : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		got += n;
+	}
+	return 0;
+}
 
 /* Once a frame has begun, the rest of it is expected within this (the agent writes
  * each frame in one go). */
