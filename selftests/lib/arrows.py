@@ -31,8 +31,6 @@ INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 SOURCE_EXT = ('.c', '.h')
 # Folders whose files are ours (a resolved include outside them is a system or build file).
 PARTS = ('maps', 'bpf', 'loader', 'tools', 'selftests')
-# tools/ files that are not commands: shared by every command (option layer, main, renderers).
-TOOLS_SHARED = {'main', 'cli', 'commands'}
 
 
 def part_of(rel):
@@ -191,7 +189,10 @@ def check_link(root, build):
         _, undef = nm_symbols(o)
         for s in sorted(undef & owner.keys()):
             errors.append(f'{src}: link: the library uses {s}, defined in {owner[s]}')
-    commands = {src for src in tools if os.path.basename(src)[:-2] not in TOOLS_SHARED}
+    # A command file defines its command (vtg_cmd_NAME, or cmd_NAME before the option
+    # tables); the rest of tools/ (main, cli, renderers) is shared by the commands.
+    commands = {src for src, (defined, _) in tools.items()
+                if {'vtg_cmd_' + os.path.basename(src)[:-2], 'cmd_' + os.path.basename(src)[:-2]} & defined}
     for src in sorted(commands):
         _, undef = tools[src]
         for s in sorted(undef):
@@ -243,8 +244,8 @@ def self_test():
         'cycle': {'loader/a/vtg_a.h': '#include "b/vtg_b.h"\n', 'loader/b/vtg_b.h': '#include "a/vtg_a.h"\n'},
         'link-loader': {'loader/core/a.c': 'void tool_fn(void); void f(void) { tool_fn(); }\n',
                         'tools/cli.c': 'void tool_fn(void) {}\n'},
-        'link-command': {'tools/ping.c': 'void lat_fn(void); void p(void) { lat_fn(); }\n',
-                         'tools/latency.c': 'void lat_fn(void) {}\n'},
+        'link-command': {'tools/ping.c': 'int vtg_cmd_ping; void lat_fn(void); void p(void) { lat_fn(); }\n',
+                         'tools/latency.c': 'int vtg_cmd_latency; void lat_fn(void) {}\n'},
         'testdecl': {'loader/core/vtg_core.h': 'int only_in_tests(void);\n',
                      'selftests/lib/t.c': 'int only_in_tests(void) { return 1; }\n'},
     }
@@ -253,7 +254,8 @@ def self_test():
              'loader/export/sink.c': '#include "vtg_export.h"\n#include "prom.h"\n',
              'loader/export/prom.h': '', 'maps/m.h': '#include "n.h"\n', 'maps/n.h': '',
              'tools/main.c': 'int cmd_x(void); int main(void) { return cmd_x(); }\n',
-             'tools/x.c': 'int cmd_x(void) { return 0; }\n'}
+             'tools/x.c': 'int draw(void); int cmd_x(void) { return draw(); }\n',
+             'tools/x_ui.c': 'int draw(void) { return 0; }\n'}
     failures = 0
     for name, files in list(cases.items()) + [('clean', clean)]:
         with tempfile.TemporaryDirectory() as tmp:
