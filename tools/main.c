@@ -7,14 +7,6 @@
  * of its own here, removed when its file defines vtg_cmd_NAME itself.
  */
 
-int cmd_status(int argc, char **argv);
-const struct cli_cmd vtg_cmd_status =
-	CLI_LEGACY("status", cmd_status, "show what vantage has loaded, attached and pinned");
-
-int cmd_clean(int argc, char **argv);
-const struct cli_cmd vtg_cmd_clean =
-	CLI_LEGACY("clean", cmd_clean, "remove everything vantage attached or pinned (also after a crash)");
-
 int cmd_count(int argc, char **argv);
 const struct cli_cmd vtg_cmd_count =
 	CLI_LEGACY("count", cmd_count, "count packets and bytes per protocol on an interface (XDP/TC)");
@@ -38,10 +30,6 @@ const struct cli_cmd vtg_cmd_policy =
 int cmd_trace(int argc, char **argv);
 const struct cli_cmd vtg_cmd_trace =
 	CLI_LEGACY("trace", cmd_trace, "traceroute that finds and reveals MPLS tunnels (TNT), parsed in the kernel");
-
-int cmd_export(int argc, char **argv);
-const struct cli_cmd vtg_cmd_export =
-	CLI_LEGACY("export", cmd_export, "write a record stream (stdin) to IPFIX, pcapng, Prometheus or JSON Lines");
 
 
 /* In the order `vantage --help` lists them. */
