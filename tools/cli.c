@@ -216,6 +216,17 @@ static void fmt_range(const struct cli_opt *o, char *buf, size_t len)
 		snprintf(buf, len, o->max >= 1e300 ? ">= %s" : "%s..%s", lo, hi);
 }
 
+static void list_choices(const struct cli_opt *o, const char *sep, char *buf, size_t len);
+
+/* An enum's metavar is its choices when they are few: --ui tui|log. */
+static const char *enum_metavar(const struct cli_opt *o)
+{
+	static char buf[64];
+
+	list_choices(o, "|", buf, sizeof(buf));
+	return strlen(buf) <= 20 ? buf : "NAME";
+}
+
 static const char *type_metavar(const struct cli_opt *o)
 {
 	if (o->metavar)
@@ -227,7 +238,7 @@ static const char *type_metavar(const struct cli_opt *o)
 	case CLI_PERCENT: return "PCT";
 	case CLI_DURATION: return "TIME";
 	case CLI_SIZE: return "SIZE";
-	case CLI_ENUM: return "NAME";
+	case CLI_ENUM: return enum_metavar(o);
 	case CLI_NETNS: return "NS";
 	case CLI_DEVICE: return "IFACE";
 	case CLI_HOOK: return "HOOK";
@@ -629,6 +640,22 @@ static int set_value(struct parse *p, const struct cli_opt *o, const char *label
 	return 0;
 }
 
+/* The row an alias without a value stands for; other rows stand for themselves. */
+static const struct cli_opt *target_of(const struct rows *rs, const struct cli_opt *o)
+{
+	const struct cli_opt *t;
+
+	if (o->type != CLI_T_ALIAS || o->alias_value)
+		return o;
+	t = row_named(rs, o->alias_of);
+	return t ? t : o;
+}
+
+static bool same_field(const struct rows *rs, const struct cli_opt *a, const struct cli_opt *b)
+{
+	return target_of(rs, a) == target_of(rs, b);
+}
+
 /* A long option (without "--"): exact name, alias or global, else a unique prefix. */
 static int find_long(struct parse *p, const char *name, size_t len, const struct cli_opt **row,
 		     const struct cli_letter **global)
@@ -649,6 +676,9 @@ static int find_long(struct parse *p, const char *name, size_t len, const struct
 				*row = o;
 				return 0;
 			}
+			/* --col for --color and its alias --colour is no ambiguity. */
+			if (*row && same_field(&p->rows, *row, o))
+				continue;
 			*row = o;
 			matches++;
 			if (n < sizeof(cands))
@@ -739,7 +769,7 @@ static int parse_short(struct parse *p, int argc, char **argv, int *i)
 				o = p->rows.r[r];
 		if (!o)
 			return perr(p, "unknown option '-%c'", a[k]);
-		snprintf(label, sizeof(label), "-%c", a[k]);
+		snprintf(label, sizeof(label), "--%s", o->name); /* errors name options in full */
 		if (!takes_value(o)) {
 			int rc = set_value(p, o, label, "");
 
@@ -918,7 +948,7 @@ static void row_help(const struct cli_cmd *cmd, const struct rows *rs, const str
 	snprintf(buf, len, "%s", o->help ? o->help : "");
 	if (o->required)
 		append(notes, sizeof(notes), "; required");
-	if ((o->type == CLI_ENUM || o->type == CLI_HOOK) && !o->metavar) {
+	if ((o->type == CLI_ENUM || o->type == CLI_HOOK) && !strchr(type_metavar(o), '|')) {
 		list_choices(o, ", ", tmp, sizeof(tmp));
 		append(notes, sizeof(notes), "; one of %s", tmp);
 	}
