@@ -330,30 +330,22 @@ static int check_range(const struct cli_opt *o, const char *arg, double v, char 
 	return -1;
 }
 
-/* Parses arg as o's type into dst (the field, or the array element). 0, or -1 with the
- * message (without the option's name) in err. */
-static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char *err, size_t errlen)
+/* The numeric types: 0, or -1 with the message in err. */
+static int parse_number(const struct cli_opt *o, const char *arg, void *dst, char *err, size_t errlen)
 {
-	char list[160], *end;
+	const char *p = arg + (arg[0] == '-');
+	char *end;
+	size_t n;
 	double d;
 	uint64_t u;
+	long long v;
 
 	switch (o->type) {
-	case CLI_FLAG:
-		*(bool *)dst = true;
-		return 0;
-	case CLI_STRING:
-	case CLI_FILE:
-		*(const char **)dst = arg;
-		return 0;
-	case CLI_COUNT: {
-		long long v;
-		long long cap = o->size == sizeof(int32_t) ? INT32_MAX : INT64_MAX;
-		const char *p = arg + (arg[0] == '-');
-
+	case CLI_COUNT:
 		errno = 0;
 		v = strtoll(arg, &end, 10);
-		if (!isdigit((unsigned char)*p) || *end || errno == ERANGE || v > cap || v < -cap)
+		if (!isdigit((unsigned char)*p) || *end || errno == ERANGE ||
+		    (o->size == sizeof(int32_t) && (v > INT32_MAX || v < INT32_MIN)))
 			break;
 		if (o->range == CLI_RANGE_NONE && v < 0) {
 			snprintf(err, errlen, "'%s' is out of range (>= 0)", arg);
@@ -362,7 +354,6 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 		if (check_range(o, arg, (double)v, err, errlen))
 			return -1;
 		return store_int(dst, o->size, v);
-	}
 	case CLI_U64:
 		errno = 0;
 		u = strtoull(arg, &end, 10);
@@ -378,29 +369,22 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 		if (check_range(o, arg, (double)u, err, errlen))
 			return -1;
 		return store_int(dst, o->size, (long long)u);
-	case CLI_DOUBLE: {
-		const char *p = arg + (arg[0] == '-');
-		size_t n = decimal_len(p);
-
-		if (!n || p[n])
+	case CLI_DOUBLE:
+		n = decimal_len(p);
+		if (!n || p[n] || !isfinite(d = strtod(arg, NULL)))
 			break;
-		d = strtod(arg, NULL);
-		if (!isfinite(d) || check_range(o, arg, d, err, errlen))
-			return isfinite(d) ? -1 : (snprintf(err, errlen, "'%s' is not %s", arg, type_wording(o->type)), -1);
-		*(double *)dst = d;
-		return 0;
-	}
-	case CLI_PERCENT: {
-		size_t n = decimal_len(arg);
-
-		if (!n || (arg[n] && strcmp(arg + n, "%")))
-			break;
-		d = strtod(arg, NULL);
 		if (check_range(o, arg, d, err, errlen))
 			return -1;
 		*(double *)dst = d;
 		return 0;
-	}
+	case CLI_PERCENT:
+		n = decimal_len(arg);
+		if (!n || (arg[n] && strcmp(arg + n, "%")) || !isfinite(d = strtod(arg, NULL)))
+			break;
+		if (check_range(o, arg, d, err, errlen))
+			return -1;
+		*(double *)dst = d;
+		return 0;
 	case CLI_DURATION:
 		if (cli_parse_duration(arg, &d))
 			break;
@@ -408,6 +392,32 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 			return -1;
 		*(double *)dst = d;
 		return 0;
+	}
+	snprintf(err, errlen, "'%s' is not %s", arg, type_wording(o->type));
+	return -1;
+}
+
+/* Parses arg as o's type into dst (the field, or the array element). 0, or -1 with the
+ * message (without the option's name) in err. */
+static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char *err, size_t errlen)
+{
+	char list[160];
+
+	switch (o->type) {
+	case CLI_FLAG:
+		*(bool *)dst = true;
+		return 0;
+	case CLI_STRING:
+	case CLI_FILE:
+		*(const char **)dst = arg;
+		return 0;
+	case CLI_COUNT:
+	case CLI_U64:
+	case CLI_SIZE:
+	case CLI_DOUBLE:
+	case CLI_PERCENT:
+	case CLI_DURATION:
+		return parse_number(o, arg, dst, err, errlen);
 	case CLI_ENUM:
 		for (const struct cli_choice *c = o->choices; c && c->name; c++) {
 			if (!strcmp(c->name, arg)) {
@@ -430,12 +440,8 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 		return -1;
 	}
 	case CLI_DEVICE:
-		if (!device_name_ok(arg))
-			break;
-		*(const char **)dst = arg;
-		return 0;
 	case CLI_NETNS:
-		if (!netns_ok(arg))
+		if (o->type == CLI_DEVICE ? !device_name_ok(arg) : !netns_ok(arg))
 			break;
 		*(const char **)dst = arg;
 		return 0;
@@ -1752,6 +1758,84 @@ static void bash_positionals(FILE *f, const char *key, const struct cli_cmd *cmd
 	}
 }
 
+/* The part of the script that does not depend on the tables. */
+static const char bash_main[] =
+	"# The word a (unique) prefix stands for, as vantage resolves it.\n"
+	"_vantage_match() {\n"
+	"\tlocal w=$1 c found= n=0\n"
+	"\tshift\n"
+	"\tfor c in \"$@\"; do\n"
+	"\t\t[[ $c == \"$w\" ]] && { echo \"$c\"; return; }\n"
+	"\t\t[[ $c == \"$w\"* ]] && { found=$c; n=$((n + 1)); }\n"
+	"\tdone\n"
+	"\t((n == 1)) && echo \"$found\"\n"
+	"}\n\n"
+	"_vantage() {\n"
+	"\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= sub= key w i start npos=0\n"
+	"\t((COMP_CWORD > 1)) && prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
+	"\tCOMPREPLY=()\n"
+	"\t# The command and its subcommand: only global options come before them.\n"
+	"\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
+	"\t\tw=${COMP_WORDS[i]}\n"
+	"\t\t[[ $w == -* ]] && continue\n"
+	"\t\tif [[ -z $cmd ]]; then\n"
+	"\t\t\tcmd=$(_vantage_match \"$w\" $_vantage_commands)\n"
+	"\t\t\t[[ -z $cmd ]] && return 0\n"
+	"\t\t\tstart=$((i + 1))\n"
+	"\t\t\t[[ -z $(_vantage_subs \"$cmd\") ]] && break\n"
+	"\t\telse\n"
+	"\t\t\tsub=$(_vantage_match \"$w\" $(_vantage_subs \"$cmd\"))\n"
+	"\t\t\t[[ -z $sub ]] && return 0\n"
+	"\t\t\tstart=$((i + 1))\n"
+	"\t\t\tbreak\n"
+	"\t\tfi\n"
+	"\tdone\n"
+	"\tif [[ -z $cmd ]]; then\n"
+	"\t\tif [[ $cur == -* ]]; then\n"
+	"\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_globals\" -- \"$cur\"))\n"
+	"\t\telse\n"
+	"\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_commands\" -- \"$cur\"))\n"
+	"\t\tfi\n"
+	"\t\treturn 0\n"
+	"\tfi\n"
+	"\tif [[ -z $sub && -n $(_vantage_subs \"$cmd\") ]]; then\n"
+	"\t\tif [[ $cur == -* ]]; then\n"
+	"\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_globals\" -- \"$cur\"))\n"
+	"\t\telse\n"
+	"\t\t\tCOMPREPLY=($(compgen -W \"$(_vantage_subs \"$cmd\")\" -- \"$cur\"))\n"
+	"\t\tfi\n"
+	"\t\treturn 0\n"
+	"\tfi\n"
+	"\tkey=$cmd${sub:+/$sub}\n"
+	"\t# --opt=value: complete the value.\n"
+	"\tif [[ $cur == --*=* ]]; then\n"
+	"\t\tprev=${cur%%=*}\n"
+	"\t\tcur=${cur#*=}\n"
+	"\telif [[ $prev == = ]] && ((COMP_CWORD > 2)); then\n"
+	"\t\tprev=${COMP_WORDS[COMP_CWORD - 2]}\n"
+	"\tfi\n"
+	"\tif [[ -n $prev ]] && _vantage_valued \"$key\" \"$prev\"; then\n"
+	"\t\t_vantage_value \"$key\" \"$prev\" \"$cur\"\n"
+	"\t\treturn 0\n"
+	"\tfi\n"
+	"\tif [[ $cur == -* ]]; then\n"
+	"\t\tCOMPREPLY=($(compgen -W \"$(_vantage_opts \"$key\") $_vantage_globals\" -- \"$cur\"))\n"
+	"\t\treturn 0\n"
+	"\tfi\n"
+	"\t# Which positional this is: skip options and their values.\n"
+	"\tfor ((i = start; i < COMP_CWORD; i++)); do\n"
+	"\t\tw=${COMP_WORDS[i]}\n"
+	"\t\tif [[ $w == -* ]]; then\n"
+	"\t\t\t[[ $w != *=* ]] && _vantage_valued \"$key\" \"$w\" && ((i++))\n"
+	"\t\telse\n"
+	"\t\t\tnpos=$((npos + 1))\n"
+	"\t\tfi\n"
+	"\tdone\n"
+	"\t_vantage_positional \"$key\" \"$npos\" \"$cur\"\n"
+	"\treturn 0\n"
+	"}\n\n"
+	"complete -F _vantage vantage\n";
+
 static int completion_bash_run(void *p)
 {
 	FILE *f = stdout;
@@ -1788,80 +1872,6 @@ static int completion_bash_run(void *p)
 		   "_vantage_positional() {\n\tlocal cur=$3\n\tcase \"$1 $2\" in\n");
 	for_each_leaf(f, bash_positionals);
 	fprintf(f, "\tesac\n}\n\n");
-	fputs("# The word a (unique) prefix stands for, as vantage resolves it.\n"
-	      "_vantage_match() {\n"
-	      "\tlocal w=$1 c found= n=0\n"
-	      "\tshift\n"
-	      "\tfor c in \"$@\"; do\n"
-	      "\t\t[[ $c == \"$w\" ]] && { echo \"$c\"; return; }\n"
-	      "\t\t[[ $c == \"$w\"* ]] && { found=$c; n=$((n + 1)); }\n"
-	      "\tdone\n"
-	      "\t((n == 1)) && echo \"$found\"\n"
-	      "}\n\n"
-	      "_vantage() {\n"
-	      "\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= sub= key w i start npos=0\n"
-	      "\t((COMP_CWORD > 1)) && prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
-	      "\tCOMPREPLY=()\n"
-	      "\t# The command and its subcommand: only global options come before them.\n"
-	      "\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
-	      "\t\tw=${COMP_WORDS[i]}\n"
-	      "\t\t[[ $w == -* ]] && continue\n"
-	      "\t\tif [[ -z $cmd ]]; then\n"
-	      "\t\t\tcmd=$(_vantage_match \"$w\" $_vantage_commands)\n"
-	      "\t\t\t[[ -z $cmd ]] && return 0\n"
-	      "\t\t\tstart=$((i + 1))\n"
-	      "\t\t\t[[ -z $(_vantage_subs \"$cmd\") ]] && break\n"
-	      "\t\telse\n"
-	      "\t\t\tsub=$(_vantage_match \"$w\" $(_vantage_subs \"$cmd\"))\n"
-	      "\t\t\t[[ -z $sub ]] && return 0\n"
-	      "\t\t\tstart=$((i + 1))\n"
-	      "\t\t\tbreak\n"
-	      "\t\tfi\n"
-	      "\tdone\n"
-	      "\tif [[ -z $cmd ]]; then\n"
-	      "\t\tif [[ $cur == -* ]]; then\n"
-	      "\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_globals\" -- \"$cur\"))\n"
-	      "\t\telse\n"
-	      "\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_commands\" -- \"$cur\"))\n"
-	      "\t\tfi\n"
-	      "\t\treturn 0\n"
-	      "\tfi\n"
-	      "\tif [[ -z $sub && -n $(_vantage_subs \"$cmd\") ]]; then\n"
-	      "\t\tif [[ $cur == -* ]]; then\n"
-	      "\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_globals\" -- \"$cur\"))\n"
-	      "\t\telse\n"
-	      "\t\t\tCOMPREPLY=($(compgen -W \"$(_vantage_subs \"$cmd\")\" -- \"$cur\"))\n"
-	      "\t\tfi\n"
-	      "\t\treturn 0\n"
-	      "\tfi\n"
-	      "\tkey=$cmd${sub:+/$sub}\n"
-	      "\t# --opt=value: complete the value.\n"
-	      "\tif [[ $cur == --*=* ]]; then\n"
-	      "\t\tprev=${cur%%=*}\n"
-	      "\t\tcur=${cur#*=}\n"
-	      "\telif [[ $prev == = ]] && ((COMP_CWORD > 2)); then\n"
-	      "\t\tprev=${COMP_WORDS[COMP_CWORD - 2]}\n"
-	      "\tfi\n"
-	      "\tif [[ -n $prev ]] && _vantage_valued \"$key\" \"$prev\"; then\n"
-	      "\t\t_vantage_value \"$key\" \"$prev\" \"$cur\"\n"
-	      "\t\treturn 0\n"
-	      "\tfi\n"
-	      "\tif [[ $cur == -* ]]; then\n"
-	      "\t\tCOMPREPLY=($(compgen -W \"$(_vantage_opts \"$key\") $_vantage_globals\" -- \"$cur\"))\n"
-	      "\t\treturn 0\n"
-	      "\tfi\n"
-	      "\t# Which positional this is: skip options and their values.\n"
-	      "\tfor ((i = start; i < COMP_CWORD; i++)); do\n"
-	      "\t\tw=${COMP_WORDS[i]}\n"
-	      "\t\tif [[ $w == -* ]]; then\n"
-	      "\t\t\t[[ $w != *=* ]] && _vantage_valued \"$key\" \"$w\" && ((i++))\n"
-	      "\t\telse\n"
-	      "\t\t\tnpos=$((npos + 1))\n"
-	      "\t\tfi\n"
-	      "\tdone\n"
-	      "\t_vantage_positional \"$key\" \"$npos\" \"$cur\"\n"
-	      "\treturn 0\n"
-	      "}\n\n"
-	      "complete -F _vantage vantage\n", f);
+	fputs(bash_main, f);
 	return VTG_EXIT_OK;
 }

@@ -84,6 +84,13 @@
  * be attached (-c3, --count=3). A non-repeatable option given twice is a usage error
  * (flags excepted). An option's value is the next word even when it starts with '-'.
  *
+ * THE REGISTRY (cli.c, cli_letters[]): global -j json, -p pretty, -v verbose, -V version,
+ * -h help; then -n netns, -d dev, -H hook, -i interval, -D duration, -c count, -P proto,
+ * -a all, -u uplink, -q queries, -w wait, -W timeout, -f first-ttl, -m max-ttl, -g gap,
+ * -T targets, -s size, -r rules, -t trace, -l listen. Any other option has no letter
+ * (e.g. --pid, --hist, --config, --connect, --name, --force, --dry-run, --format, --iface:
+ * declare --dev with CLI_ALIAS("iface", "dev", NULL)). A new letter is a new row there.
+ *
  * VALUES (the syntax of each type, in help and errors):
  *   CLI_FLAG      bool, takes no value
  *   CLI_STRING    const char *, any text;  CLI_FILE: the same, a path (completes files)
