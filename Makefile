@@ -113,9 +113,9 @@ $(BUILD)/vantage.bash-completion: $(BUILD)/vantage
 	$(call msg,GEN,$@)
 	$(Q)$(BUILD)/vantage completion bash > $@
 
-# The runner links the option layer too (tools/cli.o has no main): test_cli checks its
+# The runner links the option layer too (cli.o, cli_doc.o: no main): test_cli checks its
 # parser and its table checks on tables of its own.
-$(BUILD)/selftests/test_runner: $(TEST_OBJS) $(LOADER_OBJS) $(BUILD)/obj/tools/cli.o
+$(BUILD)/selftests/test_runner: $(TEST_OBJS) $(LOADER_OBJS) $(BUILD)/obj/tools/cli.o $(BUILD)/obj/tools/cli_doc.o
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
