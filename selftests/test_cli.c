@@ -350,7 +350,7 @@ static const struct cli_opt fake_table[] = {
 	CLI_ALIAS("colour", "color", NULL),
 	CLI_ALIAS("red", "color", "red"),
 	CLI_OPT("hook", 0, CLI_HOOK, struct fake_opts, hook, .help = "one hook"),
-	CLI_ALIAS("tc-egress", "hook", "tc-egress"),
+	CLI_HOOK_ALIASES("hook"),
 	CLI_ARRAY("hooks", 0, CLI_HOOK, struct fake_opts, hooks, nhooks, .help = "hooks"),
 	CLI_OPT("addr", 0, CLI_ADDR, struct fake_opts, addr, .help = "an address"),
 	CLI_OPT("addr-str", 0, CLI_ADDR_STR, struct fake_opts, addr_str, .help = "an address kept as text"),
@@ -544,9 +544,14 @@ TEST(cli_parse)
 		ASSERT_STRSTR(c->out, "hook=4 ", "--tc-egress = --hook tc-egress");
 		ASSERT_STRSTR(c->out, "first=-x ", "after --, -x is a word");
 		ASSERT_STRSTR(c->out, "json=1", "-j in a cluster after the command");
+		run_cli(fake_cmds, c, "fake", "--xdp-generic", "x", NULL);
+		ASSERT_STRSTR(c->out, "hook=2 ", "--xdp-generic = --hook xdp-generic");
+		run_cli(fake_cmds, c, "fake", "--xdp", "x", NULL);
+		ASSERT_STRSTR(c->out, "hook=0 ", "--xdp: exact, not a prefix of --xdp-native");
+		USAGE_ERR(c, "--hook given twice", "fake", "--xdp", "--tc-ingress", "x");
 		run_cli(fake_cmds, c, "fake", "--colour", "red", "x", NULL);
 		ASSERT_STRSTR(c->out, "color=1 ", "--colour X = --color X");
-		USAGE_ERR(c, "--red given twice", "fake", "--col", "green", "--red", "x");
+		USAGE_ERR(c, "--color given twice", "fake", "--col", "green", "--red", "x");
 		run_cli(fake_cmds, c, "fake", "x", "--str", "-v", NULL);
 		ASSERT_STRSTR(c->out, "str=-v ", "a value may start with '-'");
 	}

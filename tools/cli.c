@@ -742,9 +742,11 @@ static int parse_long(struct parse *p, int argc, char **argv, int *i)
 		if (o->alias_value) {
 			if (eq)
 				return perr(p, "%s takes no value", label);
+			snprintf(label, sizeof(label), "--%s", t->name); /* errors name the option */
 			return set_value(p, t, label, o->alias_value);
 		}
 		o = t;
+		snprintf(label, sizeof(label), "--%s", t->name);
 	}
 	if (!cli_takes_value(o)) {
 		if (eq)

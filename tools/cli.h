@@ -31,6 +31,7 @@
  *		CLI_ARRAY("hook", 'H', CLI_HOOK, struct example_opts, hooks, nhooks,
  *			.help = "where to attach (repeatable)"),
  *		CLI_ALIAS("tc-ingress", "hook", "tc-ingress"), // --tc-ingress = --hook tc-ingress
+ *		                                    // (CLI_HOOK_ALIASES("hook") declares all five)
  *		CLI_ALIAS("iface", "dev", NULL),               // --iface X = --dev X
  *		CLI_OPT("force", 0, CLI_FLAG, struct example_opts, force,
  *			.help = "also remove what others own"),
@@ -231,6 +232,12 @@ struct cli_opt {
  * value itself): old spellings. Named in the target's help line. */
 #define CLI_ALIAS(_name, _target, _value)                                                       \
 	{ .name = _name, .type = CLI_T_ALIAS, .alias_of = _target, .alias_value = _value }
+/* The old attach-point flags as aliases of a CLI_HOOK option named _target:
+ * --xdp, --xdp-native, --xdp-generic, --tc-ingress, --tc-egress (= --_target NAME). */
+#define CLI_HOOK_ALIASES(_target)                                                               \
+	CLI_ALIAS("xdp", _target, "xdp"), CLI_ALIAS("xdp-native", _target, "xdp-native"),     \
+	CLI_ALIAS("xdp-generic", _target, "xdp-generic"),                                      \
+	CLI_ALIAS("tc-ingress", _target, "tc-ingress"), CLI_ALIAS("tc-egress", _target, "tc-egress")
 /* The rows of another table (options shared by subcommands). */
 #define CLI_INCLUDE(_table) { .type = CLI_T_INCLUDE, .include = _table }
 #define CLI_END { .type = CLI_T_END }
