@@ -72,8 +72,8 @@ MANS := $(wildcard tools/man/*.8)
 .PHONY: all deps check run bench clean install bpf clang19-bpf fallback-bpf
 .DELETE_ON_ERROR:
 
-all: $(BUILD)/vantage $(BUILD)/selftests/test_runner $(BUILD)/vantage-testbed $(BUILD)/vantage-mplsemu \
-	$(BENCH_TOOLS)
+all: $(BUILD)/vantage $(BUILD)/vantage.bash-completion $(BUILD)/selftests/test_runner $(BUILD)/vantage-testbed \
+	$(BUILD)/vantage-mplsemu $(BENCH_TOOLS)
 
 bpf: $(BPF_OBJS) $(SKELS)
 
@@ -108,7 +108,14 @@ $(BUILD)/vantage: $(LOADER_OBJS) $(TOOLS_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/selftests/test_runner: $(TEST_OBJS) $(LOADER_OBJS)
+# The bash completion, generated from the option tables by the binary itself.
+$(BUILD)/vantage.bash-completion: $(BUILD)/vantage
+	$(call msg,GEN,$@)
+	$(Q)$(BUILD)/vantage completion bash > $@
+
+# The runner links the option layer too (cli.o, cli_doc.o: no main): test_cli checks its
+# parser and its table checks on tables of its own.
+$(BUILD)/selftests/test_runner: $(TEST_OBJS) $(LOADER_OBJS) $(BUILD)/obj/tools/cli.o $(BUILD)/obj/tools/cli_doc.o
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -175,8 +182,10 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)selftests/bench/run $(BUILD) $(if $(B),$(B))
 
-install: $(BUILD)/vantage
+install: $(BUILD)/vantage $(BUILD)/vantage.bash-completion
 	install -D -m 0755 $(BUILD)/vantage $(DESTDIR)$(PREFIX)/sbin/vantage
+	install -D -m 0644 $(BUILD)/vantage.bash-completion \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/vantage
 	install -D -m 0644 $(BUILD)/bpf/policy.bpf.o $(DESTDIR)$(PREFIX)/share/vantage/policy.bpf.o
 	for m in $(MANS); do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done
 	install -D -m 0644 tools/vantage-agent.conf $(DESTDIR)/etc/vantage/agent.conf

@@ -5,28 +5,12 @@
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include <getopt.h>
 #include <dirent.h>
 #include <errno.h>
 #include <sys/file.h>
 #include "core/vtg_core.h"
 #include "commands.h"
 #include "agent/vtg_agent.h"
-
-static const char help[] =
-	"Usage: vantage [-j] clean [--force] [--dry-run]\n\n"
-	"Removes every XDP program and TC filter of vantage's (programs named vtg_*) from\n"
-	"every interface of every network namespace reachable from here, the clsact qdiscs\n"
-	"vantage created, and every pin under " VTG_PIN_ROOT ". Attachments owned by a\n"
-	"vantage process that is still running, and the pins of a running agent, are left\n"
-	"to them unless --force is given. Removing the agent's pins detaches its tracing\n"
-	"programs.\n\n"
-	"Options:\n"
-	"  -f, --force     also remove attachments of running vantage processes\n"
-	"  -n, --dry-run   only say what would be removed\n\n"
-	"EXAMPLES\n"
-	"  vantage clean              after a crash or kill -9\n"
-	"  vantage clean --dry-run\n";
 
 /* One line per attachment handled: text, or a JSON record with -j. */
 static void say(const char *action, const struct vtg_found *f, const char *why)
@@ -177,113 +161,153 @@ static void remove_cache_locks(void)
 	closedir(d);
 }
 
-int cmd_clean(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{}
-	};
-	bool force = false, dry = false;
-	struct vtg_found *at = NULL;
+struct clean_opts {
+	bool force, dry_run;
+};
+
+struct clean {
+	const struct clean_opts *o;
 	struct live lv[256];
-	int nlv = 0;
-	int opt, na, removed = 0, kept = 0, failed = 0, pins = 0;
+	int nlv;
+	int removed, kept, failed, pins;
+};
 
-	if (!vtg_help_requested(argc, argv, help))
-		return VTG_EXIT_OK;
-	while ((opt = getopt_long(argc, argv, "fn", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'f':
-			force = true;
-			break;
-		case 'n':
-			dry = true;
-			break;
-		default:
-			return vtg_usage_err("clean", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
+/* Detaches one attachment in its namespace; 0, or -1 (reported) on failure. */
+static int detach_found(struct vtg_found *f)
+{
+	int fd, saved, err;
+
+	fd = open(f->ns.path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || vtg_netns_enter(fd, &saved)) {
+		vtg_warn("network namespace %s went away before its %s could be removed", f->ns.name, f->at.ifname);
+		if (fd >= 0)
+			close(fd);
+		return 1; /* gone already: neither removed nor an error */
 	}
-	if (optind < argc)
-		return vtg_usage_err("clean", "unexpected argument '%s'", argv[optind]);
-	if (vtg_env_setup())
-		return VTG_EXIT_FAIL;
+	err = vtg_detach(&f->at);
+	vtg_netns_leave(saved);
+	close(fd);
+	if (err) {
+		vtg_err("cannot remove %s from %s (netns %s): %s", vtg_hook_name(f->at.hook), f->at.ifname,
+			f->ns.name, strerror(-err));
+		return -1;
+	}
+	return 0;
+}
 
-	na = vtg_scan_attachments(&at);
+/* Every attachment of vantage's: removed, or kept while its owner runs. */
+static int clean_attachments(struct clean *c)
+{
+	struct vtg_found *at = NULL;
+	int na = vtg_scan_attachments(&at);
+
 	if (na < 0) {
 		vtg_err("cannot list attachments: %s", strerror(-na));
-		return VTG_EXIT_FAIL;
+		return -1;
 	}
 	for (int i = 0; i < na; i++) {
 		struct vtg_found *f = &at[i];
-		int fd, saved, err;
+		int rc;
 
-		if (f->owner_alive && !force) {
+		if (f->owner_alive && !c->o->force) {
 			char why[80];
 
 			snprintf(why, sizeof(why), "owner pid %d is running; --force removes it", (int)f->owner);
 			say("kept", f, why);
-			if (nlv < 256) {
-				lv[nlv].netns = f->at.netns_ino;
-				snprintf(lv[nlv++].ifname, sizeof(lv[0].ifname), "%s", f->at.ifname);
+			if (c->nlv < 256) {
+				c->lv[c->nlv].netns = f->at.netns_ino;
+				snprintf(c->lv[c->nlv++].ifname, sizeof(c->lv[0].ifname), "%s", f->at.ifname);
 			}
-			kept++;
+			c->kept++;
 			continue;
 		}
-		if (dry) {
+		if (c->o->dry_run) {
 			say("would-remove", f, NULL);
 			continue;
 		}
-		fd = open(f->ns.path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || vtg_netns_enter(fd, &saved)) {
-			vtg_warn("network namespace %s went away before its %s could be removed", f->ns.name,
-				 f->at.ifname);
-			if (fd >= 0)
-				close(fd);
-			continue;
+		rc = detach_found(f);
+		if (rc < 0) {
+			c->failed++;
+		} else if (rc == 0) {
+			say("removed", f, NULL);
+			c->removed++;
 		}
-		err = vtg_detach(&f->at);
-		vtg_netns_leave(saved);
-		close(fd);
-		if (err) {
-			vtg_err("cannot remove %s from %s (netns %s): %s", vtg_hook_name(f->at.hook),
-				f->at.ifname, f->ns.name, strerror(-err));
-			failed++;
-			continue;
-		}
-		say("removed", f, NULL);
-		removed++;
 	}
 	free(at);
+	return 0;
+}
 
-	/* Registry records whose attachment is gone (a namespace deleted, say) are dropped. */
-	if (!dry) {
-		struct vtg_attachment *reg = NULL;
-		int nreg = vtg_registry_load(&reg);
+/* Registry records whose attachment is gone (a namespace deleted, say), the pins, and
+ * the lock files of the warm-start cache. */
+static void clean_state(struct clean *c)
+{
+	struct vtg_attachment *reg = NULL;
+	int nreg = vtg_registry_load(&reg);
 
-		for (int i = 0; i < nreg; i++)
-			if (force || !vtg_owner_alive(reg[i].pid))
-				vtg_registry_remove(&reg[i]);
-		free(reg);
-		pins = remove_pins(force, lv, nlv, &failed);
-		remove_cache_locks();
-	}
+	for (int i = 0; i < nreg; i++)
+		if (c->o->force || !vtg_owner_alive(reg[i].pid))
+			vtg_registry_remove(&reg[i]);
+	free(reg);
+	c->pins = remove_pins(c->o->force, c->lv, c->nlv, &c->failed);
+	remove_cache_locks();
+}
+
+static void report(const struct clean *c)
+{
 	struct jw *w = vtg_jw_stdout();
 
 	if (w) {
 		jw_record(w, "clean_summary", vtg_mono_ns());
-		jw_ku64(w, "removed", removed);
-		jw_ku64(w, "kept", kept);
-		jw_ku64(w, "pins_removed", pins);
-		jw_ku64(w, "errors", failed);
+		jw_ku64(w, "removed", c->removed);
+		jw_ku64(w, "kept", c->kept);
+		jw_ku64(w, "pins_removed", c->pins);
+		jw_ku64(w, "errors", c->failed);
 		jw_obj_end(w);
 		jw_free(w);
-	} else {
-		if (kept && !dry)
-			printf("pins under %s kept while vantage processes are running\n", VTG_PIN_ROOT);
-		printf("%d attachments removed, %d kept, %d pins removed%s\n", removed, kept, pins,
-		       failed ? ", with errors" : "");
+		return;
 	}
-	return failed ? VTG_EXIT_FAIL : VTG_EXIT_OK;
+	if (c->kept && !c->o->dry_run)
+		printf("pins under %s kept while vantage processes are running\n", VTG_PIN_ROOT);
+	printf("%d attachments removed, %d kept, %d pins removed%s\n", c->removed, c->kept, c->pins,
+	       c->failed ? ", with errors" : "");
 }
+
+static int clean_run(void *p)
+{
+	struct clean c = { .o = p };
+
+	if (vtg_env_setup())
+		return VTG_EXIT_FAIL;
+	if (clean_attachments(&c))
+		return VTG_EXIT_FAIL;
+	if (!c.o->dry_run)
+		clean_state(&c);
+	report(&c);
+	return c.failed ? VTG_EXIT_FAIL : VTG_EXIT_OK;
+}
+
+static const struct cli_opt clean_table[] = {
+	CLI_OPT("force", 0, CLI_FLAG, struct clean_opts, force,
+		.help = "also remove attachments and pins of running vantage processes"),
+	CLI_OPT("dry-run", 0, CLI_FLAG, struct clean_opts, dry_run, .help = "only say what would be removed"),
+	CLI_END
+};
+
+const struct cli_cmd vtg_cmd_clean = {
+	.name = "clean",
+	.summary = "remove everything vantage attached or pinned (also after a crash)",
+	.desc = "Removes every XDP program and TC filter of vantage's (programs named vtg_*) from\n"
+		"every interface of every network namespace reachable from here, the clsact qdiscs\n"
+		"vantage created, and every pin under " VTG_PIN_ROOT ". Attachments owned by a\n"
+		"vantage process that is still running, and the pins of a running agent, are left\n"
+		"to them unless --force is given. Removing the agent's pins detaches its tracing\n"
+		"programs.\n",
+	.opts = clean_table,
+	.opts_size = sizeof(struct clean_opts),
+	.run = clean_run,
+	.more = "--force and --dry-run have no short letters: -f is --first-ttl and -n is --netns\n"
+		"in every command.\n",
+	.examples = "  vantage clean              after a crash or kill -9\n"
+		    "  vantage clean --dry-run\n"
+		    "  vantage clean -j --force   everything, as JSON records\n",
+};

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The option layer (see cli.h): option tables -> parsing, checks, --help, synopsis,
- * abbreviations, global options anywhere, `vantage help`, `vantage -j help` and the bash
- * completion. Every usage error of the tool is worded here.
+ * The option layer (see cli.h): the letter registry, value syntax, parsing, dispatch
+ * (global options anywhere, abbreviations, subcommands) and the checks of the tables.
+ * Every usage error of the tool is worded here; cli_doc.c writes what the tables say
+ * (--help, `vantage help`, the completion).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -17,12 +18,9 @@
 #include "core/vtg_core.h"
 #include "cli.h"
 #include "commands.h"
+#include "cli_internal.h"
 
 #define EXIT_INTERNAL 70 /* EX_SOFTWARE: a table contradicts the registry */
-#define MAX_ROWS 128
-#define HELP_COL 26
-#define WIDTH 80
-#define GLOBAL_SYNOPSIS "vantage [-j|-p] [-v]"
 
 /*
  * The registry of short letters: one meaning in every command. Where two commands used
@@ -183,7 +181,7 @@ static void fmt_size(char *buf, size_t len, double v)
 }
 
 /* A value of o's type (for ranges and defaults), as help and errors write it. */
-static void fmt_number(const struct cli_opt *o, double v, char *buf, size_t len)
+void cli_fmt_number(const struct cli_opt *o, double v, char *buf, size_t len)
 {
 	switch (o->type) {
 	case CLI_DURATION:
@@ -204,19 +202,28 @@ static void fmt_number(const struct cli_opt *o, double v, char *buf, size_t len)
 	}
 }
 
-static void fmt_range(const struct cli_opt *o, char *buf, size_t len)
+void cli_fmt_range(const struct cli_opt *o, char *buf, size_t len)
 {
 	char lo[32], hi[32];
 
-	fmt_number(o, o->min, lo, sizeof(lo));
-	fmt_number(o, o->max, hi, sizeof(hi));
+	cli_fmt_number(o, o->min, lo, sizeof(lo));
+	cli_fmt_number(o, o->max, hi, sizeof(hi));
 	if (o->range == CLI_RANGE_MIN_OPEN)
 		snprintf(buf, len, o->max >= 1e300 ? "> %s" : "> %s and <= %s", lo, hi);
 	else
 		snprintf(buf, len, o->max >= 1e300 ? ">= %s" : "%s..%s", lo, hi);
 }
 
-static const char *type_metavar(const struct cli_opt *o)
+/* An enum's metavar is its choices when they are few: --ui tui|log. */
+static const char *enum_metavar(const struct cli_opt *o)
+{
+	static char buf[64];
+
+	cli_list_choices(o, "|", buf, sizeof(buf));
+	return strlen(buf) <= 20 ? buf : "NAME";
+}
+
+const char *cli_metavar(const struct cli_opt *o)
 {
 	if (o->metavar)
 		return o->metavar;
@@ -227,7 +234,7 @@ static const char *type_metavar(const struct cli_opt *o)
 	case CLI_PERCENT: return "PCT";
 	case CLI_DURATION: return "TIME";
 	case CLI_SIZE: return "SIZE";
-	case CLI_ENUM: return "NAME";
+	case CLI_ENUM: return enum_metavar(o);
 	case CLI_NETNS: return "NS";
 	case CLI_DEVICE: return "IFACE";
 	case CLI_HOOK: return "HOOK";
@@ -252,7 +259,7 @@ static const char *type_wording(int type)
 	}
 }
 
-static void list_choices(const struct cli_opt *o, const char *sep, char *buf, size_t len)
+void cli_list_choices(const struct cli_opt *o, const char *sep, char *buf, size_t len)
 {
 	size_t n = 0;
 
@@ -314,35 +321,27 @@ static int check_range(const struct cli_opt *o, const char *arg, double v, char 
 	if (o->range == CLI_RANGE_NONE)
 		snprintf(want, sizeof(want), "> 0%% and <= 100%%");
 	else
-		fmt_range(o, want, sizeof(want));
+		cli_fmt_range(o, want, sizeof(want));
 	snprintf(err, errlen, "'%s' is out of range (%s)", arg, want);
 	return -1;
 }
 
-/* Parses arg as o's type into dst (the field, or the array element). 0, or -1 with the
- * message (without the option's name) in err. */
-static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char *err, size_t errlen)
+/* The numeric types: 0, or -1 with the message in err. */
+static int parse_number(const struct cli_opt *o, const char *arg, void *dst, char *err, size_t errlen)
 {
-	char list[160], *end;
+	const char *p = arg + (arg[0] == '-');
+	char *end;
+	size_t n;
 	double d;
 	uint64_t u;
+	long long v;
 
 	switch (o->type) {
-	case CLI_FLAG:
-		*(bool *)dst = true;
-		return 0;
-	case CLI_STRING:
-	case CLI_FILE:
-		*(const char **)dst = arg;
-		return 0;
-	case CLI_COUNT: {
-		long long v;
-		long long cap = o->size == sizeof(int32_t) ? INT32_MAX : INT64_MAX;
-		const char *p = arg + (arg[0] == '-');
-
+	case CLI_COUNT:
 		errno = 0;
 		v = strtoll(arg, &end, 10);
-		if (!isdigit((unsigned char)*p) || *end || errno == ERANGE || v > cap || v < -cap)
+		if (!isdigit((unsigned char)*p) || *end || errno == ERANGE ||
+		    (o->size == sizeof(int32_t) && (v > INT32_MAX || v < INT32_MIN)))
 			break;
 		if (o->range == CLI_RANGE_NONE && v < 0) {
 			snprintf(err, errlen, "'%s' is out of range (>= 0)", arg);
@@ -351,7 +350,6 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 		if (check_range(o, arg, (double)v, err, errlen))
 			return -1;
 		return store_int(dst, o->size, v);
-	}
 	case CLI_U64:
 		errno = 0;
 		u = strtoull(arg, &end, 10);
@@ -367,29 +365,22 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 		if (check_range(o, arg, (double)u, err, errlen))
 			return -1;
 		return store_int(dst, o->size, (long long)u);
-	case CLI_DOUBLE: {
-		const char *p = arg + (arg[0] == '-');
-		size_t n = decimal_len(p);
-
-		if (!n || p[n])
+	case CLI_DOUBLE:
+		n = decimal_len(p);
+		if (!n || p[n] || !isfinite(d = strtod(arg, NULL)))
 			break;
-		d = strtod(arg, NULL);
-		if (!isfinite(d) || check_range(o, arg, d, err, errlen))
-			return isfinite(d) ? -1 : (snprintf(err, errlen, "'%s' is not %s", arg, type_wording(o->type)), -1);
-		*(double *)dst = d;
-		return 0;
-	}
-	case CLI_PERCENT: {
-		size_t n = decimal_len(arg);
-
-		if (!n || (arg[n] && strcmp(arg + n, "%")))
-			break;
-		d = strtod(arg, NULL);
 		if (check_range(o, arg, d, err, errlen))
 			return -1;
 		*(double *)dst = d;
 		return 0;
-	}
+	case CLI_PERCENT:
+		n = decimal_len(arg);
+		if (!n || (arg[n] && strcmp(arg + n, "%")) || !isfinite(d = strtod(arg, NULL)))
+			break;
+		if (check_range(o, arg, d, err, errlen))
+			return -1;
+		*(double *)dst = d;
+		return 0;
 	case CLI_DURATION:
 		if (cli_parse_duration(arg, &d))
 			break;
@@ -397,6 +388,32 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 			return -1;
 		*(double *)dst = d;
 		return 0;
+	}
+	snprintf(err, errlen, "'%s' is not %s", arg, type_wording(o->type));
+	return -1;
+}
+
+/* Parses arg as o's type into dst (the field, or the array element). 0, or -1 with the
+ * message (without the option's name) in err. */
+static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char *err, size_t errlen)
+{
+	char list[160];
+
+	switch (o->type) {
+	case CLI_FLAG:
+		*(bool *)dst = true;
+		return 0;
+	case CLI_STRING:
+	case CLI_FILE:
+		*(const char **)dst = arg;
+		return 0;
+	case CLI_COUNT:
+	case CLI_U64:
+	case CLI_SIZE:
+	case CLI_DOUBLE:
+	case CLI_PERCENT:
+	case CLI_DURATION:
+		return parse_number(o, arg, dst, err, errlen);
 	case CLI_ENUM:
 		for (const struct cli_choice *c = o->choices; c && c->name; c++) {
 			if (!strcmp(c->name, arg)) {
@@ -404,7 +421,7 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 				return 0;
 			}
 		}
-		list_choices(o, ", ", list, sizeof(list));
+		cli_list_choices(o, ", ", list, sizeof(list));
 		snprintf(err, errlen, "'%s' is not one of %s", arg, list);
 		return -1;
 	case CLI_HOOK: {
@@ -414,17 +431,13 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 			*(enum vtg_hook *)dst = h;
 			return 0;
 		}
-		list_choices(o, ", ", list, sizeof(list));
+		cli_list_choices(o, ", ", list, sizeof(list));
 		snprintf(err, errlen, "'%s' is not a hook (%s)", arg, list);
 		return -1;
 	}
 	case CLI_DEVICE:
-		if (!device_name_ok(arg))
-			break;
-		*(const char **)dst = arg;
-		return 0;
 	case CLI_NETNS:
-		if (!netns_ok(arg))
+		if (o->type == CLI_DEVICE ? !device_name_ok(arg) : !netns_ok(arg))
 			break;
 		*(const char **)dst = arg;
 		return 0;
@@ -458,34 +471,30 @@ static int parse_value(const struct cli_opt *o, const char *arg, void *dst, char
 
 /* ---- tables ------------------------------------------------------------------- */
 
-struct rows {
-	const struct cli_opt *r[MAX_ROWS];
-	int n;
-};
 
 /* The rows of a table with its includes flattened, in order. -1 if there are too many
  * or the includes nest too deep (a cycle). */
-static int rows_add(struct rows *rs, const struct cli_opt *t, int depth)
+int cli_rows_add(struct cli_rows *rs, const struct cli_opt *t, int depth)
 {
 	for (; t && t->type != CLI_T_END; t++) {
 		if (t->type == CLI_T_INCLUDE) {
-			if (depth >= 4 || rows_add(rs, t->include, depth + 1))
+			if (depth >= 4 || cli_rows_add(rs, t->include, depth + 1))
 				return -1;
 			continue;
 		}
-		if (rs->n == MAX_ROWS)
+		if (rs->n == CLI_MAX_ROWS)
 			return -1;
 		rs->r[rs->n++] = t;
 	}
 	return 0;
 }
 
-static bool takes_value(const struct cli_opt *o)
+bool cli_takes_value(const struct cli_opt *o)
 {
 	return o->type != CLI_FLAG;
 }
 
-static const struct cli_opt *row_named(const struct rows *rs, const char *name)
+const struct cli_opt *cli_row_named(const struct cli_rows *rs, const char *name)
 {
 	for (int i = 0; i < rs->n; i++)
 		if (!rs->r[i]->positional && !strcmp(rs->r[i]->name, name))
@@ -495,7 +504,7 @@ static const struct cli_opt *row_named(const struct rows *rs, const char *name)
 
 /* The command named s, or the only one s is a prefix of. NULL with a usage error
  * printed otherwise (what is the error's context: "" or the parent's path). */
-static const struct cli_cmd *resolve_cmd(const struct cli_cmd *const *list, const char *s, const char *parent)
+const struct cli_cmd *cli_resolve_cmd(const struct cli_cmd *const *list, const char *s, const char *parent)
 {
 	const struct cli_cmd *found = NULL;
 	char cands[256] = "";
@@ -526,6 +535,18 @@ static const struct cli_cmd *resolve_cmd(const struct cli_cmd *const *list, cons
 	return NULL;
 }
 
+void cli_append(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t n = strlen(buf);
+	va_list ap;
+
+	if (n >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + n, len - n, fmt, ap);
+	va_end(ap);
+}
+
 /* ---- errors ------------------------------------------------------------------- */
 
 int cli_usage_err(const char *cmd, const char *fmt, ...)
@@ -545,10 +566,10 @@ int cli_usage_err(const char *cmd, const char *fmt, ...)
 struct parse {
 	const char *path; /* "count", "policy load" */
 	const struct cli_cmd *cmd;
-	struct rows rows;
+	struct cli_rows rows;
 	char *opts;       /* NULL in the first pass, which only looks for global options */
 	bool help, version;
-	unsigned char given[MAX_ROWS];
+	unsigned char given[CLI_MAX_ROWS];
 	int next_pos;     /* index into rows of the positional to fill next */
 };
 
@@ -629,6 +650,22 @@ static int set_value(struct parse *p, const struct cli_opt *o, const char *label
 	return 0;
 }
 
+/* The row an alias without a value stands for; other rows stand for themselves. */
+static const struct cli_opt *target_of(const struct cli_rows *rs, const struct cli_opt *o)
+{
+	const struct cli_opt *t;
+
+	if (o->type != CLI_T_ALIAS || o->alias_value)
+		return o;
+	t = cli_row_named(rs, o->alias_of);
+	return t ? t : o;
+}
+
+static bool same_field(const struct cli_rows *rs, const struct cli_opt *a, const struct cli_opt *b)
+{
+	return target_of(rs, a) == target_of(rs, b);
+}
+
 /* A long option (without "--"): exact name, alias or global, else a unique prefix. */
 static int find_long(struct parse *p, const char *name, size_t len, const struct cli_opt **row,
 		     const struct cli_letter **global)
@@ -649,6 +686,9 @@ static int find_long(struct parse *p, const char *name, size_t len, const struct
 				*row = o;
 				return 0;
 			}
+			/* --col for --color and its alias --colour is no ambiguity. */
+			if (*row && same_field(&p->rows, *row, o))
+				continue;
 			*row = o;
 			matches++;
 			if (n < sizeof(cands))
@@ -697,16 +737,18 @@ static int parse_long(struct parse *p, int argc, char **argv, int *i)
 	}
 	snprintf(label, sizeof(label), "--%s", o->name);
 	if (o->type == CLI_T_ALIAS) {
-		const struct cli_opt *t = row_named(&p->rows, o->alias_of);
+		const struct cli_opt *t = cli_row_named(&p->rows, o->alias_of);
 
 		if (o->alias_value) {
 			if (eq)
 				return perr(p, "%s takes no value", label);
+			snprintf(label, sizeof(label), "--%s", t->name); /* errors name the option */
 			return set_value(p, t, label, o->alias_value);
 		}
 		o = t;
+		snprintf(label, sizeof(label), "--%s", t->name);
 	}
-	if (!takes_value(o)) {
+	if (!cli_takes_value(o)) {
 		if (eq)
 			return perr(p, "%s takes no value", label);
 		return set_value(p, o, label, "");
@@ -715,7 +757,7 @@ static int parse_long(struct parse *p, int argc, char **argv, int *i)
 		value = eq + 1;
 	} else {
 		if (*i + 1 >= argc)
-			return perr(p, "%s needs a value (%s)", label, type_metavar(o));
+			return perr(p, "%s needs a value (%s)", label, cli_metavar(o));
 		value = argv[++*i];
 	}
 	return set_value(p, o, label, value);
@@ -739,8 +781,8 @@ static int parse_short(struct parse *p, int argc, char **argv, int *i)
 				o = p->rows.r[r];
 		if (!o)
 			return perr(p, "unknown option '-%c'", a[k]);
-		snprintf(label, sizeof(label), "-%c", a[k]);
-		if (!takes_value(o)) {
+		snprintf(label, sizeof(label), "--%s", o->name); /* errors name options in full */
+		if (!cli_takes_value(o)) {
 			int rc = set_value(p, o, label, "");
 
 			if (rc)
@@ -750,7 +792,7 @@ static int parse_short(struct parse *p, int argc, char **argv, int *i)
 		if (a[k + 1])
 			return set_value(p, o, label, a + k + 1);
 		if (*i + 1 >= argc)
-			return perr(p, "%s needs a value (%s)", label, type_metavar(o));
+			return perr(p, "%s needs a value (%s)", label, cli_metavar(o));
 		return set_value(p, o, label, argv[++*i]);
 	}
 	return 0;
@@ -783,7 +825,7 @@ static int check_required(struct parse *p)
 		if (o->positional && !o->optional)
 			return perr(p, "%s is required", o->name);
 		if (!o->positional && o->required)
-			return perr(p, "--%s %s is required", o->name, type_metavar(o));
+			return perr(p, "--%s %s is required", o->name, cli_metavar(o));
 	}
 	return 0;
 }
@@ -816,301 +858,21 @@ static int parse_args(struct parse *p, int argc, char **argv)
 	return rc ? rc : check_required(p);
 }
 
-/* ---- help --------------------------------------------------------------------- */
-
-/* Writes text from column col (the cursor is at column at; on the next line if that
- * leaves less than two spaces), wrapped at WIDTH. */
-static void put_wrapped(FILE *f, const char *text, int col, int at)
-{
-	const char *s = text;
-
-	if (at + 2 > col) { /* at least two spaces between the columns */
-		fputc('\n', f);
-		at = 0;
-	}
-	fprintf(f, "%*s", col - at, "");
-	at = col;
-	while (*s) {
-		size_t w = strcspn(s, " ");
-
-		if (at > col && at + 1 + (int)w > WIDTH) {
-			fprintf(f, "\n%*s", col, "");
-			at = col;
-		} else if (at > col) {
-			fputc(' ', f);
-			at++;
-		}
-		fwrite(s, 1, w, f);
-		at += w;
-		s += w;
-		while (*s == ' ')
-			s++;
-	}
-	fputc('\n', f);
-}
-
-/* The default of o, from the command's defaults, or "" when there is none to show. */
-static void default_text(const struct cli_cmd *cmd, const struct cli_opt *o, char *buf, size_t len)
-{
-	const char *v;
-	double d = 0;
-
-	buf[0] = 0;
-	if (o->def) {
-		snprintf(buf, len, "%s", o->def);
-		return;
-	}
-	if (!cmd->defaults || o->n_off || o->positional)
-		return;
-	v = (const char *)cmd->defaults + o->off;
-	switch (o->type) {
-	case CLI_STRING: case CLI_FILE: case CLI_NETNS: case CLI_DEVICE: case CLI_ADDR_STR:
-		if (*(const char *const *)v)
-			snprintf(buf, len, "%s", *(const char *const *)v);
-		return;
-	case CLI_ENUM:
-		for (const struct cli_choice *c = o->choices; c && c->name; c++)
-			if (c->value == *(const int *)v && !c->alias) {
-				snprintf(buf, len, "%s", c->name);
-				return;
-			}
-		return;
-	case CLI_HOOK:
-		snprintf(buf, len, "%s", vtg_hook_name(*(const enum vtg_hook *)v));
-		return;
-	case CLI_COUNT:
-		d = o->size == sizeof(int32_t) ? *(const int32_t *)v : (double)*(const int64_t *)v;
-		break;
-	case CLI_U64: case CLI_SIZE:
-		d = o->size == sizeof(uint32_t) ? *(const uint32_t *)v : (double)*(const uint64_t *)v;
-		break;
-	case CLI_DOUBLE: case CLI_PERCENT: case CLI_DURATION:
-		d = *(const double *)v;
-		break;
-	default:
-		return;
-	}
-	if (d != 0)
-		fmt_number(o, d, buf, len);
-}
-
-static void append(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void append(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t n = strlen(buf);
-	va_list ap;
-
-	if (n >= len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(buf + n, len - n, fmt, ap);
-	va_end(ap);
-}
-
-/* The help text of a row with what the table says about it: required, choices, range,
- * default, repeatable, old spellings. */
-static void row_help(const struct cli_cmd *cmd, const struct rows *rs, const struct cli_opt *o, char *buf,
-		     size_t len)
-{
-	char notes[400] = "", tmp[200];
-
-	snprintf(buf, len, "%s", o->help ? o->help : "");
-	if (o->required)
-		append(notes, sizeof(notes), "; required");
-	if ((o->type == CLI_ENUM || o->type == CLI_HOOK) && !o->metavar) {
-		list_choices(o, ", ", tmp, sizeof(tmp));
-		append(notes, sizeof(notes), "; one of %s", tmp);
-	}
-	if (o->range != CLI_RANGE_NONE) {
-		fmt_range(o, tmp, sizeof(tmp));
-		append(notes, sizeof(notes), "; %s", tmp);
-	}
-	default_text(cmd, o, tmp, sizeof(tmp));
-	if (tmp[0])
-		append(notes, sizeof(notes), "; default: %s", tmp);
-	if (o->n_off && !o->positional)
-		append(notes, sizeof(notes), "; repeatable");
-	for (int i = 0; i < rs->n; i++) {
-		const struct cli_opt *a = rs->r[i];
-
-		if (a->type != CLI_T_ALIAS || strcmp(a->alias_of, o->name))
-			continue;
-		if (a->alias_value)
-			append(notes, sizeof(notes), "; --%s = --%s %s", a->name, o->name, a->alias_value);
-		else
-			append(notes, sizeof(notes), "; also --%s", a->name);
-	}
-	if (notes[0])
-		append(buf, len, "%s(%s)", buf[0] ? " " : "", notes + 2);
-}
-
-/* The synopsis after "vantage [-j|-p] [-v] PATH". */
-static void synopsis(const struct cli_cmd *cmd, char *buf, size_t len)
-{
-	struct rows rs = { .n = 0 };
-	bool optional = false;
-
-	buf[0] = 0;
-	if (cmd->usage) {
-		snprintf(buf, len, " %s", cmd->usage);
-		return;
-	}
-	rows_add(&rs, cmd->opts, 0);
-	for (int i = 0; i < rs.n; i++) {
-		const struct cli_opt *o = rs.r[i];
-
-		if (o->positional || o->type == CLI_T_ALIAS)
-			continue;
-		if (o->required)
-			append(buf, len, " --%s %s", o->name, type_metavar(o));
-		else if (!o->hidden)
-			optional = true;
-	}
-	if (optional)
-		append(buf, len, " [OPTIONS]");
-	for (int i = 0; i < rs.n; i++) {
-		const struct cli_opt *o = rs.r[i];
-
-		if (!o->positional)
-			continue;
-		append(buf, len, o->optional ? " [%s]%s" : " %s%s", o->name, o->n_off ? "..." : "");
-	}
-}
-
-static void print_options(FILE *f, const struct cli_cmd *cmd)
-{
-	struct rows rs = { .n = 0 };
-	char left[96], text[1024];
-	bool any_pos = false, any_opt = false;
-
-	rows_add(&rs, cmd->opts, 0);
-	for (int i = 0; i < rs.n; i++) {
-		const struct cli_opt *o = rs.r[i];
-
-		if (!o->positional || o->hidden)
-			continue;
-		if (!any_pos)
-			fprintf(f, "\nArguments:\n");
-		any_pos = true;
-		row_help(cmd, &rs, o, text, sizeof(text));
-		snprintf(left, sizeof(left), "  %s", o->name);
-		fputs(left, f);
-		put_wrapped(f, text, HELP_COL, (int)strlen(left));
-	}
-	for (int i = 0; i < rs.n; i++) {
-		const struct cli_opt *o = rs.r[i];
-
-		if (o->positional || o->hidden || o->type == CLI_T_ALIAS)
-			continue;
-		if (!any_opt)
-			fprintf(f, "\nOptions:\n");
-		any_opt = true;
-		if (o->letter)
-			snprintf(left, sizeof(left), "  -%c, --%s", o->letter, o->name);
-		else
-			snprintf(left, sizeof(left), "      --%s", o->name);
-		if (takes_value(o))
-			append(left, sizeof(left), " %s", type_metavar(o));
-		row_help(cmd, &rs, o, text, sizeof(text));
-		fputs(left, f);
-		put_wrapped(f, text, HELP_COL, (int)strlen(left));
-	}
-	fprintf(f, "\nGlobal options, before or after the command: -j/--json, -p/--pretty,\n"
-		   "-v/--verbose, -h/--help; '--' ends the options.\n");
-}
-
-static void print_help(FILE *f, const struct cli_cmd *cmd, const char *path)
-{
-	char syn[1024];
-
-	if (cmd->subs) {
-		for (int i = 0; cmd->subs[i]; i++) {
-			synopsis(cmd->subs[i], syn, sizeof(syn));
-			fprintf(f, "%s " GLOBAL_SYNOPSIS " %s %s%s\n", i ? "      " : "Usage:", path,
-				cmd->subs[i]->name, syn);
-		}
-		if (cmd->desc)
-			fprintf(f, "\n%s", cmd->desc);
-		fprintf(f, "\nCommands (a unique prefix will do):\n");
-		for (int i = 0; cmd->subs[i]; i++) {
-			fprintf(f, "  %-10s", cmd->subs[i]->name);
-			put_wrapped(f, cmd->subs[i]->summary ? cmd->subs[i]->summary : "", 14, 12);
-		}
-		fprintf(f, "\n'vantage %s COMMAND --help' shows a command's options.\n", path);
-		if (cmd->more)
-			fprintf(f, "\n%s", cmd->more);
-		fprintf(f, "\nEXAMPLES\n");
-		if (cmd->examples)
-			fputs(cmd->examples, f);
-		for (int i = 0; !cmd->examples && cmd->subs[i]; i++)
-			if (cmd->subs[i]->examples)
-				fputs(cmd->subs[i]->examples, f);
-		return;
-	}
-	synopsis(cmd, syn, sizeof(syn));
-	fprintf(f, "Usage: " GLOBAL_SYNOPSIS " %s%s\n", path, syn);
-	if (cmd->desc)
-		fprintf(f, "\n%s", cmd->desc);
-	else if (cmd->summary)
-		fprintf(f, "\n%s.\n", cmd->summary);
-	print_options(f, cmd);
-	if (cmd->more)
-		fprintf(f, "\n%s", cmd->more);
-	fprintf(f, "\nEXAMPLES\n%s", cmd->examples ? cmd->examples : "");
-}
-
 /* ---- dispatch ----------------------------------------------------------------- */
 
-static const struct cli_cmd *const *tool_cmds; /* the user's commands, then ours */
-
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: " GLOBAL_SYNOPSIS " COMMAND [ARGS]\n"
-		   "       vantage help [COMMAND [SUBCOMMAND]]\n\n"
-		   "eBPF network measurement for Linux container hosts.\n\n"
-		   "Options (before or after the command):\n"
-		   "  -j, --json     JSON output (one object per line for streams)\n"
-		   "  -p, --pretty   indented JSON output (implies -j)\n"
-		   "  -v, --verbose  show libbpf's log and extra detail\n"
-		   "  -V, --version  same as 'vantage version'\n"
-		   "  -h, --help     this help, or a command's\n\n"
-		   "Commands (a unique prefix will do):\n");
-	for (int i = 0; tool_cmds[i]; i++) {
-		fprintf(f, "  %-11s", tool_cmds[i]->name);
-		put_wrapped(f, tool_cmds[i]->summary ? tool_cmds[i]->summary : "", 15, 13);
-	}
-	fprintf(f, "\nEXAMPLES\n"
-		   "  vantage features                   what works on this kernel\n"
-		   "  vantage status -j                  loaded programs, attachments, pins as JSON\n"
-		   "  vantage count --dev eth0 --hook xdp   per-protocol counters on eth0\n"
-		   "  vantage latency --all              stack latency of every container\n"
-		   "  vantage ping --netns c1 192.0.2.1  RTTs corrected for the host's stack\n"
-		   "  vantage clean                      remove leftovers of a crashed vantage\n"
-		   "  source <(vantage completion bash)  completion in this shell\n\n"
-		   "Exit status: 0 success, 1 runtime failure, 2 usage error. See vantage(8).\n");
-}
+const struct cli_cmd *const *cli_tool_cmds; /* the user's commands, then ours */
 
 static int run_version(void)
 {
 	const struct cli_cmd *v = NULL;
 
-	for (int i = 0; tool_cmds[i]; i++)
-		if (!strcmp(tool_cmds[i]->name, "version"))
-			v = tool_cmds[i];
+	for (int i = 0; cli_tool_cmds[i]; i++)
+		if (!strcmp(cli_tool_cmds[i]->name, "version"))
+			v = cli_tool_cmds[i];
 	if (v && v->run)
 		return v->run(NULL);
-	if (v && v->legacy)
-		return v->legacy(1, (char *[]){ "version", NULL });
 	printf("vantage %s\n", VANTAGE_VERSION);
 	return VTG_EXIT_OK;
-}
-
-static int legacy_help(const struct cli_cmd *cmd)
-{
-	char *argv[] = { (char *)cmd->name, "--help", NULL };
-
-	return cmd->legacy(2, argv);
 }
 
 /* A global option word ("-jv", "--json"); false if it is something else. */
@@ -1141,11 +903,11 @@ static int run_leaf(const struct cli_cmd *cmd, const char *path, int argc, char 
 	struct parse p = { .path = path, .cmd = cmd, .help = help };
 	int rc;
 
-	if (rows_add(&p.rows, cmd->opts, 0))
+	if (cli_rows_add(&p.rows, cmd->opts, 0))
 		return EXIT_INTERNAL;
 	parse_args(&p, argc, argv); /* the global options, wherever they are */
 	if (p.help) {
-		print_help(stdout, cmd, path);
+		cli_print_help(stdout, cmd, path);
 		return VTG_EXIT_OK;
 	}
 	if (p.version)
@@ -1183,18 +945,18 @@ static int run_cmd(const struct cli_cmd *cmd, const char *path, int argc, char *
 		i++;
 	if (i >= argc) {
 		if (p.help) {
-			print_help(stdout, cmd, path);
+			cli_print_help(stdout, cmd, path);
 			return VTG_EXIT_OK;
 		}
 		char names[256] = "";
 
 		for (int k = 0; cmd->subs[k]; k++)
-			append(names, sizeof(names), "%s%s", k ? ", " : "", cmd->subs[k]->name);
+			cli_append(names, sizeof(names), "%s%s", k ? ", " : "", cmd->subs[k]->name);
 		return cli_usage_err(path, "a subcommand is required: %s", names);
 	}
 	if (argv[i][0] == '-')
 		return cli_usage_err(path, "unknown option '%s' (options come after the subcommand)", argv[i]);
-	sub = resolve_cmd(cmd->subs, argv[i], path);
+	sub = cli_resolve_cmd(cmd->subs, argv[i], path);
 	if (!sub)
 		return VTG_EXIT_USAGE;
 	snprintf(subpath, sizeof(subpath), "%s %s", path, sub->name);
@@ -1202,8 +964,6 @@ static int run_cmd(const struct cli_cmd *cmd, const char *path, int argc, char *
 }
 
 /* help and completion: cli.c's own commands (defined at the end). */
-static const struct cli_cmd cmd_help, cmd_completion;
-
 int cli_main(const struct cli_cmd *const *cmds, int argc, char **argv)
 {
 	static const struct cli_cmd *all[64];
@@ -1214,10 +974,10 @@ int cli_main(const struct cli_cmd *const *cmds, int argc, char **argv)
 
 	for (; cmds[n] && n < 61; n++)
 		all[n] = cmds[n];
-	all[n++] = &cmd_help;
-	all[n++] = &cmd_completion;
+	all[n++] = &cli_cmd_help;
+	all[n++] = &cli_cmd_completion;
 	all[n] = NULL;
-	tool_cmds = all;
+	cli_tool_cmds = all;
 	if (cli_check_tables(all, err, sizeof(err))) {
 		fprintf(stderr, "vantage: internal error: %s\n", err);
 		return EXIT_INTERNAL;
@@ -1235,39 +995,17 @@ int cli_main(const struct cli_cmd *const *cmds, int argc, char **argv)
 		return run_version();
 	if (i >= argc) {
 		if (p.help) {
-			usage(stdout);
+			cli_usage(stdout);
 			return VTG_EXIT_OK;
 		}
 		vtg_err("no command given; see 'vantage --help'");
 		return VTG_EXIT_USAGE;
 	}
-	cmd = resolve_cmd(all, argv[i], "");
+	cmd = cli_resolve_cmd(all, argv[i], "");
 	if (!cmd)
 		return VTG_EXIT_USAGE;
 	vtg_x_set_source(cmd->name); /* records' envelope: "HOST/COMMAND" */
-	if (cmd->legacy) {
-		if (p.help)
-			return legacy_help(cmd);
-		argv[i] = (char *)cmd->name;
-		optind = 0; /* getopt starts afresh on the command's argv */
-		opterr = 0; /* bad options get the command's one-line error, not getopt's */
-		return cmd->legacy(argc - i, argv + i);
-	}
 	return run_cmd(cmd, cmd->name, argc - i - 1, argv + i + 1, p.help);
-}
-
-/* Commands not converted yet call it first, so that --help works without root. */
-int vtg_help_requested(int argc, char **argv, const char *help)
-{
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			break;
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(help, stdout);
-			return 0;
-		}
-	}
-	return -1;
 }
 
 /* ---- table checks -------------------------------------------------------------- */
@@ -1291,7 +1029,7 @@ static size_t type_size(const struct cli_opt *o, bool *either)
 	}
 }
 
-static int check_row(const struct cli_cmd *cmd, const char *path, const struct rows *rs, int i, char *err,
+static int check_row(const struct cli_cmd *cmd, const char *path, const struct cli_rows *rs, int i, char *err,
 		     size_t errlen)
 {
 	const struct cli_opt *o = rs->r[i];
@@ -1301,7 +1039,7 @@ static int check_row(const struct cli_cmd *cmd, const char *path, const struct r
 	if (!o->name || !o->name[0])
 		return snprintf(err, errlen, "%s: row %d has no name", path, i), -1;
 	if (o->type == CLI_T_ALIAS) {
-		const struct cli_opt *t = row_named(rs, o->alias_of ? o->alias_of : "");
+		const struct cli_opt *t = cli_row_named(rs, o->alias_of ? o->alias_of : "");
 		char buf[256], e[256];
 
 		if (!t || t->type == CLI_T_ALIAS)
@@ -1356,13 +1094,11 @@ static int check_row(const struct cli_cmd *cmd, const char *path, const struct r
 static int check_cmd(const struct cli_cmd *cmd, const char *parent, char *err, size_t errlen)
 {
 	char path[128];
-	struct rows rs = { .n = 0 };
+	struct cli_rows rs = { .n = 0 };
 
 	if (!cmd->name || !cmd->name[0])
 		return snprintf(err, errlen, "%s: a command without a name", parent), -1;
 	snprintf(path, sizeof(path), "%s%s%s", parent, parent[0] ? " " : "", cmd->name);
-	if (cmd->legacy)
-		return 0;
 	if (cmd->subs) {
 		if (cmd->opts || cmd->run)
 			return snprintf(err, errlen, "%s: has subcommands and options of its own", path), -1;
@@ -1377,8 +1113,8 @@ static int check_cmd(const struct cli_cmd *cmd, const char *parent, char *err, s
 	}
 	if (!cmd->run)
 		return snprintf(err, errlen, "%s: nothing to run", path), -1;
-	if (rows_add(&rs, cmd->opts, 0))
-		return snprintf(err, errlen, "%s: more than %d rows or includes nested too deep", path, MAX_ROWS), -1;
+	if (cli_rows_add(&rs, cmd->opts, 0))
+		return snprintf(err, errlen, "%s: more than %d rows or includes nested too deep", path, CLI_MAX_ROWS), -1;
 	for (int i = 0; i < rs.n; i++)
 		if (check_row(cmd, path, &rs, i, err, errlen))
 			return -1;
@@ -1401,437 +1137,3 @@ int cli_check_tables(const struct cli_cmd *const *cmds, char *err, size_t errlen
 	return 0;
 }
 
-/* ---- vantage help ------------------------------------------------------------- */
-
-struct help_opts {
-	const char *cmd, *sub;
-};
-
-static const char *type_name(int type)
-{
-	static const char *const names[] = {
-		[CLI_FLAG] = "flag", [CLI_STRING] = "string", [CLI_FILE] = "file", [CLI_COUNT] = "count",
-		[CLI_U64] = "u64", [CLI_DOUBLE] = "double", [CLI_PERCENT] = "percentage",
-		[CLI_DURATION] = "duration", [CLI_SIZE] = "size", [CLI_ENUM] = "enum", [CLI_NETNS] = "namespace",
-		[CLI_DEVICE] = "device", [CLI_HOOK] = "hook", [CLI_ADDR] = "address", [CLI_ADDR_STR] = "address",
-		[CLI_CUSTOM] = "custom", [CLI_T_ALIAS] = "alias",
-	};
-
-	return type < (int)(sizeof(names) / sizeof(names[0])) && names[type] ? names[type] : "?";
-}
-
-static void json_cmd(struct jw *w, const struct cli_cmd *cmd)
-{
-	struct rows rs = { .n = 0 };
-
-	jw_obj(w);
-	jw_kstr(w, "name", cmd->name);
-	jw_kstr(w, "summary", cmd->summary ? cmd->summary : "");
-	jw_kbool(w, "converted", !cmd->legacy);
-	if (cmd->subs) {
-		jw_key(w, "subcommands");
-		jw_arr(w);
-		for (int i = 0; cmd->subs[i]; i++)
-			json_cmd(w, cmd->subs[i]);
-		jw_arr_end(w);
-	}
-	if (cmd->legacy || cmd->subs) {
-		jw_obj_end(w);
-		return;
-	}
-	rows_add(&rs, cmd->opts, 0);
-	jw_key(w, "options");
-	jw_arr(w);
-	for (int i = 0; i < rs.n; i++) {
-		const struct cli_opt *o = rs.r[i];
-		char letter[2] = { o->letter, 0 };
-
-		jw_obj(w);
-		jw_kstr(w, "name", o->name);
-		jw_kstr(w, "type", type_name(o->type));
-		jw_kbool(w, "positional", o->positional);
-		if (o->letter)
-			jw_kstr(w, "letter", letter);
-		if (o->type == CLI_T_ALIAS) {
-			jw_kstr(w, "alias_of", o->alias_of);
-			if (o->alias_value)
-				jw_kstr(w, "alias_value", o->alias_value);
-		} else {
-			jw_kstr(w, "metavar", type_metavar(o));
-			jw_kbool(w, "required", o->positional ? !o->optional : o->required);
-			jw_kbool(w, "repeatable", o->n_off != 0);
-		}
-		if (o->type == CLI_ENUM || o->type == CLI_HOOK) {
-			char list[256];
-
-			list_choices(o, " ", list, sizeof(list));
-			jw_kstr(w, "choices", list);
-		}
-		jw_obj_end(w);
-	}
-	jw_arr_end(w);
-	jw_obj_end(w);
-}
-
-/* vantage -j help: every table, for tests and tools. */
-static void json_help(const struct cli_cmd *only)
-{
-	struct jw *w = vtg_jw_stdout();
-
-	jw_record(w, "help", vtg_mono_ns());
-	jw_key(w, "letters");
-	jw_arr(w);
-	for (const struct cli_letter *l = cli_letters; l->letter; l++) {
-		char letter[2] = { l->letter, 0 };
-
-		jw_obj(w);
-		jw_kstr(w, "letter", letter);
-		jw_kstr(w, "name", l->name);
-		jw_kbool(w, "global", l->global);
-		jw_obj_end(w);
-	}
-	jw_arr_end(w);
-	jw_key(w, "commands");
-	jw_arr(w);
-	for (int i = 0; tool_cmds[i]; i++)
-		if (!only || only == tool_cmds[i])
-			json_cmd(w, tool_cmds[i]);
-	jw_arr_end(w);
-	jw_obj_end(w);
-	jw_free(w);
-}
-
-static int help_run(void *p)
-{
-	struct help_opts *o = p;
-	const struct cli_cmd *cmd = NULL, *sub;
-	char path[128];
-
-	if (o->cmd && !(cmd = resolve_cmd(tool_cmds, o->cmd, "")))
-		return VTG_EXIT_USAGE;
-	if (vtg.json) {
-		json_help(cmd);
-		return VTG_EXIT_OK;
-	}
-	if (!cmd) {
-		usage(stdout);
-		return VTG_EXIT_OK;
-	}
-	if (cmd->legacy)
-		return legacy_help(cmd);
-	if (!o->sub) {
-		print_help(stdout, cmd, cmd->name);
-		return VTG_EXIT_OK;
-	}
-	if (!cmd->subs)
-		return cli_usage_err("help", "%s has no subcommands", cmd->name);
-	sub = resolve_cmd(cmd->subs, o->sub, cmd->name);
-	if (!sub)
-		return VTG_EXIT_USAGE;
-	snprintf(path, sizeof(path), "%s %s", cmd->name, sub->name);
-	print_help(stdout, sub, path);
-	return VTG_EXIT_OK;
-}
-
-static const struct cli_opt help_table[] = {
-	CLI_POS_OPTIONAL("COMMAND", CLI_STRING, struct help_opts, cmd, .help = "a command (or a unique prefix)",
-			 .complete = "@commands"),
-	CLI_POS_OPTIONAL("SUBCOMMAND", CLI_STRING, struct help_opts, sub, .help = "one of its subcommands"),
-	CLI_END
-};
-
-static const struct cli_cmd cmd_help = {
-	.name = "help",
-	.summary = "the help of vantage or of a command; with -j every option table as JSON",
-	.desc = "Prints the same text as 'vantage COMMAND [SUBCOMMAND] --help'. With -j, one JSON\n"
-		"record of type \"help\" describes the letter registry and every command's options\n"
-		"(name, letter, type, metavar, required, repeatable, choices, aliases).\n",
-	.opts = help_table,
-	.opts_size = sizeof(struct help_opts),
-	.run = help_run,
-	.examples = "  vantage help count\n"
-		    "  vantage help pol lo            same as 'vantage policy load --help'\n"
-		    "  vantage -j help | jq '.letters'\n",
-};
-
-/* ---- vantage completion ------------------------------------------------------- */
-
-static int completion_bash_run(void *p);
-
-static const struct cli_cmd cmd_completion_bash = {
-	.name = "bash",
-	.summary = "a bash completion script for vantage",
-	.desc = "Prints a bash completion script generated from the option tables: commands,\n"
-		"subcommands, each command's options, the choices of enum and hook options,\n"
-		"interfaces for interface options, namespaces from 'ip netns list' for namespace\n"
-		"options, file names for file options. 'make install' installs it as\n"
-		"/usr/local/share/bash-completion/completions/vantage.\n",
-	.run = completion_bash_run,
-	.examples = "  source <(vantage completion bash)\n"
-		    "  vantage completion bash > /etc/bash_completion.d/vantage\n",
-};
-
-static const struct cli_cmd *const completion_subs[] = { &cmd_completion_bash, NULL };
-
-static const struct cli_cmd cmd_completion = {
-	.name = "completion",
-	.summary = "print a shell completion script generated from the option tables",
-	.subs = completion_subs,
-};
-
-/*
- * The bash script: the command and subcommand words are found first (only global
- * options may come before them), then the key "cmd" or "cmd/sub" selects the options,
- * the option values and the positionals to offer, all generated from the tables.
- */
-
-typedef void (*leaf_fn)(FILE *f, const char *key, const struct cli_cmd *cmd, const struct rows *rs);
-
-static void for_each_leaf(FILE *f, leaf_fn fn)
-{
-	for (int i = 0; tool_cmds[i]; i++) {
-		const struct cli_cmd *c = tool_cmds[i];
-		struct rows rs = { .n = 0 };
-		char key[128];
-
-		if (c->legacy)
-			continue;
-		if (!c->subs) {
-			rows_add(&rs, c->opts, 0);
-			fn(f, c->name, c, &rs);
-			continue;
-		}
-		for (int k = 0; c->subs[k]; k++) {
-			rs.n = 0;
-			rows_add(&rs, c->subs[k]->opts, 0);
-			snprintf(key, sizeof(key), "%s/%s", c->name, c->subs[k]->name);
-			fn(f, key, c->subs[k], &rs);
-		}
-	}
-}
-
-/* The row whose value an option word (long or alias taking a value) sets, or NULL. */
-static const struct cli_opt *value_row(const struct rows *rs, const struct cli_opt *o)
-{
-	if (o->type == CLI_T_ALIAS)
-		return o->alias_value ? NULL : row_named(rs, o->alias_of);
-	return o->positional || !takes_value(o) ? NULL : o;
-}
-
-static void bash_opts(FILE *f, const char *key, const struct cli_cmd *cmd, const struct rows *rs)
-{
-	(void)cmd;
-	fprintf(f, "\t%s) echo \"", key);
-	for (int i = 0; i < rs->n; i++) {
-		const struct cli_opt *o = rs->r[i];
-
-		if (o->positional)
-			continue;
-		fprintf(f, "--%s ", o->name);
-		if (o->letter)
-			fprintf(f, "-%c ", o->letter);
-	}
-	fprintf(f, "\" ;;\n");
-}
-
-/* The case pattern of an option word: "key --name"|"key -x". */
-static void bash_pattern(FILE *f, const char *key, const struct cli_opt *o, bool *first)
-{
-	fprintf(f, "%s\"%s --%s\"", *first ? "\t" : "|", key, o->name);
-	if (o->letter)
-		fprintf(f, "|\"%s -%c\"", key, o->letter);
-	*first = false;
-}
-
-static void bash_valued(FILE *f, const char *key, const struct cli_cmd *cmd, const struct rows *rs)
-{
-	bool first = true;
-
-	(void)cmd;
-	for (int i = 0; i < rs->n; i++)
-		if (value_row(rs, rs->r[i]))
-			bash_pattern(f, key, rs->r[i], &first);
-	if (!first)
-		fprintf(f, ") return 0 ;;\n");
-}
-
-/* The compgen words of a value of o's type (empty: nothing to offer). */
-static void bash_words(const struct cli_opt *o, char *buf, size_t len)
-{
-	buf[0] = 0;
-	switch (o->type) {
-	case CLI_ENUM:
-	case CLI_HOOK:
-		snprintf(buf, len, "-W \"");
-		list_choices(o, " ", buf + strlen(buf), len - strlen(buf) - 2);
-		append(buf, len, "\"");
-		return;
-	case CLI_DEVICE:
-		snprintf(buf, len, "-W \"$(command ls /sys/class/net 2>/dev/null)\"");
-		return;
-	case CLI_NETNS:
-		snprintf(buf, len, "-W \"$(ip netns list 2>/dev/null | cut -d' ' -f1)\"");
-		return;
-	case CLI_FILE:
-		snprintf(buf, len, "-f");
-		return;
-	default:
-		if (o->complete && !strcmp(o->complete, "@commands"))
-			snprintf(buf, len, "-W \"$_vantage_commands\"");
-		else if (o->complete)
-			snprintf(buf, len, "-W \"%s\"", o->complete);
-	}
-}
-
-static void bash_values(FILE *f, const char *key, const struct cli_cmd *cmd, const struct rows *rs)
-{
-	char words[512];
-
-	(void)cmd;
-	for (int i = 0; i < rs->n; i++) {
-		const struct cli_opt *t = value_row(rs, rs->r[i]);
-		bool first = true;
-
-		if (!t)
-			continue;
-		bash_words(t, words, sizeof(words));
-		if (!words[0])
-			continue;
-		bash_pattern(f, key, rs->r[i], &first);
-		fprintf(f, ") COMPREPLY=($(compgen %s -- \"$cur\")) ;;\n", words);
-	}
-}
-
-static void bash_positionals(FILE *f, const char *key, const struct cli_cmd *cmd, const struct rows *rs)
-{
-	char words[512];
-	int n = 0;
-
-	(void)cmd;
-	for (int i = 0; i < rs->n; i++) {
-		const struct cli_opt *o = rs->r[i];
-
-		if (!o->positional)
-			continue;
-		bash_words(o, words, sizeof(words));
-		if (words[0] && o->n_off)
-			fprintf(f, "\t\"%s \"*) COMPREPLY=($(compgen %s -- \"$cur\")) ;;\n", key, words);
-		else if (words[0])
-			fprintf(f, "\t\"%s %d\") COMPREPLY=($(compgen %s -- \"$cur\")) ;;\n", key, n, words);
-		n++;
-	}
-}
-
-static int completion_bash_run(void *p)
-{
-	FILE *f = stdout;
-
-	(void)p;
-	fprintf(f, "# bash completion for vantage(8): generated by 'vantage completion bash' from the\n"
-		   "# option tables of vantage %s. Do not edit.\n\n", VANTAGE_VERSION);
-	fprintf(f, "_vantage_commands=\"");
-	for (int i = 0; tool_cmds[i]; i++)
-		fprintf(f, "%s%s", i ? " " : "", tool_cmds[i]->name);
-	fprintf(f, "\"\n_vantage_globals=\"");
-	for (const struct cli_letter *l = cli_letters; l->letter; l++)
-		if (l->global)
-			fprintf(f, "-%c --%s ", l->letter, l->name);
-	fprintf(f, "\"\n\n# The subcommands of a command.\n_vantage_subs() {\n\tcase $1 in\n");
-	for (int i = 0; tool_cmds[i]; i++) {
-		if (!tool_cmds[i]->subs)
-			continue;
-		fprintf(f, "\t%s) echo \"", tool_cmds[i]->name);
-		for (int k = 0; tool_cmds[i]->subs[k]; k++)
-			fprintf(f, "%s%s", k ? " " : "", tool_cmds[i]->subs[k]->name);
-		fprintf(f, "\" ;;\n");
-	}
-	fprintf(f, "\tesac\n}\n\n# The option words of a command (\"cmd\" or \"cmd/sub\").\n"
-		   "_vantage_opts() {\n\tcase $1 in\n");
-	for_each_leaf(f, bash_opts);
-	fprintf(f, "\tesac\n}\n\n# Whether option $2 of command $1 takes a value.\n"
-		   "_vantage_valued() {\n\tcase \"$1 $2\" in\n");
-	for_each_leaf(f, bash_valued);
-	fprintf(f, "\tesac\n\treturn 1\n}\n\n# The values of option $2 of command $1.\n"
-		   "_vantage_value() {\n\tlocal cur=$3\n\tcase \"$1 $2\" in\n");
-	for_each_leaf(f, bash_values);
-	fprintf(f, "\t*) return 1 ;;\n\tesac\n}\n\n# Positional argument number $2 of command $1.\n"
-		   "_vantage_positional() {\n\tlocal cur=$3\n\tcase \"$1 $2\" in\n");
-	for_each_leaf(f, bash_positionals);
-	fprintf(f, "\tesac\n}\n\n");
-	fputs("# The word a (unique) prefix stands for, as vantage resolves it.\n"
-	      "_vantage_match() {\n"
-	      "\tlocal w=$1 c found= n=0\n"
-	      "\tshift\n"
-	      "\tfor c in \"$@\"; do\n"
-	      "\t\t[[ $c == \"$w\" ]] && { echo \"$c\"; return; }\n"
-	      "\t\t[[ $c == \"$w\"* ]] && { found=$c; n=$((n + 1)); }\n"
-	      "\tdone\n"
-	      "\t((n == 1)) && echo \"$found\"\n"
-	      "}\n\n"
-	      "_vantage() {\n"
-	      "\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= sub= key w i start npos=0\n"
-	      "\t((COMP_CWORD > 1)) && prev=${COMP_WORDS[COMP_CWORD - 1]}\n"
-	      "\tCOMPREPLY=()\n"
-	      "\t# The command and its subcommand: only global options come before them.\n"
-	      "\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
-	      "\t\tw=${COMP_WORDS[i]}\n"
-	      "\t\t[[ $w == -* ]] && continue\n"
-	      "\t\tif [[ -z $cmd ]]; then\n"
-	      "\t\t\tcmd=$(_vantage_match \"$w\" $_vantage_commands)\n"
-	      "\t\t\t[[ -z $cmd ]] && return 0\n"
-	      "\t\t\tstart=$((i + 1))\n"
-	      "\t\t\t[[ -z $(_vantage_subs \"$cmd\") ]] && break\n"
-	      "\t\telse\n"
-	      "\t\t\tsub=$(_vantage_match \"$w\" $(_vantage_subs \"$cmd\"))\n"
-	      "\t\t\t[[ -z $sub ]] && return 0\n"
-	      "\t\t\tstart=$((i + 1))\n"
-	      "\t\t\tbreak\n"
-	      "\t\tfi\n"
-	      "\tdone\n"
-	      "\tif [[ -z $cmd ]]; then\n"
-	      "\t\tif [[ $cur == -* ]]; then\n"
-	      "\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_globals\" -- \"$cur\"))\n"
-	      "\t\telse\n"
-	      "\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_commands\" -- \"$cur\"))\n"
-	      "\t\tfi\n"
-	      "\t\treturn 0\n"
-	      "\tfi\n"
-	      "\tif [[ -z $sub && -n $(_vantage_subs \"$cmd\") ]]; then\n"
-	      "\t\tif [[ $cur == -* ]]; then\n"
-	      "\t\t\tCOMPREPLY=($(compgen -W \"$_vantage_globals\" -- \"$cur\"))\n"
-	      "\t\telse\n"
-	      "\t\t\tCOMPREPLY=($(compgen -W \"$(_vantage_subs \"$cmd\")\" -- \"$cur\"))\n"
-	      "\t\tfi\n"
-	      "\t\treturn 0\n"
-	      "\tfi\n"
-	      "\tkey=$cmd${sub:+/$sub}\n"
-	      "\t# --opt=value: complete the value.\n"
-	      "\tif [[ $cur == --*=* ]]; then\n"
-	      "\t\tprev=${cur%%=*}\n"
-	      "\t\tcur=${cur#*=}\n"
-	      "\telif [[ $prev == = ]] && ((COMP_CWORD > 2)); then\n"
-	      "\t\tprev=${COMP_WORDS[COMP_CWORD - 2]}\n"
-	      "\tfi\n"
-	      "\tif [[ -n $prev ]] && _vantage_valued \"$key\" \"$prev\"; then\n"
-	      "\t\t_vantage_value \"$key\" \"$prev\" \"$cur\"\n"
-	      "\t\treturn 0\n"
-	      "\tfi\n"
-	      "\tif [[ $cur == -* ]]; then\n"
-	      "\t\tCOMPREPLY=($(compgen -W \"$(_vantage_opts \"$key\") $_vantage_globals\" -- \"$cur\"))\n"
-	      "\t\treturn 0\n"
-	      "\tfi\n"
-	      "\t# Which positional this is: skip options and their values.\n"
-	      "\tfor ((i = start; i < COMP_CWORD; i++)); do\n"
-	      "\t\tw=${COMP_WORDS[i]}\n"
-	      "\t\tif [[ $w == -* ]]; then\n"
-	      "\t\t\t[[ $w != *=* ]] && _vantage_valued \"$key\" \"$w\" && ((i++))\n"
-	      "\t\telse\n"
-	      "\t\t\tnpos=$((npos + 1))\n"
-	      "\t\tfi\n"
-	      "\tdone\n"
-	      "\t_vantage_positional \"$key\" \"$npos\" \"$cur\"\n"
-	      "\treturn 0\n"
-	      "}\n\n"
-	      "complete -F _vantage vantage\n", f);
-	return VTG_EXIT_OK;
-}

@@ -31,6 +31,7 @@
  *		CLI_ARRAY("hook", 'H', CLI_HOOK, struct example_opts, hooks, nhooks,
  *			.help = "where to attach (repeatable)"),
  *		CLI_ALIAS("tc-ingress", "hook", "tc-ingress"), // --tc-ingress = --hook tc-ingress
+ *		                                    // (CLI_HOOK_ALIASES("hook") declares all five)
  *		CLI_ALIAS("iface", "dev", NULL),               // --iface X = --dev X
  *		CLI_OPT("force", 0, CLI_FLAG, struct example_opts, force,
  *			.help = "also remove what others own"),
@@ -83,6 +84,13 @@
  * commands and subcommands too (`vantage pol st`). Short flags cluster (-jv), a value may
  * be attached (-c3, --count=3). A non-repeatable option given twice is a usage error
  * (flags excepted). An option's value is the next word even when it starts with '-'.
+ *
+ * THE REGISTRY (cli.c, cli_letters[]): global -j json, -p pretty, -v verbose, -V version,
+ * -h help; then -n netns, -d dev, -H hook, -i interval, -D duration, -c count, -P proto,
+ * -a all, -u uplink, -q queries, -w wait, -W timeout, -f first-ttl, -m max-ttl, -g gap,
+ * -T targets, -s size, -r rules, -t trace, -l listen. Any other option has no letter
+ * (e.g. --pid, --hist, --config, --connect, --name, --force, --dry-run, --format, --iface:
+ * declare --dev with CLI_ALIAS("iface", "dev", NULL)). A new letter is a new row there.
  *
  * VALUES (the syntax of each type, in help and errors):
  *   CLI_FLAG      bool, takes no value
@@ -224,6 +232,12 @@ struct cli_opt {
  * value itself): old spellings. Named in the target's help line. */
 #define CLI_ALIAS(_name, _target, _value)                                                       \
 	{ .name = _name, .type = CLI_T_ALIAS, .alias_of = _target, .alias_value = _value }
+/* The old attach-point flags as aliases of a CLI_HOOK option named _target:
+ * --xdp, --xdp-native, --xdp-generic, --tc-ingress, --tc-egress (= --_target NAME). */
+#define CLI_HOOK_ALIASES(_target)                                                               \
+	CLI_ALIAS("xdp", _target, "xdp"), CLI_ALIAS("xdp-native", _target, "xdp-native"),     \
+	CLI_ALIAS("xdp-generic", _target, "xdp-generic"),                                      \
+	CLI_ALIAS("tc-ingress", _target, "tc-ingress"), CLI_ALIAS("tc-egress", _target, "tc-egress")
 /* The rows of another table (options shared by subcommands). */
 #define CLI_INCLUDE(_table) { .type = CLI_T_INCLUDE, .include = _table }
 #define CLI_END { .type = CLI_T_END }
@@ -240,12 +254,7 @@ struct cli_cmd {
 	const char *usage;     /* synopsis after "vantage [-j|-p] [-v] NAME " (NULL: generated) */
 	const char *more;      /* text after the options */
 	const char *examples;  /* the EXAMPLES section's lines ("  vantage ...\n") */
-	/* A command not converted yet parses its own argv (argv[0] = its name); cli.c only
-	 * dispatches to it, and its --help is its own. */
-	int (*legacy)(int argc, char **argv);
 };
-
-#define CLI_LEGACY(_name, _fn, _summary) { .name = _name, .summary = _summary, .legacy = _fn }
 
 /* main(): global options, the command (or a unique prefix of one), its options, run.
  * cmds is NULL-terminated; `help` and `completion` are cli.c's own. */

@@ -21,8 +21,4 @@ extern const struct cli_cmd vtg_cmd_trace;
 extern const struct cli_cmd vtg_cmd_export;
 extern const struct cli_cmd vtg_cmd_conntest;
 
-/* For commands not converted to option tables yet: prints help to stdout and returns 0
- * when argv has -h/--help; -1 otherwise. */
-int vtg_help_requested(int argc, char **argv, const char *help);
-
 #endif
