@@ -456,6 +456,18 @@ TEST(json_structure)
 			ASSERT_EQ(jr_get(&d, 1, "a"), 0, "an array has no members by name");
 			ASSERT_EQ(d.tok[1].len, 5, "a's text is [1,2]");
 		}
+		/* an index of the members: the same answers as jr_get */
+		{
+			static struct jr_index idx;
+
+			jr_index(&d, 0, &idx);
+			ASSERT_TRUE(jr_index_get(&d, &idx, "a") == 1 && jr_index_get(&d, &idx, "b") == 4 &&
+				    jr_index_get(&d, &idx, "c") == 5 && !jr_index_get(&d, &idx, "d") &&
+				    !jr_index_get(&d, &idx, ""), "index: a, b, c, no d");
+			ASSERT_EQ(jr_index_find(&d, &idx, "b", 1, jr_key_hash("b", 1)), 4, "index with the hash known");
+			jr_index(&d, 1, &idx);
+			ASSERT_EQ(jr_index_get(&d, &idx, "a"), 0, "an array's index has no members by name");
+		}
 		/* counting only, and tokens that do not fit */
 		ASSERT_EQ(jr_parse(&d, t, strlen(t), NULL, 0), 6, "counted");
 		ASSERT_EQ(jr_parse(&d, t, strlen(t), toks, 3), 6, "needs 6");
@@ -480,6 +492,14 @@ TEST(json_structure)
 			n += sprintf(text + n, "%s\"k%d\":%d", i ? "," : "", i, i);
 		text[n] = '}';
 		ASSERT_EQ(parse_n(&g, &d, text, n + 1), JR_OK, "3000 distinct keys");
+		{
+			/* more members than an index holds: looked up one by one, the same */
+			static struct jr_index idx;
+
+			jr_index(&d, 0, &idx);
+			ASSERT_EQ(jr_index_get(&d, &idx, "k2999"), jr_get(&d, 0, "k2999"), "k2999 found");
+			ASSERT_TRUE(jr_get(&d, 0, "k2999") > 0 && !jr_index_get(&d, &idx, "k3000"), "no k3000");
+		}
 		n += sprintf(text + n, ",\"k1234\":0}");
 		ASSERT_EQ(parse_n(&g, &d, text, n), JR_E_DUPKEY, "3000 keys and k1234 again");
 		/* the counting pass cannot see them; jr_parse_alloc's second pass does */

@@ -35,8 +35,9 @@ static bool xp_fail(struct xp *x, const char *key, const char *what)
 	return false;
 }
 
-/* Field names are string literals, looked up in every record: each one's length and
- * hash are kept by its address (a miss just computes them again). */
+/* Field names are looked up in every record: each one's length and hash are kept by
+ * its address, so key must be a string literal (its text never changes); a slot
+ * taken by another name is just computed again. */
 #define XP_NAMES 128
 static _Thread_local struct xp_name {
 	const char *key;
