@@ -2,7 +2,9 @@
 /* A small streaming JSON writer: compact (one object per line) or pretty. A top-level
  * value is built in the writer's own buffer and leaves in one write when it closes
  * (to its FILE, or, for a memory writer, to whoever takes it with jw_take), so a
- * record is never interleaved with other output and costs no stdio call per token. */
+ * record is never interleaved with other output and costs no stdio call per token.
+ * What it writes is valid JSON in valid UTF-8 whatever bytes the strings hold (see
+ * put_string). */
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -10,7 +12,7 @@
 #include <unistd.h>
 #include "core/vtg_core.h"
 
-#define JW_MAX_DEPTH 32
+#define JW_MAX_DEPTH (JR_MAX_DEPTH + 1) /* whatever the reader takes, the writer writes */
 
 struct jw {
 	FILE *f;        /* NULL: memory writer */
@@ -137,30 +139,57 @@ static void sep(struct jw *w)
 	indent(w);
 }
 
-static void put_string(struct jw *w, const char *s)
+/*
+ * A string as JSON text, always valid UTF-8: well-formed UTF-8 is copied as it is;
+ * '"', '\\' and control characters (below 0x20) are escaped; each ill-formed part of
+ * the input (a stray byte such as 0xff, an overlong or cut sequence, an encoded
+ * surrogate) becomes U+FFFD, one per maximal ill-formed part as Unicode recommends.
+ * So text from the kernel or a file (an interface name with byte 0xff) never makes a
+ * line a JSON reader refuses, and any valid text passes unchanged.
+ */
+static void put_string(struct jw *w, const char *str, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
+	const unsigned char *p = (const unsigned char *)(str ? str : ""), *end = p + (str ? n : 0), *run = p;
 
 	putch(w, '"');
-	for (; *p; p++) {
+	while (p < end) {
+		int len, sub;
+
 		/* Plain characters are copied in runs. */
-		if (*p >= 0x20 && *p != '"' && *p != '\\')
+		if (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') {
+			p++;
 			continue;
+		}
+		if (*p >= 0x80) {
+			len = vtg_utf8_len(p, end - p, &sub);
+			if (len) {
+				p += len;
+				continue;
+			}
+			put(w, run, p - run);
+			put(w, "\xEF\xBF\xBD", 3); /* U+FFFD */
+			p += sub;
+			run = p;
+			continue;
+		}
 		put(w, run, p - run);
-		run = p + 1;
 		switch (*p) {
 		case '"': put(w, "\\\"", 2); break;
 		case '\\': put(w, "\\\\", 2); break;
+		case '\b': put(w, "\\b", 2); break;
+		case '\f': put(w, "\\f", 2); break;
 		case '\n': put(w, "\\n", 2); break;
 		case '\r': put(w, "\\r", 2); break;
 		case '\t': put(w, "\\t", 2); break;
 		default: {
-			char esc[8];
+			static const char hex[] = "0123456789abcdef";
+			char esc[6] = { '\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15] };
 
-			snprintf(esc, sizeof(esc), "\\u%04x", *p);
 			put(w, esc, 6);
 		}
 		}
+		p++;
+		run = p;
 	}
 	put(w, run, p - run);
 	putch(w, '"');
@@ -173,7 +202,7 @@ void json_write_string(FILE *f, const char *s)
 	w.buf = malloc(w.cap);
 	if (!w.buf)
 		return;
-	put_string(&w, s);
+	put_string(&w, s, s ? strlen(s) : 0);
 	fwrite(w.buf, 1, w.len, f);
 	free(w.buf);
 }
@@ -214,10 +243,10 @@ void jw_obj_end(struct jw *w) { close_(w, '}'); }
 void jw_arr(struct jw *w) { open_(w, '['); }
 void jw_arr_end(struct jw *w) { close_(w, ']'); }
 
-void jw_key(struct jw *w, const char *k)
+void jw_key_len(struct jw *w, const char *k, size_t n)
 {
 	sep(w);
-	put_string(w, k);
+	put_string(w, k, n);
 	if (w->pretty)
 		put(w, ": ", 2);
 	else
@@ -225,10 +254,29 @@ void jw_key(struct jw *w, const char *k)
 	w->after_key = true;
 }
 
-void jw_str(struct jw *w, const char *s)
+void jw_key(struct jw *w, const char *k)
+{
+	jw_key_len(w, k, k ? strlen(k) : 0);
+}
+
+void jw_str_len(struct jw *w, const char *s, size_t n)
 {
 	sep(w);
-	put_string(w, s);
+	put_string(w, s, n);
+}
+
+void jw_str(struct jw *w, const char *s)
+{
+	jw_str_len(w, s, s ? strlen(s) : 0);
+}
+
+void jw_number(struct jw *w, const char *text, size_t n)
+{
+	sep(w);
+	if (jr_is_number(text, n))
+		put(w, text, n);
+	else
+		put(w, "null", 4);
 }
 
 void jw_strn(struct jw *w, const char *s, size_t n)

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The loader library: what every vantage command uses. Output and errors (log.c),
- * JSON writing (json.c), the environment (env.c), network namespaces (netns.c),
- * rtnetlink (netlink.c), attaching and the attachment registry (attach.c),
- * finding vantage's programs in the kernel (scan.c), feature probes (features.c).
+ * JSON writing (json.c) and reading (json_read.c), the environment (env.c), network
+ * namespaces (netns.c), rtnetlink (netlink.c), attaching and the attachment registry
+ * (attach.c), finding vantage's programs in the kernel (scan.c), feature probes
+ * (features.c).
  */
 #ifndef VANTAGE_LOADER_H
 #define VANTAGE_LOADER_H
@@ -40,7 +41,11 @@ void vtg_libbpf_log_setup(void);
 /* Prints a usage error and returns VTG_EXIT_USAGE. */
 int vtg_usage_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* json.c: a streaming JSON writer; compact, or indented when pretty. */
+/* json.c: a streaming JSON writer; compact, or indented when pretty. Its output is valid
+ * JSON in valid UTF-8 whatever the strings hold: '"', '\\' and control characters are
+ * escaped, well-formed UTF-8 is copied as it is, and each ill-formed part (a stray byte
+ * such as 0xff, an overlong or cut sequence, an encoded surrogate) becomes one U+FFFD,
+ * as Unicode recommends: lossless for any valid text, never a line a reader refuses. */
 struct jw;
 struct jw *jw_new(FILE *f, bool pretty);
 /* A writer that keeps each top-level value in memory until jw_take() hands it over. */
@@ -69,6 +74,141 @@ struct jw *vtg_jw_stdout(void);
 void jw_set_flush(struct jw *w, bool flush); /* flush after each top-level value (default) */
 /* Writes s as a JSON string literal (quoted, escaped) to f. */
 void json_write_string(FILE *f, const char *s);
+/* Strings of any bytes (U+0000 included, as \u0000), escaped as jw_str does. */
+void jw_str_len(struct jw *w, const char *s, size_t n);
+void jw_key_len(struct jw *w, const char *k, size_t n);
+/* A number given as its JSON text (e.g. one read with jr_, copied exactly); text that
+ * is not a JSON number is written as null. */
+void jw_number(struct jw *w, const char *text, size_t n);
+
+/*
+ * json_read.c: the JSON reader (RFC 8259) of policy files and record streams.
+ *
+ * jr_parse() checks a whole text of len bytes and never reads past it (no NUL
+ * terminator is needed): UTF-8 (well-formed only: no overlongs, no encoded surrogates,
+ * nothing above U+10FFFF, no cut sequences), every string escape (\uD83D\uDE00 pairs
+ * joined, lone or reversed surrogates refused), no raw control character in strings,
+ * numbers exactly as the grammar writes them (no hex, no leading zero, no '+', no ".5"
+ * or "5.", one '.', one exponent), the literals true, false and null, at most
+ * JR_MAX_DEPTH levels of nesting, no key twice in one object, nothing but whitespace
+ * after the value. Errors give the line and column (bytes, from 1) of the first wrong
+ * byte and say what was expected there.
+ *
+ * It writes one token per value, in document order, into the caller's array and
+ * allocates nothing: strings stay as they are in the text until jr_str() decodes one
+ * into a caller's buffer. The members of a container follow it: the first at index+1,
+ * the others through .next (0 ends the list: index 0 is the top-level value).
+ */
+#define JR_MAX_DEPTH 64
+
+enum jr_type { JR_NULL = 1, JR_BOOL, JR_NUM, JR_STR, JR_ARR, JR_OBJ };
+
+#define JR_F_TRUE    0x01 /* JR_BOOL: true */
+#define JR_F_ESC     0x02 /* JR_STR: has escapes (else its text is its value) */
+#define JR_F_KEY_ESC 0x04 /* its key has escapes */
+#define JR_F_NEG     0x08 /* JR_NUM: negative (or -0) */
+#define JR_F_INT     0x10 /* JR_NUM: no fraction, no exponent */
+
+struct jr_tok {
+	uint8_t type;             /* enum jr_type */
+	uint8_t flags;            /* JR_F_* */
+	uint32_t off, len;        /* the value's text (strings with their quotes) */
+	uint32_t key_off, key_len; /* a member of an object: its key, between the quotes */
+	uint32_t key_hash;        /* of the decoded key (jr_get compares this first) */
+	uint32_t next;            /* the next member of the same container; 0: none */
+	uint32_t n;               /* JR_ARR, JR_OBJ: how many members */
+	uint32_t line, col;       /* where the value starts */
+};
+
+enum jr_error {
+	JR_OK = 0,
+	JR_E_END,        /* the text ends inside a value (or has none) */
+	JR_E_SYNTAX,     /* a character where another was expected */
+	JR_E_LITERAL,    /* not exactly true, false or null */
+	JR_E_NUMBER,     /* outside the number grammar */
+	JR_E_ESCAPE,     /* an unknown escape, or \u without 4 hex digits */
+	JR_E_SURROGATE,  /* a \u escape of a lone or reversed surrogate */
+	JR_E_CONTROL,    /* a raw control character (below 0x20) in a string */
+	JR_E_UTF8,       /* ill-formed UTF-8 */
+	JR_E_DEPTH,      /* nested deeper than JR_MAX_DEPTH */
+	JR_E_DUPKEY,     /* a key twice in one object */
+	JR_E_TRAILING,   /* more than whitespace after the value */
+	JR_E_SIZE,       /* a text of 4 GiB or more */
+	/* from the accessors, negated */
+	JR_E_TYPE,       /* the value is not of the type asked for */
+	JR_E_FRACTION,   /* read as an integer, a number that is not a whole number */
+	JR_E_RANGE,      /* a whole number that does not fit the type */
+	JR_E_NUL,        /* read as a C string, a string with U+0000 */
+};
+
+struct jr_doc {
+	const char *text;
+	size_t len;
+	struct jr_tok *tok;       /* tok[0] is the top-level value */
+	uint32_t ntok;            /* 0 when the tokens did not fit */
+	bool owned;               /* tok is jr_parse_alloc's */
+	/* the error: what kind, where (byte offset; line and column from 1), what was expected */
+	enum jr_error err;
+	size_t err_off;
+	uint32_t err_line, err_col;
+	char err_msg[160];
+};
+
+/* Parses text into tok (cap tokens; NULL, 0 only counts). Returns how many tokens the
+ * text has: when that is more than cap, nothing usable was stored (parse again with
+ * as many; duplicate keys are looked for only when the tokens fit). -1 on an error
+ * (d->err, d->err_line, d->err_col, d->err_msg). */
+long jr_parse(struct jr_doc *d, const char *text, size_t len, struct jr_tok *tok, uint32_t cap);
+/* Counts, allocates and parses (off the hot path: policy files). 0, -EINVAL (d->err...)
+ * or -ENOMEM; jr_free() releases the tokens. */
+int jr_parse_alloc(struct jr_doc *d, const char *text, size_t len);
+void jr_free(struct jr_doc *d);
+/* The member of object obj named key, or 0 when it has none (or obj is no object). */
+uint32_t jr_get(const struct jr_doc *d, uint32_t obj, const char *key);
+static inline uint32_t jr_first(const struct jr_doc *d, uint32_t i)
+{
+	return d->tok[i].n ? i + 1 : 0;
+}
+/* For reading many members of one object (a record's fields): the members' key hashes
+ * side by side, so a lookup compares them in a row instead of walking the member list.
+ * An object with more than JR_INDEX_MAX members is looked up as jr_get() does. */
+#define JR_INDEX_MAX 64
+struct jr_index {
+	uint32_t obj, n;
+	uint32_t hash[JR_INDEX_MAX];
+	uint32_t tok[JR_INDEX_MAX];
+};
+void jr_index(const struct jr_doc *d, uint32_t obj, struct jr_index *x);
+uint32_t jr_index_get(const struct jr_doc *d, const struct jr_index *x, const char *key); /* 0: none */
+/* The same with the key's length and jr_key_hash() known (names looked up again and again). */
+uint32_t jr_index_find(const struct jr_doc *d, const struct jr_index *x, const char *key, size_t len, uint32_t hash);
+uint32_t jr_key_hash(const char *key, size_t len);
+/* Typed values: 0, or -JR_E_TYPE, -JR_E_FRACTION (1.5 as an integer), -JR_E_RANGE.
+ * Integers are read exactly from the text: 1e3, 10.0 and -0 are whole numbers. */
+int jr_u64(const struct jr_doc *d, uint32_t i, uint64_t *v);
+int jr_s64(const struct jr_doc *d, uint32_t i, int64_t *v);
+int jr_dbl(const struct jr_doc *d, uint32_t i, double *v);
+int jr_bool(const struct jr_doc *d, uint32_t i, bool *v);
+/* A string value (jr_key: a member's key) decoded to UTF-8 into buf, NUL-terminated.
+ * Returns its whole length: when that is size or more, buf holds what fits, cut at a
+ * character boundary. -JR_E_TYPE, or -JR_E_NUL for a string with U+0000 (it would end
+ * a C string early); jr_bytes keeps U+0000 (key: the key of member i). */
+long jr_str(const struct jr_doc *d, uint32_t i, char *buf, size_t size);
+long jr_key(const struct jr_doc *d, uint32_t i, char *buf, size_t size);
+long jr_bytes(const struct jr_doc *d, uint32_t i, bool key, char *buf, size_t size);
+/* Positions for messages: of byte off; of member i's key; of byte dec_off of string i
+ * as decoded (its column in the text: a string is on one line). */
+void jr_pos(const struct jr_doc *d, size_t off, uint32_t *line, uint32_t *col);
+void jr_key_pos(const struct jr_doc *d, uint32_t i, uint32_t *line, uint32_t *col);
+uint32_t jr_str_col(const struct jr_doc *d, uint32_t i, size_t dec_off);
+/* What an error code (or its negation) means, in a few words. */
+const char *jr_strerror(int code);
+/* True if the n bytes are exactly one JSON number. */
+bool jr_is_number(const char *s, size_t n);
+/* The length (1..4) of the well-formed UTF-8 character at s (n >= 1 bytes there), or 0
+ * when it is ill-formed; then *sub is the length of the maximal ill-formed part that
+ * Unicode's practice replaces with one U+FFFD. */
+int vtg_utf8_len(const unsigned char *s, size_t n, int *sub);
 
 /* envelope.c: what every streamed record starts with. */
 #define VTG_X_VERSION 1

@@ -12,234 +12,16 @@
 #include "export/vtg_export.h"
 #include "latency/vtg_latency.h"
 
-/* ---- a small JSON reader for one line ---- */
+/* ---- typed field access over core's JSON reader: each names the field in its error ---- */
 
-#define JR_MAX_FIELDS 64
-
-enum jr_kind { JR_STR, JR_NUM, JR_BOOL, JR_NULL, JR_OBJ, JR_ARR };
-
-struct jr_field {
-	const char *key;
-	size_t key_len;
-	enum jr_kind kind;
-	const char *val;       /* JR_STR: raw (escaped) text between the quotes; else the value's text */
-	size_t val_len;
-	bool escaped;
-};
-
-struct jr {
-	const char *s, *p, *end;
-	char *err;
-	size_t errlen;
-	struct jr_field f[JR_MAX_FIELDS];
-	int n;
-};
-
-static void jr_ws(struct jr *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
-		j->p++;
-}
-
-static int jr_fail(struct jr *j, const char *what)
-{
-	snprintf(j->err, j->errlen, "column %zu: %s", (size_t)(j->p - j->s) + 1, what);
-	return -1;
-}
-
-static int jr_string(struct jr *j, const char **v, size_t *len, bool *esc)
-{
-	if (j->p >= j->end || *j->p != '"')
-		return jr_fail(j, "expected a string");
-	j->p++;
-	*v = j->p;
-	*esc = false;
-	while (j->p < j->end && *j->p != '"') {
-		if ((unsigned char)*j->p < 0x20)
-			return jr_fail(j, "control character in a string");
-		if (*j->p == '\\') {
-			*esc = true;
-			j->p++;
-			if (j->p >= j->end || !strchr("\"\\/bfnrtu", *j->p))
-				return jr_fail(j, "bad escape in a string");
-		}
-		j->p++;
-	}
-	if (j->p >= j->end)
-		return jr_fail(j, "unterminated string");
-	*len = j->p - *v;
-	j->p++;
-	return 0;
-}
-
-static int jr_value(struct jr *j, int depth, enum jr_kind *kind);
-
-static int jr_container(struct jr *j, int depth, bool obj)
-{
-	char close = obj ? '}' : ']';
-
-	if (depth > 16)
-		return jr_fail(j, "nested too deep");
-	j->p++;
-	jr_ws(j);
-	if (j->p < j->end && *j->p == close) {
-		j->p++;
-		return 0;
-	}
-	for (;;) {
-		enum jr_kind k;
-
-		jr_ws(j);
-		if (obj) {
-			const char *kv;
-			size_t kl;
-			bool e;
-
-			if (jr_string(j, &kv, &kl, &e))
-				return -1;
-			jr_ws(j);
-			if (j->p >= j->end || *j->p != ':')
-				return jr_fail(j, "expected ':'");
-			j->p++;
-			jr_ws(j);
-		}
-		if (jr_value(j, depth + 1, &k))
-			return -1;
-		jr_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			return 0;
-		}
-		return jr_fail(j, obj ? "expected ',' or '}'" : "expected ',' or ']'");
-	}
-}
-
-static int jr_value(struct jr *j, int depth, enum jr_kind *kind)
-{
-	const char *v;
-	size_t l;
-	bool e;
-
-	if (j->p >= j->end)
-		return jr_fail(j, "expected a value");
-	switch (*j->p) {
-	case '"':
-		*kind = JR_STR;
-		return jr_string(j, &v, &l, &e);
-	case '{':
-		*kind = JR_OBJ;
-		return jr_container(j, depth, true);
-	case '[':
-		*kind = JR_ARR;
-		return jr_container(j, depth, false);
-	case 't':
-	case 'f':
-	case 'n': {
-		static const char *const words[] = { "true", "false", "null" };
-
-		for (int i = 0; i < 3; i++) {
-			size_t wl = strlen(words[i]);
-
-			if ((size_t)(j->end - j->p) >= wl && !memcmp(j->p, words[i], wl)) {
-				*kind = i == 2 ? JR_NULL : JR_BOOL;
-				j->p += wl;
-				return 0;
-			}
-		}
-		return jr_fail(j, "expected a value");
-	}
-	default: {
-		const char *st = j->p;
-
-		if (*j->p == '-')
-			j->p++;
-		if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-			return jr_fail(j, "expected a value");
-		while (j->p < j->end && ((*j->p >= '0' && *j->p <= '9') || strchr(".eE+-", *j->p)))
-			j->p++;
-		*kind = JR_NUM;
-		if (j->p - st > 40)
-			return jr_fail(j, "number too long");
-		return 0;
-	}
-	}
-}
-
-/* The top-level object: its fields are kept (values as spans), nested values checked. */
-static int jr_parse(struct jr *j)
-{
-	jr_ws(j);
-	if (j->p >= j->end || *j->p != '{')
-		return jr_fail(j, "expected '{' (one JSON object per line)");
-	j->p++;
-	jr_ws(j);
-	if (j->p < j->end && *j->p == '}') {
-		j->p++;
-	} else {
-		for (;;) {
-			struct jr_field *f = j->n < JR_MAX_FIELDS ? &j->f[j->n] : NULL;
-			struct jr_field dummy;
-			const char *vs;
-
-			if (!f)
-				f = &dummy;
-			jr_ws(j);
-			if (jr_string(j, &f->key, &f->key_len, &f->escaped))
-				return -1;
-			jr_ws(j);
-			if (j->p >= j->end || *j->p != ':')
-				return jr_fail(j, "expected ':'");
-			j->p++;
-			jr_ws(j);
-			vs = j->p;
-			if (jr_value(j, 1, &f->kind))
-				return -1;
-			if (f->kind == JR_STR) {
-				f->val = vs + 1;
-				f->val_len = j->p - vs - 2;
-				f->escaped = memchr(f->val, '\\', f->val_len) != NULL;
-			} else {
-				f->val = vs;
-				f->val_len = j->p - vs;
-			}
-			if (f != &dummy)
-				j->n++;
-			jr_ws(j);
-			if (j->p < j->end && *j->p == ',') {
-				j->p++;
-				continue;
-			}
-			if (j->p < j->end && *j->p == '}') {
-				j->p++;
-				break;
-			}
-			return jr_fail(j, "expected ',' or '}'");
-		}
-	}
-	jr_ws(j);
-	if (j->p != j->end)
-		return jr_fail(j, "text after the object");
-	return 0;
-}
-
-static const struct jr_field *jr_get(const struct jr *j, const char *key)
-{
-	size_t kl = strlen(key);
-
-	for (int i = 0; i < j->n; i++)
-		if (j->f[i].key_len == kl && !memcmp(j->f[i].key, key, kl))
-			return &j->f[i];
-	return NULL;
-}
-
-/* ---- typed field access: each names the field in its error ---- */
+/* Tokens a record may have without an allocation: a latency histogram with every
+ * bucket (98 x 4) fits. A bigger record is parsed again into allocated tokens. */
+#define XREC_TOKENS 512
 
 struct xp {
-	struct jr *j;
+	const struct jr_doc *d;
+	uint32_t obj;          /* the object whose fields are read */
+	struct jr_index *idx;  /* its index, or NULL (jr_get) */
 	char *err;
 	size_t errlen;
 	bool bad;
@@ -253,100 +35,112 @@ static bool xp_fail(struct xp *x, const char *key, const char *what)
 	return false;
 }
 
-/* Unsigned integer field; absent -> dflt (or an error when required). */
-static uint64_t xp_u64(struct xp *x, const char *key, bool required, uint64_t dflt)
+/* Field names are looked up in every record: each one's length and hash are kept by
+ * its address, so key must be a string literal (its text never changes); a slot
+ * taken by another name is just computed again. */
+#define XP_NAMES 128
+static _Thread_local struct xp_name {
+	const char *key;
+	uint32_t len, hash;
+} xp_names[XP_NAMES];
+
+static uint32_t xp_get(struct xp *x, const char *key)
 {
-	const struct jr_field *f = jr_get(x->j, key);
-	uint64_t v = 0;
+	struct xp_name *n = &xp_names[((uintptr_t)key >> 2) % XP_NAMES];
 
-	if (!f || f->kind == JR_NULL) {
-		if (required)
-			xp_fail(x, key, "missing");
-		return dflt;
+	if (!x->idx)
+		return jr_get(x->d, x->obj, key);
+	if (n->key != key) {
+		n->len = (uint32_t)strlen(key);
+		n->hash = jr_key_hash(key, n->len);
+		n->key = key;
 	}
-	if (f->kind != JR_NUM || f->val[0] == '-')
+	return jr_index_find(x->d, x->idx, key, n->len, n->hash);
+}
+
+/* The field, or 0 when it is absent or null (then an error when required). */
+static uint32_t xp_field(struct xp *x, const char *key, bool required)
+{
+	uint32_t f = xp_get(x, key);
+
+	if (f && x->d->tok[f].type != JR_NULL)
+		return f;
+	if (required)
+		xp_fail(x, key, "missing");
+	return 0;
+}
+
+/* Unsigned integer field up to max; absent -> dflt (or an error when required). */
+static uint64_t xp_uint(struct xp *x, const char *key, bool required, uint64_t dflt, uint64_t max)
+{
+	uint32_t f = xp_field(x, key, required);
+	uint64_t v;
+	int rc;
+
+	if (!f)
+		return dflt;
+	rc = jr_u64(x->d, f, &v);
+	if (rc == -JR_E_RANGE && !(x->d->tok[f].flags & JR_F_NEG))
+		return xp_fail(x, key, "out of range"), dflt;
+	if (rc)
 		return xp_fail(x, key, "expected an unsigned integer"), dflt;
-	for (size_t i = 0; i < f->val_len; i++) {
-		char c = f->val[i];
+	if (v > max) {
+		char what[48];
 
-		if (c == '.' || c == 'e' || c == 'E') {
-			double d = strtod(f->val, NULL);
-
-			return d < 0 || d > 1.8e19 ? (xp_fail(x, key, "out of range"), dflt) : (uint64_t)d;
-		}
-		if (v > (UINT64_MAX - (c - '0')) / 10)
-			return xp_fail(x, key, "out of range"), dflt;
-		v = v * 10 + (c - '0');
+		snprintf(what, sizeof(what), "out of range (0..%llu)", (unsigned long long)max);
+		return xp_fail(x, key, what), dflt;
 	}
 	return v;
 }
 
-static int64_t xp_s64(struct xp *x, const char *key, bool required, int64_t dflt)
+static uint64_t xp_u64(struct xp *x, const char *key, bool required, uint64_t dflt)
 {
-	const struct jr_field *f = jr_get(x->j, key);
+	return xp_uint(x, key, required, dflt, UINT64_MAX);
+}
 
-	if (!f || f->kind == JR_NULL) {
-		if (required)
-			xp_fail(x, key, "missing");
+static int64_t xp_s64(struct xp *x, const char *key, bool required, int64_t dflt, int64_t min, int64_t max)
+{
+	uint32_t f = xp_field(x, key, required);
+	int64_t v;
+	int rc;
+
+	if (!f)
 		return dflt;
-	}
-	if (f->kind != JR_NUM)
+	rc = jr_s64(x->d, f, &v);
+	if (rc == -JR_E_RANGE || (!rc && (v < min || v > max)))
+		return xp_fail(x, key, "out of range"), dflt;
+	if (rc)
 		return xp_fail(x, key, "expected an integer"), dflt;
-	return strtoll(f->val, NULL, 10);
+	return v;
 }
 
 static double xp_dbl(struct xp *x, const char *key, double dflt)
 {
-	const struct jr_field *f = jr_get(x->j, key);
+	uint32_t f = xp_field(x, key, false);
+	double v;
 
-	if (!f || f->kind == JR_NULL)
+	if (!f)
 		return dflt;
-	if (f->kind != JR_NUM)
-		return xp_fail(x, key, "expected a number"), dflt;
-	return strtod(f->val, NULL);
+	if (jr_dbl(x->d, f, &v))
+		return xp_fail(x, key, x->d->tok[f].type == JR_NUM ? "out of range" : "expected a number"), dflt;
+	return v;
 }
 
-/* String field copied (unescaped) into buf; returns false when absent. */
+/* String field decoded into buf (cut short at a character boundary when longer);
+ * returns false when absent. */
 static bool xp_str(struct xp *x, const char *key, bool required, char *buf, size_t len)
 {
-	const struct jr_field *f = jr_get(x->j, key);
-	size_t o = 0;
+	uint32_t f = xp_field(x, key, required);
+	long n;
 
 	buf[0] = 0;
-	if (!f || f->kind == JR_NULL) {
-		if (required)
-			xp_fail(x, key, "missing");
+	if (!f)
 		return false;
-	}
-	if (f->kind != JR_STR)
+	n = jr_str(x->d, f, buf, len);
+	if (n == -JR_E_NUL)
+		return xp_fail(x, key, "expected a string without U+0000");
+	if (n < 0)
 		return xp_fail(x, key, "expected a string");
-	for (size_t i = 0; i < f->val_len && o + 1 < len; i++) {
-		char c = f->val[i];
-
-		if (c == '\\' && i + 1 < f->val_len) {
-			c = f->val[++i];
-			switch (c) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'b': c = '\b'; break;
-			case 'f': c = '\f'; break;
-			case 'u': /* \uXXXX: keep ASCII, replace the rest */
-				if (i + 4 < f->val_len) {
-					unsigned cp = (unsigned)strtoul((char[]){ f->val[i + 1], f->val[i + 2],
-										f->val[i + 3], f->val[i + 4], 0 },
-									NULL, 16);
-
-					c = cp < 0x80 ? (char)cp : '?';
-					i += 4;
-				}
-				break;
-			default: break;
-			}
-		}
-		buf[o++] = c;
-	}
-	buf[o] = 0;
 	return true;
 }
 
@@ -454,11 +248,11 @@ static const struct { const char *name; enum vtg_xkind kind; } kinds[] = {
 
 static uint8_t proto_num(struct xp *x, const char *key)
 {
-	const struct jr_field *f = jr_get(x->j, key);
+	uint32_t f = xp_get(x, key);
 	char buf[16];
 
-	if (f && f->kind == JR_NUM)
-		return (uint8_t)xp_u64(x, key, true, 0);
+	if (f && x->d->tok[f].type == JR_NUM)
+		return (uint8_t)xp_uint(x, key, true, 0, 255);
 	if (!xp_str(x, key, true, buf, sizeof(buf)))
 		return 0;
 	if (!strcmp(buf, "icmp"))
@@ -478,13 +272,13 @@ static void parse_flow(struct xp *x, struct vtg_xflow *f)
 	char reason[16];
 
 	xp_str(x, "dev", false, f->dev, sizeof(f->dev));
-	f->ifindex = (uint32_t)xp_u64(x, "ifindex", false, 0);
+	f->ifindex = (uint32_t)xp_uint(x, "ifindex", false, 0, UINT32_MAX);
 	f->dir = xp_dir(x, "dir", false);
-	f->family = (uint8_t)xp_u64(x, "family", false, 0);
+	f->family = (uint8_t)xp_uint(x, "family", false, 0, 255);
 	f->proto = proto_num(x, "proto");
 	xp_addr(x, "src", &f->family, f->saddr);
 	xp_addr(x, "dst", &f->family, f->daddr);
-	f->has_ports = jr_get(x->j, "sport") != NULL;
+	f->has_ports = xp_get(x, "sport") != 0;
 	if (f->has_ports) {
 		uint64_t sp = xp_u64(x, "sport", true, 0), dp = xp_u64(x, "dport", true, 0);
 
@@ -497,9 +291,9 @@ static void parse_flow(struct xp *x, struct vtg_xflow *f)
 	f->bytes = xp_u64(x, "bytes", true, 0);
 	f->start_ns = xp_time(x, "first_time", false);
 	f->end_ns = xp_time(x, "last_time", false);
-	f->tcp_flags = (uint8_t)xp_u64(x, "tcp_flags", false, 0);
-	f->rule = (int32_t)xp_s64(x, "rule", false, -2);
-	f->sampling = (uint32_t)xp_u64(x, "sampling", false, 1);
+	f->tcp_flags = (uint8_t)xp_uint(x, "tcp_flags", false, 0, 255);
+	f->rule = (int32_t)xp_s64(x, "rule", false, -2, INT32_MIN, INT32_MAX);
+	f->sampling = (uint32_t)xp_uint(x, "sampling", false, 1, UINT32_MAX);
 	f->end_reason = 0;
 	if (xp_str(x, "end_reason", false, reason, sizeof(reason))) {
 		static const char *const names[] = { "", "idle", "active", "end", "forced", "resources" };
@@ -514,22 +308,27 @@ static void parse_flow(struct xp *x, struct vtg_xflow *f)
 
 static void parse_packet(struct xp *x, struct vtg_xpacket *p, uint8_t *buf, size_t buflen)
 {
-	const struct jr_field *d;
+	const struct jr_tok *d;
+	const char *hex;
+	uint32_t f;
 
 	xp_str(x, "dev", false, p->dev, sizeof(p->dev));
-	p->ifindex = (uint32_t)xp_u64(x, "ifindex", false, 0);
+	p->ifindex = (uint32_t)xp_uint(x, "ifindex", false, 0, UINT32_MAX);
 	p->netns = xp_u64(x, "netns", false, 0);
 	p->dir = xp_dir(x, "dir", false);
-	p->rule = (int32_t)xp_s64(x, "rule", false, -2);
-	p->pkt_len = (uint32_t)xp_u64(x, "pkt_len", true, 0);
-	p->cap_len = (uint32_t)xp_u64(x, "cap_len", true, 0);
-	p->sampling = (uint32_t)xp_u64(x, "sampling", false, 1);
-	d = jr_get(x->j, "data");
-	if (!d || d->kind != JR_STR) {
-		xp_fail(x, "data", d ? "expected a hex string" : "missing");
+	p->rule = (int32_t)xp_s64(x, "rule", false, -2, INT32_MIN, INT32_MAX);
+	p->pkt_len = (uint32_t)xp_uint(x, "pkt_len", true, 0, UINT32_MAX);
+	p->cap_len = (uint32_t)xp_uint(x, "cap_len", true, 0, UINT32_MAX);
+	p->sampling = (uint32_t)xp_uint(x, "sampling", false, 1, UINT32_MAX);
+	f = xp_get(x, "data");
+	d = &x->d->tok[f];
+	if (!f || d->type != JR_STR) {
+		xp_fail(x, "data", f ? "expected a hex string" : "missing");
 		return;
 	}
-	if (d->val_len != 2 * (size_t)p->cap_len) {
+	/* Hex digits need no decoding: an escape in there is not hex either. */
+	hex = x->d->text + d->off + 1;
+	if (d->len - 2 != 2 * (size_t)p->cap_len) {
 		xp_fail(x, "data", "length is not 2 x cap_len hex digits");
 		return;
 	}
@@ -542,7 +341,7 @@ static void parse_packet(struct xp *x, struct vtg_xpacket *p, uint8_t *buf, size
 		return;
 	}
 	for (size_t i = 0; i < p->cap_len; i++) {
-		int hi = hexval(d->val[2 * i]), lo = hexval(d->val[2 * i + 1]);
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			xp_fail(x, "data", "not hex");
@@ -559,27 +358,27 @@ static void parse_latency(struct xp *x, struct vtg_xlatency *l)
 	xp_str(x, "netns_name", false, l->netns_name, sizeof(l->netns_name));
 	l->dir = xp_dir(x, "dir", true);
 	l->proto = proto_num(x, "proto");
-	l->family = (uint8_t)xp_u64(x, "family", false, 0);
+	l->family = (uint8_t)xp_uint(x, "family", false, 0, 255);
 	xp_addr(x, "src", &l->family, l->saddr);
 	xp_addr(x, "dst", &l->family, l->daddr);
 	if (l->proto == IPPROTO_ICMP || l->proto == IPPROTO_ICMPV6) {
-		l->sport = (uint16_t)xp_u64(x, "id", false, 0);
-		l->dport = (uint16_t)xp_u64(x, "seq", false, 0);
-		l->icmp_type = (uint8_t)xp_u64(x, "icmp_type", false, 0);
+		l->sport = (uint16_t)xp_uint(x, "id", false, 0, 65535);
+		l->dport = (uint16_t)xp_uint(x, "seq", false, 0, 65535);
+		l->icmp_type = (uint8_t)xp_uint(x, "icmp_type", false, 0, 255);
 	} else {
-		l->sport = (uint16_t)xp_u64(x, "sport", false, 0);
-		l->dport = (uint16_t)xp_u64(x, "dport", false, 0);
+		l->sport = (uint16_t)xp_uint(x, "sport", false, 0, 65535);
+		l->dport = (uint16_t)xp_uint(x, "dport", false, 0, 65535);
 	}
-	l->tcp_seq = (uint32_t)xp_u64(x, "tcp_seq", false, 0);
-	l->ip_id = (uint16_t)xp_u64(x, "ip_id", false, 0);
-	l->pid = (uint32_t)xp_u64(x, "pid", false, 0);
+	l->tcp_seq = (uint32_t)xp_uint(x, "tcp_seq", false, 0, UINT32_MAX);
+	l->ip_id = (uint16_t)xp_uint(x, "ip_id", false, 0, 65535);
+	l->pid = (uint32_t)xp_uint(x, "pid", false, 0, UINT32_MAX);
 	l->lat_ns = xp_u64(x, "lat_ns", true, 0);
 }
 
-/* "buckets":[{"ge_ns":..,"lt_ns":..,"count":..},...]: a second pass over the array. */
+/* "buckets":[{"ge_ns":..,"lt_ns":..,"count":..},...] */
 static void parse_hist(struct xp *x, struct vtg_xhist *h)
 {
-	const struct jr_field *b = jr_get(x->j, "buckets");
+	uint32_t b = xp_get(x, "buckets");
 
 	h->netns = xp_u64(x, "netns", true, 0);
 	xp_str(x, "netns_name", false, h->netns_name, sizeof(h->netns_name));
@@ -590,24 +389,15 @@ static void parse_hist(struct xp *x, struct vtg_xhist *h)
 	if (h->sum_ns < 0)
 		h->sum_ns = xp_dbl(x, "mean_ns", 0) * (double)h->count;
 	h->nbuckets = 0;
-	if (!b || b->kind != JR_ARR) {
+	if (!b || x->d->tok[b].type != JR_ARR) {
 		xp_fail(x, "buckets", b ? "expected an array" : "missing");
 		return;
 	}
-	for (const char *p = b->val; p < b->val + b->val_len && !x->bad;) {
-		const char *o = memchr(p, '{', b->val + b->val_len - p), *c;
-		struct jr sub = { .err = x->err, .errlen = x->errlen };
-		struct xp sx = { .j = &sub, .err = x->err, .errlen = x->errlen };
+	for (uint32_t e = jr_first(x->d, b); e && !x->bad; e = x->d->tok[e].next) {
+		struct xp sx = { .d = x->d, .obj = e, .err = x->err, .errlen = x->errlen };
 
-		if (!o)
-			break;
-		c = memchr(o, '}', b->val + b->val_len - o);
-		if (!c)
-			break;
-		sub.s = sub.p = o;
-		sub.end = c + 1;
-		if (jr_parse(&sub)) {
-			x->bad = true;
+		if (x->d->tok[e].type != JR_OBJ) {
+			xp_fail(x, "buckets", "expected an array of objects");
 			return;
 		}
 		if (h->nbuckets >= VTG_XHIST_MAX) {
@@ -621,14 +411,13 @@ static void parse_hist(struct xp *x, struct vtg_xhist *h)
 			return;
 		}
 		h->nbuckets++;
-		p = c + 1;
 	}
 }
 
 static void parse_rule(struct xp *x, struct vtg_xrule *r, bool dflt)
 {
 	xp_str(x, "dev", false, r->dev, sizeof(r->dev));
-	r->index = dflt ? -1 : (int32_t)xp_s64(x, "index", true, 0);
+	r->index = dflt ? -1 : (int32_t)xp_s64(x, "index", true, 0, -1, INT32_MAX);
 	r->packets = xp_u64(x, "packets", false, 0);
 	r->bytes = xp_u64(x, "bytes", false, 0);
 	r->matches = xp_u64(x, "matches", false, 0);
@@ -639,28 +428,52 @@ static void parse_rule(struct xp *x, struct vtg_xrule *r, bool dflt)
 	r->flow_lost = xp_u64(x, "flow_lost", false, 0);
 }
 
+/* The line as JSON into d: tokens on the stack, or allocated (*heap) for a big record. */
+static int xrec_doc(struct jr_doc *d, const char *text, size_t len, struct jr_tok *tok, struct jr_tok **heap,
+		    char *err, size_t errlen)
+{
+	size_t i = 0;
+	long n;
+
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r'))
+		i++;
+	if (i >= len || text[i] != '{') {
+		snprintf(err, errlen, "column %zu: expected '{' (one JSON object per line)", i + 1);
+		return -1;
+	}
+	n = jr_parse(d, text, len, tok, XREC_TOKENS);
+	if (n > XREC_TOKENS) {
+		*heap = malloc((size_t)n * sizeof(**heap));
+		if (!*heap) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		n = jr_parse(d, text, len, *heap, (uint32_t)n);
+	}
+	if (n < 0) {
+		/* One line (the caller split at newlines): the column says where. */
+		snprintf(err, errlen, "column %u: %s", d->err_col, d->err_msg);
+		return -1;
+	}
+	return 0;
+}
+
 int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pktbuf, size_t pktbuf_len,
 		   char *err, size_t errlen)
 {
-	struct jr *j = malloc(sizeof(*j));
-	struct xp x = { .j = j, .err = err, .errlen = errlen };
+	struct jr_tok tok[XREC_TOKENS], *heap = NULL;
+	struct jr_doc d;
+	struct jr_index idx;
+	struct xp x = { .d = &d, .obj = 0, .idx = &idx, .err = err, .errlen = errlen };
 	int ret = -1;
 
-	if (!j) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	j->s = j->p = text;
-	j->end = text + len;
-	j->err = err;
-	j->errlen = errlen;
-	j->n = 0;
 	memset(r, 0, offsetof(struct vtg_xrec, flow));
 	r->source = vtg_x_source;
 	r->line = text;
 	r->line_len = len;
-	if (jr_parse(j))
+	if (xrec_doc(&d, text, len, tok, &heap, err, errlen))
 		goto out;
+	jr_index(&d, 0, &idx);
 	if (!xp_str(&x, "type", true, r->type, sizeof(r->type)))
 		goto out;
 	r->kind = VTG_XK_OTHER;
@@ -673,7 +486,7 @@ int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pk
 		r->wall_ns = r->ts_ns ? vtg_wall_of_mono(r->ts_ns) : vtg_wall_now_ns();
 	r->source = xp_str(&x, "source", false, r->source_buf, sizeof(r->source_buf)) ? r->source_buf
 										      : vtg_x_source;
-	if (jr_get(j, "v") && xp_u64(&x, "v", false, 0) != VTG_X_VERSION && !x.bad) {
+	if (xp_get(&x, "v") && xp_u64(&x, "v", false, 0) != VTG_X_VERSION && !x.bad) {
 		snprintf(err, errlen, "field \"v\": record version %llu, this vantage reads version %d",
 			 (unsigned long long)xp_u64(&x, "v", false, 0), VTG_X_VERSION);
 		goto out;
@@ -706,14 +519,14 @@ int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pk
 		r->lost.count = xp_u64(&x, "count", true, 0);
 		break;
 	case VTG_XK_SAMPLING:
-		r->sampling = (uint32_t)xp_u64(&x, "scale", true, 1);
+		r->sampling = (uint32_t)xp_uint(&x, "scale", true, 1, UINT32_MAX);
 		break;
 	default:
 		break;
 	}
 	ret = x.bad ? -1 : 0;
 out:
-	free(j);
+	free(heap);
 	return ret;
 }
 

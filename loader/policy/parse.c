@@ -12,6 +12,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include "core/vtg_core.h"
 #include "policy/vtg_policy.h"
 
 struct perr {
@@ -541,369 +542,219 @@ static int parse_line_format(const char *text, size_t len, struct vtg_policy *po
 	return 0;
 }
 
-/* ---- JSON (a small parser that keeps positions) ---- */
+/* ---- JSON (core's RFC 8259 reader; it reports positions and duplicate keys) ---- */
 
-enum jt { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-struct jv {
-	enum jt t;
-	int line, col;
-	double num;
-	bool b;
-	char *str;        /* J_STR (unescaped) and object keys */
-	struct jv *kids;  /* J_ARR / J_OBJ values */
-	char **keys;      /* J_OBJ */
-	int *key_line, *key_col;
-	int n;
-};
+/* The longest string value a policy field or action list takes. */
+#define PJ_STR_MAX 256
 
-struct jp {
-	const char *s;
-	size_t len, i;
-	int line, col;
-	struct perr *e;
-	int depth;
-};
-
-static void jv_free(struct jv *v)
+/* A copy of s fit for a one-line message (control characters shown as '?'). */
+static const char *printable(const char *s, char *buf, size_t len)
 {
-	free(v->str);
-	for (int i = 0; i < v->n; i++) {
-		jv_free(&v->kids[i]);
-		if (v->keys)
-			free(v->keys[i]);
-	}
-	free(v->kids);
-	free(v->keys);
-	free(v->key_line);
-	free(v->key_col);
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < len; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = 0;
+	return buf;
 }
 
-static void jp_adv(struct jp *p)
+/* String value i decoded into buf (PJ_STR_MAX); its length or an error reported. */
+static long pj_str(const struct jr_doc *d, uint32_t i, char *buf, struct perr *e)
 {
-	if (p->s[p->i] == '\n') {
-		p->line++;
-		p->col = 1;
-	} else {
-		p->col++;
-	}
-	p->i++;
+	const struct jr_tok *t = &d->tok[i];
+	long n = jr_str(d, i, buf, PJ_STR_MAX);
+
+	if (n == -JR_E_NUL)
+		return fail(e, t->line, t->col, "expected a string without U+0000");
+	if (n >= PJ_STR_MAX)
+		return fail(e, t->line, t->col, "expected a string of at most %d bytes", PJ_STR_MAX - 1);
+	return n;
 }
 
-static void jp_ws(struct jp *p)
+/* A whole number >= 0 as decimal text (a number out of range keeps its own text, for
+ * the field's error to show). */
+static int pj_uint_text(const struct jr_doc *d, uint32_t i, char *buf, size_t len, struct perr *e)
 {
-	while (p->i < p->len && isspace((unsigned char)p->s[p->i]))
-		jp_adv(p);
-}
+	const struct jr_tok *t = &d->tok[i];
+	uint64_t v;
+	int rc = jr_u64(d, i, &v);
 
-static int jp_value(struct jp *p, struct jv *v);
-
-static int jp_string(struct jp *p, char **out)
-{
-	size_t cap = 32, n = 0;
-	char *b = malloc(cap);
-
-	if (!b)
-		return -ENOMEM;
-	jp_adv(p); /* opening quote */
-	for (;;) {
-		char c;
-
-		if (p->i >= p->len || p->s[p->i] == '\n') {
-			free(b);
-			return fail(p->e, p->line, p->col, "expected '\"' to end the string");
-		}
-		c = p->s[p->i];
-		if (c == '"') {
-			jp_adv(p);
-			break;
-		}
-		if (c == '\\') {
-			jp_adv(p);
-			if (p->i >= p->len) {
-				free(b);
-				return fail(p->e, p->line, p->col, "expected an escape character");
-			}
-			c = p->s[p->i];
-			switch (c) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case '"': case '\\': case '/': break;
-			default:
-				free(b);
-				return fail(p->e, p->line, p->col, "expected one of \\\" \\\\ \\/ \\n \\t");
-			}
-		}
-		if (n + 2 > cap) {
-			char *nb = realloc(b, cap *= 2);
-
-			if (!nb) {
-				free(b);
-				return -ENOMEM;
-			}
-			b = nb;
-		}
-		b[n++] = c;
-		jp_adv(p);
+	if (!rc) {
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+		return 0;
 	}
-	b[n] = 0;
-	*out = b;
-	return 0;
-}
-
-static int jp_push(struct jv *v)
-{
-	struct jv *k = realloc(v->kids, (v->n + 1) * sizeof(*k));
-
-	if (!k)
-		return -ENOMEM;
-	v->kids = k;
-	memset(&k[v->n], 0, sizeof(k[0]));
-	if (v->t == J_OBJ) {
-		char **ks = realloc(v->keys, (v->n + 1) * sizeof(*ks));
-		int *kl, *kc;
-
-		if (!ks)
-			return -ENOMEM;
-		v->keys = ks;
-		ks[v->n] = NULL;
-		kl = realloc(v->key_line, (v->n + 1) * sizeof(int));
-		if (!kl)
-			return -ENOMEM;
-		v->key_line = kl;
-		kc = realloc(v->key_col, (v->n + 1) * sizeof(int));
-		if (!kc)
-			return -ENOMEM;
-		v->key_col = kc;
+	if (rc == -JR_E_RANGE && !(t->flags & JR_F_NEG)) {
+		snprintf(buf, len, "%.*s", (int)t->len, d->text + t->off);
+		return 0;
 	}
-	v->n++;
-	return 0;
-}
-
-static int jp_value(struct jp *p, struct jv *v)
-{
-	char c;
-	int err;
-
-	jp_ws(p);
-	memset(v, 0, sizeof(*v));
-	v->line = p->line;
-	v->col = p->col;
-	if (p->i >= p->len)
-		return fail(p->e, p->line, p->col, "expected a JSON value, got the end of the file");
-	if (++p->depth > 32)
-		return fail(p->e, p->line, p->col, "expected at most 32 levels of nesting");
-	c = p->s[p->i];
-	if (c == '{' || c == '[') {
-		char close = c == '{' ? '}' : ']';
-
-		v->t = c == '{' ? J_OBJ : J_ARR;
-		jp_adv(p);
-		jp_ws(p);
-		if (p->i < p->len && p->s[p->i] == close) {
-			jp_adv(p);
-			p->depth--;
-			return 0;
-		}
-		for (;;) {
-			if ((err = jp_push(v)))
-				return err;
-			if (v->t == J_OBJ) {
-				jp_ws(p);
-				if (p->i >= p->len || p->s[p->i] != '"')
-					return fail(p->e, p->line, p->col, "expected a \"key\"");
-				v->key_line[v->n - 1] = p->line;
-				v->key_col[v->n - 1] = p->col;
-				if ((err = jp_string(p, &v->keys[v->n - 1])))
-					return err;
-				jp_ws(p);
-				if (p->i >= p->len || p->s[p->i] != ':')
-					return fail(p->e, p->line, p->col, "expected ':' after the key");
-				jp_adv(p);
-			}
-			if ((err = jp_value(p, &v->kids[v->n - 1])))
-				return err;
-			jp_ws(p);
-			if (p->i < p->len && p->s[p->i] == ',') {
-				jp_adv(p);
-				continue;
-			}
-			if (p->i < p->len && p->s[p->i] == close) {
-				jp_adv(p);
-				break;
-			}
-			return fail(p->e, p->line, p->col, "expected ',' or '%c'", close);
-		}
-	} else if (c == '"') {
-		v->t = J_STR;
-		if ((err = jp_string(p, &v->str)))
-			return err;
-	} else if (c == '-' || isdigit((unsigned char)c)) {
-		char *end;
-
-		v->t = J_NUM;
-		v->num = strtod(p->s + p->i, &end);
-		while (p->s + p->i < end)
-			jp_adv(p);
-	} else if (p->len - p->i >= 4 && !strncmp(p->s + p->i, "true", 4)) {
-		v->t = J_BOOL;
-		v->b = true;
-		for (int k = 0; k < 4; k++)
-			jp_adv(p);
-	} else if (p->len - p->i >= 5 && !strncmp(p->s + p->i, "false", 5)) {
-		v->t = J_BOOL;
-		for (int k = 0; k < 5; k++)
-			jp_adv(p);
-	} else if (p->len - p->i >= 4 && !strncmp(p->s + p->i, "null", 4)) {
-		v->t = J_NULL;
-		for (int k = 0; k < 4; k++)
-			jp_adv(p);
-	} else {
-		return fail(p->e, p->line, p->col, "expected a JSON value, got '%c'", c);
-	}
-	p->depth--;
-	return 0;
+	return fail(e, t->line, t->col, "expected a whole number >= 0");
 }
 
 /* A field value from JSON: a string (same syntax as the line format) or a number. */
-static int json_field(struct vtg_pol_def *r, enum field f, const struct jv *v, struct perr *e)
+static int json_field(struct vtg_pol_def *r, enum field f, const struct jr_doc *d, uint32_t i, struct perr *e)
 {
-	char num[32];
-	const char *s, *why = NULL;
-	int bad, col = v->col + 1;
+	const struct jr_tok *v = &d->tok[i];
+	bool numeric = f == FLD_SPORT || f == FLD_DPORT || f == FLD_PROTO;
+	char s[PJ_STR_MAX], shown[PJ_STR_MAX];
+	const char *why = NULL;
+	int bad;
+	long n;
 
-	if (v->t == J_NUM && (f == FLD_SPORT || f == FLD_DPORT || f == FLD_PROTO)) {
-		if (v->num < 0 || v->num != (double)(long)v->num)
-			return fail(e, v->line, v->col, "expected a whole number >= 0");
-		snprintf(num, sizeof(num), "%ld", (long)v->num);
-		s = num;
-		col = v->col;
-	} else if (v->t == J_ARR && v->n == 2 && (f == FLD_SPORT || f == FLD_DPORT) &&
-		   v->kids[0].t == J_NUM && v->kids[1].t == J_NUM) {
-		snprintf(num, sizeof(num), "%ld-%ld", (long)v->kids[0].num, (long)v->kids[1].num);
-		s = num;
-		col = v->col;
-	} else if (v->t == J_STR) {
-		s = v->str;
+	if (v->type == JR_NUM && numeric) {
+		if (pj_uint_text(d, i, s, sizeof(s), e))
+			return -EINVAL;
+		n = strlen(s);
+	} else if (v->type == JR_ARR && v->n == 2 && (f == FLD_SPORT || f == FLD_DPORT) &&
+		   d->tok[i + 1].type == JR_NUM && d->tok[d->tok[i + 1].next].type == JR_NUM) {
+		char lo[64], hi[64];
+
+		if (pj_uint_text(d, i + 1, lo, sizeof(lo), e) || pj_uint_text(d, d->tok[i + 1].next, hi, sizeof(hi), e))
+			return -EINVAL;
+		n = snprintf(s, sizeof(s), "%s-%s", lo, hi);
+	} else if (v->type == JR_STR) {
+		n = pj_str(d, i, s, e);
+		if (n < 0)
+			return n;
+		bad = apply_field(r, f, s, n, &why);
+		if (bad)
+			return fail(e, v->line, jr_str_col(d, i, bad - 1), "expected %s, got '%s'", why,
+				    printable(s, shown, sizeof(shown)));
+		return 0;
 	} else {
-		return fail(e, v->line, v->col, "expected a string%s", (f == FLD_SPORT || f == FLD_DPORT || f == FLD_PROTO) ? " or a number" : "");
+		return fail(e, v->line, v->col, "expected a string%s", numeric ? " or a number" : "");
 	}
-	bad = apply_field(r, f, s, strlen(s), &why);
+	bad = apply_field(r, f, s, n, &why);
 	if (bad)
-		return fail(e, v->line, col + bad - 1, "expected %s, got '%s'", why, s);
+		return fail(e, v->line, v->col + bad - 1, "expected %s, got '%s'", why, s);
 	return 0;
 }
 
-static int json_actions(const struct jv *v, uint32_t *a, uint32_t *sn, uint32_t *ml, struct perr *e)
+static int json_actions(const struct jr_doc *d, uint32_t i, uint32_t *a, uint32_t *sn, uint32_t *ml,
+			struct perr *e)
 {
-	char buf[256];
-	size_t bad;
+	const struct jr_tok *v = &d->tok[i];
+	char buf[PJ_STR_MAX], one[PJ_STR_MAX];
+	size_t bad, used = 0;
 	const char *why;
+	long n;
 
-	if (v->t == J_STR) {
-		if (parse_actions(v->str, strlen(v->str), a, sn, ml, &bad, &why))
-			return fail(e, v->line, v->col + 1 + (int)bad, "expected %s", why);
+	if (v->type == JR_STR) {
+		n = pj_str(d, i, one, e);
+		if (n < 0)
+			return n;
+		if (parse_actions(one, n, a, sn, ml, &bad, &why))
+			return fail(e, v->line, jr_str_col(d, i, bad), "expected %s", why);
 		return 0;
 	}
-	if (v->t == J_ARR) {
+	if (v->type == JR_ARR) {
 		buf[0] = 0;
-		for (int i = 0; i < v->n; i++) {
-			if (v->kids[i].t != J_STR)
-				return fail(e, v->kids[i].line, v->kids[i].col, "expected an action string");
-			if (strlen(buf) + strlen(v->kids[i].str) + 2 >= sizeof(buf))
-				return fail(e, v->kids[i].line, v->kids[i].col, "expected fewer actions");
-			if (i)
-				strcat(buf, ",");
-			strcat(buf, v->kids[i].str);
-			if (parse_actions(v->kids[i].str, strlen(v->kids[i].str), a, sn, ml, &bad, &why))
-				return fail(e, v->kids[i].line, v->kids[i].col + 1 + (int)bad, "expected %s", why);
+		for (uint32_t k = jr_first(d, i); k; k = d->tok[k].next) {
+			const struct jr_tok *kt = &d->tok[k];
+
+			if (kt->type != JR_STR)
+				return fail(e, kt->line, kt->col, "expected an action string");
+			n = pj_str(d, k, one, e);
+			if (n < 0)
+				return n;
+			if (used + n + 2 >= sizeof(buf))
+				return fail(e, kt->line, kt->col, "expected fewer actions");
+			used += snprintf(buf + used, sizeof(buf) - used, "%s%s", used ? "," : "", one);
+			if (parse_actions(one, n, a, sn, ml, &bad, &why))
+				return fail(e, kt->line, jr_str_col(d, k, bad), "expected %s", why);
 		}
-		if (parse_actions(buf, strlen(buf), a, sn, ml, &bad, &why))
+		if (parse_actions(buf, used, a, sn, ml, &bad, &why))
 			return fail(e, v->line, v->col, "expected %s", why);
 		return 0;
 	}
 	return fail(e, v->line, v->col, "expected actions as a string (\"count,sample 100\") or an array of strings");
 }
 
-static int parse_json(const char *text, size_t len, struct vtg_policy *pol, struct perr *e)
+/* Fails with a key's position and its text ("expected ..., got \"KEY\""). */
+static int key_fail(const struct jr_doc *d, uint32_t i, struct perr *e, const char *expected)
 {
-	struct jp p = { .s = text, .len = len, .line = 1, .col = 1, .e = e };
-	struct jv root;
+	uint32_t line, col;
+	char key[64], shown[64];
+	long n = jr_key(d, i, key, sizeof(key));
+
+	jr_key_pos(d, i, &line, &col);
+	return fail(e, line, col, "expected %s, got \"%s%s\"", expected, n >= 0 ? printable(key, shown, sizeof(shown)) : "",
+		    n >= (long)sizeof(key) ? "..." : "");
+}
+
+static int json_rule(const struct jr_doc *d, uint32_t ro, struct vtg_policy *pol, struct perr *e)
+{
+	const struct jr_tok *t = &d->tok[ro];
+	struct vtg_pol_def r;
+	bool have_action = false;
 	int err;
 
-	err = jp_value(&p, &root);
-	if (err)
-		goto out;
-	jp_ws(&p);
-	if (p.i < p.len) {
-		err = fail(e, p.line, p.col, "expected the end of the file after the policy object");
-		goto out;
-	}
-	if (root.t != J_OBJ) {
-		err = fail(e, root.line, root.col, "expected a policy object {\"rules\": [...]}");
-		goto out;
-	}
-	for (int i = 0; i < root.n; i++) {
-		const char *k = root.keys[i];
-		struct jv *v = &root.kids[i];
+	if (t->type != JR_OBJ)
+		return fail(e, t->line, t->col, "expected a rule object {\"dport\": 22, \"action\": \"drop\"}");
+	def_init(&r, t->line, t->col);
+	for (uint32_t m = jr_first(d, ro); m; m = d->tok[m].next) {
+		char key[16];
+		long kl = jr_key(d, m, key, sizeof(key));
+		enum field f = kl > 0 && kl < (long)sizeof(key) ? field_of(key, kl) : FLD_NONE;
 
-		if (!strcmp(k, "default")) {
-			def_init(&pol->dflt, v->line, v->col);
-			if ((err = json_actions(v, &pol->dflt.actions, &pol->dflt.sample_n, &pol->dflt.mirror_len, e)))
-				goto out;
-		} else if (!strcmp(k, "raw_ports")) {
-			if (v->t != J_BOOL) {
-				err = fail(e, v->line, v->col, "expected true or false");
-				goto out;
-			}
-			if (v->b)
-				pol->flags |= VTG_POL_F_RAW_PORTS;
-		} else if (!strcmp(k, "rules")) {
-			if (v->t != J_ARR) {
-				err = fail(e, v->line, v->col, "expected an array of rule objects");
-				goto out;
-			}
-			for (int j = 0; j < v->n; j++) {
-				struct jv *ro = &v->kids[j];
-				struct vtg_pol_def r;
-				bool have_action = false;
-
-				if (ro->t != J_OBJ) {
-					err = fail(e, ro->line, ro->col, "expected a rule object {\"dport\": 22, \"action\": \"drop\"}");
-					goto out;
-				}
-				def_init(&r, ro->line, ro->col);
-				for (int m = 0; m < ro->n; m++) {
-					const char *rk = ro->keys[m];
-					enum field f = field_of(rk, strlen(rk));
-
-					if (!strcmp(rk, "action") || !strcmp(rk, "actions")) {
-						if ((err = json_actions(&ro->kids[m], &r.actions, &r.sample_n, &r.mirror_len, e)))
-							goto out;
-						have_action = true;
-					} else if (f != FLD_NONE) {
-						if ((err = json_field(&r, f, &ro->kids[m], e)))
-							goto out;
-					} else {
-						err = fail(e, ro->key_line[m], ro->key_col[m],
-							   "expected a rule key (src, dst, sport, dport, proto, family, dir, dev, action), got \"%s\"", rk);
-						goto out;
-					}
-				}
-				if (!have_action) {
-					err = fail(e, ro->line, ro->col, "expected an \"action\" in the rule");
-					goto out;
-				}
-				if ((err = pol_add(pol, &r)))
-					goto out;
-			}
+		if (kl > 0 && kl < (long)sizeof(key) && (!strcmp(key, "action") || !strcmp(key, "actions"))) {
+			if ((err = json_actions(d, m, &r.actions, &r.sample_n, &r.mirror_len, e)))
+				return err;
+			have_action = true;
+		} else if (f != FLD_NONE) {
+			if ((err = json_field(&r, f, d, m, e)))
+				return err;
 		} else {
-			err = fail(e, root.key_line[i], root.key_col[i],
-				   "expected a policy key (default, raw_ports, rules), got \"%s\"", k);
-			goto out;
+			return key_fail(d, m, e, "a rule key (src, dst, sport, dport, proto, family, dir, dev, action)");
 		}
 	}
+	if (!have_action)
+		return fail(e, t->line, t->col, "expected an \"action\" in the rule");
+	return pol_add(pol, &r);
+}
+
+static int parse_json(const char *text, size_t len, struct vtg_policy *pol, struct perr *e)
+{
+	struct jr_doc d;
+	int err = jr_parse_alloc(&d, text, len);
+
+	if (err == -ENOMEM)
+		return err;
+	if (err)
+		return fail(e, d.err_line, d.err_col, "%s", d.err_msg);
+	if (d.tok[0].type != JR_OBJ) {
+		err = fail(e, d.tok[0].line, d.tok[0].col, "expected a policy object {\"rules\": [...]}");
+		goto out;
+	}
+	for (uint32_t k = jr_first(&d, 0); k; k = d.tok[k].next) {
+		const struct jr_tok *v = &d.tok[k];
+		char key[16];
+		long kl = jr_key(&d, k, key, sizeof(key));
+
+		if (kl <= 0 || kl >= (long)sizeof(key)) {
+			err = key_fail(&d, k, e, "a policy key (default, raw_ports, rules)");
+		} else if (!strcmp(key, "default")) {
+			def_init(&pol->dflt, v->line, v->col);
+			err = json_actions(&d, k, &pol->dflt.actions, &pol->dflt.sample_n, &pol->dflt.mirror_len, e);
+		} else if (!strcmp(key, "raw_ports")) {
+			bool b;
+
+			if (jr_bool(&d, k, &b))
+				err = fail(e, v->line, v->col, "expected true or false");
+			else if (b)
+				pol->flags |= VTG_POL_F_RAW_PORTS;
+		} else if (!strcmp(key, "rules")) {
+			if (v->type != JR_ARR)
+				err = fail(e, v->line, v->col, "expected an array of rule objects");
+			for (uint32_t j = jr_first(&d, k); j && !err; j = d.tok[j].next)
+				err = json_rule(&d, j, pol, e);
+		} else {
+			err = key_fail(&d, k, e, "a policy key (default, raw_ports, rules)");
+		}
+		if (err)
+			break;
+	}
 out:
-	jv_free(&root);
+	jr_free(&d);
 	return err;
 }
 
