@@ -7,6 +7,7 @@
 #   make run        deps + build + the main job (the agent; Ctrl-C stops it)
 #   make bench      deps + build + benchmarks (B=GLOB picks some: make bench B=policy*)
 #   make clean      remove build/
+#   make man-records  regenerate vantage-export(8)'s record tables from loader/export/schema
 #   V=1             show full commands;  CLANG=clang-19  use another clang for BPF
 
 BUILD     ?= build
@@ -69,7 +70,7 @@ BENCH_TOOLS := $(patsubst selftests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 MANS := $(wildcard tools/man/*.8)
 
-.PHONY: all deps check run bench clean install bpf clang19-bpf fallback-bpf
+.PHONY: all deps check run bench clean install bpf clang19-bpf fallback-bpf man-records
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/vantage $(BUILD)/vantage.bash-completion $(BUILD)/selftests/test_runner $(BUILD)/vantage-testbed \
@@ -152,7 +153,7 @@ $(BUILD):
 DEB_PKGS := make gcc clang llvm clang-19 libbpf-dev bpftool libelf-dev zlib1g-dev python3 \
 	iproute2 nftables iputils-ping procps util-linux jq bpftrace yamllint curl \
 	scamper bc time perl iperf3 sockperf netsniff-ng \
-	nfdump tshark prometheus gnuplot-nox xdp-tools
+	nfdump tshark prometheus gnuplot-nox xdp-tools python3 python3-jsonschema
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -190,6 +191,12 @@ install: $(BUILD)/vantage $(BUILD)/vantage.bash-completion
 	for m in $(MANS); do install -D -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man8/$$(basename $$m); done
 	install -D -m 0644 tools/vantage-agent.conf $(DESTDIR)/etc/vantage/agent.conf
 	install -D -m 0644 tools/deploy/vantage-agent.service $(DESTDIR)/etc/systemd/system/vantage-agent.service
+
+# The record schemas are the one description of -j output; the page's tables follow them
+# (test_records checks that they do).
+man-records:
+	$(call msg,GEN,tools/man/vantage-export.8)
+	$(Q)python3 tools/man/gen-records.py --write
 
 clean:
 	$(call msg,CLEAN,$(BUILD))

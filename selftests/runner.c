@@ -33,7 +33,8 @@ struct vtest_shared {
 static struct vtest_shared *shared;
 static const char *cur_test;
 static char cur_sub[128];
-static int cur_sub_failed;
+static int cur_sub_failed, cur_sub_skipped;
+static char cur_sub_reason[256];
 
 void vtest_register(struct vtest *t)
 {
@@ -98,6 +99,9 @@ static void close_subtest(void)
 	if (cur_sub_failed) {
 		shared->sub_failed++;
 		printf("  %s/%s: FAIL\n", cur_test, cur_sub);
+	} else if (cur_sub_skipped) {
+		shared->sub_skipped++;
+		printf("  %s/%s: SKIP %s\n", cur_test, cur_sub, cur_sub_reason);
 	} else {
 		shared->sub_passed++;
 		if (vtest_verbose)
@@ -106,6 +110,7 @@ static void close_subtest(void)
 	fflush(stdout);
 	cur_sub[0] = 0;
 	cur_sub_failed = 0;
+	cur_sub_skipped = 0;
 }
 
 bool vtest_subtest(const char *name)
@@ -139,6 +144,21 @@ void vtest_skip(const char *fmt, ...)
 	vsnprintf(shared->skip_reason, sizeof(shared->skip_reason), fmt, ap);
 	va_end(ap);
 	shared->skipped = 1;
+}
+
+void vtest_subtest_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (cur_sub[0]) {
+		vsnprintf(cur_sub_reason, sizeof(cur_sub_reason), fmt, ap);
+		cur_sub_skipped = 1;
+	} else {
+		vsnprintf(shared->skip_reason, sizeof(shared->skip_reason), fmt, ap);
+		shared->skipped = 1;
+	}
+	va_end(ap);
 }
 
 void vtest_log(const char *fmt, ...)
@@ -287,7 +307,10 @@ int main(int argc, char **argv)
 			printf("SKIP %s: %s\n", t->name, shared->skip_reason);
 		} else {
 			passed++;
-			if (shared->sub_passed + shared->sub_failed)
+			if (shared->sub_skipped)
+				printf("OK   %s (%d subtests, %d skipped, %.2fs)\n", t->name, shared->sub_passed,
+				       shared->sub_skipped, dt);
+			else if (shared->sub_passed + shared->sub_failed)
 				printf("OK   %s (%d subtests, %.2fs)\n", t->name, shared->sub_passed, dt);
 			else
 				printf("OK   %s (%.2fs)\n", t->name, dt);

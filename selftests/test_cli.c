@@ -93,11 +93,13 @@ TEST(cli)
 	if (SUBTEST("json_errors")) {
 		vproc_vantage(r, 5000, "-j", "nosuchcommand", NULL);
 		ASSERT_EQ(r->status, 2, "usage error");
-		ASSERT_EQ(vjson_true(r->out, ".[0].error | test(\"nosuchcommand\")"), 1, "{\"error\":...} on stdout");
+		ASSERT_EQ(vjson_true(r->out, ".[0].type == \"error\" and (.[0].message | test(\"nosuchcommand\"))"), 1,
+			  "{\"type\":\"error\",...} on stdout");
 		ASSERT_EQ(count_lines(r->err), 1, "and one line on stderr");
 		vproc_vantage(r, 10000, "-j", "count", "--dev", "nosuchdev0", NULL);
 		ASSERT_EQ(r->status, 1, "runtime error");
-		ASSERT_EQ(vjson_true(r->out, ".[0].error | test(\"nosuchdev0\")"), 1, "runtime error as JSON");
+		ASSERT_EQ(vjson_true(r->out, ".[0].type == \"error\" and (.[0].message | test(\"nosuchdev0\"))"), 1,
+			  "runtime error as JSON");
 	}
 
 	if (SUBTEST("runtime_errors")) {

@@ -589,13 +589,13 @@ TEST(conntest_bridge_nat)
 		ASSERT_EQ(jq_count(cli.out, ".type==\"connect_failed\""), 0, "no failed attempts");
 	}
 	if (SUBTEST("latency")) {
-		ASSERT_EQ(jq_count(cli.out, ".type==\"latency\" and .samples==20 and .latency_ns > 1000 and .latency_ns < 5000000 and .latency_ns == .rtt_p50_ns / 2"),
+		ASSERT_EQ(jq_count(cli.out, ".type==\"conn_latency\" and .samples==20 and .latency_ns > 1000 and .latency_ns < 5000000 and .latency_ns == .rtt_p50_ns / 2"),
 			  8, "half RTT, every round, every connection");
 	}
 	if (SUBTEST("bandwidth")) {
 		ASSERT_EQ(jq_count(cli.out, ".type==\"bandwidth\" and .bits_per_s > 1e6 and .bytes >= 2097152"), 8,
 			  "down measured by the client each round");
-		ASSERT_EQ(jq_count(cli.out, ".type==\"stats\" and .up_bps > 1e6 and .down_bps > 1e6"), 8,
+		ASSERT_EQ(jq_count(cli.out, ".type==\"round\" and .up_bps > 1e6 and .down_bps > 1e6"), 8,
 			  "up (measured by the server) and down in each round's stats");
 		ASSERT_EQ(jq_count(srv.out, ".type==\"bandwidth\" and .dir==\"up\" and .measured_by==\"receiver\""), 4,
 			  "the server measures the upload");
@@ -605,18 +605,18 @@ TEST(conntest_bridge_nat)
 		const char *argv[] = { "sh", "-c", "test -e /sys/kernel/btf/vmlinux", NULL };
 
 		if (nsh_exec(NULL, argv, NULL, buf, sizeof(buf)))
-			ASSERT_EQ(jq_count(cli.out, ".type==\"tracer\" and .available==false and (.reason|contains(\"not corrected\"))"), 1,
+			ASSERT_EQ(jq_count(cli.out, ".type==\"tracing\" and .available==false and (.reason|contains(\"not corrected\"))"), 1,
 				  "no BTF: says so");
 		else {
-			ASSERT_EQ(jq_count(cli.out, ".type==\"tracer\" and .available==true"), 1, "tracer loaded");
+			ASSERT_EQ(jq_count(cli.out, ".type==\"tracing\" and .available==true"), 1, "tracer loaded");
 			/* Through the NAT the packets cross the uplink the tracer watches: every
 			 * round's corrected latency lies below the raw one, and most pings are
 			 * covered (a loaded machine may miss a few in one round). */
-			int ok_corr = jq_count(cli.out, ".type==\"latency\" and .peer_name==\"remote\" and .covered > 0 and .latency_corrected_ns > 0 and .latency_corrected_ns < .latency_ns");
-			int ok_cov = jq_count(cli.out, ".type==\"latency\" and .peer_name==\"remote\" and .covered >= 10");
+			int ok_corr = jq_count(cli.out, ".type==\"conn_latency\" and .peer_name==\"remote\" and .covered > 0 and .latency_corrected_ns > 0 and .latency_corrected_ns < .latency_ns");
+			int ok_cov = jq_count(cli.out, ".type==\"conn_latency\" and .peer_name==\"remote\" and .covered >= 10");
 
 			if (ok_corr != 4 || ok_cov != 4)
-				print_lines(cli.out, "\"type\":\"latency\"", "\"peer_name\":\"remote\"");
+				print_lines(cli.out, "\"type\":\"conn_latency\"", "\"peer_name\":\"remote\"");
 			ASSERT_EQ(ok_corr, 4, "corrected latency below the raw one in every round");
 			ASSERT_EQ(ok_cov, 4, "at least half the pings covered in every round");
 		}
@@ -640,10 +640,10 @@ TEST(conntest_bridge_nat)
 		    ctp_start(&down, tb.c[0].ns, "--name", "c1", "--no-trace", "--rounds", "1", "--connect", uu[1])) {
 			ASSERT_EQ(ctp_stop(&up, 0, 20000), 0, "up-only client done");
 			ASSERT_EQ(ctp_stop(&down, 0, 20000), 0, "down-only client done");
-			ASSERT_EQ(jq_count(up.out, ".type==\"stats\" and .up_bps > 1e6 and .down_bps == null"), 1,
+			ASSERT_EQ(jq_count(up.out, ".type==\"round\" and .up_bps > 1e6 and .down_bps == null"), 1,
 				  "up only: up measured, down not");
 			ASSERT_EQ(jq_count(up.out, ".type==\"bandwidth\""), 0, "no download");
-			ASSERT_EQ(jq_count(down.out, ".type==\"stats\" and .up_bps == null and .down_bps > 1e6"), 1,
+			ASSERT_EQ(jq_count(down.out, ".type==\"round\" and .up_bps == null and .down_bps > 1e6"), 1,
 				  "down only: down measured, up not");
 			ASSERT_EQ(jq_count(down.out, ".type==\"bandwidth\" and .dir==\"down\" and .bytes >= 1048576"), 1,
 				  "one complete download");
@@ -733,7 +733,7 @@ TEST(conntest_impair)
 		if (ctp_start(&t2, tb.c[0].ns, "--name", "c1t", "--no-trace", "--rounds", "1", "--connect", u[1])) {
 			ASSERT_EQ(ctp_stop(&t2, 0, 20000), 0, "TCP client done");
 			/* Half the RTT includes the relay's delay of one direction. */
-			double lat = jq_num(t2.out, "[inputs | select(.type==\"latency\")][0].latency_ns");
+			double lat = jq_num(t2.out, "[inputs | select(.type==\"conn_latency\")][0].latency_ns");
 
 			ASSERT_GE(lat, delay_us * 1000.0, "half RTT >= the injected one-way delay");
 			ASSERT_LT(lat, delay_us * 1000.0 + 2e6, "and not far above");
@@ -763,7 +763,7 @@ TEST(conntest_reconnect)
 	snprintf(u[1], sizeof(u[1]), "udp://%s:7000?interval=0.1", tb.c[1].ip4);
 	if (!ctp_start(&cli, tb.c[0].ns, "--name", "c1", "--no-trace", "--connect", u[0], "--connect", u[1]) ||
 	    !ASSERT_EQ(ctp_wait(&cli, "\"connected\"", "tcp", 5000), 1, "TCP up") ||
-	    !ASSERT_EQ(ctp_wait(&cli, "\"latency\"", "udp", 5000), 1, "UDP up and measuring"))
+	    !ASSERT_EQ(ctp_wait(&cli, "\"conn_latency\"", "udp", 5000), 1, "UDP up and measuring"))
 		goto out;
 	ctp_stop(&srv, SIGKILL, 200);
 	ASSERT_EQ(ctp_wait(&cli, "\"disconnected\"", NULL, 5000), 1, "the loss is noticed");
@@ -937,7 +937,7 @@ TEST(conntest_fuzz)
 	snprintf(u[0], sizeof(u[0]), "tcp://%s:7000?interval=0.05", tb.c[1].ip4);
 	snprintf(u[1], sizeof(u[1]), "udp://%s:7000?interval=0.05", tb.c[1].ip4);
 	if (!ctp_start(&cli, tb.c[0].ns, "--name", "good", "--no-trace", "--connect", u[0], "--connect", u[1]) ||
-	    !ASSERT_EQ(ctp_wait(&cli, "\"latency\"", "udp", 5000), 1, "good client measuring"))
+	    !ASSERT_EQ(ctp_wait(&cli, "\"conn_latency\"", "udp", 5000), 1, "good client measuring"))
 		goto out;
 	fa.dst = tb.c[1].ip4;
 	fa.rounds = 300;
@@ -956,11 +956,11 @@ TEST(conntest_fuzz)
 		ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fuzzing peer ran");
 	}
 	/* The good client goes on: more rounds after the fuzzing. */
-	int before = jq_count(cli.out, ".type==\"latency\"");
+	int before = jq_count(cli.out, ".type==\"conn_latency\"");
 
-	ASSERT_EQ(ctp_wait(&cli, "\"latency\"", "tcp", 3000), 1, "TCP still measuring");
-	ASSERT_EQ(ctp_wait(&cli, "\"latency\"", "udp", 3000), 1, "UDP still measuring");
-	ASSERT_GT(jq_count(cli.out, ".type==\"latency\""), before, "new rounds");
+	ASSERT_EQ(ctp_wait(&cli, "\"conn_latency\"", "tcp", 3000), 1, "TCP still measuring");
+	ASSERT_EQ(ctp_wait(&cli, "\"conn_latency\"", "udp", 3000), 1, "UDP still measuring");
+	ASSERT_GT(jq_count(cli.out, ".type==\"conn_latency\""), before, "new rounds");
 	ASSERT_EQ(jq_count(cli.out, ".type==\"disconnected\""), 0, "the good client was never dropped");
 	ASSERT_EQ(ctp_stop(&srv, SIGINT, 3000), 0, "server alive to the end, clean exit");
 	vtest_log("%.3000s", srv.out);

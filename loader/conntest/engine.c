@@ -373,7 +373,7 @@ static void tracer_open(void)
 	}
 	struct ct_ev e;
 
-	ct_ev_start(&e, "tracer");
+	ct_ev_start(&e, "tracing");
 	ct_ev_bool(&e, "available", !why);
 	if (why) {
 		snprintf(reason, sizeof(reason), "stack-latency tracer unavailable: %s; latency is not corrected for the host stack", why);
@@ -384,8 +384,18 @@ static void tracer_open(void)
 		return;
 	}
 	ct_ev_str(&e, "programs", vtg_lat_mode(E.lat));
-	ct_ev_u64(&e, "netns", E.netns);
-	ct_ev_str(&e, "uplink", lo.uplinks[0].name);
+	ct_ev_arr(&e, "netns_list"); /* ours, traced during latency phases */
+	ct_ev_u64(&e, NULL, E.netns);
+	ct_ev_arr_end(&e);
+	ct_ev_arr(&e, "uplinks");
+	for (int i = 0; i < lo.n_uplinks && e.n + 5 < CT_EV_MAX; i++) {
+		ct_ev_obj(&e, NULL);
+		ct_ev_str(&e, "dev", lo.uplinks[i].name);
+		ct_ev_u64(&e, "ifindex", lo.uplinks[i].ifindex);
+		ct_ev_u64(&e, "netns", lo.uplinks[i].netns);
+		ct_ev_obj_end(&e);
+	}
+	ct_ev_arr_end(&e);
 	ct_ev_emit(&e, "stack-latency tracer loaded (%s), uplink %s: latency is also corrected for the host stack",
 		   vtg_lat_mode(E.lat), lo.uplinks[0].name);
 	E.lat_ep.kind = EP_TRACER;
@@ -845,7 +855,7 @@ static void end_round(struct conn *c, uint64_t now)
 	c->next_round = c->round_start + (uint64_t)(c->cl->t->interval * NS);
 	if (c->next_round < now)
 		c->next_round = now;
-	ct_ev_start(&e, "stats");
+	ct_ev_start(&e, "round");
 	ev_conn(&e, c);
 	ct_ev_u64(&e, "round", c->rounds_done);
 	ev_stats(&e, c, now);
@@ -889,7 +899,7 @@ static void latency_done(struct conn *c, uint64_t now)
 
 	c->lat_ns = p50 / 2;
 	c->corr_ns = nc ? c50 / 2 : NAN;
-	ct_ev_start(&e, "latency");
+	ct_ev_start(&e, "conn_latency"); /* not "latency": that is one packet's stack latency */
 	ev_conn(&e, c);
 	ct_ev_u64(&e, "round", c->rounds_done + 1);
 	ct_ev_u64(&e, "samples", n);
@@ -1970,6 +1980,27 @@ static void draw(uint64_t now)
 		E.o->view->draw(E.o->view->ctx, E.o->name, rows, n, status);
 }
 
+/* The run's one closing record (summary.schema.json, command conntest). */
+static void summary(void)
+{
+	struct ct_ev e;
+	int connected = 0, gave_up = 0, rounds = 0;
+
+	for (int i = 0; i < E.n_cl; i++) {
+		connected += E.cl[i].ever_up;
+		gave_up += E.cl[i].gave_up;
+		rounds += E.cl[i].rounds_done;
+	}
+	ct_ev_start(&e, "summary");
+	ct_ev_str(&e, "command", "conntest");
+	ct_ev_u64(&e, "targets", E.n_cl);
+	ct_ev_u64(&e, "connected", connected);
+	ct_ev_u64(&e, "gave_up", gave_up);
+	ct_ev_u64(&e, "rounds", rounds);
+	ct_ev_u64(&e, "listeners", E.n_lst);
+	ct_ev_emit(&e, "done: %d of %d peers connected, %d given up, %d rounds", connected, E.n_cl, gave_up, rounds);
+}
+
 /* ---- main loop --------------------------------------------------------------------- */
 
 int ct_run(const struct ct_opts *o)
@@ -1978,6 +2009,7 @@ int ct_run(const struct ct_opts *o)
 	uint64_t t_end = 0, next_draw = 0;
 	struct sigaction sa = { .sa_handler = on_signal };
 	int ret = VTG_EXIT_OK;
+	bool ran = false;
 
 	memset(&E, 0, sizeof(E));
 	E.o = o;
@@ -2151,6 +2183,7 @@ int ct_run(const struct ct_opts *o)
 			ret = VTG_EXIT_FAIL;
 	if (o->ui == CT_UI_TUI)
 		draw(vtg_mono_ns());
+	ran = true;
 out:
 	for (struct conn *c = E.conns, *n; c; c = n) {
 		n = c->next;
@@ -2159,6 +2192,8 @@ out:
 		conn_free(c);
 	}
 	E.conns = NULL;
+	if (ran) /* last: after the connections' own last records */
+		summary();
 	for (int i = 0; i < E.n_lst; i++)
 		close(E.lst[i].fd);
 	vtg_lat_close(E.lat);

@@ -80,6 +80,16 @@ void ct_ev_obj_end(struct ct_ev *e)
 	kv_add(e, NULL, CT_KV_OBJ_END);
 }
 
+void ct_ev_arr(struct ct_ev *e, const char *k)
+{
+	kv_add(e, k, CT_KV_ARR);
+}
+
+void ct_ev_arr_end(struct ct_ev *e)
+{
+	kv_add(e, NULL, CT_KV_ARR_END);
+}
+
 void ct_ev_emit(struct ct_ev *e, const char *fmt, ...)
 {
 	char line[256], ts[40];
@@ -100,7 +110,12 @@ void ct_ev_emit(struct ct_ev *e, const char *fmt, ...)
 				jw_obj_end(w);
 				continue;
 			}
-			jw_key(w, kv->k);
+			if (kv->kind == CT_KV_ARR_END) {
+				jw_arr_end(w);
+				continue;
+			}
+			if (kv->k) /* none: an array element */
+				jw_key(w, kv->k);
 			switch (kv->kind) {
 			case CT_KV_STR:
 				jw_str(w, kv->s);
@@ -116,6 +131,9 @@ void ct_ev_emit(struct ct_ev *e, const char *fmt, ...)
 				break;
 			case CT_KV_OBJ:
 				jw_obj(w);
+				break;
+			case CT_KV_ARR:
+				jw_arr(w);
 				break;
 			default:
 				jw_null(w);

@@ -194,7 +194,7 @@ enum ct_ui { CT_UI_TUI, CT_UI_LOG, CT_UI_JSON };
 /* ---- ui.c: events for JSON Lines / log / the live view ---------------- */
 #define CT_EV_MAX 48
 
-enum { CT_KV_NULL, CT_KV_STR, CT_KV_U64, CT_KV_DBL, CT_KV_BOOL, CT_KV_OBJ, CT_KV_OBJ_END };
+enum { CT_KV_NULL, CT_KV_STR, CT_KV_U64, CT_KV_DBL, CT_KV_BOOL, CT_KV_OBJ, CT_KV_OBJ_END, CT_KV_ARR, CT_KV_ARR_END };
 
 struct ct_kv {
 	const char *k;
@@ -219,7 +219,11 @@ void ct_ev_dbl(struct ct_ev *e, const char *k, double v);   /* NAN: null */
 void ct_ev_bool(struct ct_ev *e, const char *k, bool v);
 void ct_ev_obj(struct ct_ev *e, const char *k);
 void ct_ev_obj_end(struct ct_ev *e);
-/* Writes the event: JSON line, log line (fmt), or the sentence to the live view. */
+/* An array: its elements are added with a NULL key, up to ct_ev_arr_end. */
+void ct_ev_arr(struct ct_ev *e, const char *k);
+void ct_ev_arr_end(struct ct_ev *e);
+/* Writes the event: JSON line (an enveloped record of type e->type, whose schema is
+ * loader/export/schema/TYPE.schema.json), log line (fmt), or the sentence to the live view. */
 void ct_ev_emit(struct ct_ev *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* One line of the live table. */

@@ -6,7 +6,9 @@
 #include <unistd.h>
 #include "core/vtg_core.h"
 
-char vtg_x_source[96] = "vantage";
+/* Empty until set: a record written before main names its command (an error about the
+ * command line, say) gets HOST/vantage, still HOST/COMMAND as the contract says. */
+char vtg_x_source[96];
 
 void vtg_x_set_source(const char *command)
 {
@@ -21,6 +23,8 @@ void jw_record(struct jw *w, const char *type, uint64_t ts_ns)
 {
 	char when[48];
 
+	if (!vtg_x_source[0])
+		vtg_x_set_source(NULL);
 	vtg_wallclock_of_mono(ts_ns, when, sizeof(when));
 	jw_obj(w);
 	jw_ku64(w, "v", VTG_X_VERSION);
@@ -29,4 +33,10 @@ void jw_record(struct jw *w, const char *type, uint64_t ts_ns)
 	jw_key(w, "time");
 	jw_strn(w, when, strlen(when));
 	jw_kstr(w, "source", vtg_x_source);
+}
+
+void jw_summary(struct jw *w, const char *command)
+{
+	jw_record(w, "summary", vtg_mono_ns());
+	jw_kstr(w, "command", command);
 }

@@ -7,8 +7,9 @@
 
 struct vtg_global vtg;
 
-/* Errors also go to stdout as {"error": ...} in JSON mode; warnings and information
- * only to stderr. */
+/* Errors also go to stdout in JSON mode, as an enveloped record (loader/export/schema/
+ * error.schema.json): {"v":1,"type":"error",...,"message":"..."}, so a stream that
+ * fails says so in the stream; warnings and information only to stderr. */
 static void emit(const char *level, bool error, const char *fmt, va_list ap)
 {
 	char msg[1024];
@@ -18,8 +19,10 @@ static void emit(const char *level, bool error, const char *fmt, va_list ap)
 	if (vtg.json && error) {
 		struct jw *w = vtg_jw_stdout();
 
-		jw_obj(w);
-		jw_kstr(w, "error", msg);
+		if (!w)
+			return;
+		jw_record(w, "error", vtg_mono_ns());
+		jw_kstr(w, "message", msg);
 		jw_obj_end(w);
 		jw_free(w);
 	}

@@ -217,6 +217,9 @@ extern char vtg_x_source[96];
 void vtg_x_set_source(const char *command);
 /* Opens a streamed record: {"v":1,"type":TYPE,"ts_ns":TS,"time":"RFC 3339","source":"HOST/CMD" */
 void jw_record(struct jw *w, const char *type, uint64_t ts_ns);
+/* Opens the one closing record of a command's stream: jw_record "summary", now, with
+ * "command":COMMAND ("ping", "policy flows", ...); the command's own fields follow. */
+void jw_summary(struct jw *w, const char *command);
 
 /* env.c */
 int vtg_require_root(void);

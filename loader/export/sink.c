@@ -54,6 +54,19 @@ struct vtg_sink *vtg_sink_open(const char *kind, const char *target, char *err, 
 	return s;
 }
 
+void vtg_sink_stats_jw(struct jw *w, const struct vtg_sink *s)
+{
+	jw_obj(w);
+	jw_kstr(w, "sink", s->ops->name);
+	jw_kstr(w, "target", s->target);
+	jw_ku64(w, "records", s->st.records);
+	jw_ku64(w, "dropped", s->st.dropped);
+	jw_ku64(w, "skipped", s->st.skipped);
+	jw_ku64(w, "errors", s->st.errors);
+	jw_ku64(w, "reconnects", s->st.reconnects);
+	jw_obj_end(w);
+}
+
 void vtg_sink_close(struct vtg_sink *s)
 {
 	if (!s)

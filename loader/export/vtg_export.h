@@ -177,6 +177,11 @@ extern const struct vtg_sink_ops vtg_sink_jsonl, vtg_sink_ipfix, vtg_sink_pcapng
  * agent's config take it: KIND then TARGET. Returns a sink or NULL with err set. */
 struct vtg_sink *vtg_sink_open(const char *kind, const char *target, char *err, size_t errlen);
 void vtg_sink_close(struct vtg_sink *s);
+/* What a sink did, as one element of a summary record's "sinks" array (defs.schema.json
+ * sink_stats): {"sink","target","records","dropped","skipped","errors","reconnects"}.
+ * Call after its close, which settles the counts. */
+struct jw;
+void vtg_sink_stats_jw(struct jw *w, const struct vtg_sink *s);
 
 /* ---- records ---- */
 

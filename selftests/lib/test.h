@@ -52,6 +52,11 @@ void vtest_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 		vtest_skip(__VA_ARGS__);                                       \
 		return;                                                        \
 	} while (0)
+/* Marks the current subtest skipped with a reason, and only it: the test goes on with
+ * its next SUBTEST (the caller leaves the subtest's body). Outside a subtest, as SKIP
+ * without the return. */
+void vtest_subtest_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define SUBTEST_SKIP(...) vtest_subtest_skip(__VA_ARGS__)
 
 void vtest_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
