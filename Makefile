@@ -152,7 +152,7 @@ $(BUILD):
 # Debian packages the build, the tests and the benchmarks need.
 DEB_PKGS := make gcc clang llvm clang-19 libbpf-dev bpftool libelf-dev zlib1g-dev python3 \
 	iproute2 nftables iputils-ping procps util-linux jq bpftrace yamllint curl \
-	scamper bc time perl iperf3 sockperf netsniff-ng \
+	scamper bc time perl gawk iperf3 sockperf netsniff-ng \
 	nfdump tshark prometheus gnuplot-nox xdp-tools python3 python3-jsonschema
 
 deps:
