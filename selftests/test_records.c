@@ -44,7 +44,6 @@ static const struct {
 } known_failing[] = {
 	{ "latency", "contract: tracing lists its namespaces as netns, not netns_list; latency_stats is not the summary "
 		     "(command latency); lost has no what" },
-	{ "count", "contract: attached has netns_ino, not netns; no closing summary (command count)" },
 	{ "trace", "contract: done is not destination; stats is not the summary (and without --stats there is none); "
 		   "lost has records, not what and count" },
 	{ "status", "contract: an attachment's netns is its name and netns_ino its inode (netns_name, netns)" },
