@@ -42,8 +42,6 @@
 static const struct {
 	const char *subtest, *missing;
 } known_failing[] = {
-	{ "latency", "contract: tracing lists its namespaces as netns, not netns_list; latency_stats is not the summary "
-		     "(command latency); lost has no what" },
 	{ "trace", "contract: done is not destination; stats is not the summary (and without --stats there is none); "
 		   "lost has records, not what and count" },
 	{ "status", "contract: an attachment's netns is its name and netns_ino its inode (netns_name, netns)" },
