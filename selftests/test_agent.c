@@ -606,7 +606,7 @@ TEST(agent_trace)
 		ASSERT_EQ(r->status, 0, "the destination answered: exit status 0 from the agent's run");
 		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"hop\")) | length == 2 and .[-1].reply == \"echo-reply\""), 1,
 			  "two hops on our stdout, the last the destination");
-		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"done\" and .reached)) | length == 1"), 1, "reached");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"destination\" and .reached)) | length == 1"), 1, "reached");
 		ASSERT_TRUE(agent_wait(&ar, "traceroute finished", 5000), "the agent ran it and logged it");
 		ASSERT_STRSTR(ar.log, "\"status\":0", "with its status");
 	}

@@ -42,8 +42,6 @@
 static const struct {
 	const char *subtest, *missing;
 } known_failing[] = {
-	{ "trace", "contract: done is not destination; stats is not the summary (and without --stats there is none); "
-		   "lost has records, not what and count" },
 	{ "status", "contract: an attachment's netns is its name and netns_ino its inode (netns_name, netns)" },
 	{ "clean", "contract: clean's netns is a name (netns_name) and it has no inode (netns); clean_summary is not "
 		   "the summary" },
