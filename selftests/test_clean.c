@@ -159,7 +159,7 @@ TEST(clean)
 		ASSERT_FALSE(pin_dir_has(p.a), "no pin left");
 		ASSERT_FALSE(registry_mentions(ifarg), "no registry record left");
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "status", NULL), 0, "status");
-		snprintf(f, sizeof(f), ".[0].attachments | map(select(.netns == \"%s\")) | length == 0", p.ns_a);
+		snprintf(f, sizeof(f), ".[0].attachments | map(select(.netns_name == \"%s\")) | length == 0", p.ns_a);
 		ASSERT_EQ(vjson_true(r->out, f), 1, "status: none of its attachments");
 		snprintf(f, sizeof(f), ".[0].pins | map(select(contains(\"_%s/\"))) | length == 0", p.a);
 		ASSERT_EQ(vjson_true(r->out, f), 1, "status: none of its pins");

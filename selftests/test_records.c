@@ -42,7 +42,6 @@
 static const struct {
 	const char *subtest, *missing;
 } known_failing[] = {
-	{ "status", "contract: an attachment's netns is its name and netns_ino its inode (netns_name, netns)" },
 	{ "clean", "contract: clean's netns is a name (netns_name) and it has no inode (netns); clean_summary is not "
 		   "the summary" },
 	{ "policy_watch", "contract: no closing summary (command policy watch); lost has action, not what" },
