@@ -42,8 +42,6 @@
 static const struct {
 	const char *subtest, *missing;
 } known_failing[] = {
-	{ "clean", "contract: clean's netns is a name (netns_name) and it has no inode (netns); clean_summary is not "
-		   "the summary" },
 	{ "policy_watch", "contract: no closing summary (command policy watch); lost has action, not what" },
 	{ "policy_flows", "contract: flow_export is not the summary (command policy flows); a snapshot has none" },
 	{ "policy", "contract: loaded has netns_ino, not netns; policy writes source twice (its file is file); "
