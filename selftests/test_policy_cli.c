@@ -168,7 +168,7 @@ TEST(policy_cli)
 		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", g, "--dev", p.a, "--netns", p.ns_a, "--tc-ingress", NULL), 0, "drop icmp");
 		ASSERT_EQ(nsh_ping(p.ns_b, "10.124.0.1", 2, 300, NULL), 0, "pings dropped");
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.a, NULL), 0, "stats");
-		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"policy_stats\")) | .[0].dropped >= 2"), 1, "drops counted");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"summary\")) | .[0].instances[0].dropped >= 2"), 1, "drops counted");
 	}
 	if (SUBTEST("bad_file_changes_nothing")) {
 		const char *bad = write_file(&p, "bad.policy", "proto icmp -> count\nproto icmp dport x -> drop\n");

@@ -44,8 +44,6 @@ static const struct {
 } known_failing[] = {
 	{ "policy_watch", "contract: no closing summary (command policy watch); lost has action, not what" },
 	{ "policy_flows", "contract: flow_export is not the summary (command policy flows); a snapshot has none" },
-	{ "policy", "contract: loaded has netns_ino, not netns; policy writes source twice (its file is file); "
-		    "policy_stats is not the summary (command policy stats)" },
 	{ "policy_bench", "contract: the per-header lines have no envelope nor type (bench_match); the summary has no "
 			  "command" },
 	{ "agent", "contract: the log's latency event is not tracing (export rejects it); netns_added has name, not "

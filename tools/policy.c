@@ -230,6 +230,7 @@ static void print_unloaded(void *ctx, const struct vtg_pol_inst *in)
 		jw_record(w, "unloaded", vtg_mono_ns());
 		jw_kstr(w, "dev", in->info.ifname);
 		jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in->info.hook));
+		jw_ku64(w, "netns", in->info.netns_ino);
 		jw_obj_end(w);
 		jw_free(w);
 	} else {
@@ -264,11 +265,11 @@ static void show_json(const struct vtg_pol_inst *in, const struct vtg_pol_hdr *h
 	jw_record(w, "policy", vtg_mono_ns());
 	jw_kstr(w, "dev", in->info.ifname);
 	jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in->info.hook));
-	jw_ku64(w, "netns_ino", in->info.netns_ino);
+	jw_ku64(w, "netns", in->info.netns_ino);
 	jw_ku64(w, "prog_id", in->info.prog_id);
 	jw_ku64(w, "next_prog_id", in->info.next_prog_id);
 	jw_ku64(w, "generation", gen);
-	jw_kstr(w, "source", h->source);
+	jw_kstr(w, "file", h->source); /* "source" is the envelope's */
 	jw_ku64(w, "loaded_ns", h->loaded_ns);
 	jw_kbool(w, "raw_ports", h->flags & VTG_POL_F_RAW_PORTS);
 	jw_kstr(w, "default", dflt);
@@ -380,19 +381,30 @@ static void stats_head(const struct vtg_pol_inst *in, const struct vtg_pol_stats
 	       "sampled", "s_lost", "mirrored", "m_lost", "match");
 }
 
-static void stats_tail_json(const struct vtg_pol_inst *in, const struct vtg_pol_stats *st)
+/* The closing record: every instance's counters (an empty array when none is loaded). */
+static void stats_summary_json(const struct vtg_pol_inst *in, const struct vtg_pol_stats *st, int n)
 {
 	struct jw *w = vtg_jw_stdout();
 
-	jw_record(w, "policy_stats", vtg_mono_ns());
-	jw_kstr(w, "dev", in->info.ifname);
-	jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in->info.hook));
-	jw_ku64(w, "packets", st->packets);
-	jw_ku64(w, "dropped", st->dropped);
-	jw_ku64(w, "non_ip", st->non_ip);
-	jw_ku64(w, "malformed", st->malformed);
-	jw_ku64(w, "cache_hit", st->cache_hit);
-	jw_ku64(w, "cache_miss", st->cache_miss);
+	jw_summary(w, "policy stats");
+	jw_key(w, "instances");
+	jw_arr(w);
+	for (int i = 0; i < n; i++) {
+		if (!vtg_pol_cur_hdr(&in[i].m))
+			continue; /* not reported above either */
+		jw_obj(w);
+		jw_kstr(w, "dev", in[i].info.ifname);
+		jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in[i].info.hook));
+		jw_ku64(w, "netns", in[i].info.netns_ino);
+		jw_ku64(w, "packets", st[i].packets);
+		jw_ku64(w, "dropped", st[i].dropped);
+		jw_ku64(w, "non_ip", st[i].non_ip);
+		jw_ku64(w, "malformed", st[i].malformed);
+		jw_ku64(w, "cache_hit", st[i].cache_hit);
+		jw_ku64(w, "cache_miss", st[i].cache_miss);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
 	jw_obj_end(w);
 	jw_free(w);
 }
@@ -401,28 +413,35 @@ static int do_stats(void *opts)
 {
 	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
+	struct vtg_pol_stats *st;
 	int n = open_selected(o, &in);
 
 	if (n < 0)
 		return VTG_EXIT_FAIL;
+	st = calloc(n ? n : 1, sizeof(*st));
+	if (!st) {
+		vtg_err("out of memory");
+		vtg_pol_inst_close(in, n);
+		return VTG_EXIT_FAIL;
+	}
 	if (n == 0 && !vtg.json)
 		printf("no policy loaded\n");
 	for (int i = 0; i < n; i++) {
 		const struct vtg_pol_hdr *h = vtg_pol_cur_hdr(&in[i].m);
-		struct vtg_pol_stats st;
 		struct vtg_pol_cnt c;
 
 		if (!h)
 			continue;
-		vtg_pol_read_stats(&in[i].m, &st);
+		vtg_pol_read_stats(&in[i].m, &st[i]);
 		if (!vtg.json)
-			stats_head(&in[i], &st);
+			stats_head(&in[i], &st[i]);
 		for (int64_t r = -1; r < (int64_t)h->nrules; r++)
 			if (!vtg_pol_read_cnt(&in[i].m, vtg_pol_rule_counter(&in[i].m, r), &c))
 				stats_rule(&in[i], h, r, &c);
-		if (vtg.json)
-			stats_tail_json(&in[i], &st);
 	}
+	if (vtg.json)
+		stats_summary_json(in, st, n);
+	free(st);
 	vtg_pol_inst_close(in, n);
 	return VTG_EXIT_OK;
 }
@@ -820,17 +839,18 @@ static const struct cli_cmd policy_load = SUB("load", load_rows, do_load,
 		"stay are kept). The policy stays after the command exits, until 'policy unload' or\n"
 		"'vantage clean'. An error names FILE:LINE:COLUMN and nothing on the data plane\n"
 		"changes.\n",
-	.more = "With -j: one {\"type\":\"loaded\"|\"updated\",...} record.\n",
+	.more = "With -j: one {\"type\":\"loaded\"|\"updated\",...} record (netns: the inode).\n",
 	.examples = "  vantage policy load web.policy --dev eth0 --hook tc-ingress\n"
 		    "  vantage policy load web.policy --dev eth0 --netns c1 --xdp\n");
 static const struct cli_cmd policy_show = SUB("show", show_rows, do_show,
 	.summary = "the live policies: where, generation, rules",
-	.more = "With -j: one {\"type\":\"policy\",...} record per instance, its rules in an array.\n",
+	.more = "With -j: one {\"type\":\"policy\",...,\"netns\":INODE,\"file\":..} record per instance, its\n"
+		"rules in an array.\n",
 	.examples = "  vantage policy show\n");
 static const struct cli_cmd policy_stats = SUB("stats", show_rows, do_stats,
 	.summary = "per-rule counters and the classifier's totals",
-	.more = "With -j: {\"type\":\"rule\"|\"default\",...} per rule and a {\"type\":\"policy_stats\",...}\n"
-		"per instance.\n",
+	.more = "With -j: {\"type\":\"rule\"|\"default\",...} per rule, then {\"type\":\"summary\",\n"
+		"\"command\":\"policy stats\",\"instances\":[..]} with each instance's totals.\n",
 	.examples = "  vantage -j policy stats\n");
 static const struct cli_cmd policy_flows = SUB("flows", flows_rows, do_flows,
 	.summary = "the flows of the 'flow' action: a snapshot, or exported as they end (--follow)",
@@ -845,7 +865,7 @@ static const struct cli_cmd policy_watch = SUB("watch", watch_rows, do_watch,
 		    "  vantage -j policy watch --dev eth0 --cpu-budget 10 --export pcapng=/tmp/m.pcapng\n");
 static const struct cli_cmd policy_unload = SUB("unload", unload_rows, do_unload,
 	.summary = "detach the policies and remove their pins",
-	.more = "With -j: one {\"type\":\"unloaded\",...} record per instance.\n",
+	.more = "With -j: one {\"type\":\"unloaded\",\"dev\":..,\"hook\":..,\"netns\":..} record per instance.\n",
 	.examples = "  vantage policy unload --dev eth0\n");
 static const struct cli_cmd policy_bench = SUB("bench", bench_rows, do_bench,
 	.summary = "run a rule set and a ClassBench trace through the program (BPF_PROG_TEST_RUN)",
