@@ -448,6 +448,7 @@ static int do_stats(void *opts)
 
 /* ---- flows ---- */
 
+/* ctx: NULL, or a count of the flows printed. */
 static void flow_print(void *ctx, const struct vtg_xrec *r)
 {
 	static const char *const reasons[] = { "-", "idle", "active", "end", "forced", "resources" };
@@ -455,7 +456,8 @@ static void flow_print(void *ctx, const struct vtg_xrec *r)
 	struct jw *w = vtg_jw_stdout();
 	char s[64], d[64];
 
-	(void)ctx;
+	if (ctx)
+		(*(uint64_t *)ctx)++;
 	if (w) {
 		vtg_xrec_jw(w, r);
 		jw_free(w);
@@ -486,8 +488,9 @@ static void follow_summary(const struct vtg_pol_inst *in, const struct vtg_flowx
 		       (unsigned long long)st->exported_packets);
 		return;
 	}
-	jw_record(w, "flow_export", vtg_mono_ns());
+	jw_summary(w, "policy flows");
 	jw_kstr(w, "dev", in->info.ifname);
+	jw_ku64(w, "flows", st->exported);
 	jw_ku64(w, "drained", st->drained);
 	jw_ku64(w, "drained_packets", st->drained_packets);
 	jw_ku64(w, "exported", st->exported);
@@ -530,6 +533,7 @@ static int do_flows(void *opts)
 	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
 	int n, ret = VTG_EXIT_OK;
+	uint64_t nflows = 0;
 
 	if (o->follow) {
 		if (open_one(o, &in) < 0)
@@ -544,7 +548,15 @@ static int do_flows(void *opts)
 		return VTG_EXIT_FAIL;
 	flows_head();
 	for (int i = 0; i < n; i++)
-		vtg_pol_flows_snapshot(&in[i], flow_print, NULL);
+		vtg_pol_flows_snapshot(&in[i], flow_print, &nflows);
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_summary(w, "policy flows");
+		jw_ku64(w, "flows", nflows);
+		jw_obj_end(w);
+		jw_free(w);
+	}
 	vtg_pol_inst_close(in, n);
 	return ret;
 }
@@ -854,7 +866,8 @@ static const struct cli_cmd policy_stats = SUB("stats", show_rows, do_stats,
 	.examples = "  vantage -j policy stats\n");
 static const struct cli_cmd policy_flows = SUB("flows", flows_rows, do_flows,
 	.summary = "the flows of the 'flow' action: a snapshot, or exported as they end (--follow)",
-	.more = "With -j: one {\"type\":\"flow\",...} per flow; --follow closes with {\"type\":\"flow_export\",...}.\n",
+	.more = "With -j: one {\"type\":\"flow\",...} per flow, then {\"type\":\"summary\",\"command\":\n"
+		"\"policy flows\",\"flows\":N,...} (--follow: with the exporter's totals).\n",
 	.examples = "  vantage -j policy flows --dev eth0\n"
 		    "  vantage -j policy flows --follow --dev eth0 | vantage export ipfix udp://127.0.0.1:4739\n");
 static const struct cli_cmd policy_watch = SUB("watch", watch_rows, do_watch,
