@@ -42,7 +42,6 @@
 static const struct {
 	const char *subtest, *missing;
 } known_failing[] = {
-	{ "policy_watch", "contract: no closing summary (command policy watch); lost has action, not what" },
 	{ "policy_bench", "contract: the per-header lines have no envelope nor type (bench_match); the summary has no "
 			  "command" },
 	{ "agent", "contract: the log's latency event is not tracing (export rejects it); netns_added has name, not "

@@ -567,6 +567,7 @@ struct watch_out {
 	const struct popts *o;
 	int nsinks;
 	long seen;
+	uint64_t lost; /* sample and mirror records lost, as reported */
 };
 
 /* Addresses and ports out of the captured headers, for the text line. */
@@ -615,13 +616,14 @@ static void watch_lost(void *ctx, const struct vtg_pol_inst *in, const struct vt
 {
 	struct jw *w = vtg_jw_stdout();
 	const char *what = l->mirror ? "mirror" : "sample";
+	struct watch_out *wo = ctx;
 
-	(void)ctx;
+	wo->lost += l->count;
 	if (w) {
 		jw_record(w, "lost", vtg_mono_ns());
 		jw_kstr(w, "dev", in->info.ifname);
 		jw_ks64(w, "rule", l->rule);
-		jw_kstr(w, "action", what);
+		jw_kstr(w, "what", what);
 		jw_ku64(w, "count", l->count);
 		jw_ku64(w, "total", l->total);
 		jw_obj_end(w);
@@ -675,18 +677,43 @@ static int open_sinks(const struct popts *o, struct vtg_sink **sinks)
 	return o->nexports;
 }
 
+/* Flushes and closes the sinks (their counts settle at close) and says what each did;
+ * freed after the summary has read them. */
 static void close_sinks(struct vtg_sink **sinks, int n)
 {
 	for (int k = 0; k < n; k++) {
 		struct vtg_sink *s = sinks[k];
 
-		s->ops->tick(s, vtg_mono_ns());
+		if (s->ops->tick)
+			s->ops->tick(s, vtg_mono_ns());
 		s->ops->close(s);
 		fprintf(stderr, "policy watch: %s %s: %llu records, %llu dropped, %llu skipped, %llu errors\n",
 			s->ops->name, s->target, (unsigned long long)s->st.records, (unsigned long long)s->st.dropped,
 			(unsigned long long)s->st.skipped, (unsigned long long)s->st.errors);
-		free(s);
 	}
+}
+
+/* The closing record of a watch that ended normally. */
+static void watch_summary(const struct vtg_pol_inst *in, uint64_t records, const struct watch_out *out,
+			  struct vtg_sink **sinks)
+{
+	struct jw *w = vtg_jw_stdout();
+
+	if (!w)
+		return;
+	jw_summary(w, "policy watch");
+	jw_kstr(w, "dev", in->info.ifname);
+	jw_ku64(w, "records", records);
+	jw_ku64(w, "lost", out->lost);
+	if (out->nsinks) {
+		jw_key(w, "sinks");
+		jw_arr(w);
+		for (int k = 0; k < out->nsinks; k++)
+			vtg_sink_stats_jw(w, sinks[k]);
+		jw_arr_end(w);
+	}
+	jw_obj_end(w);
+	jw_free(w);
 }
 
 /* Until stopped, --duration or --count. */
@@ -720,6 +747,7 @@ static int do_watch(void *opts)
 	};
 	struct vtg_pol_watch *w = NULL;
 	int ret = VTG_EXIT_FAIL;
+	uint64_t records = 0;
 
 	if (open_one(o, &in) < 0)
 		return VTG_EXIT_FAIL;
@@ -733,9 +761,14 @@ static int do_watch(void *opts)
 		goto out;
 	catch_signals(!out.nsinks);
 	ret = watch_loop(o, w);
+	records = vtg_pol_watch_seen(w);
 out:
 	vtg_pol_watch_close(w);
 	close_sinks(sinks, out.nsinks);
+	if (ret == VTG_EXIT_OK) /* on errors the error record is the last line */
+		watch_summary(in, records, &out, sinks);
+	for (int k = 0; k < out.nsinks; k++)
+		free(sinks[k]);
 	vtg_pol_inst_close(in, 1);
 	return ret;
 }
@@ -872,8 +905,9 @@ static const struct cli_cmd policy_flows = SUB("flows", flows_rows, do_flows,
 		    "  vantage -j policy flows --follow --dev eth0 | vantage export ipfix udp://127.0.0.1:4739\n");
 static const struct cli_cmd policy_watch = SUB("watch", watch_rows, do_watch,
 	.summary = "stream the packets of 'sample' and 'mirror' rules, and losses",
-	.more = "With -j: {\"type\":\"sample\"|\"mirror\",...}, {\"type\":\"lost\",...} and, with a budget,\n"
-		"{\"type\":\"sampling\",...}.\n",
+	.more = "With -j: {\"type\":\"sample\"|\"mirror\",...}, {\"type\":\"lost\",\"what\":\"sample\"|\"mirror\",...}\n"
+		"and, with a budget, {\"type\":\"sampling\",...}; last {\"type\":\"summary\",\"command\":\n"
+		"\"policy watch\",\"dev\":..,\"records\":N,\"lost\":N} (with --export, each sink's counts).\n",
 	.examples = "  vantage -j policy watch --dev eth0 --duration 10\n"
 		    "  vantage -j policy watch --dev eth0 --cpu-budget 10 --export pcapng=/tmp/m.pcapng\n");
 static const struct cli_cmd policy_unload = SUB("unload", unload_rows, do_unload,
