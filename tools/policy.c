@@ -781,8 +781,9 @@ static bool bench_header(void *ctx, uint32_t i, int32_t match)
 
 	(void)ctx;
 	if (w) {
-		jw_record(w, "bench", vtg_mono_ns());
-		jw_ku64(w, "i", i);
+		/* Outside the timed runs: ns_per_pkt is BPF_PROG_TEST_RUN's own duration. */
+		jw_record(w, "bench_match", vtg_mono_ns());
+		jw_ku64(w, "header", i);
 		jw_ks64(w, "match", match);
 		jw_obj_end(w);
 		jw_free(w);
@@ -810,7 +811,7 @@ static void bench_summary(const struct popts *o, const struct vtg_pol_bench_info
 			       s->packets);
 		return;
 	}
-	jw_record(w, "summary", vtg_mono_ns());
+	jw_summary(w, "policy bench");
 	jw_kstr(w, "engine", engine);
 	jw_ku64(w, "rules", bi->rules);
 	jw_ku64(w, "packets", s->packets);
@@ -916,8 +917,9 @@ static const struct cli_cmd policy_unload = SUB("unload", unload_rows, do_unload
 	.examples = "  vantage policy unload --dev eth0\n");
 static const struct cli_cmd policy_bench = SUB("bench", bench_rows, do_bench,
 	.summary = "run a rule set and a ClassBench trace through the program (BPF_PROG_TEST_RUN)",
-	.more = "With -j: {\"type\":\"bench\",\"i\":LINE,\"match\":RULE} per header (LINE and RULE 0-based,\n"
-		"RULE -1 = none) and {\"type\":\"summary\",\"packets\":..,\"ns_per_pkt\":..}.\n",
+	.more = "With -j: {\"type\":\"bench_match\",\"header\":LINE,\"match\":RULE} per header (LINE and\n"
+		"RULE 0-based, RULE -1 = none) and {\"type\":\"summary\",\"command\":\"policy bench\",\n"
+		"\"packets\":..,\"ns_per_pkt\":..}, each with the envelope (v, type, ts_ns, time, source).\n",
 	.examples = "  vantage -j policy bench --rules acl1_10000 --trace acl1_10000_trace --no-cache --repeat 100\n");
 
 static const struct cli_cmd *const policy_subs[] = {
