@@ -42,8 +42,6 @@
 static const struct {
 	const char *subtest, *missing;
 } known_failing[] = {
-	{ "agent", "contract: the log's latency event is not tracing (export rejects it); netns_added has name, not "
-		   "netns_name; no closing summary (export_summary); subscribed has no envelope" },
 	{ "export", "contract: vantage -j export writes no closing summary (command export)" },
 };
 

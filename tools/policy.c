@@ -642,15 +642,7 @@ static void watch_scale(void *ctx, const struct vtg_budget *b)
 
 	if (w) {
 		jw_record(w, "sampling", vtg_mono_ns());
-		jw_ku64(w, "scale", b->scale);
-		jw_key(w, "cpu_pct");
-		jw_dbl(w, b->last_pct);
-		jw_key(w, "user_pct");
-		jw_dbl(w, b->last_user_pct);
-		jw_key(w, "bpf_pct");
-		jw_dbl(w, b->last_bpf_pct);
-		jw_key(w, "budget_pct");
-		jw_dbl(w, b->pct);
+		vtg_budget_jw(w, b);
 		jw_obj_end(w);
 		jw_free(w);
 	} else if (!wo->nsinks) {
