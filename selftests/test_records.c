@@ -15,10 +15,7 @@
  * every field, unknown fields refused), the validator fails on bad records, and
  * vantage-export(8)'s record tables match the schemas.
  *
- * Each command is a subtest. Those that fail on today's emission are listed in
- * known_failing[] below with what is missing and skipped (SKIP, never a weaker check);
- * RECORDS-TODO.md says what to change, and each line goes when its fix lands.
- * VANTAGE_RECORDS_ALL=1 runs them all, to see which pass now.
+ * Each command is a subtest. VANTAGE_RECORDS_KEEP=1 keeps the streams (in /tmp/vrec*).
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -38,24 +35,6 @@
 #include "netns.h"
 #include "testbed.h"
 #include "core/vtg_core.h"
-
-static const struct {
-	const char *subtest, *missing;
-} known_failing[] = {
-	{ "export", "contract: vantage -j export writes no closing summary (command export)" },
-};
-
-static const char *gate(const char *subtest)
-{
-	const char *all = getenv("VANTAGE_RECORDS_ALL");
-
-	if (all && *all && strcmp(all, "0"))
-		return NULL;
-	for (size_t i = 0; i < sizeof(known_failing) / sizeof(known_failing[0]); i++)
-		if (!strcmp(known_failing[i].subtest, subtest))
-			return known_failing[i].missing;
-	return NULL;
-}
 
 struct rc {
 	char dir[64];                 /* streams and scratch files */
@@ -862,15 +841,8 @@ TEST(records)
 		goto out;
 	policy_load(&x);
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		const char *why;
-
 		if (!SUBTEST(subs[i].name))
 			continue;
-		why = gate(subs[i].name);
-		if (why) {
-			SUBTEST_SKIP("%s", why);
-			continue;
-		}
 		if (subs[i].needs_policy && !ASSERT_TRUE(x.policy_loaded, "the policy is loaded"))
 			continue;
 		if (subs[i].fn) {
