@@ -307,6 +307,16 @@ static int ask_socket(const char *path, const char *req, size_t len, char *out, 
 	return n == 0 || (n < 0 && errno == ECONNRESET) ? (int)got : -1;
 }
 
+/* The answer is one error record (with the envelope) saying why. */
+static int is_error(const char *answer, const char *why)
+{
+	char expr[512];
+
+	snprintf(expr, sizeof(expr), "length == 1 and .[0].type == \"error\" and .[0].v == 1 and "
+		 "(.[0].ts_ns | type) == \"number\" and .[0].message == \"%s\"", why);
+	return vjson_true(answer, expr);
+}
+
 static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -385,21 +395,29 @@ TEST(agent_run)
 		char big[600], o[4096];
 
 		ASSERT_GT(ask_socket(ar.ctl, "VANTAGE/1 hist\0\n", 16, o, sizeof(o)), 0, "NUL: answered, let go");
-		ASSERT_STRSTR(o, "{\"error\":\"request line holds a NUL byte\"}", "NUL refused");
+		ASSERT_EQ(is_error(o, "request line holds a NUL byte"), 1, "NUL refused");
 		memset(big, 'a', sizeof(big));
 		ASSERT_GT(ask_socket(ar.ctl, big, sizeof(big), o, sizeof(o)), 0, "too long: answered, let go");
-		ASSERT_STRSTR(o, "{\"error\":\"request line too long\"}", "over-long line refused");
+		ASSERT_EQ(is_error(o, "request line too long"), 1, "over-long line refused");
 		ASSERT_GT(ask_socket(ar.ctl, "VANTAGE/1 latency abc\n", 22, o, sizeof(o)), 0, "bad namespace");
 		ASSERT_STRSTR(o, "expected namespace inode numbers", "refused");
 		ASSERT_GT(ask_socket(ar.ctl, "VANTAGE/1 bogus\n", 16, o, sizeof(o)), 0, "unknown");
-		ASSERT_STRSTR(o, "{\"error\":\"unknown request\"}", "refused");
+		ASSERT_EQ(is_error(o, "unknown request"), 1, "refused");
 		ASSERT_GT(ask_socket(ar.ctl, "GET / HTTP/1.0\r\n", 16, o, sizeof(o)), 0, "not our protocol");
 		ASSERT_STRSTR(o, "expected: VANTAGE/1 latency|hist|status", "says what it expects");
 		ASSERT_GT(ask_socket(ar.cont, "VANTAGE/1 status\n", 17, o, sizeof(o)), 0, "status on the container socket");
-		ASSERT_STRSTR(o, "{\"error\":\"unknown request\"}", "is for the control socket only");
+		ASSERT_EQ(is_error(o, "unknown request"), 1, "is for the control socket only");
 		ASSERT_GT(ask_socket(ar.ctl, "VANTAGE/1 status\r\n", 18, o, sizeof(o)), 0, "status after all that");
 		ASSERT_EQ(vjson_true(o, ".[0].type == \"agent_status\" and .[0].namespaces >= 2"), 1,
 			  "the agent goes on");
+	}
+	if (SUBTEST("trace_off")) {
+		/* This agent does not trace on demand: its error record says so, and the
+		 * command traces by itself. */
+		vproc_vantage(r, 20000, "-v", "trace", "-q", "1", "-w", "0.2", "-m", "1", "127.0.0.1", NULL);
+		ASSERT_STRSTR(r->err, "the running agent does not trace on demand: tracing here",
+			      "the agent's answer is read");
+		ASSERT_FALSE(strstr(r->err, "refused the trace"), "not taken for a refusal");
 	}
 	if (SUBTEST("cli_via_agent")) {
 		const char *argv[] = { vproc_vantage_path(), "-j", "latency", "--netns", tb.c[0].ns,
@@ -493,7 +511,7 @@ TEST(agent_run)
 		nsh_unique("vdn", name, sizeof(name));
 		t0 = vtg_now_s();
 		if (ASSERT_OK(nsh_create(name), "new namespace")) {
-			snprintf(want, sizeof(want), "\"name\":\"%s\"", name);
+			snprintf(want, sizeof(want), "\"netns_name\":\"%s\"", name);
 			ASSERT_TRUE(agent_wait(&ar, want, 3000), "noticed");
 			vtest_log("noticed after %.0f ms", (vtg_now_s() - t0) * 1000);
 			ASSERT_OK(nsh_destroy(name), "delete it");
@@ -606,7 +624,7 @@ TEST(agent_trace)
 		ASSERT_EQ(r->status, 0, "the destination answered: exit status 0 from the agent's run");
 		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"hop\")) | length == 2 and .[-1].reply == \"echo-reply\""), 1,
 			  "two hops on our stdout, the last the destination");
-		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"done\" and .reached)) | length == 1"), 1, "reached");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"destination\" and .reached)) | length == 1"), 1, "reached");
 		ASSERT_TRUE(agent_wait(&ar, "traceroute finished", 5000), "the agent ran it and logged it");
 		ASSERT_STRSTR(ar.log, "\"status\":0", "with its status");
 	}

@@ -150,7 +150,7 @@ TEST(clean)
 		ASSERT_TRUE(registry_mentions(ifarg), "attachments recorded");
 
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "clean", NULL), 0, "vantage clean");
-		snprintf(f, sizeof(f), "map(select(.type == \"clean\" and .action == \"removed\" and .netns == \"%s\")) | length == 3", p.ns_a);
+		snprintf(f, sizeof(f), "map(select(.type == \"clean\" and .action == \"removed\" and .netns_name == \"%s\")) | length == 3", p.ns_a);
 		ASSERT_EQ(vjson_true(r->out, f), 1, "three attachments removed");
 		ASSERT_FALSE(has_xdp(p.ns_a, p.a), "no XDP program left");
 		ASSERT_EQ(bpf_filters(p.ns_a, p.a, "ingress"), 0, "no TC ingress filter left");
@@ -159,7 +159,7 @@ TEST(clean)
 		ASSERT_FALSE(pin_dir_has(p.a), "no pin left");
 		ASSERT_FALSE(registry_mentions(ifarg), "no registry record left");
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "status", NULL), 0, "status");
-		snprintf(f, sizeof(f), ".[0].attachments | map(select(.netns == \"%s\")) | length == 0", p.ns_a);
+		snprintf(f, sizeof(f), ".[0].attachments | map(select(.netns_name == \"%s\")) | length == 0", p.ns_a);
 		ASSERT_EQ(vjson_true(r->out, f), 1, "status: none of its attachments");
 		snprintf(f, sizeof(f), ".[0].pins | map(select(contains(\"_%s/\"))) | length == 0", p.a);
 		ASSERT_EQ(vjson_true(r->out, f), 1, "status: none of its pins");
@@ -170,7 +170,7 @@ TEST(clean)
 		if (pid < 0)
 			goto out;
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "clean", NULL), 0, "vantage clean");
-		snprintf(f, sizeof(f), "map(select(.type == \"clean\" and .action == \"kept\" and .netns == \"%s\")) | length == 3", p.ns_a);
+		snprintf(f, sizeof(f), "map(select(.type == \"clean\" and .action == \"kept\" and .netns_name == \"%s\")) | length == 3", p.ns_a);
 		ASSERT_EQ(vjson_true(r->out, f), 1, "three attachments kept");
 		ASSERT_TRUE(has_xdp(p.ns_a, p.a), "XDP still attached");
 		ASSERT_TRUE(pin_dir_has(p.a), "pins kept while the owner runs");

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The `vantage` command's conventions: --help with EXAMPLES everywhere, exit statuses
- * 0/1/2, one-line errors on stderr and {"error": ...} on stdout with -j, libbpf quiet
- * unless -v, a clear error when not root; and `vantage features` against this kernel.
+ * 0/1/2, one-line errors on stderr and an error record ({"type":"error",...}) on stdout
+ * with -j, libbpf quiet unless -v, a clear error when not root; and `vantage features`
+ * against this kernel.
  */
 #include <stdarg.h>
 #include <stdlib.h>

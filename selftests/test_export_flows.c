@@ -160,7 +160,7 @@ TEST(export_flow_eviction)
 		  "flows idle out between bursts");
 	ASSERT_EQ(vjson_true(out, "[.[] | select(.type==\"flow\")] | all(.v == 1 and .rule == 0 and (.first_time|type) == \"string\")"), 1,
 		  "envelope, rule and times");
-	snprintf(expr, sizeof(expr), "map(select(.type==\"flow_export\")) | .[0].exported_packets == %d and .[0].drained_packets == %d", total, total);
+	snprintf(expr, sizeof(expr), "map(select(.type==\"summary\")) | .[0].exported_packets == %d and .[0].drained_packets == %d", total, total);
 	ASSERT_EQ(vjson_true(out, expr), 1, "exporter's own totals");
 	ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.a, NULL), 0, "stats");
 	snprintf(expr, sizeof(expr), "map(select(.type==\"rule\" and .index==0)) | .[0].packets == %d", total);

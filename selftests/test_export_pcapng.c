@@ -430,14 +430,21 @@ static void live(struct vproc *r, const char *dir)
 	if (!ASSERT_TRUE(read_text(jpath, json, 65536), "watch output"))
 		goto out;
 	char *lines[8];
+	bool closed = false;
 
 	for (char *l = json, *nl; *l && nrec < 8; l = nl + 1) {
 		nl = strchr(l, '\n');
 		if (!nl)
 			break;
 		*nl = 0;
+		if (strstr(l, "\"type\":\"summary\"")) {
+			closed = !nl[1]; /* the stream's last line */
+			ASSERT_STRSTR(l, "\"records\":5,", "the summary counts the 5 records");
+			continue;
+		}
 		lines[nrec++] = l;
 	}
+	ASSERT_TRUE(closed, "the watch ends with its summary");
 	if (!ASSERT_EQ(nrec, 5, "5 records watched"))
 		goto out;
 	/* what came out */
@@ -493,7 +500,7 @@ static void live(struct vproc *r, const char *dir)
 	}
 	ASSERT_TRUE(!row || !*row, "no more packets than records");
 	read_text(errp, tsv, 65536);
-	ASSERT_STRSTR(tsv, ": 5 records, 0 dropped, 0 skipped, 0 errors", "export summary");
+	ASSERT_STRSTR(tsv, ": 5 records, 0 dropped, 1 skipped, 0 errors", "export summary (the watch's summary skipped)");
 out:
 	if (sock >= 0)
 		close(sock);

@@ -218,7 +218,7 @@ TEST(latency_warm_start)
 			ASSERT_EQ(jq_count(out, f), 4, "warm: one egress record per echo request, none of before");
 			ASSERT_EQ(jq_count(out, ".type==\"latency\" and .dir==\"ingress\" and .proto==\"icmp\""), 4,
 				  "warm: one ingress record per echo reply");
-			ASSERT_EQ(jq_count(out, ".type==\"latency_stats\" and .records==8 and .egress_done==4 and .ingress_done==4"), 1,
+			ASSERT_EQ(jq_count(out, ".type==\"summary\" and .records==8 and .egress_done==4 and .ingress_done==4"), 1,
 				  "counters start from zero again");
 		}
 	}
@@ -356,7 +356,7 @@ TEST(latency_records)
 		ASSERT_EQ(jq_count(out, f), 0, "nothing of any other namespace");
 	}
 	if (SUBTEST("stats")) {
-		ASSERT_EQ(jq_count(out, ".type==\"latency_stats\" and .records==16 and .ringbuf_full==0 and .egress_done==8 and .ingress_done==8"), 1,
+		ASSERT_EQ(jq_count(out, ".type==\"summary\" and .records==16 and .ringbuf_full==0 and .egress_done==8 and .ingress_done==8"), 1,
 			  "final counters agree with the records");
 	}
 	if (SUBTEST("detached"))
@@ -460,7 +460,7 @@ TEST(latency_udp_hist)
 		snprintf(f, sizeof(f), ".type==\"hist\" and .netns==%u and .proto==\"udp\" and .count==%d and ([.buckets[].count] | add)==%d and .p50_ns > 0 and .p50_ns <= .p99_ns", c1, n, n);
 		ASSERT_EQ(jq_count(out, f), 2, "egress and ingress UDP histograms with every packet");
 		ASSERT_EQ(jq_count(out, ".type==\"hist\" and .proto!=\"udp\""), 0, "--proto udp: nothing else");
-		ASSERT_EQ(jq_count(out, ".type==\"latency_stats\" and .ingress_done==6 and .egress_done==6 and .recv_unmatched==0"), 1,
+		ASSERT_EQ(jq_count(out, ".type==\"summary\" and .ingress_done==6 and .egress_done==6 and .recv_unmatched==0"), 1,
 			  "every UDP datagram matched to its receive call");
 		ASSERT_EQ(jq_count(out, ".type==\"hist\" and all(.buckets[]; .ge_ns < (.lt_ns // 1e30) and .lt_ns <= .ge_ns * 1.5 + 64)"), 2,
 			  "buckets finer than powers of two");
@@ -633,11 +633,11 @@ TEST(latency_faults)
 		ASSERT_EQ(nsh_exec(tb.c[0].ns, argv, NULL, o, sizeof(o)), 0, "flood ping");
 		ASSERT_EQ(tracer_stop(&t, SIGINT, out, OUT_MAX), 0, "clean exit");
 		ASSERT_GE(jq_count(out, ".type==\"lost\" and .count > 0"), 1, "lost records reported");
-		ASSERT_EQ(jq_count(out, ".type==\"latency_stats\" and .ringbuf_full > 0 and .records + .ringbuf_full == .egress_done + .ingress_done"), 1,
+		ASSERT_EQ(jq_count(out, ".type==\"summary\" and .ringbuf_full > 0 and .records + .ringbuf_full == .egress_done + .ingress_done"), 1,
 			  "every record either delivered or counted as lost");
 		char sum[64];
 		const char *sargv[] = { "jq", "-n", "[inputs | select(.type==\"lost\") | .count] | add", NULL };
-		const char *targv[] = { "jq", "-n", "[inputs | select(.type==\"latency_stats\") | .ringbuf_full] | add", NULL };
+		const char *targv[] = { "jq", "-n", "[inputs | select(.type==\"summary\") | .ringbuf_full] | add", NULL };
 		char tot[64];
 
 		nsh_exec(NULL, sargv, out, sum, sizeof(sum));
@@ -656,7 +656,7 @@ TEST(latency_faults)
 			  "the raw_tp programs give the same egress records");
 		ASSERT_EQ(jq_count(out, ".type==\"latency\" and .proto==\"icmp\" and .dir==\"ingress\" and .start==\"rx\""), 3,
 			  "and ingress records");
-		ASSERT_EQ(jq_count(out, ".type==\"latency_stats\" and .programs==\"raw_tp\""), 1, "and say so");
+		ASSERT_EQ(jq_count(out, ".type==\"summary\" and .programs==\"raw_tp\""), 1, "and say so");
 	}
 	if (SUBTEST("syscall_hook_raw")) {
 		const char *args[] = { "--netns", tb.c[0].ns, "--syscall-hook", "raw", NULL };

@@ -168,7 +168,7 @@ TEST(policy_cli)
 		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", g, "--dev", p.a, "--netns", p.ns_a, "--tc-ingress", NULL), 0, "drop icmp");
 		ASSERT_EQ(nsh_ping(p.ns_b, "10.124.0.1", 2, 300, NULL), 0, "pings dropped");
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.a, NULL), 0, "stats");
-		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"policy_stats\")) | .[0].dropped >= 2"), 1, "drops counted");
+		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"summary\")) | .[0].instances[0].dropped >= 2"), 1, "drops counted");
 	}
 	if (SUBTEST("bad_file_changes_nothing")) {
 		const char *bad = write_file(&p, "bad.policy", "proto icmp -> count\nproto icmp dport x -> drop\n");
@@ -397,9 +397,9 @@ TEST(policy_bench_cli)
 	}
 	ASSERT_EQ(bench_to_file(rules, trace, &all), 0, "bench --check");
 	if (ASSERT_OK_PTR(all, "the bench's output")) {
-		ASSERT_EQ(vjson_true(all, "map(select(has(\"i\"))) | length == 1000 and .[0].i == 0 and (.[999].match | type) == \"number\""), 1, "one line per header");
-		ASSERT_EQ(vjson_true(all, "map(select(has(\"i\"))) | all(.type == \"bench\" and .v == 1 and (.ts_ns | type) == \"number\" and (.time | type) == \"string\" and (.source | type) == \"string\")"), 1, "each in the record envelope");
-		ASSERT_EQ(vjson_true(all, "map(select(.type==\"summary\")) | .[0].packets == 1000 and .[0].disagree == 0 and .[0].ns_per_pkt > 0"), 1, "summary");
+		ASSERT_EQ(vjson_true(all, "map(select(has(\"header\"))) | length == 1000 and .[0].header == 0 and (.[999].match | type) == \"number\""), 1, "one line per header");
+		ASSERT_EQ(vjson_true(all, "map(select(has(\"header\"))) | all(.type == \"bench_match\" and .v == 1 and (.ts_ns | type) == \"number\" and (.time | type) == \"string\" and (.source | type) == \"string\")"), 1, "each in the record envelope");
+		ASSERT_EQ(vjson_true(all, "map(select(.type==\"summary\")) | .[0].command == \"policy bench\" and .[0].packets == 1000 and .[0].disagree == 0 and .[0].ns_per_pkt > 0"), 1, "summary");
 	}
 	free(all);
 	ASSERT_EQ(vproc_vantage(r, 60000, "-j", "policy", "bench", "--rules", rules, "--trace", trace, "--no-cache",

@@ -15,10 +15,7 @@
  * every field, unknown fields refused), the validator fails on bad records, and
  * vantage-export(8)'s record tables match the schemas.
  *
- * Each command is a subtest. Those that fail on today's emission are listed in
- * known_failing[] below with what is missing and skipped (SKIP, never a weaker check);
- * RECORDS-TODO.md says what to change, and each line goes when its fix lands.
- * VANTAGE_RECORDS_ALL=1 runs them all, to see which pass now.
+ * Each command is a subtest. VANTAGE_RECORDS_KEEP=1 keeps the streams (in /tmp/vrec*).
  */
 #include <fcntl.h>
 #include <limits.h>
@@ -38,41 +35,6 @@
 #include "netns.h"
 #include "testbed.h"
 #include "core/vtg_core.h"
-
-static const struct {
-	const char *subtest, *missing;
-} known_failing[] = {
-	{ "latency", "contract: tracing lists its namespaces as netns, not netns_list; latency_stats is not the summary "
-		     "(command latency); lost has no what" },
-	{ "ping", "contract: probe writes ts_ns twice; the summary has no command" },
-	{ "count", "contract: attached has netns_ino, not netns; no closing summary (command count)" },
-	{ "trace", "contract: done is not destination; stats is not the summary (and without --stats there is none); "
-		   "lost has records, not what and count" },
-	{ "status", "contract: an attachment's netns is its name and netns_ino its inode (netns_name, netns)" },
-	{ "clean", "contract: clean's netns is a name (netns_name) and it has no inode (netns); clean_summary is not "
-		   "the summary" },
-	{ "policy_watch", "contract: no closing summary (command policy watch); lost has action, not what" },
-	{ "policy_flows", "contract: flow_export is not the summary (command policy flows); a snapshot has none" },
-	{ "policy", "contract: loaded has netns_ino, not netns; policy writes source twice (its file is file); "
-		    "policy_stats is not the summary (command policy stats)" },
-	{ "policy_bench", "contract: the per-header lines have no envelope nor type (bench_match); the summary has no "
-			  "command" },
-	{ "agent", "contract: the log's latency event is not tracing (export rejects it); netns_added has name, not "
-		   "netns_name; no closing summary (export_summary); subscribed has no envelope" },
-	{ "export", "contract: vantage -j export writes no closing summary (command export)" },
-};
-
-static const char *gate(const char *subtest)
-{
-	const char *all = getenv("VANTAGE_RECORDS_ALL");
-
-	if (all && *all && strcmp(all, "0"))
-		return NULL;
-	for (size_t i = 0; i < sizeof(known_failing) / sizeof(known_failing[0]); i++)
-		if (!strcmp(known_failing[i].subtest, subtest))
-			return known_failing[i].missing;
-	return NULL;
-}
 
 struct rc {
 	char dir[64];                 /* streams and scratch files */
@@ -356,6 +318,21 @@ static void sub_latency(struct rc *x)
 		ping_remote(x, 3);
 	ASSERT_EQ(vproc_wait(p, 20000), 0, "latency --hist exits 0");
 	check(x, "latency_hist", "latency", "tracing,hist");
+	{
+		/* A traced namespace that goes away: netns_gone, and the run ends (none left). */
+		char name[16];
+
+		nsh_unique("vrg", name, sizeof(name));
+		if (!ASSERT_OK(nsh_create(name), "a namespace to lose"))
+			return;
+		p = start(x, "latency_gone", "-j", "latency", "--netns", name, "--host", x->tb.host_ns, "--uplink",
+			  x->tb.uplink, "--duration", "20", NULL);
+		if (ASSERT_GT(p, 0, "start latency") && ASSERT_TRUE(wait_for(x, "latency_gone", NULL, 20000), "tracing"))
+			usleep(200000);
+		nsh_destroy(name);
+		ASSERT_EQ(vproc_wait(p, 15000), 0, "latency exits 0 when its namespace is gone");
+		check(x, "latency_gone", "latency", "tracing,netns_gone");
+	}
 }
 
 static void sub_ping(struct rc *x)
@@ -467,6 +444,16 @@ static void sub_conntest(struct rc *x)
 	ASSERT_EQ(vproc_wait(srv, 15000), 0, "the server exits 0 on SIGTERM");
 	srv = 0;
 	check(x, "conntest", "conntest", "tracing,connected,conn_latency,bandwidth,round,disconnected");
+	{
+		/* A port nothing listens on: connect_failed (closed). */
+		char closed[96];
+
+		snprintf(closed, sizeof(closed), "tcp://%s:7009", x->tb.remote_ip4);
+		ASSERT_EQ(run(x, "conntest_closed", 30000, "-j", "conntest", "--netns", x->tb.c[0].ns, "--name", "scan",
+			      "--no-trace", "--attempts", "1", "--rounds", "1", "--timeout", "1", "--connect", closed,
+			      NULL), 1, "a port check of a closed port exits 1");
+		check(x, "conntest_closed", "conntest", "connect_failed");
+	}
 	check(x, "conntest_server", "conntest", "listening,connected,disconnected");
 out:
 	if (srv > 0) {
@@ -517,6 +504,15 @@ static void sub_policy_watch(struct rc *x)
 	ASSERT_EQ(vproc_wait(p, 20000), 0, "policy watch --export exits 0");
 	validate(x, file, NULL, "sample,mirror");
 	check(x, "policy_watch_export", "policy watch", NULL);
+	/* A CPU budget far below what a ping flood costs: the scale goes up (sampling). */
+	p = start(x, "policy_watch_budget", "-j", "policy", "watch", "--dev", x->tb.uplink, "--netns", x->tb.host_ns,
+		  "--duration", "3", "--cpu-budget", "0.1", "--export", "jsonl=/dev/null", NULL);
+	if (ASSERT_GT(p, 0, "start policy watch --cpu-budget")) {
+		usleep(500000);
+		nsh_sh("ip netns exec %s ping -q -f -w 2 %s > /dev/null", x->tb.c[0].ns, x->tb.remote_ip4);
+	}
+	ASSERT_EQ(vproc_wait(p, 20000), 0, "policy watch --cpu-budget exits 0");
+	check(x, "policy_watch_budget", "policy watch", "sampling");
 }
 
 static void sub_policy_flows(struct rc *x)
@@ -540,6 +536,9 @@ static void sub_policy_flows(struct rc *x)
 static void sub_policy(struct rc *x)
 {
 	check(x, "policy_load", NULL, "loaded");
+	ASSERT_EQ(run(x, "policy_update", 60000, "-j", "policy", "load", x->policy, "--dev", x->tb.uplink, "--netns",
+		      x->tb.host_ns, "--tc-ingress", NULL), 0, "policy load again: an update");
+	check(x, "policy_update", NULL, "updated");
 	ASSERT_EQ(run(x, "policy_show", 30000, "-j", "policy", "show", "--dev", x->tb.uplink, "--netns", x->tb.host_ns,
 		      NULL), 0, "policy show exits 0");
 	check(x, "policy_show", NULL, "policy");
@@ -578,15 +577,14 @@ static void sub_policy_bench(struct rc *x)
 }
 
 struct sock_reader {
-	const char *path, *outfile;
+	const char *path, *req, *outfile;
 	int ms;
 };
 
-/* In a container: asks the agent's containers socket for its latency records and keeps
- * what comes for ms milliseconds; returns the bytes read. */
+/* Sends a request to one of the agent's sockets and keeps what comes for ms
+ * milliseconds (or until it closes); returns the bytes read. */
 static int read_socket(void *arg)
 {
-	static const char req[] = "VANTAGE/1 latency\n";
 	struct sock_reader *sr = arg;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0), total = 0;
@@ -596,11 +594,12 @@ static int read_socket(void *arg)
 	char buf[65536];
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sr->path);
-	if (fd < 0 || !f || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
-		return -1;
+	if (fd < 0 || !f || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    write(fd, sr->req, strlen(sr->req)) < 0) {
+		total = -1;
+		goto out;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (write(fd, req, sizeof(req) - 1) < 0)
-		return -1;
 	while (vtg_now_s() < end) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 
@@ -611,16 +610,31 @@ static int read_socket(void *arg)
 			total += n;
 		}
 	}
-	fclose(f);
-	close(fd);
+out:
+	if (f)
+		fclose(f);
+	if (fd >= 0)
+		close(fd);
 	return total;
+}
+
+/* A request to one of the agent's sockets from here (root), its answer to NAME.jsonl. */
+static int ask_agent(const struct rc *x, const char *name, const char *sock, const char *req, int ms)
+{
+	char out[PATH_MAX], err[PATH_MAX];
+	struct sock_reader sr = { sock, req, out, ms };
+
+	paths(x, name, out, err, sizeof(out));
+	return read_socket(&sr);
 }
 
 static void sub_agent(struct rc *x)
 {
 	char conf[PATH_MAX], ctl[PATH_MAX], cont[PATH_MAX], pins[PATH_MAX], text[5 * PATH_MAX], name[16];
+	char up2[16], up2_peer[20];
 	struct vproc *r = calloc(1, sizeof(*r));
 	int port = 20000 + (getpid() + 7) % 20000;
+	bool up2_made = false;
 	pid_t p = -1;
 	FILE *f;
 
@@ -636,15 +650,25 @@ static void sub_agent(struct rc *x)
 	snprintf(ctl, sizeof(ctl), "%s/control.sock", x->dir);
 	snprintf(cont, sizeof(cont), "%s/containers.sock", x->dir);
 	snprintf(pins, sizeof(pins), "/sys/fs/bpf/vantage/agent-records-%d", getpid());
+	/* A second uplink, to be taken away while the agent runs (uplink_gone). */
+	nsh_unique("vru", up2, sizeof(up2));
+	snprintf(up2_peer, sizeof(up2_peer), "%sp", up2);
+	up2_made = ASSERT_OK(nsh_veth(up2, x->tb.host_ns, up2_peer, x->tb.host_ns), "a second uplink") &&
+		   ASSERT_EQ(nsh_ip(x->tb.host_ns, "link set %s up", up2), 0, "up");
+	if (!up2_made)
+		goto out;
 	snprintf(text, sizeof(text),
-		 "latency all\ncount uplink\nhost %s\nuplink %s\nmetrics 127.0.0.1:%d\ncontrol %s\ncontainers %s\n"
-		 "pin-dir %s\n",
-		 x->tb.host_ns, x->tb.uplink, port, ctl, cont, pins);
+		 "latency all\ncount uplink\nhost %s\nuplink %s\nuplink %s\nmetrics 127.0.0.1:%d\ncontrol %s\n"
+		 "containers %s\npin-dir %s\ntrace on-demand\n",
+		 x->tb.host_ns, x->tb.uplink, up2, port, ctl, cont, pins);
 	f = fopen(conf, "w");
 	if (!ASSERT_OK_PTR(f, "config"))
 		goto out;
 	fputs(text, f);
 	fclose(f);
+	ASSERT_EQ(run(x, "agent_check", 10000, "-j", "agent", "--config", conf, "--check", NULL), 0,
+		  "agent --check exits 0");
+	check(x, "agent_check", NULL, "config_ok");
 	p = start(x, "agent", "-j", "agent", "--config", conf, NULL);
 	if (!ASSERT_GT(p, 0, "start the agent") ||
 	    !ASSERT_TRUE(wait_for(x, "agent", "\"agent_started\"", 20000), "the agent runs")) {
@@ -652,9 +676,10 @@ static void sub_agent(struct rc *x)
 		goto out;
 	}
 	{
-		/* The containers socket's stream, read from c1 while it pings. */
+		/* The containers socket's stream, read from c1 while it pings; it asks for
+		 * another namespace too (inode 1), and gets its own only (denied). */
 		char sock_out[PATH_MAX], sock_err[PATH_MAX];
-		struct sock_reader sr = { cont, sock_out, 2500 };
+		struct sock_reader sr = { cont, "VANTAGE/1 latency 1\n", sock_out, 2500 };
 		pid_t rd;
 
 		paths(x, "agent_socket", sock_out, sock_err, sizeof(sock_out));
@@ -665,6 +690,15 @@ static void sub_agent(struct rc *x)
 			ASSERT_GT(nsh_wait(rd, 10000), 0, "the containers socket streamed");
 		}
 	}
+	ASSERT_GT(ask_agent(x, "agent_status", ctl, "VANTAGE/1 status\n", 3000), 0, "status on the control socket");
+	ASSERT_GT(ask_agent(x, "agent_refused", cont, "VANTAGE/1 bogus\n", 3000), 0, "a bad request answered");
+	/* trace on-demand: the agent runs it on our stdout, and logs it */
+	ASSERT_EQ(run(x, "agent_trace", 30000, "-j", "trace", "--netns", x->tb.c[0].ns, "-q", "1", "-w", "1",
+		      x->tb.remote_ip4, NULL), 0, "a trace through the agent exits 0");
+	ASSERT_TRUE(wait_for(x, "agent", "traceroute finished", 5000), "the agent ran it");
+	nsh_ip(x->tb.host_ns, "link del %s", up2);
+	up2_made = false;
+	ASSERT_TRUE(wait_for(x, "agent", "\"uplink_gone\"", 5000), "the agent notices its uplink gone");
 	nsh_unique("vrn", name, sizeof(name));
 	if (ASSERT_OK(nsh_create(name), "a new namespace")) {
 		ASSERT_TRUE(wait_for(x, "agent", name, 5000), "the agent notices it");
@@ -674,9 +708,15 @@ static void sub_agent(struct rc *x)
 	kill(p, SIGTERM);
 	ASSERT_EQ(vproc_wait(p, 20000), 0, "the agent exits 0 on SIGTERM");
 	p = -1;
-	check(x, "agent", "agent", "agent_started,netns_added,netns_removed,agent_stopped");
+	check(x, "agent", "agent",
+	      "agent_started,tracing,netns_added,netns_removed,denied,trace,uplink_gone,agent_stopped");
 	check(x, "agent_socket", NULL, "subscribed,latency");
+	check(x, "agent_status", NULL, "agent_status");
+	check(x, "agent_refused", NULL, "error");
+	check(x, "agent_trace", "trace", "hop,destination");
 out:
+	if (up2_made)
+		nsh_ip(x->tb.host_ns, "link del %s", up2);
 	if (p > 0) {
 		kill(p, SIGKILL);
 		vproc_wait(p, 5000);
@@ -792,6 +832,15 @@ static void sub_man_page(struct rc *x)
 	free(r);
 }
 
+/* The option tables as a record (vantage -j help), whole and for one command. */
+static void sub_help(struct rc *x)
+{
+	ASSERT_EQ(run(x, "help", 10000, "-j", "help", NULL), 0, "help exits 0");
+	check(x, "help", NULL, "help");
+	ASSERT_EQ(run(x, "help_policy", 10000, "-j", "help", "policy", NULL), 0, "help policy exits 0");
+	check(x, "help_policy", NULL, "help");
+}
+
 static void sub_errors(struct rc *x)
 {
 	ASSERT_EQ(run(x, "error_usage", 10000, "-j", "latency", "--no-such-option", NULL), 2, "usage error: exit 2");
@@ -857,6 +906,7 @@ TEST(records)
 		{ "man_page", sub_man_page, false },
 		{ "version", NULL, false },
 		{ "features", NULL, false },
+		{ "help", sub_help, false },
 		{ "errors", sub_errors, false },
 		{ "latency", sub_latency, false },
 		{ "ping", sub_ping, false },
@@ -879,15 +929,8 @@ TEST(records)
 		goto out;
 	policy_load(&x);
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		const char *why;
-
 		if (!SUBTEST(subs[i].name))
 			continue;
-		why = gate(subs[i].name);
-		if (why) {
-			SUBTEST_SKIP("%s", why);
-			continue;
-		}
 		if (subs[i].needs_policy && !ASSERT_TRUE(x.policy_loaded, "the policy is loaded"))
 			continue;
 		if (subs[i].fn) {

@@ -289,7 +289,7 @@ static void trace_topology(const char *name, const char *q, const char *wait)
 		if (!ASSERT_EQ(r->status, 0, "destination reached, exit 0"))
 			vtest_fail(__FILE__, __LINE__, "stderr: %s", r->err);
 		check_expects(&t, dsts[i], r->out);
-		ASSERT_EQ(jq(r->out, "map(select(.type==\"done\" and .dst==\"%s\" and .reached)) | length == 1", d), 1, "done record");
+		ASSERT_EQ(jq(r->out, "map(select(.type==\"destination\" and .dst==\"%s\" and .reached)) | length == 1", d), 1, "destination record");
 	}
 out:
 	net_down(&n);
@@ -336,7 +336,7 @@ TEST(trace_options)
 		r = run_trace(&n, 20000, "192.0.2.50", "-q", "1", "-w", "0.3", "-f", "2", "-m", "3", NULL);
 		ASSERT_EQ(r->status, 1, "not reached within -m 3");
 		ASSERT_EQ(jq(r->out, "[.[] | select(.type==\"hop\" and (.revealed|not)) | .ttl] == [2,3]"), 1, "TTLs 2..3");
-		ASSERT_EQ(jq(r->out, "map(select(.type==\"done\")) | .[0].stop == \"max-ttl\""), 1, "stopped at max TTL");
+		ASSERT_EQ(jq(r->out, "map(select(.type==\"destination\")) | .[0].stop == \"max-ttl\""), 1, "stopped at max TTL");
 		ASSERT_STRSTR(r->err, "not reached", "error says so");
 	}
 	if (SUBTEST("text_output")) {
@@ -407,10 +407,10 @@ TEST(trace_campaign)
 	ASSERT_EQ(r->status, 0, "campaign ran");
 	for (int i = 0; i < nd; i++)
 		check_expects(&t, dsts[i], r->out);
-	ASSERT_EQ(jq(r->out, "map(select(.type==\"done\")) | length == %d", nd + 1), 1, "one done per target");
-	ASSERT_EQ(jq(r->out, "map(select(.type==\"done\" and .reached)) | length == %d", nd), 1, "all reachable ones reached");
-	ASSERT_EQ(jq(r->out, "map(select(.type==\"done\" and .dst==\"198.51.100.9\")) | .[0].stop == \"unreachable\""), 1, "unreachable one");
-	ASSERT_EQ(jq(r->out, "map(select(.type==\"stats\")) | .[0].k_lost == 0 and .[0].stray == 0 and .[0].k_records == .[0].records"), 1, "nothing lost or stray");
+	ASSERT_EQ(jq(r->out, "map(select(.type==\"destination\")) | length == %d", nd + 1), 1, "one destination record per target");
+	ASSERT_EQ(jq(r->out, "map(select(.type==\"destination\" and .reached)) | length == %d", nd), 1, "all reachable ones reached");
+	ASSERT_EQ(jq(r->out, "map(select(.type==\"destination\" and .dst==\"198.51.100.9\")) | .[0].stop == \"unreachable\""), 1, "unreachable one");
+	ASSERT_EQ(jq(r->out, "map(select(.type==\"summary\")) | .[0].k_lost == 0 and .[0].stray == 0 and .[0].k_records == .[0].records"), 1, "nothing lost or stray");
 	/* the first router (twice for the unreachable target: time exceeded, then
 	 * network unreachable) is pinged once for all the traces */
 	ASSERT_EQ(jq(r->out, "map(select(.type==\"hop\" and .addr==\"172.16.0.1\")) | length == %d and all(.echo_reply_ttl == 255)", nd + 2), 1, "shared first hop");
@@ -477,7 +477,7 @@ TEST(trace_errors)
 		r = run_trace(&n, 20000, "198.51.100.7", "-q", "1", "-w", "0.5", NULL);
 		ASSERT_EQ(r->status, 1, "exit 1");
 		ASSERT_STRSTR(r->err, "198.51.100.7 not reached: unreachable: 172.16.0.1 says network unreachable", "clear error");
-		ASSERT_EQ(jq(r->out, "map(select(.type==\"done\")) | .[0].reached == false and .[0].stop == \"unreachable\""), 1, "done record");
+		ASSERT_EQ(jq(r->out, "map(select(.type==\"destination\")) | .[0].reached == false and .[0].stop == \"unreachable\""), 1, "destination record");
 	}
 	if (SUBTEST("no_route")) {
 		char nsc[32];
@@ -562,7 +562,7 @@ TEST(trace_interrupt)
 	pid = -1;
 	vtest_log("%s", out);
 	ASSERT_EQ(jq(out, "[.[] | select(.type==\"hop\") | .addr] == [\"172.16.0.1\", null]"), 1, "partial hops printed");
-	ASSERT_EQ(jq(out, "map(select(.type==\"done\")) | .[0].stop == \"interrupted\""), 1, "marked interrupted");
+	ASSERT_EQ(jq(out, "map(select(.type==\"destination\")) | .[0].stop == \"interrupted\""), 1, "marked interrupted");
 	{
 		const char *tcv[] = { "tc", "-n", n.nsa, "qdisc", "show", "dev", n.va, NULL };
 

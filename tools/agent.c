@@ -11,6 +11,7 @@
 #include "core/vtg_core.h"
 #include "commands.h"
 #include "agent/vtg_agent.h"
+#include "export/vtg_export.h"
 
 static volatile sig_atomic_t stop;
 
@@ -20,32 +21,60 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* One line of the agent's own log: JSON with -j; text otherwise, as
- * "type: message key=value key=value". */
+/* One line of the agent's own log: a record with -j; text otherwise, as
+ * "type: message key=value key=value" (a summary adds a line per sink). */
+static void log_json(const struct vtg_agent_event *ev)
+{
+	struct jw *w = vtg_jw_stdout();
+
+	jw_record(w, ev->type, vtg_mono_ns());
+	if (ev->message && *ev->message)
+		jw_kstr(w, "message", ev->message);
+	if (ev->key)
+		jw_kstr(w, ev->key, ev->value ? ev->value : "");
+	if (ev->key2)
+		jw_kstr(w, ev->key2, ev->value2 ? ev->value2 : "");
+	if (ev->num_key)
+		jw_ku64(w, ev->num_key, ev->num);
+	if (ev->budget)
+		vtg_budget_jw(w, ev->budget);
+	if (ev->sinks) {
+		jw_key(w, "sinks");
+		jw_arr(w);
+		for (int k = 0; k < ev->n_sinks; k++)
+			vtg_sink_stats_jw(w, ev->sinks[k]);
+		jw_arr_end(w);
+	}
+	jw_obj_end(w);
+	jw_free(w);
+}
+
 static void log_event(const struct vtg_agent_event *ev, void *ctx)
 {
 	(void)ctx;
 	if (vtg.json) {
-		struct jw *w = vtg_jw_stdout();
-
-		jw_record(w, ev->type, vtg_mono_ns());
-		if (ev->message && *ev->message)
-			jw_kstr(w, "message", ev->message);
-		if (ev->key)
-			jw_kstr(w, ev->key, ev->value ? ev->value : "");
-		if (ev->num_key)
-			jw_ku64(w, ev->num_key, ev->num);
-		jw_obj_end(w);
-		jw_free(w);
+		log_json(ev);
 		return;
 	}
 	printf("%s:%s%s", ev->type, ev->message && *ev->message ? " " : "",
 	       ev->message ? ev->message : "");
 	if (ev->key)
 		printf(" %s=%s", ev->key, ev->value ? ev->value : "");
+	if (ev->key2)
+		printf(" %s=%s", ev->key2, ev->value2 ? ev->value2 : "");
 	if (ev->num_key)
 		printf(" %s=%llu", ev->num_key, (unsigned long long)ev->num);
+	if (ev->budget)
+		printf(" scale=1/%u cpu=%.1f%% budget=%.1f%%", ev->budget->scale, ev->budget->last_pct,
+		       ev->budget->pct);
 	printf("\n");
+	for (int k = 0; ev->sinks && k < ev->n_sinks; k++) {
+		const struct vtg_sink *sk = ev->sinks[k];
+
+		printf("  sink %s %s: %llu records, %llu dropped, %llu skipped, %llu errors\n", sk->ops->name,
+		       sk->target, (unsigned long long)sk->st.records, (unsigned long long)sk->st.dropped,
+		       (unsigned long long)sk->st.skipped, (unsigned long long)sk->st.errors);
+	}
 	fflush(stdout);
 }
 
@@ -124,7 +153,11 @@ const struct cli_cmd vtg_cmd_agent = {
 	.opts = agent_table,
 	.opts_size = sizeof(struct agent_opts),
 	.run = agent_run,
-	.more = "With -j the agent's log is JSON Lines (netns_added, netns_removed, uplink_gone, ...).\n",
+	.more = "With -j the agent's log is JSON Lines, each record with the envelope (v, type, ts_ns,\n"
+		"time, source): agent_started, tracing (programs, state), netns_added (netns,\n"
+		"netns_name), netns_removed, uplink_gone, sampling, denied, trace, policy_error,\n"
+		"agent_stopped, and last {\"type\":\"summary\",\"command\":\"agent\",\"records\":N,\n"
+		"\"sinks\":[..]}. Its sockets answer bad requests with an error record.\n",
 	.examples = "  vantage agent\n"
 		    "  vantage agent --config /etc/vantage/agent.conf --check\n"
 		    "  echo 'VANTAGE/1 hist' | socat - UNIX:/run/vantage/containers.sock   (in a container)\n",

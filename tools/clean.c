@@ -24,7 +24,8 @@ static void say(const char *action, const struct vtg_found *f, const char *why)
 	}
 	jw_record(w, "clean", vtg_mono_ns());
 	jw_kstr(w, "action", action);
-	jw_kstr(w, "netns", f->ns.name);
+	jw_ku64(w, "netns", f->ns.ino);
+	jw_kstr(w, "netns_name", f->ns.name);
 	jw_kstr(w, "dev", f->at.ifname);
 	jw_kstr(w, "hook", vtg_hook_name(f->at.hook));
 	jw_kstr(w, "prog", f->prog_name);
@@ -257,7 +258,8 @@ static void report(const struct clean *c)
 	struct jw *w = vtg_jw_stdout();
 
 	if (w) {
-		jw_record(w, "clean_summary", vtg_mono_ns());
+		jw_summary(w, "clean");
+		jw_kbool(w, "dry_run", c->o->dry_run);
 		jw_ku64(w, "removed", c->removed);
 		jw_ku64(w, "kept", c->kept);
 		jw_ku64(w, "pins_removed", c->pins);
@@ -305,7 +307,11 @@ const struct cli_cmd vtg_cmd_clean = {
 	.opts = clean_table,
 	.opts_size = sizeof(struct clean_opts),
 	.run = clean_run,
-	.more = "--force and --dry-run have no short letters: -f is --first-ttl and -n is --netns\n"
+	.more = "With -j: one {\"type\":\"clean\",\"action\":..,\"netns\":INODE,\"netns_name\":..,\"dev\":..,\n"
+		"\"hook\":..,\"prog\":..,\"prog_id\":..} per attachment, then {\"type\":\"summary\",\n"
+		"\"command\":\"clean\",\"dry_run\":..,\"removed\":N,\"kept\":N,\"pins_removed\":N,\"errors\":N},\n"
+		"each with the envelope (v, type, ts_ns, time, source).\n"
+		"--force and --dry-run have no short letters: -f is --first-ttl and -n is --netns\n"
 		"in every command.\n",
 	.examples = "  vantage clean              after a crash or kill -9\n"
 		    "  vantage clean --dry-run\n"

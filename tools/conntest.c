@@ -168,9 +168,10 @@ const struct cli_cmd vtg_cmd_conntest = {
 		"  window=N              UDP: datagrams in flight at most, 1..256 (default 128)\n"
 		"  pings=N               ping-pongs per round (default 10)\n"
 		"  interval=S            from one round's start to the next (default 1)\n\n"
-		"With -j, one JSON object per line with type, ts_ns (CLOCK_MONOTONIC) and time (UTC):\n"
-		"listening, tracer, connected, connect_failed (port_state open|closed|filtered),\n"
-		"latency, bandwidth, stats, protocol_error, ignored, dropped, disconnected.\n"
+		"With -j, one JSON object per line with the envelope (v, type, ts_ns, time, source):\n"
+		"listening, tracing, connected, connect_failed (port_state open|closed|filtered),\n"
+		"conn_latency, bandwidth, round, protocol_error, ignored, dropped, disconnected,\n"
+		"and a closing summary (vantage-export(8) has every field).\n"
 		"The protocol (version 1) is specified in vantage-conntest(8).\n"
 		"Old spellings: -c (now --connect only), -t (now -W/--timeout), -n for --name (-n is\n"
 		"--netns in every command).\n",

@@ -107,7 +107,7 @@ static void report_attached(const struct count_opts *o, const struct vtg_cnt *c,
 		jw_kstr(w, "dev", o->dev);
 		jw_kstr(w, "hook", vtg_hook_name(at->hook));
 		jw_ku64(w, "prog_id", at->prog_id);
-		jw_ku64(w, "netns_ino", at->netns_ino);
+		jw_ku64(w, "netns", at->netns_ino);
 		if (o->pin)
 			jw_kstr(w, "pin", vtg_cnt_pin_path(c));
 		jw_obj_end(w);
@@ -118,9 +118,32 @@ static void report_attached(const struct count_opts *o, const struct vtg_cnt *c,
 	}
 }
 
-/* Reports every interval until the duration is over or a signal comes, then once more. */
-static void count_loop(const struct count_opts *o, const struct vtg_cnt *c)
+/* The closing record: totals since attach (or since the pin was made), every hook and protocol. */
+static void report_summary(const char *dev, const struct vtg_count_val *now)
 {
+	struct jw *w = vtg_jw_stdout();
+	uint64_t packets = 0, bytes = 0;
+
+	if (!w)
+		return;
+	for (int k = 0; k < VTG_COUNT_SLOTS; k++) {
+		packets += now[k].packets;
+		bytes += now[k].bytes;
+	}
+	jw_summary(w, "count");
+	jw_kstr(w, "dev", dev);
+	jw_ku64(w, "packets", packets);
+	jw_ku64(w, "bytes", bytes);
+	jw_obj_end(w);
+	jw_free(w);
+}
+
+/* Reports every interval until the duration is over or a signal comes, then once more
+ * and the summary. */
+static int count_loop(const struct count_opts *o, const struct vtg_cnt *c)
+{
+	int err;
+
 	struct vtg_count_val now[VTG_COUNT_SLOTS], last[VTG_COUNT_SLOTS];
 	double t0 = vtg_now_s(), next = t0 + o->interval;
 
@@ -144,8 +167,14 @@ static void count_loop(const struct count_opts *o, const struct vtg_cnt *c)
 			next += o->interval;
 		}
 	}
-	if (vtg_cnt_read(c, now) == 0)
-		report(o->dev, now, last, o->interval == 0);
+	err = vtg_cnt_read(c, now);
+	if (err) {
+		vtg_err("cannot read the counters: %s", strerror(-err));
+		return VTG_EXIT_FAIL;
+	}
+	report(o->dev, now, last, o->interval == 0);
+	report_summary(o->dev, now);
+	return VTG_EXIT_OK;
 }
 
 static int count_run(void *opts)
@@ -186,8 +215,7 @@ static int count_run(void *opts)
 			goto out;
 		report_attached(o, c, at);
 	}
-	count_loop(o, c);
-	ret = VTG_EXIT_OK;
+	ret = count_loop(o, c);
 out:
 	if (c)
 		vtg_cnt_detach(c);
@@ -230,9 +258,11 @@ const struct cli_cmd vtg_cmd_count = {
 	.opts_size = sizeof(struct count_opts),
 	.defaults = &count_defaults,
 	.run = count_run,
-	.more = "With -j every line is a JSON object: {\"type\":\"attached\",...} per hook, then\n"
-		"{\"type\":\"count\",\"ts_ns\":..,\"time\":..,\"dev\":..,\"hook\":..,\"l3\":..,\"l4\":..,\n"
-		"\"packets\":..,\"bytes\":..} with running totals (ts_ns is CLOCK_MONOTONIC).\n",
+	.more = "With -j every line is a record with the envelope (v, type, ts_ns, time, source):\n"
+		"{\"type\":\"attached\",...,\"netns\":INODE} per hook, then {\"type\":\"count\",\"dev\":..,\n"
+		"\"hook\":..,\"l3\":..,\"l4\":..,\"packets\":..,\"bytes\":..} with running totals, and last\n"
+		"{\"type\":\"summary\",\"command\":\"count\",\"dev\":..,\"packets\":..,\"bytes\":..}, the totals\n"
+		"of every hook and protocol (ts_ns is CLOCK_MONOTONIC).\n",
 	.examples = "  vantage count --dev eth0\n"
 		    "  vantage -j count --dev veth0 --hook xdp --duration 10\n"
 		    "  vantage count --netns c1 --dev eth0 --hook tc-egress --interval 5 --pin\n",

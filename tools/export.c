@@ -214,19 +214,41 @@ static void linger(struct export *x, double seconds)
 	}
 }
 
-/* Closes every sink (closing flushes) and reports what each did. */
+/* Closes every sink (closing flushes; a jsonl sink on stdout gives it back) and says on
+ * stderr what each did; they are freed after the summary record has read them. */
 static void close_sinks(struct export *x, bool report)
 {
 	for (int k = 0; k < x->nsinks; k++) {
 		if (!report) {
 			vtg_sink_close(x->sinks[k]);
+			x->sinks[k] = NULL;
 			continue;
 		}
-		x->sinks[k]->ops->tick(x->sinks[k], vtg_mono_ns());
+		if (x->sinks[k]->ops->tick)
+			x->sinks[k]->ops->tick(x->sinks[k], vtg_mono_ns());
 		x->sinks[k]->ops->close(x->sinks[k]);
 		summary(x->sinks[k], x->kinds[k]);
-		free(x->sinks[k]);
 	}
+}
+
+/* With -j, the closing record on stdout: the lines read and what each sink did. */
+static void summary_record(const struct export *x)
+{
+	struct jw *w = vtg_jw_stdout();
+
+	if (!w)
+		return;
+	jw_summary(w, "export");
+	jw_ku64(w, "lines", x->lineno);
+	jw_ku64(w, "records", x->records);
+	jw_ku64(w, "malformed", x->malformed);
+	jw_key(w, "sinks");
+	jw_arr(w);
+	for (int k = 0; k < x->nsinks; k++)
+		vtg_sink_stats_jw(w, x->sinks[k]);
+	jw_arr_end(w);
+	jw_obj_end(w);
+	jw_free(w);
 }
 
 static int export_run(void *p)
@@ -258,6 +280,10 @@ static int export_run(void *p)
 		(unsigned long long)x.records, (unsigned long long)x.malformed);
 out:
 	close_sinks(&x, true);
+	if (ret == VTG_EXIT_OK)
+		summary_record(&x);
+	for (int k = 0; k < x.nsinks; k++)
+		free(x.sinks[k]);
 	free(x.buf);
 	free(x.pkt);
 	return ret;
@@ -280,7 +306,9 @@ const struct cli_cmd vtg_cmd_export = {
 		"A malformed line is reported on stderr with its line number and skipped; the stream\n"
 		"goes on. A sink never blocks the others: what an analyzer cannot take in time is\n"
 		"dropped and counted; an unreachable collector is retried with backoff.\n"
-		"At the end one summary line per sink goes to stderr (records, dropped, skipped, errors).\n",
+		"At the end one summary line per sink goes to stderr (records, dropped, skipped, errors);\n"
+		"with -j also a closing {\"type\":\"summary\",\"command\":\"export\",\"lines\",\"records\",\n"
+		"\"malformed\",\"sinks\":[..]} record on stdout (after a jsonl - sink's last line).\n",
 	.opts = export_table,
 	.opts_size = sizeof(struct export_opts),
 	.run = export_run,

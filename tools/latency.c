@@ -70,6 +70,7 @@ static void on_lost(uint64_t n, void *ctx)
 		struct jw *w = vtg_jw_stdout();
 
 		jw_record(w, "lost", vtg_mono_ns());
+		jw_kstr(w, "what", "latency");
 		jw_ku64(w, "count", n);
 		jw_ku64(w, "total", out->lost);
 		jw_obj_end(w);
@@ -105,19 +106,20 @@ static void print_stats(struct vtg_lat *l, const struct lat_out *out)
 		"evicted",
 	};
 
-	if (vtg_lat_stats(l, s))
-		return;
+	bool have = vtg_lat_stats(l, s) == 0;
+
 	if (vtg.json) {
+		/* The closing record, even without the tracer's counters. */
 		struct jw *w = vtg_jw_stdout();
 
-		jw_record(w, "latency_stats", vtg_mono_ns());
+		jw_summary(w, "latency");
 		jw_kstr(w, "programs", vtg_lat_mode(l));
 		jw_ku64(w, "records", out->records);
-		for (int i = 0; i < VTG_LAT_ST_MAX; i++)
+		for (int i = 0; have && i < VTG_LAT_ST_MAX; i++)
 			jw_ku64(w, names[i], s[i]);
 		jw_obj_end(w);
 		jw_free(w);
-	} else if (vtg.verbose) {
+	} else if (vtg.verbose && have) {
 		fprintf(stderr, "vantage: %llu records (%s);", (unsigned long long)out->records,
 			vtg_lat_mode(l));
 		for (int i = 0; i < VTG_LAT_ST_MAX; i++)
@@ -135,7 +137,7 @@ static void print_tracing(const struct lat_cli *c, struct vtg_lat *l)
 	jw_kstr(w, "programs", vtg_lat_mode(l));
 	jw_kbool(w, "warm_start", vtg_lat_cached(l));
 	jw_kbool(w, "all", c->o.all);
-	jw_key(w, "netns");
+	jw_key(w, "netns_list");
 	jw_arr(w);
 	for (int i = 0; i < c->n_traced; i++)
 		jw_u64(w, c->traced[i]);
@@ -237,7 +239,7 @@ static void print_agent_stats(const struct lat_out *out)
 {
 	struct jw *w = vtg_jw_stdout();
 
-	jw_record(w, "latency_stats", vtg_mono_ns());
+	jw_summary(w, "latency");
 	jw_kstr(w, "programs", "agent");
 	jw_ku64(w, "records", out->records);
 	jw_ku64(w, "lost", out->lost);
@@ -453,12 +455,14 @@ const struct cli_cmd vtg_cmd_latency = {
 	.opts_size = sizeof(struct lat_cli),
 	.run = latency_run,
 	.usage = "(--netns NS|--pid PID)...|--all [--hist] [--duration TIME] [OPTIONS]",
-	.more = "With -j, one JSON object per line: first {\"type\":\"tracing\",...} once attached, then\n"
-		"{\"type\":\"latency\",\"ts_ns\":..,\"time\":..,\n"
-		"\"netns\":..,\"netns_name\":..,\"dir\":..,\"proto\":..,\"src\":..,\"dst\":..,<key fields>,\n"
-		"\"lat_ns\":..,\"segments\":[{\"point\":..,\"dev\":..,\"netns\":..,\"t_ns\":..}]}; lost records\n"
-		"as {\"type\":\"lost\",\"count\":N,\"total\":N}; a traced namespace that disappears as\n"
-		"{\"type\":\"netns_gone\",\"netns\":..}; ts_ns is CLOCK_MONOTONIC.\n\n"
+	.more = "With -j, one record per line, each with the envelope (v, type, ts_ns, time, source):\n"
+		"first {\"type\":\"tracing\",...,\"netns_list\":[INODE,..]} once attached, then\n"
+		"{\"type\":\"latency\",\"netns\":..,\"netns_name\":..,\"dir\":..,\"proto\":..,\"src\":..,\n"
+		"\"dst\":..,<key fields>,\"lat_ns\":..,\"segments\":[{\"point\":..,\"dev\":..,\"netns\":..,\n"
+		"\"t_ns\":..}]}; lost records as {\"type\":\"lost\",\"what\":\"latency\",\"count\":N,\"total\":N};\n"
+		"a traced namespace that disappears as {\"type\":\"netns_gone\",\"netns\":..}; with --hist\n"
+		"the hist records at the end; last {\"type\":\"summary\",\"command\":\"latency\",...} with\n"
+		"the tracer's counters. ts_ns is CLOCK_MONOTONIC; netns is always an inode.\n\n"
 		"WARM START: loading (BTF, relocation, verification) is most of a cold start. A\n"
 		"standalone tracer keeps its verified programs and maps, pinned but attached to\n"
 		"nothing, under " VTG_PIN_ROOT "/cache; the next start with the same options takes\n"

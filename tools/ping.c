@@ -76,9 +76,9 @@ static void probe_json(const struct vtg_lat_ping_probe *p)
 	int64_t corrected;
 	bool cor = vtg_lat_ping_corrected(p, &corrected);
 
-	jw_record(w, "probe", vtg_mono_ns());
+	/* The envelope's ts_ns is the probe's user-space send time (CLOCK_MONOTONIC). */
+	jw_record(w, "probe", p->t_send);
 	jw_ku64(w, "seq", p->seq);
-	jw_ku64(w, "ts_ns", p->t_send);
 	ku64_or_null(w, "rtt_ns", p->replied, p->t_recv - p->t_send);
 	ku64_or_null(w, "egress_ns", p->have_egress, p->egress_ns);
 	ku64_or_null(w, "ingress_ns", p->have_ingress, p->ingress_ns);
@@ -188,7 +188,7 @@ static void summary_json(struct vtg_lat_ping *pg, const struct vtg_lat_ping_info
 {
 	struct jw *w = vtg_jw_stdout();
 
-	jw_record(w, "summary", vtg_mono_ns());
+	jw_summary(w, "ping");
 	jw_kstr(w, "dst", info->dst);
 	jw_ku64(w, "sent", s->sent);
 	jw_ku64(w, "received", s->received);
@@ -366,9 +366,11 @@ const struct cli_cmd vtg_cmd_ping = {
 	.run = ping_run,
 	.more = "With -j: one {\"type\":\"probe\",\"seq\":..,\"rtt_ns\":..,\"egress_ns\":..,\n"
 		"\"ingress_ns\":..,\"corrected_ns\":..,\"send_gap_ns\":..,\"recv_gap_ns\":..} per probe\n"
-		"(null where missing; the gaps: user send time to the send hook, receive-return\n"
-		"hook to user receive time), then {\"type\":\"summary\",...} with sent, received,\n"
-		"covered (both latencies known) and min/mean/p50/p99/max.\n",
+		"(its envelope's ts_ns is the send time; null where missing; the gaps: user send\n"
+		"time to the send hook, receive-return hook to user receive time), then\n"
+		"{\"type\":\"summary\",\"command\":\"ping\",...} with sent, received, covered (both\n"
+		"latencies known) and min/mean/p50/p99/max. Every record has the envelope\n"
+		"(v, type, ts_ns, time, source); vantage-export(8) has every field.\n",
 	.examples = "  vantage ping -c 10 192.0.2.1\n"
 		    "  vantage -j ping --netns c1 --host hostns --uplink up0 -c 100 -i 0.01 198.18.0.2\n"
 		    "  ip netns exec c1 vantage ping --host hostns --uplink up0 -i 0 -c 2000 198.18.0.2\n"

@@ -230,6 +230,7 @@ static void print_unloaded(void *ctx, const struct vtg_pol_inst *in)
 		jw_record(w, "unloaded", vtg_mono_ns());
 		jw_kstr(w, "dev", in->info.ifname);
 		jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in->info.hook));
+		jw_ku64(w, "netns", in->info.netns_ino);
 		jw_obj_end(w);
 		jw_free(w);
 	} else {
@@ -264,11 +265,11 @@ static void show_json(const struct vtg_pol_inst *in, const struct vtg_pol_hdr *h
 	jw_record(w, "policy", vtg_mono_ns());
 	jw_kstr(w, "dev", in->info.ifname);
 	jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in->info.hook));
-	jw_ku64(w, "netns_ino", in->info.netns_ino);
+	jw_ku64(w, "netns", in->info.netns_ino);
 	jw_ku64(w, "prog_id", in->info.prog_id);
 	jw_ku64(w, "next_prog_id", in->info.next_prog_id);
 	jw_ku64(w, "generation", gen);
-	jw_kstr(w, "source", h->source);
+	jw_kstr(w, "file", h->source); /* "source" is the envelope's */
 	jw_ku64(w, "loaded_ns", h->loaded_ns);
 	jw_kbool(w, "raw_ports", h->flags & VTG_POL_F_RAW_PORTS);
 	jw_kstr(w, "default", dflt);
@@ -380,19 +381,30 @@ static void stats_head(const struct vtg_pol_inst *in, const struct vtg_pol_stats
 	       "sampled", "s_lost", "mirrored", "m_lost", "match");
 }
 
-static void stats_tail_json(const struct vtg_pol_inst *in, const struct vtg_pol_stats *st)
+/* The closing record: every instance's counters (an empty array when none is loaded). */
+static void stats_summary_json(const struct vtg_pol_inst *in, const struct vtg_pol_stats *st, int n)
 {
 	struct jw *w = vtg_jw_stdout();
 
-	jw_record(w, "policy_stats", vtg_mono_ns());
-	jw_kstr(w, "dev", in->info.ifname);
-	jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in->info.hook));
-	jw_ku64(w, "packets", st->packets);
-	jw_ku64(w, "dropped", st->dropped);
-	jw_ku64(w, "non_ip", st->non_ip);
-	jw_ku64(w, "malformed", st->malformed);
-	jw_ku64(w, "cache_hit", st->cache_hit);
-	jw_ku64(w, "cache_miss", st->cache_miss);
+	jw_summary(w, "policy stats");
+	jw_key(w, "instances");
+	jw_arr(w);
+	for (int i = 0; i < n; i++) {
+		if (!vtg_pol_cur_hdr(&in[i].m))
+			continue; /* not reported above either */
+		jw_obj(w);
+		jw_kstr(w, "dev", in[i].info.ifname);
+		jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)in[i].info.hook));
+		jw_ku64(w, "netns", in[i].info.netns_ino);
+		jw_ku64(w, "packets", st[i].packets);
+		jw_ku64(w, "dropped", st[i].dropped);
+		jw_ku64(w, "non_ip", st[i].non_ip);
+		jw_ku64(w, "malformed", st[i].malformed);
+		jw_ku64(w, "cache_hit", st[i].cache_hit);
+		jw_ku64(w, "cache_miss", st[i].cache_miss);
+		jw_obj_end(w);
+	}
+	jw_arr_end(w);
 	jw_obj_end(w);
 	jw_free(w);
 }
@@ -401,34 +413,42 @@ static int do_stats(void *opts)
 {
 	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
+	struct vtg_pol_stats *st;
 	int n = open_selected(o, &in);
 
 	if (n < 0)
 		return VTG_EXIT_FAIL;
+	st = calloc(n ? n : 1, sizeof(*st));
+	if (!st) {
+		vtg_err("out of memory");
+		vtg_pol_inst_close(in, n);
+		return VTG_EXIT_FAIL;
+	}
 	if (n == 0 && !vtg.json)
 		printf("no policy loaded\n");
 	for (int i = 0; i < n; i++) {
 		const struct vtg_pol_hdr *h = vtg_pol_cur_hdr(&in[i].m);
-		struct vtg_pol_stats st;
 		struct vtg_pol_cnt c;
 
 		if (!h)
 			continue;
-		vtg_pol_read_stats(&in[i].m, &st);
+		vtg_pol_read_stats(&in[i].m, &st[i]);
 		if (!vtg.json)
-			stats_head(&in[i], &st);
+			stats_head(&in[i], &st[i]);
 		for (int64_t r = -1; r < (int64_t)h->nrules; r++)
 			if (!vtg_pol_read_cnt(&in[i].m, vtg_pol_rule_counter(&in[i].m, r), &c))
 				stats_rule(&in[i], h, r, &c);
-		if (vtg.json)
-			stats_tail_json(&in[i], &st);
 	}
+	if (vtg.json)
+		stats_summary_json(in, st, n);
+	free(st);
 	vtg_pol_inst_close(in, n);
 	return VTG_EXIT_OK;
 }
 
 /* ---- flows ---- */
 
+/* ctx: NULL, or a count of the flows printed. */
 static void flow_print(void *ctx, const struct vtg_xrec *r)
 {
 	static const char *const reasons[] = { "-", "idle", "active", "end", "forced", "resources" };
@@ -436,7 +456,8 @@ static void flow_print(void *ctx, const struct vtg_xrec *r)
 	struct jw *w = vtg_jw_stdout();
 	char s[64], d[64];
 
-	(void)ctx;
+	if (ctx)
+		(*(uint64_t *)ctx)++;
 	if (w) {
 		vtg_xrec_jw(w, r);
 		jw_free(w);
@@ -467,8 +488,9 @@ static void follow_summary(const struct vtg_pol_inst *in, const struct vtg_flowx
 		       (unsigned long long)st->exported_packets);
 		return;
 	}
-	jw_record(w, "flow_export", vtg_mono_ns());
+	jw_summary(w, "policy flows");
 	jw_kstr(w, "dev", in->info.ifname);
+	jw_ku64(w, "flows", st->exported);
 	jw_ku64(w, "drained", st->drained);
 	jw_ku64(w, "drained_packets", st->drained_packets);
 	jw_ku64(w, "exported", st->exported);
@@ -511,6 +533,7 @@ static int do_flows(void *opts)
 	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
 	int n, ret = VTG_EXIT_OK;
+	uint64_t nflows = 0;
 
 	if (o->follow) {
 		if (open_one(o, &in) < 0)
@@ -525,7 +548,15 @@ static int do_flows(void *opts)
 		return VTG_EXIT_FAIL;
 	flows_head();
 	for (int i = 0; i < n; i++)
-		vtg_pol_flows_snapshot(&in[i], flow_print, NULL);
+		vtg_pol_flows_snapshot(&in[i], flow_print, &nflows);
+	if (vtg.json) {
+		struct jw *w = vtg_jw_stdout();
+
+		jw_summary(w, "policy flows");
+		jw_ku64(w, "flows", nflows);
+		jw_obj_end(w);
+		jw_free(w);
+	}
 	vtg_pol_inst_close(in, n);
 	return ret;
 }
@@ -536,6 +567,7 @@ struct watch_out {
 	const struct popts *o;
 	int nsinks;
 	long seen;
+	uint64_t lost; /* sample and mirror records lost, as reported */
 };
 
 /* Addresses and ports out of the captured headers, for the text line. */
@@ -584,13 +616,14 @@ static void watch_lost(void *ctx, const struct vtg_pol_inst *in, const struct vt
 {
 	struct jw *w = vtg_jw_stdout();
 	const char *what = l->mirror ? "mirror" : "sample";
+	struct watch_out *wo = ctx;
 
-	(void)ctx;
+	wo->lost += l->count;
 	if (w) {
 		jw_record(w, "lost", vtg_mono_ns());
 		jw_kstr(w, "dev", in->info.ifname);
 		jw_ks64(w, "rule", l->rule);
-		jw_kstr(w, "action", what);
+		jw_kstr(w, "what", what);
 		jw_ku64(w, "count", l->count);
 		jw_ku64(w, "total", l->total);
 		jw_obj_end(w);
@@ -609,15 +642,7 @@ static void watch_scale(void *ctx, const struct vtg_budget *b)
 
 	if (w) {
 		jw_record(w, "sampling", vtg_mono_ns());
-		jw_ku64(w, "scale", b->scale);
-		jw_key(w, "cpu_pct");
-		jw_dbl(w, b->last_pct);
-		jw_key(w, "user_pct");
-		jw_dbl(w, b->last_user_pct);
-		jw_key(w, "bpf_pct");
-		jw_dbl(w, b->last_bpf_pct);
-		jw_key(w, "budget_pct");
-		jw_dbl(w, b->pct);
+		vtg_budget_jw(w, b);
 		jw_obj_end(w);
 		jw_free(w);
 	} else if (!wo->nsinks) {
@@ -644,18 +669,43 @@ static int open_sinks(const struct popts *o, struct vtg_sink **sinks)
 	return o->nexports;
 }
 
+/* Flushes and closes the sinks (their counts settle at close) and says what each did;
+ * freed after the summary has read them. */
 static void close_sinks(struct vtg_sink **sinks, int n)
 {
 	for (int k = 0; k < n; k++) {
 		struct vtg_sink *s = sinks[k];
 
-		s->ops->tick(s, vtg_mono_ns());
+		if (s->ops->tick)
+			s->ops->tick(s, vtg_mono_ns());
 		s->ops->close(s);
 		fprintf(stderr, "policy watch: %s %s: %llu records, %llu dropped, %llu skipped, %llu errors\n",
 			s->ops->name, s->target, (unsigned long long)s->st.records, (unsigned long long)s->st.dropped,
 			(unsigned long long)s->st.skipped, (unsigned long long)s->st.errors);
-		free(s);
 	}
+}
+
+/* The closing record of a watch that ended normally. */
+static void watch_summary(const struct vtg_pol_inst *in, uint64_t records, const struct watch_out *out,
+			  struct vtg_sink **sinks)
+{
+	struct jw *w = vtg_jw_stdout();
+
+	if (!w)
+		return;
+	jw_summary(w, "policy watch");
+	jw_kstr(w, "dev", in->info.ifname);
+	jw_ku64(w, "records", records);
+	jw_ku64(w, "lost", out->lost);
+	if (out->nsinks) {
+		jw_key(w, "sinks");
+		jw_arr(w);
+		for (int k = 0; k < out->nsinks; k++)
+			vtg_sink_stats_jw(w, sinks[k]);
+		jw_arr_end(w);
+	}
+	jw_obj_end(w);
+	jw_free(w);
 }
 
 /* Until stopped, --duration or --count. */
@@ -689,6 +739,7 @@ static int do_watch(void *opts)
 	};
 	struct vtg_pol_watch *w = NULL;
 	int ret = VTG_EXIT_FAIL;
+	uint64_t records = 0;
 
 	if (open_one(o, &in) < 0)
 		return VTG_EXIT_FAIL;
@@ -702,9 +753,14 @@ static int do_watch(void *opts)
 		goto out;
 	catch_signals(!out.nsinks);
 	ret = watch_loop(o, w);
+	records = vtg_pol_watch_seen(w);
 out:
 	vtg_pol_watch_close(w);
 	close_sinks(sinks, out.nsinks);
+	if (ret == VTG_EXIT_OK) /* on errors the error record is the last line */
+		watch_summary(in, records, &out, sinks);
+	for (int k = 0; k < out.nsinks; k++)
+		free(sinks[k]);
 	vtg_pol_inst_close(in, 1);
 	return ret;
 }
@@ -717,8 +773,9 @@ static bool bench_header(void *ctx, uint32_t i, int32_t match)
 
 	(void)ctx;
 	if (w) {
-		jw_record(w, "bench", vtg_mono_ns());
-		jw_ku64(w, "i", i);
+		/* Outside the timed runs: ns_per_pkt is BPF_PROG_TEST_RUN's own duration. */
+		jw_record(w, "bench_match", vtg_mono_ns());
+		jw_ku64(w, "header", i);
 		jw_ks64(w, "match", match);
 		jw_obj_end(w);
 		jw_free(w);
@@ -746,7 +803,7 @@ static void bench_summary(const struct popts *o, const struct vtg_pol_bench_info
 			       s->packets);
 		return;
 	}
-	jw_record(w, "summary", vtg_mono_ns());
+	jw_summary(w, "policy bench");
 	jw_kstr(w, "engine", engine);
 	jw_ku64(w, "rules", bi->rules);
 	jw_ku64(w, "packets", s->packets);
@@ -820,37 +877,41 @@ static const struct cli_cmd policy_load = SUB("load", load_rows, do_load,
 		"stay are kept). The policy stays after the command exits, until 'policy unload' or\n"
 		"'vantage clean'. An error names FILE:LINE:COLUMN and nothing on the data plane\n"
 		"changes.\n",
-	.more = "With -j: one {\"type\":\"loaded\"|\"updated\",...} record.\n",
+	.more = "With -j: one {\"type\":\"loaded\"|\"updated\",...} record (netns: the inode).\n",
 	.examples = "  vantage policy load web.policy --dev eth0 --hook tc-ingress\n"
 		    "  vantage policy load web.policy --dev eth0 --netns c1 --xdp\n");
 static const struct cli_cmd policy_show = SUB("show", show_rows, do_show,
 	.summary = "the live policies: where, generation, rules",
-	.more = "With -j: one {\"type\":\"policy\",...} record per instance, its rules in an array.\n",
+	.more = "With -j: one {\"type\":\"policy\",...,\"netns\":INODE,\"file\":..} record per instance, its\n"
+		"rules in an array.\n",
 	.examples = "  vantage policy show\n");
 static const struct cli_cmd policy_stats = SUB("stats", show_rows, do_stats,
 	.summary = "per-rule counters and the classifier's totals",
-	.more = "With -j: {\"type\":\"rule\"|\"default\",...} per rule and a {\"type\":\"policy_stats\",...}\n"
-		"per instance.\n",
+	.more = "With -j: {\"type\":\"rule\"|\"default\",...} per rule, then {\"type\":\"summary\",\n"
+		"\"command\":\"policy stats\",\"instances\":[..]} with each instance's totals.\n",
 	.examples = "  vantage -j policy stats\n");
 static const struct cli_cmd policy_flows = SUB("flows", flows_rows, do_flows,
 	.summary = "the flows of the 'flow' action: a snapshot, or exported as they end (--follow)",
-	.more = "With -j: one {\"type\":\"flow\",...} per flow; --follow closes with {\"type\":\"flow_export\",...}.\n",
+	.more = "With -j: one {\"type\":\"flow\",...} per flow, then {\"type\":\"summary\",\"command\":\n"
+		"\"policy flows\",\"flows\":N,...} (--follow: with the exporter's totals).\n",
 	.examples = "  vantage -j policy flows --dev eth0\n"
 		    "  vantage -j policy flows --follow --dev eth0 | vantage export ipfix udp://127.0.0.1:4739\n");
 static const struct cli_cmd policy_watch = SUB("watch", watch_rows, do_watch,
 	.summary = "stream the packets of 'sample' and 'mirror' rules, and losses",
-	.more = "With -j: {\"type\":\"sample\"|\"mirror\",...}, {\"type\":\"lost\",...} and, with a budget,\n"
-		"{\"type\":\"sampling\",...}.\n",
+	.more = "With -j: {\"type\":\"sample\"|\"mirror\",...}, {\"type\":\"lost\",\"what\":\"sample\"|\"mirror\",...}\n"
+		"and, with a budget, {\"type\":\"sampling\",...}; last {\"type\":\"summary\",\"command\":\n"
+		"\"policy watch\",\"dev\":..,\"records\":N,\"lost\":N} (with --export, each sink's counts).\n",
 	.examples = "  vantage -j policy watch --dev eth0 --duration 10\n"
 		    "  vantage -j policy watch --dev eth0 --cpu-budget 10 --export pcapng=/tmp/m.pcapng\n");
 static const struct cli_cmd policy_unload = SUB("unload", unload_rows, do_unload,
 	.summary = "detach the policies and remove their pins",
-	.more = "With -j: one {\"type\":\"unloaded\",...} record per instance.\n",
+	.more = "With -j: one {\"type\":\"unloaded\",\"dev\":..,\"hook\":..,\"netns\":..} record per instance.\n",
 	.examples = "  vantage policy unload --dev eth0\n");
 static const struct cli_cmd policy_bench = SUB("bench", bench_rows, do_bench,
 	.summary = "run a rule set and a ClassBench trace through the program (BPF_PROG_TEST_RUN)",
-	.more = "With -j: {\"type\":\"bench\",\"i\":LINE,\"match\":RULE} per header (LINE and RULE 0-based,\n"
-		"RULE -1 = none) and {\"type\":\"summary\",\"packets\":..,\"ns_per_pkt\":..}.\n",
+	.more = "With -j: {\"type\":\"bench_match\",\"header\":LINE,\"match\":RULE} per header (LINE and\n"
+		"RULE 0-based, RULE -1 = none) and {\"type\":\"summary\",\"command\":\"policy bench\",\n"
+		"\"packets\":..,\"ns_per_pkt\":..}, each with the envelope (v, type, ts_ns, time, source).\n",
 	.examples = "  vantage -j policy bench --rules acl1_10000 --trace acl1_10000_trace --no-cache --repeat 100\n");
 
 static const struct cli_cmd *const policy_subs[] = {

@@ -54,8 +54,8 @@ struct status {
 static void json_attachment(struct jw *w, const struct vtg_found *f)
 {
 	jw_obj(w);
-	jw_kstr(w, "netns", f->ns.name);
-	jw_ku64(w, "netns_ino", f->ns.ino);
+	jw_ku64(w, "netns", f->ns.ino);
+	jw_kstr(w, "netns_name", f->ns.name);
 	jw_kstr(w, "dev", f->at.ifname);
 	jw_kstr(w, "hook", vtg_hook_name(f->at.hook));
 	jw_ku64(w, "prog_id", f->at.prog_id);
@@ -174,6 +174,9 @@ const struct cli_cmd vtg_cmd_status = {
 		"the owning process and whether it is still alive, and everything pinned under\n"
 		VTG_PIN_ROOT ".\n",
 	.run = status_run,
+	.more = "With -j: one {\"type\":\"status\",\"programs\":[..],\"attachments\":[..],\"agent_pid\":..,\n"
+		"\"pins\":[..]} record (the envelope: v, type, ts_ns, time, source); an attachment names\n"
+		"its namespace by inode (netns) and name (netns_name). vantage-export(8) has every field.\n",
 	.examples = "  vantage status\n"
 		    "  vantage status -j | jq '.attachments[] | select(.owner_alive == false)'\n",
 };

@@ -24,7 +24,7 @@ static void on_signal(int sig)
 
 struct out {
 	struct jw *w;
-	int unreached;
+	int reported, unreached; /* destinations: all, and those not reached */
 	bool campaign;
 	bool progress_shown;
 };
@@ -310,6 +310,7 @@ static void on_report(const struct vtg_tr_report *r, void *arg)
 
 	clear_progress(o);
 	vtg_addr_str(&r->dst, dst, sizeof(dst));
+	o->reported++;
 	if (!reached)
 		o->unreached++;
 	if (!o->w)
@@ -347,7 +348,7 @@ static void on_report(const struct vtg_tr_report *r, void *arg)
 	for (int k = 0; k < r->ntunnels; k++)
 		tunnel_out(o, dst, r, &r->tunnels[k]);
 	if (o->w) {
-		jw_record(o->w, "done", vtg_mono_ns());
+		jw_record(o->w, "destination", vtg_mono_ns());
 		jw_kstr(o->w, "dst", dst);
 		jw_kbool(o->w, "reached", reached);
 		jw_kstr(o->w, "stop", vtg_tr_stop_name(r->stop));
@@ -371,7 +372,8 @@ static void on_report(const struct vtg_tr_report *r, void *arg)
 			r->stop_detail[0] ? ": " : "", r->stop_detail);
 }
 
-static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_ns)
+/* With -j the closing record, always; --stats adds the counters to it (to stderr in text). */
+static void print_summary(struct vtg_tr_session *s, struct out *o, uint64_t start_ns, bool stats)
 {
 	struct vtg_tr_stats st;
 	struct rusage ru;
@@ -381,7 +383,13 @@ static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_
 	if (o->w) {
 		struct jw *w = o->w;
 
-		jw_record(w, "stats", vtg_mono_ns());
+		jw_summary(w, "trace");
+		jw_ku64(w, "destinations", o->reported);
+		jw_ku64(w, "reached", o->reported - o->unreached);
+		if (!stats) {
+			jw_obj_end(w);
+			return;
+		}
 		jw_ku64(w, "sent", st.sent);
 		jw_ku64(w, "records", st.records);
 		jw_ku64(w, "stray", st.stray);
@@ -409,7 +417,7 @@ static void print_stats(struct vtg_tr_session *s, struct out *o, uint64_t start_
 		jw_ku64(w, "eg_run_cnt", st.eg_run_cnt);
 		jw_ku64(w, "eg_run_ns", st.eg_run_ns);
 		jw_obj_end(w);
-	} else {
+	} else if (stats) {
 		fprintf(stderr,
 			"stats: %llu probes, %llu records (%llu stray), %llu timeouts; kernel: %llu stamped, "
 			"%llu records, %llu lost, %llu unmatched, %llu unidentified, %llu malformed; "
@@ -665,9 +673,9 @@ static void report_lost(struct vtg_tr_session *s, struct out *out)
 		return;
 	if (out->w) {
 		jw_record(out->w, "lost", vtg_mono_ns());
+		jw_kstr(out->w, "what", "trace");
 		jw_ku64(out->w, "count", st.k_lost);
 		jw_ku64(out->w, "total", st.k_lost);
-		jw_ku64(out->w, "records", st.k_lost);
 		jw_obj_end(out->w);
 	}
 	vtg_warn("%llu replies were lost in the kernel (ring buffer full)", (unsigned long long)st.k_lost);
@@ -697,14 +705,13 @@ static int run(const struct trace_cli *c, uint64_t start_ns)
 		goto out;
 	clear_progress(&out);
 	report_lost(s, &out);
-	if (c->stats)
-		print_stats(s, &out, start_ns);
-	if (stop) {
+	if (stop) /* before the summary: that is the last line */
 		vtg_err("interrupted: the result above is partial");
+	print_summary(s, &out, start_ns, c->stats);
+	if (stop)
 		ret = VTG_EXIT_FAIL;
-	} else {
+	else
 		ret = c->targets || !out.unreached ? VTG_EXIT_OK : VTG_EXIT_FAIL;
-	}
 out:
 	clear_progress(&out);
 	vtg_tr_session_free(s);
@@ -751,8 +758,11 @@ const struct cli_cmd vtg_cmd_trace = {
 		"With -j: one JSON object per line: per hop {\"type\":\"hop\",\"dst\",\"ttl\",\"addr\",\n"
 		"\"rtt_ns\",\"reply_ttl\",\"echo_reply_ttl\",\"qttl\",\"mpls\":[{\"label\",\"tc\",\"s\",\"ttl\"}],\n"
 		"\"tags\",\"revealed\"}, per tunnel {\"type\":\"tunnel\",\"dst\",\"kind\",\"ingress\",\"egress\",\n"
-		"\"lsrs\",\"trigger\",\"revealed_by\"}, per destination {\"type\":\"done\",...}; replies lost\n"
-		"in the kernel as {\"type\":\"lost\",\"count\":N,...}.\n\n"
+		"\"lsrs\",\"trigger\",\"revealed_by\"}, per destination {\"type\":\"destination\",\"dst\",\n"
+		"\"reached\",\"stop\",...}; replies lost in the kernel as {\"type\":\"lost\",\"what\":\"trace\",\n"
+		"\"count\":N,...}; last {\"type\":\"summary\",\"command\":\"trace\",\"destinations\",\"reached\"}\n"
+		"(with --stats also the counters). Every record has the envelope (v, type, ts_ns, time,\n"
+		"source); vantage-export(8) has every field.\n\n"
 		"Exit status: 0 when the destination answered (campaigns: when the campaign ran),\n"
 		"1 when it did not (unreachable, gap limit, max TTL, interrupted) or on failure,\n"
 		"2 on usage errors. Ctrl-C prints what was found so far and detaches.\n"

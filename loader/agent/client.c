@@ -337,9 +337,33 @@ static int send_with_fds(int fd, const char *req, size_t len)
 }
 
 /* Waits for the agent's one answer line; returns the run's status or -errno. */
+/* The agent's answer to a trace request is one record: agent_exit with the run's exit
+ * status, or an error with its message. Returns the status, or -1 with the message (or
+ * the line itself, when it is neither) in msg. */
+static int trace_answer(const char *line, char *msg, size_t size)
+{
+	struct jr_tok tok[32];
+	struct jr_doc d;
+	char type[32] = "";
+	long n = jr_parse(&d, line, strlen(line), tok, 32);
+	uint32_t i;
+	int64_t status;
+
+	snprintf(msg, size, "%s", line);
+	if (n <= 0 || n > 32 || tok[0].type != JR_OBJ || !(i = jr_get(&d, 0, "type")) ||
+	    jr_str(&d, i, type, sizeof(type)) < 0)
+		return -1;
+	if (!strcmp(type, "agent_exit") && (i = jr_get(&d, 0, "status")) && !jr_s64(&d, i, &status) &&
+	    status >= 0 && status <= 255 + 128)
+		return (int)status;
+	if (!strcmp(type, "error") && (i = jr_get(&d, 0, "message")))
+		jr_str(&d, i, msg, size);
+	return -1;
+}
+
 static int trace_wait(int fd, volatile int *stop)
 {
-	char line[512];
+	char line[512], msg[512];
 	size_t n = 0;
 	bool shut = false;
 	int status = -1;
@@ -367,13 +391,14 @@ static int trace_wait(int fd, volatile int *stop)
 			continue;
 		}
 		*nl = 0;
-		if (sscanf(line, "{\"type\":\"agent_exit\",\"status\":%d}", &status) == 1 && status >= 0)
+		status = trace_answer(line, msg, sizeof(msg));
+		if (status >= 0)
 			return status;
-		if (strstr(line, "is off in this agent's configuration")) {
+		if (strstr(msg, "is off in this agent's configuration")) {
 			vtg_info("the running agent does not trace on demand: tracing here");
 			return -ENOTSUP;
 		}
-		vtg_err("the agent refused the trace: %s", line);
+		vtg_err("the agent refused the trace: %s", msg);
 		return -EPERM;
 	}
 	vtg_err("the agent went away before the trace ended");

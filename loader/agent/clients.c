@@ -115,16 +115,6 @@ static bool send_all(int fd, const void *buf, size_t len)
 	return n == (ssize_t)len;
 }
 
-/* why is one of our own messages: nothing in it needs escaping. */
-static void send_error(struct agent_client *c, const char *why)
-{
-	char line[256];
-	int n = snprintf(line, sizeof(line), "{\"error\":\"%s\"}\n", why);
-
-	if (n > 0 && (size_t)n < sizeof(line))
-		send_all(c->fd, line, n);
-}
-
 static bool send_frame(struct agent_client *c, uint32_t type, const void *payload, uint32_t len)
 {
 	char buf[sizeof(struct vtg_agent_frame) + sizeof(struct vtg_lat_hist_entry)];
@@ -162,6 +152,33 @@ static bool send_json_line(struct agent_client *c, void (*fill)(struct jw *, con
 static void fill_event(struct jw *w, const void *ev)
 {
 	vtg_lat_event_json(w, ev);
+}
+
+static void fill_error(struct jw *w, const void *why)
+{
+	jw_record(w, "error", vtg_mono_ns());
+	jw_kstr(w, "message", why);
+	jw_obj_end(w);
+}
+
+/* A bad request is answered with an error record, as every record a stream carries. */
+static void send_error(struct agent_client *c, const char *why)
+{
+	send_json_line(c, fill_error, why);
+}
+
+static void fill_subscribed(struct jw *w, const void *netns)
+{
+	jw_record(w, "subscribed", vtg_mono_ns());
+	jw_ku64(w, "netns", *(const uint32_t *)netns);
+	jw_obj_end(w);
+}
+
+static void fill_exit(struct jw *w, const void *status)
+{
+	jw_record(w, "agent_exit", vtg_mono_ns());
+	jw_ks64(w, "status", *(const int *)status);
+	jw_obj_end(w);
 }
 
 static bool wants(const struct agent_client *c, uint32_t netns)
@@ -364,14 +381,12 @@ void agent_reap_traces(struct vtg_agent *a)
 	for (int i = a->n_cl - 1; i >= 0; i--) {
 		struct agent_client *c = &a->cl[i];
 		int st, code;
-		char line[80];
 
 		if (c->state != CS_TRACE || c->child <= 0 || waitpid(c->child, &st, WNOHANG) != c->child)
 			continue;
 		c->child = 0;
 		code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		snprintf(line, sizeof(line), "{\"type\":\"agent_exit\",\"status\":%d}\n", code);
-		send_all(c->fd, line, strlen(line));
+		send_json_line(c, fill_exit, &code);
 		agent_log(a, "trace", "traceroute finished", NULL, NULL, "status", code);
 		agent_drop_client(a, i);
 	}
@@ -446,10 +461,7 @@ static bool subscribe(struct vtg_agent *a, struct agent_client *c)
 	if (c->kind == CL_CONTROL) {
 		send_frame(c, VTG_AGENT_FRAME_READY, NULL, 0);
 	} else {
-		char line[80];
-		int n = snprintf(line, sizeof(line), "{\"type\":\"subscribed\",\"netns\":%u}\n", c->netns[0]);
-
-		send_all(c->fd, line, n);
+		send_json_line(c, fill_subscribed, &c->netns[0]);
 	}
 	return true;
 }

@@ -80,7 +80,7 @@ static void netns_added(void *ctx, uint32_t ino, const char *name)
 {
 	struct vtg_agent *a = ctx;
 
-	agent_log(a, "netns_added", NULL, "name", name, "netns", ino);
+	agent_log(a, "netns_added", NULL, "netns_name", name, "netns", ino);
 	if (a->lat && a->cfg.latency == VTG_AGENT_LAT_NETNS && wanted_name(a, name))
 		vtg_lat_add_netns(a->lat, ino);
 }
@@ -144,8 +144,14 @@ static int open_latency(struct vtg_agent *a)
 	err = vtg_lat_open(&o, on_event, a, &a->lat);
 	if (err)
 		return err < 0 ? err : -EINVAL;
-	agent_log(a, "latency", NULL, "state", vtg_lat_adopted(a->lat) ? "taken over" : "attached",
-		  NULL, 0);
+	{
+		struct vtg_agent_event ev = {
+			.type = "tracing", .key = "programs", .value = vtg_lat_mode(a->lat), .key2 = "state",
+			.value2 = vtg_lat_adopted(a->lat) ? "taken over" : "attached",
+		};
+
+		agent_log_ev(a, &ev);
+	}
 	return 0;
 }
 
@@ -304,7 +310,11 @@ static void sampling_changed(struct vtg_agent *a, uint64_t now)
 	}
 	if (a->prom)
 		vtg_prom_observe_record(a->prom, &r);
-	agent_log(a, "sampling", NULL, "budget", "cpu", "scale", a->budget.scale);
+	{
+		struct vtg_agent_event ev = { .type = "sampling", .budget = &a->budget };
+
+		agent_log_ev(a, &ev);
+	}
 }
 
 /* Feeds, sinks (ticked every 50 ms, or at once when one of their fds is ready), metrics
@@ -371,22 +381,27 @@ static void loop(struct vtg_agent *a, volatile sig_atomic_t *stop)
 
 /* ---- stopping ---- */
 
+/* Flushed and closed; freed after the summary has read their counts. */
 static void close_sinks(struct vtg_agent *a)
 {
 	for (int k = 0; k < a->n_sinks; k++) {
 		struct vtg_sink *sk = a->sinks[k];
-		char what[300];
 
-		sk->ops->tick(sk, vtg_mono_ns());
+		if (sk->ops->tick)
+			sk->ops->tick(sk, vtg_mono_ns());
 		sk->ops->close(sk);
-		snprintf(what, sizeof(what), "%s %s", sk->ops->name, sk->target);
-		agent_log(a, "export_summary", NULL, "sink", what, "records", sk->st.records);
-		if (sk->st.dropped || sk->st.errors)
-			agent_log(a, "export_dropped", NULL, "sink", what, "dropped",
-				  sk->st.dropped + sk->st.errors);
-		free(sk);
 	}
-	a->n_sinks = 0;
+}
+
+/* The closing record, the log's last line: records read, and what each sink did. */
+static void log_summary(struct vtg_agent *a)
+{
+	struct vtg_agent_event ev = {
+		.type = "summary", .key = "command", .value = "agent", .num_key = "records",
+		.num = a->records, .sinks = a->sinks, .n_sinks = a->n_sinks,
+	};
+
+	agent_log_ev(a, &ev);
 }
 
 /* Everything it opened is closed; what is pinned stays pinned and attached. */
@@ -436,6 +451,10 @@ int vtg_agent_run(const struct vtg_agent_cfg *cfg, const struct vtg_agent_run_op
 			  "pin_dir", a->cfg.pin_dir, NULL, 0);
 	}
 	tear_down(a);
+	if (!err) /* on a failed start the error is the last line */
+		log_summary(a);
+	for (int k = 0; k < a->n_sinks; k++)
+		free(a->sinks[k]);
 	free(a);
 	return err;
 }

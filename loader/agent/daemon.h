@@ -65,6 +65,7 @@ struct vtg_agent {
 };
 
 /* log.c: one line of the agent's log, to the caller's log function. */
+void agent_log_ev(const struct vtg_agent *a, const struct vtg_agent_event *ev);
 void agent_log(const struct vtg_agent *a, const char *type, const char *msg, const char *key,
 	       const char *value, const char *num_key, uint64_t num);
 

@@ -118,15 +118,24 @@ int vtg_agent_read(int fd, void *buf, size_t len, int timeout_ms);
 
 #include <signal.h>
 
-/* One line of the agent's own log (agent_started, netns_added, denied, trace, ...): a
- * type, an optional message, an optional string field and an optional number field. */
+struct vtg_budget;
+struct vtg_sink;
+
+/* One line of the agent's own log (agent_started, netns_added, denied, trace, ...,
+ * and last its summary): a record type (loader/export/schema), an optional message, up
+ * to two string fields, an optional number field and, for some types, more. */
 struct vtg_agent_event {
 	const char *type;
 	const char *message;   /* NULL or "": none */
 	const char *key;       /* NULL: no string field */
 	const char *value;
+	const char *key2;      /* NULL: no second string field */
+	const char *value2;
 	const char *num_key;   /* NULL: no number field */
 	uint64_t num;
+	const struct vtg_budget *budget; /* sampling: the scale and the CPU figures */
+	struct vtg_sink *const *sinks;   /* summary: each sink's counts (closed, not freed) */
+	int n_sinks;
 };
 typedef void (*vtg_agent_log_fn)(const struct vtg_agent_event *ev, void *ctx);
 

@@ -116,3 +116,16 @@ bool vtg_budget_tick(struct vtg_budget *b, uint64_t now)
 	}
 	return b->scale != old;
 }
+
+void vtg_budget_jw(struct jw *w, const struct vtg_budget *b)
+{
+	jw_ku64(w, "scale", b->scale);
+	jw_key(w, "cpu_pct");
+	jw_dbl(w, b->last_pct);
+	jw_key(w, "user_pct");
+	jw_dbl(w, b->last_user_pct);
+	jw_key(w, "bpf_pct");
+	jw_dbl(w, b->last_bpf_pct);
+	jw_key(w, "budget_pct");
+	jw_dbl(w, b->pct);
+}

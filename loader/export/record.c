@@ -514,8 +514,7 @@ int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pk
 		break;
 	case VTG_XK_LOST:
 		memset(&r->lost, 0, sizeof(r->lost));
-		if (!xp_str(&x, "what", false, r->lost.what, sizeof(r->lost.what)))
-			xp_str(&x, "action", false, r->lost.what, sizeof(r->lost.what));
+		xp_str(&x, "what", false, r->lost.what, sizeof(r->lost.what));
 		r->lost.count = xp_u64(&x, "count", true, 0);
 		break;
 	case VTG_XK_SAMPLING:

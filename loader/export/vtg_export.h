@@ -254,6 +254,9 @@ int vtg_budget_init(struct vtg_budget *b, double pct, const int *prog_fds, int n
 /* Call often; every 250 ms it measures and adapts. Returns true when scale changed. */
 bool vtg_budget_tick(struct vtg_budget *b, uint64_t now_mono_ns);
 void vtg_budget_free(struct vtg_budget *b);
+/* The sampling record's fields (after its envelope): scale, cpu_pct, user_pct, bpf_pct,
+ * budget_pct. */
+void vtg_budget_jw(struct jw *w, const struct vtg_budget *b);
 
 /* ---- prom.c ------------------------------------------------------------------ */
 

@@ -390,7 +390,7 @@ void vtg_pol_loaded_print(const struct vtg_pol_loaded *l)
 		jw_kstr(w, "dev", l->info.ifname);
 		jw_kstr(w, "hook", vtg_hook_name((enum vtg_hook)l->info.hook));
 		jw_ku64(w, "prog_id", l->info.prog_id);
-		jw_ku64(w, "netns_ino", l->info.netns_ino);
+		jw_ku64(w, "netns", l->info.netns_ino);
 		jw_ku64(w, "generation", l->generation);
 		jw_ku64(w, "rules", l->rules);
 		jw_ku64(w, "trees", l->trees);
