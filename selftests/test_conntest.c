@@ -210,28 +210,28 @@ static bool bed_up(struct testbed *tb, const char *tag, struct testbed_opts *o)
 
 TEST(conntest_parse)
 {
-	struct ct_target t;
+	struct vtg_ct_target t;
 	char err[600];
 	uint64_t v;
 
 	if (SUBTEST("uri")) {
-		ASSERT_OK(ct_parse_uri("tcp://10.0.0.2:1234?monitor-bandwidth&packet-size=5mb", &t, err, sizeof(err)), err);
+		ASSERT_OK(vtg_ct_parse_uri("tcp://10.0.0.2:1234?monitor-bandwidth&packet-size=5mb", &t, err, sizeof(err)), err);
 		ASSERT_EQ(t.proto, IPPROTO_TCP, "tcp");
 		ASSERT_EQ(t.port, 1234, "port");
 		ASSERT_TRUE(t.bandwidth, "monitor-bandwidth");
 		ASSERT_EQ(t.packet_size, 5u << 20, "5mb");
-		ASSERT_OK(ct_parse_uri("udp://[fd00::1]:7?packet-size=1400B&window=32&pings=3&interval=0.5", &t, err, sizeof(err)), err);
+		ASSERT_OK(vtg_ct_parse_uri("udp://[fd00::1]:7?packet-size=1400B&window=32&pings=3&interval=0.5", &t, err, sizeof(err)), err);
 		ASSERT_EQ(t.proto, IPPROTO_UDP, "udp");
 		ASSERT_EQ(t.addr.ss_family, AF_INET6, "IPv6 in brackets");
 		ASSERT_EQ(t.packet_size, 1400, "1400B");
 		ASSERT_EQ(t.window, 32, "window");
 		ASSERT_EQ(t.pings, 3, "pings");
-		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1", &t, err, sizeof(err)), err);
-		ASSERT_EQ(t.packet_size, CT_TCP_PACKET_DEFAULT, "default TCP packet size");
+		ASSERT_OK(vtg_ct_parse_uri("tcp://127.0.0.1:1", &t, err, sizeof(err)), err);
+		ASSERT_EQ(t.packet_size, VTG_CT_TCP_PACKET_DEFAULT, "default TCP packet size");
 		ASSERT_TRUE(t.bw_up && t.bw_down, "both ways by default");
-		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1?bandwidth-direction=down", &t, err, sizeof(err)), err);
+		ASSERT_OK(vtg_ct_parse_uri("tcp://127.0.0.1:1?bandwidth-direction=down", &t, err, sizeof(err)), err);
 		ASSERT_TRUE(!t.bw_up && t.bw_down, "down only");
-		ASSERT_OK(ct_parse_uri("tcp://127.0.0.1:1?bandwidth-direction=up", &t, err, sizeof(err)), err);
+		ASSERT_OK(vtg_ct_parse_uri("tcp://127.0.0.1:1?bandwidth-direction=up", &t, err, sizeof(err)), err);
 		ASSERT_TRUE(t.bw_up && !t.bw_down, "up only");
 	}
 	if (SUBTEST("uri_errors")) {
@@ -257,59 +257,59 @@ TEST(conntest_parse)
 			{ "tcp://1.2.3.4:80/x", "path '/x'" },
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-			ASSERT_ERR(ct_parse_uri(bad[i].uri, &t, err, sizeof(err)), bad[i].uri);
+			ASSERT_ERR(vtg_ct_parse_uri(bad[i].uri, &t, err, sizeof(err)), bad[i].uri);
 			ASSERT_STRSTR(err, bad[i].names, bad[i].uri);
 		}
 	}
 	if (SUBTEST("sizes")) {
-		ASSERT_OK(ct_parse_size("1400", &v, err, sizeof(err)), "bare");
+		ASSERT_OK(vtg_ct_parse_size("1400", &v, err, sizeof(err)), "bare");
 		ASSERT_EQ(v, 1400, "bare bytes");
-		ASSERT_OK(ct_parse_size("64KB", &v, err, sizeof(err)), "KB");
+		ASSERT_OK(vtg_ct_parse_size("64KB", &v, err, sizeof(err)), "KB");
 		ASSERT_EQ(v, 65536, "KB = 1024");
-		ASSERT_OK(ct_parse_size("1GiB", &v, err, sizeof(err)), "GiB");
+		ASSERT_OK(vtg_ct_parse_size("1GiB", &v, err, sizeof(err)), "GiB");
 		ASSERT_EQ(v, 1ULL << 30, "GiB");
-		ASSERT_OK(ct_parse_size("1.5mb", &v, err, sizeof(err)), "fractional MB");
+		ASSERT_OK(vtg_ct_parse_size("1.5mb", &v, err, sizeof(err)), "fractional MB");
 		ASSERT_EQ(v, 3 << 19, "1.5 MB");
-		ASSERT_ERR(ct_parse_size("MB", &v, err, sizeof(err)), "no number");
-		ASSERT_ERR(ct_parse_size("-5", &v, err, sizeof(err)), "negative");
-		ASSERT_ERR(ct_parse_size("0.5B", &v, err, sizeof(err)), "half a byte");
+		ASSERT_ERR(vtg_ct_parse_size("MB", &v, err, sizeof(err)), "no number");
+		ASSERT_ERR(vtg_ct_parse_size("-5", &v, err, sizeof(err)), "negative");
+		ASSERT_ERR(vtg_ct_parse_size("0.5B", &v, err, sizeof(err)), "half a byte");
 	}
 	if (SUBTEST("listen")) {
 		int proto;
 		uint16_t port;
 
-		ASSERT_OK(ct_parse_listen("udp:7000", &proto, &port, err, sizeof(err)), "udp:7000");
+		ASSERT_OK(vtg_ct_parse_listen("udp:7000", &proto, &port, err, sizeof(err)), "udp:7000");
 		ASSERT_EQ(proto, IPPROTO_UDP, "udp");
 		ASSERT_EQ(port, 7000, "port");
-		ASSERT_ERR(ct_parse_listen("sctp:1", &proto, &port, err, sizeof(err)), "sctp");
-		ASSERT_ERR(ct_parse_listen("tcp:0", &proto, &port, err, sizeof(err)), "port 0");
+		ASSERT_ERR(vtg_ct_parse_listen("sctp:1", &proto, &port, err, sizeof(err)), "sctp");
+		ASSERT_ERR(vtg_ct_parse_listen("tcp:0", &proto, &port, err, sizeof(err)), "port 0");
 	}
 	if (SUBTEST("messages")) {
-		uint8_t m[CT_HDR_LEN + CT_HELLO_FIXED + CT_NAME_MAX], type;
+		uint8_t m[VTG_CT_HDR_LEN + VTG_CT_HELLO_FIXED + VTG_CT_NAME_MAX], type;
 		uint32_t len;
-		struct ct_hello h = { .role = CT_CLIENT, .window = 64, .instance = 42 }, g;
+		struct vtg_ct_hello h = { .role = VTG_CT_CLIENT, .window = 64, .instance = 42 }, g;
 		size_t n;
 
 		snprintf(h.name, sizeof(h.name), "node-1");
-		n = ct_hello_put(m, &h);
-		ASSERT_OK(ct_hdr_check(m, &type, &len, err, sizeof(err)), "HELLO header");
-		ASSERT_EQ(type, CT_HELLO, "type");
-		ASSERT_EQ(len, n - CT_HDR_LEN, "length");
-		ASSERT_OK(ct_hello_parse(m + CT_HDR_LEN, len, &g, err, sizeof(err)), "HELLO parses");
+		n = vtg_ct_hello_put(m, &h);
+		ASSERT_OK(vtg_ct_hdr_check(m, &type, &len, err, sizeof(err)), "HELLO header");
+		ASSERT_EQ(type, VTG_CT_HELLO, "type");
+		ASSERT_EQ(len, n - VTG_CT_HDR_LEN, "length");
+		ASSERT_OK(vtg_ct_hello_parse(m + VTG_CT_HDR_LEN, len, &g, err, sizeof(err)), "HELLO parses");
 		ASSERT_STREQ(g.name, "node-1", "name");
 		ASSERT_EQ(g.instance, 42, "instance");
-		ASSERT_ERR(ct_hello_parse(m + CT_HDR_LEN, len - 1, &g, err, sizeof(err)), "truncated HELLO");
+		ASSERT_ERR(vtg_ct_hello_parse(m + VTG_CT_HDR_LEN, len - 1, &g, err, sizeof(err)), "truncated HELLO");
 		m[2] = 2;
-		ASSERT_ERR(ct_hdr_check(m, &type, &len, err, sizeof(err)), "version 2");
+		ASSERT_ERR(vtg_ct_hdr_check(m, &type, &len, err, sizeof(err)), "version 2");
 		ASSERT_STRSTR(err, "version 2", "names the version");
 		memcpy(m, "GET ", 4);
-		ASSERT_ERR(ct_hdr_check(m, &type, &len, err, sizeof(err)), "HTTP");
+		ASSERT_ERR(vtg_ct_hdr_check(m, &type, &len, err, sizeof(err)), "HTTP");
 		ASSERT_STRSTR(err, "another protocol", "says so");
-		ct_hdr_put(m, CT_PING, 1000);
-		ASSERT_ERR(ct_hdr_check(m, &type, &len, err, sizeof(err)), "a PING too long");
-		ASSERT_ERR(ct_msg_check(CT_PING, m, 15, err, sizeof(err)), "a PING too short");
-		ct_hdr_put(m, 77, 0);
-		ASSERT_ERR(ct_hdr_check(m, &type, &len, err, sizeof(err)), "unknown type");
+		vtg_ct_hdr_put(m, VTG_CT_PING, 1000);
+		ASSERT_ERR(vtg_ct_hdr_check(m, &type, &len, err, sizeof(err)), "a PING too long");
+		ASSERT_ERR(vtg_ct_msg_check(VTG_CT_PING, m, 15, err, sizeof(err)), "a PING too short");
+		vtg_ct_hdr_put(m, 77, 0);
+		ASSERT_ERR(vtg_ct_hdr_check(m, &type, &len, err, sizeof(err)), "unknown type");
 	}
 }
 
@@ -323,7 +323,7 @@ struct sim_dgram {
 };
 
 struct sim_side {
-	struct ct_rel *rel;
+	struct vtg_ct_rel *rel;
 	struct sim_side *peer;
 	struct sim_dgram q[SIM_Q]; /* in flight towards this side */
 	int qn;
@@ -390,7 +390,7 @@ static int sim_deliver(void *ctx, uint8_t type, const uint8_t *payload, uint32_t
 {
 	struct sim_side *s = ctx;
 
-	if (type != CT_PING || len != CT_PING_LEN || ct_get64(payload) != s->next_expected)
+	if (type != VTG_CT_PING || len != VTG_CT_PING_LEN || vtg_ct_get64(payload) != s->next_expected)
 		s->order_errors++;
 	s->next_expected++;
 	s->delivered++;
@@ -413,32 +413,32 @@ TEST(conntest_rel)
 	b.rng = 2;
 	a.loss_pct = b.loss_pct = 5;
 	a.reorder_pct = b.reorder_pct = 5;
-	a.rel = ct_rel_new(7, 64, sim_send, sim_deliver, &a);
-	b.rel = ct_rel_new(7, 64, sim_send, sim_deliver, &b);
+	a.rel = vtg_ct_rel_new(7, 64, sim_send, sim_deliver, &a);
+	b.rel = vtg_ct_rel_new(7, 64, sim_send, sim_deliver, &b);
 	if (!ASSERT_OK_PTR(a.rel, "rel a") || !ASSERT_OK_PTR(b.rel, "rel b"))
 		goto out;
 	/* a sends N messages to b; b sends N/3 to a; time moves 20 us per step. */
-	for (int step = 0; step < 2000000 && (b.delivered < N || a.delivered < N / 3 || !ct_rel_idle(a.rel) ||
-					      !ct_rel_idle(b.rel));
+	for (int step = 0; step < 2000000 && (b.delivered < N || a.delivered < N / 3 || !vtg_ct_rel_idle(a.rel) ||
+					      !vtg_ct_rel_idle(b.rel));
 	     step++) {
-		uint8_t m[CT_HDR_LEN + CT_PING_LEN];
+		uint8_t m[VTG_CT_HDR_LEN + VTG_CT_PING_LEN];
 
 		now += 20000;
-		if (queued < N && ct_rel_space(a.rel)) {
-			ct_hdr_put(m, CT_PING, CT_PING_LEN);
-			ct_put64(m + CT_HDR_LEN, queued);
-			ct_put64(m + CT_HDR_LEN + 8, 0);
-			if (!ct_rel_queue(a.rel, m, sizeof(m), now))
+		if (queued < N && vtg_ct_rel_space(a.rel)) {
+			vtg_ct_hdr_put(m, VTG_CT_PING, VTG_CT_PING_LEN);
+			vtg_ct_put64(m + VTG_CT_HDR_LEN, queued);
+			vtg_ct_put64(m + VTG_CT_HDR_LEN + 8, 0);
+			if (!vtg_ct_rel_queue(a.rel, m, sizeof(m), now))
 				queued++;
 		}
-		if (b.next_expected / 3 > a.delivered + (uint32_t)0 && ct_rel_space(b.rel) && b.sent < 1000000) {
+		if (b.next_expected / 3 > a.delivered + (uint32_t)0 && vtg_ct_rel_space(b.rel) && b.sent < 1000000) {
 			static uint32_t bq;
 
 			if (bq < N / 3 && bq < b.next_expected / 3) {
-				ct_hdr_put(m, CT_PING, CT_PING_LEN);
-				ct_put64(m + CT_HDR_LEN, bq);
-				ct_put64(m + CT_HDR_LEN + 8, 0);
-				if (!ct_rel_queue(b.rel, m, sizeof(m), now))
+				vtg_ct_hdr_put(m, VTG_CT_PING, VTG_CT_PING_LEN);
+				vtg_ct_put64(m + VTG_CT_HDR_LEN, bq);
+				vtg_ct_put64(m + VTG_CT_HDR_LEN + 8, 0);
+				if (!vtg_ct_rel_queue(b.rel, m, sizeof(m), now))
 					bq++;
 			}
 		}
@@ -452,12 +452,12 @@ TEST(conntest_rel)
 
 				memmove(s->q, s->q + 1, (s->qn - 1) * sizeof(s->q[0]));
 				s->qn--;
-				if (!ASSERT_OK(ct_rel_input(s->rel, d.d, d.len, now, &kind, err, sizeof(err)), err))
+				if (!ASSERT_OK(vtg_ct_rel_input(s->rel, d.d, d.len, now, &kind, err, sizeof(err)), err))
 					goto out;
 			}
 		}
-		ct_rel_flush(a.rel, now);
-		ct_rel_flush(b.rel, now);
+		vtg_ct_rel_flush(a.rel, now);
+		vtg_ct_rel_flush(b.rel, now);
 		if (b.delivered >= N && a.delivered >= N / 3) {
 			a.loss_pct = b.loss_pct = a.reorder_pct = b.reorder_pct = 0; /* a clean tail */
 			if (a.holding || b.holding) {
@@ -477,8 +477,8 @@ TEST(conntest_rel)
 		uint8_t kind;
 
 		now += 2000000;
-		ct_rel_send_ctl(a.rel, CT_UDP_ACK, now);
-		ct_rel_send_ctl(b.rel, CT_UDP_ACK, now);
+		vtg_ct_rel_send_ctl(a.rel, VTG_CT_UDP_ACK, now);
+		vtg_ct_rel_send_ctl(b.rel, VTG_CT_UDP_ACK, now);
 		for (int k = 0; k < 2; k++) {
 			struct sim_side *s = k ? &a : &b;
 
@@ -487,11 +487,11 @@ TEST(conntest_rel)
 
 				memmove(s->q, s->q + 1, (s->qn - 1) * sizeof(s->q[0]));
 				s->qn--;
-				ct_rel_input(s->rel, d.d, d.len, now, &kind, err, sizeof(err));
+				vtg_ct_rel_input(s->rel, d.d, d.len, now, &kind, err, sizeof(err));
 			}
 		}
 	}
-	const struct ct_rel_stats *sa = ct_rel_stats(a.rel), *sb = ct_rel_stats(b.rel);
+	const struct vtg_ct_rel_stats *sa = vtg_ct_rel_stats(a.rel), *sb = vtg_ct_rel_stats(b.rel);
 
 	vtest_log("a->b: sent %llu dropped %llu reordered %llu; b: lost %llu ooo %llu; a resent %llu rto %llu",
 		  (unsigned long long)a.sent, (unsigned long long)b.dropped, (unsigned long long)b.reordered,
@@ -509,8 +509,8 @@ TEST(conntest_rel)
 	ASSERT_GE(sa->resent, 1, "lost messages were resent");
 	ASSERT_EQ(sa->dgrams_sent, a.sent, "every datagram counted");
 out:
-	ct_rel_free(a.rel);
-	ct_rel_free(b.rel);
+	vtg_ct_rel_free(a.rel);
+	vtg_ct_rel_free(b.rel);
 }
 
 /* ---- CLI ---------------------------------------------------------------------------- */
@@ -863,28 +863,28 @@ static int fuzz_peer(void *arg)
 			n = 1 + sim_rand(&rng) % 300;
 			break;
 		case 1: { /* a valid HELLO cut short, then close */
-			struct ct_hello h = { .role = CT_CLIENT };
+			struct vtg_ct_hello h = { .role = VTG_CT_CLIENT };
 
 			snprintf(h.name, sizeof(h.name), "fuzz");
-			n = ct_hello_put(m, &h) - 3;
+			n = vtg_ct_hello_put(m, &h) - 3;
 			break;
 		}
 		case 2: /* HELLO, then a PING with a wrong length */
 		{
-			struct ct_hello h = { .role = CT_CLIENT };
+			struct vtg_ct_hello h = { .role = VTG_CT_CLIENT };
 
 			snprintf(h.name, sizeof(h.name), "fuzz");
-			n = ct_hello_put(m, &h);
-			n += ct_hdr_put(m + n, CT_PING, 3);
+			n = vtg_ct_hello_put(m, &h);
+			n += vtg_ct_hdr_put(m + n, VTG_CT_PING, 3);
 			n += 3;
 			break;
 		}
 		case 3: /* another version, then a header with a huge length */
-			ct_hdr_put(m, CT_HELLO, 20);
+			vtg_ct_hdr_put(m, VTG_CT_HELLO, 20);
 			m[2] = 9;
 			n = 40;
 			if (i % 12 == 9) {
-				ct_hdr_put(m, CT_BW_DATA, 0xfffffff0);
+				vtg_ct_hdr_put(m, VTG_CT_BW_DATA, 0xfffffff0);
 				n = 8;
 			}
 			break;
@@ -892,14 +892,14 @@ static int fuzz_peer(void *arg)
 			n = 1 + sim_rand(&rng) % 200;
 			break;
 		case 5: /* a UDP header whose message is cut short */
-			memset(m, 0, CT_UDP_HDR_LEN);
-			m[0] = CT_UDP_MAGIC0;
-			m[1] = CT_UDP_MAGIC1;
-			m[2] = CT_VERSION;
-			m[3] = CT_UDP_DATA;
-			ct_put32(m + 4, (uint32_t)sim_rand(&rng));
-			ct_hdr_put(m + CT_UDP_HDR_LEN, CT_HELLO, 30);
-			n = CT_UDP_HDR_LEN + CT_HDR_LEN + 10;
+			memset(m, 0, VTG_CT_UDP_HDR_LEN);
+			m[0] = VTG_CT_UDP_MAGIC0;
+			m[1] = VTG_CT_UDP_MAGIC1;
+			m[2] = VTG_CT_VERSION;
+			m[3] = VTG_CT_UDP_DATA;
+			vtg_ct_put32(m + 4, (uint32_t)sim_rand(&rng));
+			vtg_ct_hdr_put(m + VTG_CT_UDP_HDR_LEN, VTG_CT_HELLO, 30);
+			n = VTG_CT_UDP_HDR_LEN + VTG_CT_HDR_LEN + 10;
 			break;
 		}
 		if (send(fd, m, n, MSG_NOSIGNAL) < 0) {

@@ -587,7 +587,7 @@ static char *flows_jsonl(const struct tflow *f, int n)
 	return s;
 }
 
-static void to_xflow(const struct tflow *x, struct vtg_xrec *r)
+static void to_xflow(const struct tflow *x, struct vtg_x_rec *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = VTG_XK_FLOW;
@@ -651,7 +651,7 @@ static void make_frames6(struct pkt *a, struct pkt *b)
 	pkt_finish(a);
 }
 
-static void to_xpacket(struct vtg_xrec *r, const struct pkt *p, uint32_t cap, bool mirror, uint8_t dir,
+static void to_xpacket(struct vtg_x_rec *r, const struct pkt *p, uint32_t cap, bool mirror, uint8_t dir,
 		       uint32_t sampling)
 {
 	memset(r, 0, sizeof(*r));
@@ -670,7 +670,7 @@ static void to_xpacket(struct vtg_xrec *r, const struct pkt *p, uint32_t cap, bo
 	r->pkt.sampling = sampling;
 }
 
-static void to_xlatency(struct vtg_xrec *r, int family, uint8_t proto)
+static void to_xlatency(struct vtg_x_rec *r, int family, uint8_t proto)
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = VTG_XK_LATENCY;
@@ -758,10 +758,10 @@ static void bad_targets(void)
 	char err[256];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct vtg_sink *s = vtg_sink_open("ipfix", bad[i][0], err, sizeof(err));
+		struct vtg_x_sink *s = vtg_x_sink_open("ipfix", bad[i][0], err, sizeof(err));
 
 		if (!ASSERT_TRUE(s == NULL, bad[i][0])) {
-			vtg_sink_close(s);
+			vtg_x_sink_close(s);
 			continue;
 		}
 		ASSERT_STRSTR(err, bad[i][1], bad[i][0]);
@@ -771,10 +771,10 @@ static void bad_targets(void)
 	static const char *const good[] = { "127.0.0.1:4739", "udp://localhost:4739?domain=0&refresh=86400&mtu=65507",
 					    "tcp://[::1]:4739?mtu=65535,pen=9", "[::1]:4739?refresh_msgs=0" };
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		struct vtg_sink *s = vtg_sink_open("ipfix", good[i], err, sizeof(err));
+		struct vtg_x_sink *s = vtg_x_sink_open("ipfix", good[i], err, sizeof(err));
 
 		if (ASSERT_OK_PTR(s, good[i]))
-			vtg_sink_close(s);
+			vtg_x_sink_close(s);
 	}
 }
 
@@ -782,8 +782,8 @@ TEST(export_ipfix_encode)
 {
 	struct tflow fl[50];
 	struct pkt fa, fb;
-	struct vtg_xrec r;
-	struct vtg_sink *s = NULL;
+	struct vtg_x_rec r;
+	struct vtg_x_sink *s = NULL;
 	struct tdec d = { 0 };
 	char target[128], err[256];
 	int port = 0, fd = bound_socket(AF_INET, SOCK_DGRAM, &port), rcv = 4 << 20;
@@ -801,7 +801,7 @@ TEST(export_ipfix_encode)
 		int sampled = -1, n;
 
 		snprintf(target, sizeof(target), "udp://127.0.0.1:%d?domain=7&mtu=600", port);
-		s = vtg_sink_open("ipfix", target, err, sizeof(err));
+		s = vtg_x_sink_open("ipfix", target, err, sizeof(err));
 		if (!ASSERT_OK_PTR(s, err))
 			goto out;
 		/* flows 0..49, flow 20 sampled 1 in 10; then packets and latency; lost is skipped */
@@ -829,7 +829,7 @@ TEST(export_ipfix_encode)
 		ASSERT_EQ(s->st.skipped, 1, "skipped");
 		ASSERT_EQ(s->st.dropped, 0, "dropped");
 		ASSERT_EQ(s->st.errors, 0, "errors");
-		vtg_sink_close(s);
+		vtg_x_sink_close(s);
 		s = NULL;
 
 		n = recv_all(fd, &d, 300);
@@ -913,11 +913,11 @@ TEST(export_ipfix_encode)
 
 		if (ASSERT_OK(fd6, "udp6 socket")) {
 			snprintf(target, sizeof(target), "[::1]:%d?pen=9", p6);
-			s = vtg_sink_open("ipfix", target, err, sizeof(err));
+			s = vtg_x_sink_open("ipfix", target, err, sizeof(err));
 			if (ASSERT_OK_PTR(s, err)) {
 				to_xlatency(&r, 6, IPPROTO_UDP);
 				s->ops->write(s, &r);
-				vtg_sink_close(s);
+				vtg_x_sink_close(s);
 				s = NULL;
 				ASSERT_EQ(recv_all(fd6, &d6, 300), 1, d6.err[0] ? d6.err : "one message over IPv6");
 				ASSERT_EQ(d6.domain, 1, "default domain");
@@ -933,12 +933,12 @@ TEST(export_ipfix_encode)
 	if (SUBTEST("rate")) {
 		/* Not a timed assertion: the rate is printed with -v (make bench measures it). */
 		const int n = 1000000;
-		struct vtg_xrec rs[64];
+		struct vtg_x_rec rs[64];
 		long long t0;
 		double secs;
 
 		snprintf(target, sizeof(target), "udp://127.0.0.1:%d", port);
-		s = vtg_sink_open("ipfix", target, err, sizeof(err));
+		s = vtg_x_sink_open("ipfix", target, err, sizeof(err));
 		if (!ASSERT_OK_PTR(s, err))
 			goto out;
 		for (int i = 0; i < 64; i++) {
@@ -960,12 +960,12 @@ TEST(export_ipfix_encode)
 		vtest_log("%d flow records in %.3f s: %.0f records/s, %llu dropped (socket buffer)", n, secs,
 			  n / (secs > 0 ? secs : 1e-3), (unsigned long long)s->st.dropped);
 		ASSERT_EQ(s->st.records + s->st.dropped, n, "every record counted");
-		vtg_sink_close(s);
+		vtg_x_sink_close(s);
 		s = NULL;
 	}
 out:
 	if (s)
-		vtg_sink_close(s);
+		vtg_x_sink_close(s);
 	tdec_free(&d);
 	close(fd);
 }

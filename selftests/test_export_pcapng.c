@@ -115,7 +115,7 @@ static void make_pkts(struct tpkt *t)
 	}
 }
 
-static void to_xrec(const struct tpkt *t, struct vtg_xrec *r)
+static void to_xrec(const struct tpkt *t, struct vtg_x_rec *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = VTG_XK_PACKET;
@@ -523,8 +523,8 @@ TEST(export_pcapng)
 	struct vproc *r = calloc(1, sizeof(*r));
 	struct tpkt *t = calloc(NPKT, sizeof(*t));
 	char dir[64] = "", file[128], want[4096], err[256];
-	struct vtg_sink *s = NULL;
-	struct vtg_xrec x;
+	struct vtg_x_sink *s = NULL;
+	struct vtg_x_rec x;
 
 	signal(SIGPIPE, SIG_IGN);
 	if (!ASSERT_OK_PTR(r, "alloc") || !ASSERT_OK_PTR(t, "alloc"))
@@ -541,7 +541,7 @@ TEST(export_pcapng)
 		struct stat st;
 
 		snprintf(file, sizeof(file), "%s/ops.pcapng", dir);
-		s = vtg_sink_open("pcapng", file, err, sizeof(err));
+		s = vtg_x_sink_open("pcapng", file, err, sizeof(err));
 		if (ASSERT_OK_PTR(s, err)) {
 			for (int i = 0; i < NPKT; i++) {
 				to_xrec(&t[i], &x);
@@ -559,7 +559,7 @@ TEST(export_pcapng)
 			ASSERT_EQ(s->st.skipped, 2, "skipped");
 			ASSERT_EQ(s->st.dropped, 0, "dropped");
 			ASSERT_EQ(s->st.errors, 0, "errors");
-			vtg_sink_close(s);
+			vtg_x_sink_close(s);
 			s = NULL;
 			ASSERT_OK(stat(file, &st), "stat");
 			ASSERT_EQ(st.st_mode & 0777, 0644, "mode 0644");
@@ -670,10 +670,10 @@ TEST(export_pcapng)
 		live(r, dir);
 
 	if (SUBTEST("bad_targets")) {
-		s = vtg_sink_open("pcapng", "/nonexistent-dir/x.pcapng", err, sizeof(err));
+		s = vtg_x_sink_open("pcapng", "/nonexistent-dir/x.pcapng", err, sizeof(err));
 		ASSERT_TRUE(s == NULL, "no sink");
 		ASSERT_STRSTR(err, "cannot create /nonexistent-dir/x.pcapng: No such file or directory", "says why");
-		s = vtg_sink_open("pcapng", "", err, sizeof(err));
+		s = vtg_x_sink_open("pcapng", "", err, sizeof(err));
 		ASSERT_TRUE(s == NULL, "no sink");
 		ASSERT_STRSTR(err, "pcapng needs a target", "says what");
 		s = NULL;
@@ -690,7 +690,7 @@ TEST(export_pcapng)
 			close(p[1]);
 			close(p[0]);
 			fl = fcntl(STDOUT_FILENO, F_GETFL);
-			s = vtg_sink_open("pcapng", "-", err, sizeof(err));
+			s = vtg_x_sink_open("pcapng", "-", err, sizeof(err));
 			if (ASSERT_OK_PTR(s, err)) {
 				for (int i = 0; i < NPKT; i++) {
 					to_xrec(&t[i], &x);
@@ -700,7 +700,7 @@ TEST(export_pcapng)
 				ASSERT_EQ(s->st.errors, 1, "one error");
 				ASSERT_EQ(s->st.records, 0, "no records");
 				ASSERT_EQ(s->st.dropped, NPKT, "all dropped");
-				vtg_sink_close(s);
+				vtg_x_sink_close(s);
 				s = NULL;
 			}
 			ASSERT_EQ(fcntl(STDOUT_FILENO, F_GETFL), fl, "stdout flags restored");
@@ -749,7 +749,7 @@ TEST(export_pcapng)
 			goto slow_out;
 		close(gop[0]);
 		gop[0] = -1;
-		s = vtg_sink_open("pcapng", file, err, sizeof(err));
+		s = vtg_x_sink_open("pcapng", file, err, sizeof(err));
 		close(rfd); /* the child holds the read end */
 		rfd = -1;
 		if (!ASSERT_OK_PTR(s, err))
@@ -777,7 +777,7 @@ TEST(export_pcapng)
 		ASSERT_EQ(ev[0], POLLOUT, "for POLLOUT");
 		kept = (int)s->st.records;
 		ASSERT_EQ(write(gop[1], &go, 1), 1, "go");
-		vtg_sink_close(s); /* waits for the reader, at most 2 s */
+		vtg_x_sink_close(s); /* waits for the reader, at most 2 s */
 		s = NULL;
 		st = vproc_wait(child, 10000);
 		child = -1;
@@ -794,7 +794,7 @@ TEST(export_pcapng)
 		ASSERT_EQ(strncmp(r->out, first, strlen(first)), 0, "whole frames");
 slow_out:
 		if (s)
-			vtg_sink_close(s);
+			vtg_x_sink_close(s);
 		s = NULL;
 		if (child > 0) {
 			kill(child, SIGKILL);
@@ -816,7 +816,7 @@ slow_out:
 		snprintf(file, sizeof(file), "%s/fifo2", dir);
 		if (!ASSERT_OK(mkfifo(file, 0600), "mkfifo"))
 			goto fifo_out;
-		s = vtg_sink_open("pcapng", file, err, sizeof(err));
+		s = vtg_x_sink_open("pcapng", file, err, sizeof(err));
 		if (!ASSERT_OK_PTR(s, err))
 			goto fifo_out;
 		for (int i = 0; i < NPKT; i++) {
@@ -832,7 +832,7 @@ slow_out:
 		short ev[2];
 
 		ASSERT_EQ(s->ops->pollfds(s, fds, ev, 2), 0, "nothing left queued");
-		vtg_sink_close(s);
+		vtg_x_sink_close(s);
 		s = NULL;
 		/* copy what the reader got to a file for tshark */
 		char buf[16384], path[160];
@@ -854,13 +854,13 @@ fifo_out:
 		if (rfd >= 0)
 			close(rfd);
 		if (s)
-			vtg_sink_close(s);
+			vtg_x_sink_close(s);
 		s = NULL;
 		unlink(file);
 	}
 out:
 	if (s)
-		vtg_sink_close(s);
+		vtg_x_sink_close(s);
 	rm_rf(dir);
 	free(t);
 	free(r);

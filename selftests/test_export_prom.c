@@ -71,9 +71,9 @@ static int count_str(const char *text, const char *s)
 	return n;
 }
 
-static struct vtg_xrec lat_rec(uint64_t netns, const char *name, int dir, int proto, uint64_t ns)
+static struct vtg_x_rec lat_rec(uint64_t netns, const char *name, int dir, int proto, uint64_t ns)
 {
-	struct vtg_xrec r = { .kind = VTG_XK_LATENCY };
+	struct vtg_x_rec r = { .kind = VTG_XK_LATENCY };
 
 	r.lat.netns = netns;
 	snprintf(r.lat.netns_name, sizeof(r.lat.netns_name), "%s", name);
@@ -322,7 +322,7 @@ static double pb_value(struct pbr m, int field)
 
 /* ---- collectors for the tests ---- */
 
-static void collect(struct vtg_prom_w *w, void *arg)
+static void collect(struct vtg_x_prom_w *w, void *arg)
 {
 	static const double le[] = { 1, 2.5 };
 	static const uint64_t counts[] = { 1, 2, 3 };
@@ -331,34 +331,34 @@ static void collect(struct vtg_prom_w *w, void *arg)
 	(void)arg;
 	b[0] = 1;
 	b[5] = 2;
-	vtg_prom_family(w, "app_things_total", VTG_PROM_COUNTER, "Things.");
-	vtg_prom_counter(w, 3, "k", "v", NULL);
-	vtg_prom_family(w, "app_level", VTG_PROM_GAUGE, "Level.");
-	vtg_prom_gauge(w, 1.5, NULL);
-	vtg_prom_counter(w, 1, NULL); /* wrong type for the family: refused */
-	vtg_prom_family(w, "app_size_bytes", VTG_PROM_HISTOGRAM, "Sizes.");
-	vtg_prom_histogram(w, le, counts, 2, 10, "k", "v", NULL);
-	vtg_prom_family(w, "app_lat_seconds", VTG_PROM_HISTOGRAM, "Latency.");
-	vtg_prom_latency_hist(w, b, NLAT, 500, "dev", "eth0", NULL);
+	vtg_x_prom_family(w, "app_things_total", VTG_X_PROM_COUNTER, "Things.");
+	vtg_x_prom_counter(w, 3, "k", "v", NULL);
+	vtg_x_prom_family(w, "app_level", VTG_X_PROM_GAUGE, "Level.");
+	vtg_x_prom_gauge(w, 1.5, NULL);
+	vtg_x_prom_counter(w, 1, NULL); /* wrong type for the family: refused */
+	vtg_x_prom_family(w, "app_size_bytes", VTG_X_PROM_HISTOGRAM, "Sizes.");
+	vtg_x_prom_histogram(w, le, counts, 2, 10, "k", "v", NULL);
+	vtg_x_prom_family(w, "app_lat_seconds", VTG_X_PROM_HISTOGRAM, "Latency.");
+	vtg_x_prom_latency_hist(w, b, NLAT, 500, "dev", "eth0", NULL);
 	/* a name the registry writes too: refused, the scrape stays valid */
-	vtg_prom_family(w, "vantage_sampling_scale", VTG_PROM_GAUGE, "Duplicate.");
-	vtg_prom_gauge(w, 99, NULL);
-	vtg_prom_family(w, "bad name", VTG_PROM_GAUGE, "Invalid.");
-	vtg_prom_gauge(w, 1, NULL);
+	vtg_x_prom_family(w, "vantage_sampling_scale", VTG_X_PROM_GAUGE, "Duplicate.");
+	vtg_x_prom_gauge(w, 99, NULL);
+	vtg_x_prom_family(w, "bad name", VTG_X_PROM_GAUGE, "Invalid.");
+	vtg_x_prom_gauge(w, 1, NULL);
 }
 
 /* As the agent does: the kernel's histograms replace the latency series per scrape. */
-static void collect_agent(struct vtg_prom_w *w, void *arg)
+static void collect_agent(struct vtg_x_prom_w *w, void *arg)
 {
-	struct vtg_prom *p = arg;
+	struct vtg_x_prom *p = arg;
 	uint64_t b[NLAT] = { 0 };
 
 	b[1] = 2; /* [64, 80) */
 	b[NLAT - 1] = 1;
-	vtg_prom_latency_clear(p);
-	vtg_prom_set_latency(p, 42, "k", VTG_LAT_INGRESS, 17, b, NLAT, 2000000000.0);
-	vtg_prom_family(w, "vantage_agent_records_delivered", VTG_PROM_COUNTER, "Records.");
-	vtg_prom_counter(w, 12, NULL);
+	vtg_x_prom_latency_clear(p);
+	vtg_x_prom_set_latency(p, 42, "k", VTG_LAT_INGRESS, 17, b, NLAT, 2000000000.0);
+	vtg_x_prom_family(w, "vantage_agent_records_delivered", VTG_X_PROM_COUNTER, "Records.");
+	vtg_x_prom_counter(w, 12, NULL);
 }
 
 static int run_sh(const char *cmd, struct vproc *r, int timeout_ms)
@@ -371,7 +371,7 @@ static int run_sh(const char *cmd, struct vproc *r, int timeout_ms)
 TEST(export_prom_render)
 {
 	char err[256], path[] = "/tmp/vtg-prom-text.XXXXXX";
-	struct vtg_prom *p = vtg_prom_new("127.0.0.1:0", err, sizeof(err));
+	struct vtg_x_prom *p = vtg_x_prom_new("127.0.0.1:0", err, sizeof(err));
 	char *body = NULL;
 	size_t len;
 	const char *ct;
@@ -380,7 +380,7 @@ TEST(export_prom_render)
 
 	if (!ASSERT_OK_PTR(p, err) || !ASSERT_OK_PTR(pr, "malloc"))
 		goto out;
-	ASSERT_GT(vtg_prom_port(p), 0, "port 0 picks one");
+	ASSERT_GT(vtg_x_prom_port(p), 0, "port 0 picks one");
 
 	if (SUBTEST("latency_buckets")) {
 		/* Two observations per bucket: its lower bound and its last ns. */
@@ -388,17 +388,17 @@ TEST(export_prom_render)
 
 		for (int b = 0; b < NLAT; b++) {
 			uint64_t lo, hi, v2;
-			struct vtg_xrec r;
+			struct vtg_x_rec r;
 
 			vtg_lat_bucket_bounds(b, &lo, &hi);
 			v2 = hi == UINT64_MAX ? 3 * lo : hi - 1;
 			r = lat_rec(1, "n", 0, 17, lo);
-			ASSERT_EQ(vtg_prom_observe_record(p, &r), 0, "observe");
+			ASSERT_EQ(vtg_x_prom_observe_record(p, &r), 0, "observe");
 			r = lat_rec(1, "n", 0, 17, v2);
-			ASSERT_EQ(vtg_prom_observe_record(p, &r), 0, "observe");
+			ASSERT_EQ(vtg_x_prom_observe_record(p, &r), 0, "observe");
 			sum += (double)lo + (double)v2;
 		}
-		body = vtg_prom_render(p, NULL, &len, &ct);
+		body = vtg_x_prom_render(p, NULL, &len, &ct);
 		if (!ASSERT_OK_PTR(body, "render"))
 			goto out;
 		ASSERT_STREQ(ct, "text/plain; version=0.0.4; charset=utf-8", "content type");
@@ -439,7 +439,7 @@ TEST(export_prom_render)
 		struct pbr m, h;
 		struct pb_hist *ph = malloc(sizeof(*ph));
 
-		body = vtg_prom_render(p, ACCEPT_PB, &len, &ct);
+		body = vtg_x_prom_render(p, ACCEPT_PB, &len, &ct);
 		if (!ASSERT_OK_PTR(body, "render") || !ASSERT_OK_PTR(ph, "malloc"))
 			goto pb_out;
 		ASSERT_STREQ(ct, "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
@@ -503,7 +503,7 @@ pb_out:
 	}
 
 	if (SUBTEST("records")) {
-		struct vtg_xrec r = { .kind = VTG_XK_HIST };
+		struct vtg_x_rec r = { .kind = VTG_XK_HIST };
 		struct pbr m;
 
 		r.hist.netns = 7;
@@ -517,59 +517,59 @@ pb_out:
 		r.hist.count_b[1] = 2;
 		r.hist.count = 6; /* read while updated: the buckets say 5 */
 		r.hist.sum_ns = 1000;
-		ASSERT_EQ(vtg_prom_observe_record(p, &r), 0, "hist");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &r), 0, "hist");
 		r.hist.count_b[1] = 4; /* cumulative: replaces */
 		r.hist.count = 7;
-		ASSERT_EQ(vtg_prom_observe_record(p, &r), 0, "hist again");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &r), 0, "hist again");
 		r.hist.ge_ns[1] = 65; /* no bucket starts at 65 ns */
 		r.hist.count_b[1] = 100;
-		ASSERT_EQ(vtg_prom_observe_record(p, &r), -2, "bad bound refused");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &r), -2, "bad bound refused");
 
-		struct vtg_xrec ru = { .kind = VTG_XK_RULE };
+		struct vtg_x_rec ru = { .kind = VTG_XK_RULE };
 
 		snprintf(ru.rule.dev, sizeof(ru.rule.dev), "veth0");
 		ru.rule.index = 3;
 		ru.rule.packets = 10;
 		ru.rule.bytes = 1000;
 		ru.rule.flow_lost = 2;
-		ASSERT_EQ(vtg_prom_observe_record(p, &ru), 0, "rule");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &ru), 0, "rule");
 		ru.rule.index = -1;
 		ru.rule.packets = 5;
-		ASSERT_EQ(vtg_prom_observe_record(p, &ru), 0, "default rule");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &ru), 0, "default rule");
 
-		struct vtg_xrec fl = { .kind = VTG_XK_FLOW };
+		struct vtg_x_rec fl = { .kind = VTG_XK_FLOW };
 
 		snprintf(fl.flow.dev, sizeof(fl.flow.dev), "veth0");
 		fl.flow.dir = 1;
 		fl.flow.proto = 17;
 		fl.flow.packets = 4;
 		fl.flow.bytes = 400;
-		ASSERT_EQ(vtg_prom_observe_record(p, &fl), 0, "flow");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &fl), 0, "flow");
 		fl.flow.packets = 1;
 		fl.flow.bytes = 60;
-		ASSERT_EQ(vtg_prom_observe_record(p, &fl), 0, "flow delta");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &fl), 0, "flow delta");
 
-		struct vtg_xrec lo = { .kind = VTG_XK_LOST };
+		struct vtg_x_rec lo = { .kind = VTG_XK_LOST };
 
 		snprintf(lo.lost.what, sizeof(lo.lost.what), "sample");
 		lo.lost.count = 7;
-		ASSERT_EQ(vtg_prom_observe_record(p, &lo), 0, "lost");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &lo), 0, "lost");
 		lo.lost.count = 3;
-		ASSERT_EQ(vtg_prom_observe_record(p, &lo), 0, "lost again");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &lo), 0, "lost again");
 
-		struct vtg_xrec sa = { .kind = VTG_XK_SAMPLING, .sampling = 8 };
+		struct vtg_x_rec sa = { .kind = VTG_XK_SAMPLING, .sampling = 8 };
 
-		ASSERT_EQ(vtg_prom_observe_record(p, &sa), 0, "sampling");
-		struct vtg_xrec pk = { .kind = VTG_XK_PACKET }, ot = { .kind = VTG_XK_OTHER };
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &sa), 0, "sampling");
+		struct vtg_x_rec pk = { .kind = VTG_XK_PACKET }, ot = { .kind = VTG_XK_OTHER };
 
-		ASSERT_EQ(vtg_prom_observe_record(p, &pk), -1, "packets are not carried");
-		ASSERT_EQ(vtg_prom_observe_record(p, &ot), -1, "others are not carried");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &pk), -1, "packets are not carried");
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &ot), -1, "others are not carried");
 
-		struct vtg_sink_stats st = { .records = 11, .dropped = 2, .skipped = 3, .errors = 4, .reconnects = 5 };
+		struct vtg_x_sink_stats st = { .records = 11, .dropped = 2, .skipped = 3, .errors = 4, .reconnects = 5 };
 
-		ASSERT_EQ(vtg_prom_set_sink_stats(p, "ipfix", &st), 0, "sink stats");
+		ASSERT_EQ(vtg_x_prom_set_sink_stats(p, "ipfix", &st), 0, "sink stats");
 
-		body = vtg_prom_render(p, NULL, &len, &ct);
+		body = vtg_x_prom_render(p, NULL, &len, &ct);
 		if (!ASSERT_OK_PTR(body, "render"))
 			goto out;
 		const char *want[] = {
@@ -596,7 +596,7 @@ pb_out:
 		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 			ASSERT_TRUE(has_line(body, want[i]), want[i]);
 		free(body);
-		body = vtg_prom_render(p, ACCEPT_PB, &len, &ct);
+		body = vtg_x_prom_render(p, ACCEPT_PB, &len, &ct);
 		if (ASSERT_OK_PTR(body, "render") &&
 		    ASSERT_EQ(pb_find(body, len, "vantage_flow_bytes_total", "proto=udp", &m), 0, "pb counter"))
 			ASSERT_TRUE(pb_value(m, 3) == 460, "pb counter value");
@@ -605,10 +605,10 @@ pb_out:
 	}
 
 	if (SUBTEST("escaping")) {
-		struct vtg_xrec r = lat_rec(9, "a\"b\\c\nd\xff\xc3\xa9", 0, 1, 1000);
+		struct vtg_x_rec r = lat_rec(9, "a\"b\\c\nd\xff\xc3\xa9", 0, 1, 1000);
 
-		ASSERT_EQ(vtg_prom_observe_record(p, &r), 0, "observe");
-		body = vtg_prom_render(p, NULL, &len, &ct);
+		ASSERT_EQ(vtg_x_prom_observe_record(p, &r), 0, "observe");
+		body = vtg_x_prom_render(p, NULL, &len, &ct);
 		if (ASSERT_OK_PTR(body, "render"))
 			ASSERT_TRUE(has_line(body, "vantage_stack_latency_seconds_count{netns=\"9\",netns_name="
 					     "\"a\\\"b\\\\c\\nd?\xc3\xa9\",dir=\"egress\",proto=\"icmp\"} 1"),
@@ -618,7 +618,7 @@ pb_out:
 	}
 
 	if (SUBTEST("openmetrics")) {
-		body = vtg_prom_render(p, ACCEPT_OM, &len, &ct);
+		body = vtg_x_prom_render(p, ACCEPT_OM, &len, &ct);
 		if (!ASSERT_OK_PTR(body, "render"))
 			goto out;
 		ASSERT_STREQ(ct, "application/openmetrics-text; version=1.0.0; charset=utf-8", "content type");
@@ -650,7 +650,7 @@ pb_out:
 			{ "application/json", "text/plain; version=0.0.4; charset=utf-8" },
 		};
 		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-			body = vtg_prom_render(p, cases[i].accept, &len, &ct);
+			body = vtg_x_prom_render(p, cases[i].accept, &len, &ct);
 			if (ASSERT_OK_PTR(body, "render"))
 				ASSERT_STREQ(ct, cases[i].ct, cases[i].accept ? cases[i].accept : "no Accept");
 			free(body);
@@ -659,8 +659,8 @@ pb_out:
 	}
 
 	if (SUBTEST("collector")) {
-		ASSERT_EQ(vtg_prom_add_collector(p, collect, NULL), 0, "add");
-		body = vtg_prom_render(p, NULL, &len, &ct);
+		ASSERT_EQ(vtg_x_prom_add_collector(p, collect, NULL), 0, "add");
+		body = vtg_x_prom_render(p, NULL, &len, &ct);
 		if (!ASSERT_OK_PTR(body, "render"))
 			goto out;
 		const char *want[] = {
@@ -702,16 +702,16 @@ pb_out:
 		const int n = 1000000;
 		long long t0 = ms_now();
 		char name[16];
-		struct vtg_xrec r;
+		struct vtg_x_rec r;
 
 		for (int i = 0; i < n; i++) {
 			snprintf(name, sizeof(name), "s%d", i & 63);
 			r = lat_rec(1000 + (i & 63), name, 1, 6, 50 + (uint64_t)i * 997 % 5000000);
-			vtg_prom_observe_record(p, &r);
+			vtg_x_prom_observe_record(p, &r);
 		}
 		long long t1 = ms_now();
 
-		body = vtg_prom_render(p, NULL, &len, &ct);
+		body = vtg_x_prom_render(p, NULL, &len, &ct);
 		vtest_log("observe: %.0f ns/record; text scrape of %zu bytes: %lld ms", (t1 - t0) * 1e6 / n, len,
 			  ms_now() - t1);
 		if (ASSERT_OK_PTR(body, "render"))
@@ -722,14 +722,14 @@ pb_out:
 	}
 
 	if (SUBTEST("agent_collector")) {
-		struct vtg_prom *q = vtg_prom_new("[::1]:0", err, sizeof(err));
-		struct vtg_xrec r = lat_rec(1, "n", 0, 17, 100);
+		struct vtg_x_prom *q = vtg_x_prom_new("[::1]:0", err, sizeof(err));
+		struct vtg_x_rec r = lat_rec(1, "n", 0, 17, 100);
 
 		if (!ASSERT_OK_PTR(q, err))
 			goto out;
-		ASSERT_EQ(vtg_prom_observe_record(q, &r), 0, "observe");
-		ASSERT_EQ(vtg_prom_add_collector(q, collect_agent, q), 0, "add");
-		body = vtg_prom_render(q, NULL, &len, &ct);
+		ASSERT_EQ(vtg_x_prom_observe_record(q, &r), 0, "observe");
+		ASSERT_EQ(vtg_x_prom_add_collector(q, collect_agent, q), 0, "add");
+		body = vtg_x_prom_render(q, NULL, &len, &ct);
 		if (ASSERT_OK_PTR(body, "render")) {
 			ASSERT_FALSE(strstr(body, "netns=\"1\""), "cleared");
 			ASSERT_TRUE(has_line(body, "vantage_stack_latency_seconds_bucket{netns=\"42\",netns_name=\"k\","
@@ -742,7 +742,7 @@ pb_out:
 		}
 		free(body);
 		body = NULL;
-		vtg_prom_free(q);
+		vtg_x_prom_free(q);
 	}
 out:
 	if (tfd >= 0) {
@@ -751,7 +751,7 @@ out:
 	}
 	free(body);
 	free(pr);
-	vtg_prom_free(p);
+	vtg_x_prom_free(p);
 }
 
 /* ---- end to end ---- */

@@ -681,11 +681,11 @@ static void expect_policy_err(const char *text, const char *want)
 	struct vtg_policy pol;
 	char err[512];
 
-	if (ASSERT_ERR(vtg_policy_parse_buf("p.json", text, strlen(text), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)),
+	if (ASSERT_ERR(vtg_pol_policy_parse_buf("p.json", text, strlen(text), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)),
 		       text))
 		ASSERT_STRSTR(err, want, text);
 	else
-		vtg_policy_free(&pol);
+		vtg_pol_policy_free(&pol);
 }
 
 TEST(json_policy)
@@ -699,15 +699,15 @@ TEST(json_policy)
 	if (SUBTEST("escaped_action")) {
 		const char *t = "{\"default\": \"\\u0070ass\", \"rules\": [{\"dport\": 22, \"action\": \"dr\\u006fp\"}]}";
 
-		if (ASSERT_OK(vtg_policy_parse_buf("p.json", t, strlen(t), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
+		if (ASSERT_OK(vtg_pol_policy_parse_buf("p.json", t, strlen(t), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
 			ASSERT_EQ(pol.n, 1, "one rule");
 			ASSERT_TRUE(pol.rules[0].actions & VTG_POL_A_DROP, "\"dr\\u006fp\" is drop");
 			ASSERT_FALSE(pol.dflt.actions & VTG_POL_A_DROP, "\"\\u0070ass\" is pass");
-			vtg_policy_free(&pol);
+			vtg_pol_policy_free(&pol);
 		}
 	}
 	if (SUBTEST("from_a_file")) {
-		/* vtg_policy_parse_file: its buffer is not NUL-terminated after the text */
+		/* vtg_pol_policy_parse_file: its buffer is not NUL-terminated after the text */
 		FILE *f = fopen(path, "w");
 
 		if (ASSERT_OK_PTR(f, "write p.json")) {
@@ -715,19 +715,19 @@ TEST(json_policy)
 			      "  {\"dport\": 1e3, \"action\": [\"count\", \"fl\\u006fw\"]}\n]}", f);
 			fclose(f);
 		}
-		if (ASSERT_OK(vtg_policy_parse_file(path, VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
+		if (ASSERT_OK(vtg_pol_policy_parse_file(path, VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
 			ASSERT_EQ(pol.n, 2, "two rules");
 			ASSERT_TRUE(pol.rules[0].actions & VTG_POL_A_DROP, "drop");
 			ASSERT_EQ(pol.rules[1].dp_lo, 1000, "1e3 is port 1000");
 			ASSERT_TRUE(pol.rules[1].actions & VTG_POL_A_FLOW, "fl\\u006fw is flow");
-			vtg_policy_free(&pol);
+			vtg_pol_policy_free(&pol);
 		}
 		f = fopen(path, "w");
 		if (ASSERT_OK_PTR(f, "write p.json")) {
 			fputs("{\"rules\": [\n  {\"action\": \"drop\",\n   \"dport\": 22,\n   \"action\": \"pass\"}\n]}\n", f);
 			fclose(f);
 		}
-		ASSERT_ERR(vtg_policy_parse_file(path, VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), "duplicate key refused");
+		ASSERT_ERR(vtg_pol_policy_parse_file(path, VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), "duplicate key refused");
 		{
 			char want[256];
 
@@ -766,18 +766,18 @@ TEST(json_policy)
 }
 
 /* A record of kind lost with a given "what" (JSON text) and extra fields. */
-static int xrec(const char *line, struct vtg_xrec *r, char *err, size_t errlen)
+static int xrec(const char *line, struct vtg_x_rec *r, char *err, size_t errlen)
 {
 	static uint8_t pkt[2048];
 
-	return vtg_xrec_parse(line, strlen(line), r, pkt, sizeof(pkt), err, errlen);
+	return vtg_x_rec_parse(line, strlen(line), r, pkt, sizeof(pkt), err, errlen);
 }
 
 TEST(json_export)
 {
 	char dir[] = "/tmp/vjsonxXXXXXX", in[64], out[64], cmd[512], err[256];
 	struct vproc *p = calloc(1, sizeof(*p));
-	struct vtg_xrec *r = calloc(1, sizeof(*r));
+	struct vtg_x_rec *r = calloc(1, sizeof(*r));
 
 	if (!ASSERT_TRUE(p && r, "alloc") || !ASSERT_OK_PTR(mkdtemp(dir), "temp dir"))
 		goto out;
@@ -821,11 +821,11 @@ TEST(json_export)
 		for (int i = 0; i < 5000; i++)
 			n += sprintf(t + n, "%s{\"i\":%d}", i ? "," : "", i);
 		n += sprintf(t + n, "],\"y\":{\"a\":1,\"a\":2}}");
-		ASSERT_ERR(vtg_xrec_parse(t, n, r, NULL, 0, err, sizeof(err)), "duplicate found in the second pass");
+		ASSERT_ERR(vtg_x_rec_parse(t, n, r, NULL, 0, err, sizeof(err)), "duplicate found in the second pass");
 		ASSERT_STRSTR(err, "expected a key once per object", err);
 		n -= strlen(",\"a\":2}}");
 		n += sprintf(t + n, "}}");
-		if (ASSERT_OK(vtg_xrec_parse(t, n, r, NULL, 0, err, sizeof(err)), err))
+		if (ASSERT_OK(vtg_x_rec_parse(t, n, r, NULL, 0, err, sizeof(err)), err))
 			ASSERT_STREQ(r->type, "conntest_event", "10001 values read");
 		free(t);
 	}

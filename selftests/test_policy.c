@@ -63,11 +63,11 @@ static int install_text(struct env *e, const char *text, struct vtg_policy *keep
 	char err[512];
 	int gen;
 
-	if (!ASSERT_OK(vtg_policy_parse_buf("test.policy", text, strlen(text), VTG_POL_FMT_AUTO, &pol, err,
+	if (!ASSERT_OK(vtg_pol_policy_parse_buf("test.policy", text, strlen(text), VTG_POL_FMT_AUTO, &pol, err,
 					    sizeof(err)), err))
 		return -1;
-	if (!ASSERT_OK(vtg_policy_compile(&pol, NULL, NULL, &c, err, sizeof(err)), err)) {
-		vtg_policy_free(&pol);
+	if (!ASSERT_OK(vtg_pol_policy_compile(&pol, NULL, NULL, &c, err, sizeof(err)), err)) {
+		vtg_pol_policy_free(&pol);
 		return -1;
 	}
 	gen = vtg_pol_install(&e->m, &c, "test.policy", flags, err, sizeof(err));
@@ -76,7 +76,7 @@ static int install_text(struct env *e, const char *text, struct vtg_policy *keep
 	if (keep)
 		*keep = pol;
 	else
-		vtg_policy_free(&pol);
+		vtg_pol_policy_free(&pol);
 	return gen;
 }
 
@@ -126,10 +126,10 @@ static int cb_load(const char *name, char *rp, size_t rplen, struct vtg_policy *
 	cb_path(tname, tp, sizeof(tp));
 	if (access(rp, R_OK))
 		return -1;
-	if (!ASSERT_OK(vtg_policy_parse_file(rp, VTG_POL_FMT_CLASSBENCH, pol, err, sizeof(err)), err))
+	if (!ASSERT_OK(vtg_pol_policy_parse_file(rp, VTG_POL_FMT_CLASSBENCH, pol, err, sizeof(err)), err))
 		return 0;
 	if (!ASSERT_OK(vtg_pol_trace_load(tp, tr, err, sizeof(err)), err)) {
-		vtg_policy_free(pol);
+		vtg_pol_policy_free(pol);
 		return 0;
 	}
 	return 1;
@@ -160,14 +160,14 @@ TEST(policy_classbench)
 			SKIP("no ClassBench data at %s", rp);
 		if (!got)
 			continue;
-		if (ASSERT_OK(vtg_policy_compile(&pol, NULL, NULL, &c, err, sizeof(err)), err)) {
+		if (ASSERT_OK(vtg_pol_policy_compile(&pol, NULL, NULL, &c, err, sizeof(err)), err)) {
 			ASSERT_LT(c.compile_s, 1.0, "compiles in under a second");
 			gen = vtg_pol_install(&e.m, &c, rp, 0, err, sizeof(err));
 			if (ASSERT_GT(gen, 0, err)) {
 				for (int i = 0; i < tr.n; i++) {
 					uint8_t f[128];
 					size_t len = vtg_pol_tuple_frame(&tr.h[i], f, sizeof(f));
-					int want = vtg_policy_ref_match(&pol, NULL, &tr.h[i]);
+					int want = vtg_pol_policy_ref_match(&pol, NULL, &tr.h[i]);
 					struct answer a;
 
 					tr.h[i].ifindex = 0;
@@ -199,7 +199,7 @@ TEST(policy_classbench)
 			vtg_pol_compiled_free(&c);
 		}
 		vtg_pol_trace_free(&tr);
-		vtg_policy_free(&pol);
+		vtg_pol_policy_free(&pol);
 	}
 out:
 	env_close(&e);
@@ -271,7 +271,7 @@ TEST(policy_classbench_v6)
 			d->da_len *= 4;
 			d->family = 6;
 		}
-		if (ASSERT_OK(vtg_policy_compile(&pol, NULL, NULL, &c, err, sizeof(err)), err)) {
+		if (ASSERT_OK(vtg_pol_policy_compile(&pol, NULL, NULL, &c, err, sizeof(err)), err)) {
 			ASSERT_GT(c.ntrees6, 1, "several IPv6 trees");
 			if (ASSERT_GT(vtg_pol_install(&e.m, &c, rp, 0, err, sizeof(err)), 0, err)) {
 				for (int i = 0; i < tr.n && n < 5000; i++) {
@@ -291,7 +291,7 @@ TEST(policy_classbench_v6)
 					t.ifindex = 0;
 					n++;
 					len = vtg_pol_tuple_frame(&t, f, sizeof(f));
-					want = vtg_policy_ref_match(&pol, NULL, &t);
+					want = vtg_pol_policy_ref_match(&pol, NULL, &t);
 					matched += want >= 0;
 					if (vtg_pol_compiled_match(&c, &t) != want)
 						bad_tree++;
@@ -310,7 +310,7 @@ TEST(policy_classbench_v6)
 			vtg_pol_compiled_free(&c);
 		}
 		vtg_pol_trace_free(&tr);
-		vtg_policy_free(&pol);
+		vtg_pol_policy_free(&pol);
 	}
 out:
 	env_close(&e);
@@ -772,12 +772,12 @@ static void expect_err(const char *text, const char *want)
 {
 	struct vtg_policy pol;
 	char err[512] = "";
-	int rc = vtg_policy_parse_buf("f.policy", text, strlen(text), VTG_POL_FMT_AUTO, &pol, err, sizeof(err));
+	int rc = vtg_pol_policy_parse_buf("f.policy", text, strlen(text), VTG_POL_FMT_AUTO, &pol, err, sizeof(err));
 
 	if (ASSERT_ERR(rc, want))
 		ASSERT_STRSTR(err, want, "error message");
 	else
-		vtg_policy_free(&pol);
+		vtg_pol_policy_free(&pol);
 }
 
 TEST(policy_files)
@@ -791,14 +791,14 @@ TEST(policy_files)
 		/* families differ: rejected, see below; a good file: */
 		t = "default drop\nsrc 10.0.0.0/8 proto tcp sport 1024-65535 dport 80 dir in -> count, sample 10\n"
 		    "dst 2001:db8::/32 proto udp -> flow,mirror 128\nany -> pass\n";
-		if (ASSERT_OK(vtg_policy_parse_buf("ok.policy", t, strlen(t), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
+		if (ASSERT_OK(vtg_pol_policy_parse_buf("ok.policy", t, strlen(t), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
 			ASSERT_EQ(pol.n, 3, "three rules");
 			ASSERT_TRUE(pol.dflt.actions & VTG_POL_A_DROP, "default drop");
 			vtg_pol_def_str(&pol.rules[0], txt, sizeof(txt));
 			ASSERT_STREQ(txt, "src 10.0.0.0/8 proto tcp sport 1024-65535 dport 80 dir in -> pass,count,sample 10", "canonical text");
 			ASSERT_EQ(pol.rules[1].family, 6, "IPv6 rule");
 			ASSERT_EQ(pol.rules[1].line, 3, "line kept");
-			vtg_policy_free(&pol);
+			vtg_pol_policy_free(&pol);
 		}
 	}
 	if (SUBTEST("line_format_errors")) {
@@ -827,14 +827,14 @@ TEST(policy_files)
 				"  {\"src\": \"10.0.0.0/8\", \"proto\": \"tcp\", \"dport\": 22, \"action\": \"count,sample 5\"},\n"
 				"  {\"dport\": [1000, 2000], \"actions\": [\"count\", \"flow\"]}\n]}\n";
 
-		if (ASSERT_OK(vtg_policy_parse_buf("p.json", t, strlen(t), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
+		if (ASSERT_OK(vtg_pol_policy_parse_buf("p.json", t, strlen(t), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
 			ASSERT_EQ(pol.n, 2, "two rules");
 			ASSERT_EQ(pol.rules[0].dp_lo, 22, "dport");
 			ASSERT_EQ(pol.rules[0].sample_n, 5, "sample");
 			ASSERT_EQ(pol.rules[1].dp_hi, 2000, "port range as an array");
 			ASSERT_TRUE(pol.rules[1].actions & VTG_POL_A_FLOW, "actions array");
 			ASSERT_EQ(pol.rules[1].line, 3, "line of the rule");
-			vtg_policy_free(&pol);
+			vtg_pol_policy_free(&pol);
 		}
 		expect_err("{\"rules\": [\n  {\"dport\": 22, \"acton\": \"drop\"}\n]}", "f.policy:2:17: expected a rule key");
 		expect_err("{\"rules\": [\n  {\"dport\": 22}\n]}", "f.policy:2:3: expected an \"action\"");
@@ -849,12 +849,12 @@ TEST(policy_files)
 		const char *t = "@10.0.0.0/8\t192.168.1.0/24\t0 : 65535\t80 : 80\t0x06/0xFF\t0x0000/0x0000\n"
 				"@0.0.0.0/0\t0.0.0.0/0\t0 : 65535\t0 : 65535\t0x00/0x00\t0x0000/0x0000\n";
 
-		if (ASSERT_OK(vtg_policy_parse_buf("cb", t, strlen(t), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
+		if (ASSERT_OK(vtg_pol_policy_parse_buf("cb", t, strlen(t), VTG_POL_FMT_AUTO, &pol, err, sizeof(err)), err)) {
 			ASSERT_EQ(pol.n, 2, "two filters");
 			ASSERT_TRUE(pol.flags & VTG_POL_F_RAW_PORTS, "ClassBench sets use raw ports");
 			ASSERT_TRUE(pol.rules[0].sport_any, "0:65535 is any");
 			ASSERT_FALSE(pol.rules[1].proto_any == false, "mask 0x00 is any protocol");
-			vtg_policy_free(&pol);
+			vtg_pol_policy_free(&pol);
 		}
 		expect_err("@10.0.0.0/8\t192.168.1.0/24\t0 : 65535\t80 : 70\t0x06/0xFF\t0x0000/0x0000\n",
 			   "f.policy:1:38: expected a destination port range");
@@ -1057,10 +1057,10 @@ TEST(policy_atomic_switch)
 
 	if (!env_open(&e))
 		goto out;
-	if (vtg_policy_parse_buf("a", A, strlen(A), 0, &pa, err, sizeof(err)) ||
-	    vtg_policy_parse_buf("b", B, strlen(B), 0, &pb, err, sizeof(err)) ||
-	    vtg_policy_compile(&pa, NULL, NULL, &ca, err, sizeof(err)) ||
-	    vtg_policy_compile(&pb, NULL, NULL, &cb, err, sizeof(err))) {
+	if (vtg_pol_policy_parse_buf("a", A, strlen(A), 0, &pa, err, sizeof(err)) ||
+	    vtg_pol_policy_parse_buf("b", B, strlen(B), 0, &pb, err, sizeof(err)) ||
+	    vtg_pol_policy_compile(&pa, NULL, NULL, &ca, err, sizeof(err)) ||
+	    vtg_pol_policy_compile(&pb, NULL, NULL, &cb, err, sizeof(err))) {
 		ASSERT_TRUE(false, err);
 		goto out;
 	}
@@ -1083,8 +1083,8 @@ TEST(policy_atomic_switch)
 	ASSERT_GT(h.runs, 100, "the classifier ran during the switches");
 	vtg_pol_compiled_free(&ca);
 	vtg_pol_compiled_free(&cb);
-	vtg_policy_free(&pa);
-	vtg_policy_free(&pb);
+	vtg_pol_policy_free(&pa);
+	vtg_pol_policy_free(&pb);
 out:
 	env_close(&e);
 }
@@ -1101,7 +1101,7 @@ TEST(policy_oversize)
 		return;
 	for (int i = 0; i < VTG_POL_MAX_RULES + 1; i++)
 		o += snprintf(big + o, cap - o, "proto udp dport %d -> count\n", i % 65536);
-	ASSERT_EQ(vtg_policy_parse_buf("big.policy", big, o, 0, &pol, err, sizeof(err)), -E2BIG, "refused");
+	ASSERT_EQ(vtg_pol_policy_parse_buf("big.policy", big, o, 0, &pol, err, sizeof(err)), -E2BIG, "refused");
 	ASSERT_STRSTR(err, "more than the 16384 the maps hold", "says why");
 	free(big);
 }

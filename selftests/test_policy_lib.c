@@ -106,7 +106,7 @@ struct flows_seen {
 	bool icmp;
 };
 
-static void on_flow(void *ctx, const struct vtg_xrec *r)
+static void on_flow(void *ctx, const struct vtg_x_rec *r)
 {
 	struct flows_seen *fs = ctx;
 
@@ -235,7 +235,7 @@ struct watched {
 	uint32_t cap_len;
 };
 
-static void on_packet(void *ctx, const struct vtg_xrec *r)
+static void on_packet(void *ctx, const struct vtg_x_rec *r)
 {
 	struct watched *w = ctx;
 
@@ -365,7 +365,7 @@ TEST(policy_lib_bench)
 	char err[256];
 	enum vtg_pol_engine e;
 
-	if (!ASSERT_OK(vtg_policy_parse_buf("bench.policy", bench_rules, sizeof(bench_rules) - 1, VTG_POL_FMT_LINE,
+	if (!ASSERT_OK(vtg_pol_policy_parse_buf("bench.policy", bench_rules, sizeof(bench_rules) - 1, VTG_POL_FMT_LINE,
 					    &pol, err, sizeof(err)), err))
 		return;
 	ASSERT_OK(vtg_pol_engine_parse("linear", &e), "engine name");
@@ -383,7 +383,7 @@ TEST(policy_lib_bench)
 		static const char t[] = "dev lo proto udp -> count\n";
 		struct vtg_pol_bench_opts bo = {};
 
-		if (ASSERT_OK(vtg_policy_parse_buf("dev.policy", t, sizeof(t) - 1, VTG_POL_FMT_LINE, &devpol, err,
+		if (ASSERT_OK(vtg_pol_policy_parse_buf("dev.policy", t, sizeof(t) - 1, VTG_POL_FMT_LINE, &devpol, err,
 						   sizeof(err)), err)) {
 			struct vtg_pol_bench *b = vtg_pol_bench_open(&devpol, &bo);
 
@@ -398,6 +398,6 @@ TEST(policy_lib_bench)
 		bench_engine(&pol, VTG_POL_ENGINE_TREE, false, 5);
 		ASSERT_NEQ(vtg_netns_self_ino(), ino, "in a namespace of its own");
 	}
-	vtg_policy_free(&devpol);
-	vtg_policy_free(&pol);
+	vtg_pol_policy_free(&devpol);
+	vtg_pol_policy_free(&pol);
 }

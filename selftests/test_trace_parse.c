@@ -229,7 +229,7 @@ static void ext_finish(struct rb *r, size_t at, int mode)
 	uint16_t ck = 0;
 
 	if (mode != CK_NONE) {
-		ck = ~vtg_csum_fold(vtg_csum_add(0, r->b + at, r->len - at));
+		ck = ~vtg_tr_csum_fold(vtg_tr_csum_add(0, r->b + at, r->len - at));
 		if (mode == CK_BAD)
 			ck ^= 0x0101;
 		if (!ck)
@@ -255,12 +255,12 @@ static size_t icmp_frame(uint8_t *f, const char *from, uint8_t ttl, uint8_t type
 	ip[9] = 1;
 	ip[12] = s >> 24, ip[13] = s >> 16, ip[14] = s >> 8, ip[15] = s;
 	ip[16] = d >> 24, ip[17] = d >> 16, ip[18] = d >> 8, ip[19] = d;
-	uint16_t ck = ~vtg_csum_fold(vtg_csum_add(0, ip, 20));
+	uint16_t ck = ~vtg_tr_csum_fold(vtg_tr_csum_add(0, ip, 20));
 
 	ip[10] = ck >> 8, ip[11] = ck;
 	ic[0] = type, ic[1] = code, ic[5] = byte5;
 	memcpy(ic + 8, body->b, body->len);
-	ck = ~vtg_csum_fold(vtg_csum_add(0, ic, 8 + body->len));
+	ck = ~vtg_tr_csum_fold(vtg_tr_csum_add(0, ic, 8 + body->len));
 	ic[2] = ck >> 8, ic[3] = ck;
 	return n + il;
 }
@@ -357,7 +357,7 @@ static void cases(struct env *e)
 		ic = f + 14 + 20;
 		ic[4] = ICMP_ID >> 8, ic[5] = ICMP_ID & 0xff, ic[6] = 0, ic[7] = 200;
 		ic[2] = ic[3] = 0;
-		uint16_t ck = ~vtg_csum_fold(vtg_csum_add(0, ic, fl - 34));
+		uint16_t ck = ~vtg_tr_csum_fold(vtg_tr_csum_add(0, ic, fl - 34));
 
 		ic[2] = ck >> 8, ic[3] = ck;
 		r = both(e, "echo reply", f, fl, 1);
@@ -781,7 +781,7 @@ static void cases(struct env *e)
 		g[14] = 0x46;
 		g[14 + 3] += 4;
 		g[24] = g[25] = 0;
-		uint16_t ck = ~vtg_csum_fold(vtg_csum_add(0, g + 14, 24));
+		uint16_t ck = ~vtg_tr_csum_fold(vtg_tr_csum_add(0, g + 14, 24));
 
 		g[24] = ck >> 8, g[25] = ck;
 		r = both(e, "reply with IP options", g, fl + 4, 1);
@@ -877,15 +877,15 @@ TEST(trace_probes)
 		sp.ttl = 9;
 		lb = vtg_tr_build_probe(&sp, b2, sizeof(b2));
 		ASSERT_EQ(la, lb, "same length");
-		ASSERT_EQ(vtg_csum_fold(vtg_csum_add(0, a, 20)), 0xffff, "IP checksum");
-		pseudo = vtg_csum_add(0, a + 12, 8) + a[9] + (la - 20);
+		ASSERT_EQ(vtg_tr_csum_fold(vtg_tr_csum_add(0, a, 20)), 0xffff, "IP checksum");
+		pseudo = vtg_tr_csum_add(0, a + 12, 8) + a[9] + (la - 20);
 		if (proto == VTG_TR_ICMP) {
-			ASSERT_EQ(vtg_csum_fold(vtg_csum_add(0, a + 20, la - 20)), 0xffff, "ICMP checksum");
-			ASSERT_EQ(vtg_csum_fold(vtg_csum_add(0, b2 + 20, lb - 20)), 0xffff, "ICMP checksum");
+			ASSERT_EQ(vtg_tr_csum_fold(vtg_tr_csum_add(0, a + 20, la - 20)), 0xffff, "ICMP checksum");
+			ASSERT_EQ(vtg_tr_csum_fold(vtg_tr_csum_add(0, b2 + 20, lb - 20)), 0xffff, "ICMP checksum");
 			ASSERT_TRUE(!memcmp(a + 20, b2 + 20, 4), "type, code, checksum constant");
 			ASSERT_EQ(a[26] << 8 | a[27], 1, "tag in seq");
 		} else {
-			ASSERT_EQ(vtg_csum_fold(vtg_csum_add(pseudo, a + 20, la - 20)), 0xffff, "L4 checksum");
+			ASSERT_EQ(vtg_tr_csum_fold(vtg_tr_csum_add(pseudo, a + 20, la - 20)), 0xffff, "L4 checksum");
 			ASSERT_TRUE(!memcmp(a + 20, b2 + 20, 4), "ports constant");
 			if (proto == VTG_TR_UDP)
 				ASSERT_EQ(b2[26] << 8 | b2[27], 0xffff, "tag is the UDP checksum");

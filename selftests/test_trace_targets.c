@@ -12,10 +12,10 @@
 struct got {
 	int n;
 	char text[8][64];
-	struct vtg_addr a[8];
+	struct vtg_tr_addr a[8];
 };
 
-static int take(const struct vtg_addr *a, const char *text, void *ctx)
+static int take(const struct vtg_tr_addr *a, const char *text, void *ctx)
 {
 	struct got *g = ctx;
 
@@ -62,7 +62,7 @@ TEST(trace_targets)
 		ASSERT_EQ(bad, 1, "one bad line");
 		ASSERT_STREQ(g.text[0], "192.0.2.1", "first");
 		ASSERT_STREQ(g.text[1], "198.51.100.7", "blanks, comment and CR stripped");
-		ASSERT_STREQ(vtg_addr_str(&g.a[1], s, sizeof(s)), "198.51.100.7", "parsed");
+		ASSERT_STREQ(vtg_tr_addr_str(&g.a[1], s, sizeof(s)), "198.51.100.7", "parsed");
 		ASSERT_EQ(g.a[2].family, 6, "an IPv6 address is read (the prober says it is not traced)");
 		ASSERT_STREQ(g.text[3], "203.0.113.9", "the last line without a newline");
 	}
@@ -109,10 +109,10 @@ TEST(trace_targets)
 			  "a missing file");
 	}
 	if (SUBTEST("resolve")) {
-		struct vtg_addr a;
+		struct vtg_tr_addr a;
 
 		ASSERT_OK(vtg_tr_resolve("192.0.2.77", &a), "literal");
-		ASSERT_STREQ(vtg_addr_str(&a, s, sizeof(s)), "192.0.2.77", "as given");
+		ASSERT_STREQ(vtg_tr_addr_str(&a, s, sizeof(s)), "192.0.2.77", "as given");
 		ASSERT_OK(vtg_tr_resolve("localhost", &a), "a name from /etc/hosts");
 		ASSERT_EQ(a.family, 4, "IPv4");
 		ASSERT_EQ(vtg_tr_resolve("not..an..address", &a), -ENOENT, "no such name");

@@ -37,12 +37,12 @@ static void log_json(const struct vtg_agent_event *ev)
 	if (ev->num_key)
 		jw_ku64(w, ev->num_key, ev->num);
 	if (ev->budget)
-		vtg_budget_jw(w, ev->budget);
+		vtg_x_budget_jw(w, ev->budget);
 	if (ev->sinks) {
 		jw_key(w, "sinks");
 		jw_arr(w);
 		for (int k = 0; k < ev->n_sinks; k++)
-			vtg_sink_stats_jw(w, ev->sinks[k]);
+			vtg_x_sink_stats_jw(w, ev->sinks[k]);
 		jw_arr_end(w);
 	}
 	jw_obj_end(w);
@@ -69,7 +69,7 @@ static void log_event(const struct vtg_agent_event *ev, void *ctx)
 		       ev->budget->pct);
 	printf("\n");
 	for (int k = 0; ev->sinks && k < ev->n_sinks; k++) {
-		const struct vtg_sink *sk = ev->sinks[k];
+		const struct vtg_x_sink *sk = ev->sinks[k];
 
 		printf("  sink %s %s: %llu records, %llu dropped, %llu skipped, %llu errors\n", sk->ops->name,
 		       sk->target, (unsigned long long)sk->st.records, (unsigned long long)sk->st.dropped,

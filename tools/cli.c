@@ -1004,7 +1004,7 @@ int cli_main(const struct cli_cmd *const *cmds, int argc, char **argv)
 	cmd = cli_resolve_cmd(all, argv[i], "");
 	if (!cmd)
 		return VTG_EXIT_USAGE;
-	vtg_x_set_source(cmd->name); /* records' envelope: "HOST/COMMAND" */
+	vtg_record_set_source(cmd->name); /* records' envelope: "HOST/COMMAND" */
 	return run_cmd(cmd, cmd->name, argc - i - 1, argv + i + 1, p.help);
 }
 

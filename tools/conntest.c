@@ -10,18 +10,18 @@
 #include "conntest_ui.h"
 
 struct conntest_opts {
-	struct ct_opts ct;
-	struct ct_target targets[256];
+	struct vtg_ct_opts ct;
+	struct vtg_ct_target targets[256];
 	int ui;
 	bool ui_given, no_trace;
 	const char *netns;
-	char hostname[CT_NAME_MAX + 1];
+	char hostname[VTG_CT_NAME_MAX + 1];
 };
 
 static int parse_name(const char *arg, void *dst, char *err, size_t errlen)
 {
-	if (!ct_name_valid(arg)) {
-		snprintf(err, errlen, "'%s' is not a name (1..%d printable characters)", arg, CT_NAME_MAX);
+	if (!vtg_ct_name_valid(arg)) {
+		snprintf(err, errlen, "'%s' is not a name (1..%d printable characters)", arg, VTG_CT_NAME_MAX);
 		return -1;
 	}
 	*(const char **)dst = arg;
@@ -39,9 +39,9 @@ static void drop_prefix(char *err, const char *prefix)
 
 static int parse_listen(const char *arg, void *dst, char *err, size_t errlen)
 {
-	struct ct_listen *l = dst;
+	struct vtg_ct_listen *l = dst;
 
-	if (!ct_parse_listen(arg, &l->proto, &l->port, err, errlen))
+	if (!vtg_ct_parse_listen(arg, &l->proto, &l->port, err, errlen))
 		return 0;
 	drop_prefix(err, "--listen ");
 	return -1;
@@ -49,15 +49,15 @@ static int parse_listen(const char *arg, void *dst, char *err, size_t errlen)
 
 static int parse_connect(const char *arg, void *dst, char *err, size_t errlen)
 {
-	if (!ct_parse_uri(arg, dst, err, errlen))
+	if (!vtg_ct_parse_uri(arg, dst, err, errlen))
 		return 0;
 	drop_prefix(err, "--connect ");
 	return -1;
 }
 
 static const struct cli_choice ui_choices[] = {
-	{ "tui", CT_UI_TUI },
-	{ "log", CT_UI_LOG },
+	{ "tui", VTG_CT_UI_TUI },
+	{ "log", VTG_CT_UI_LOG },
 	{ NULL },
 };
 
@@ -97,19 +97,19 @@ static const struct conntest_opts conntest_defaults = {
 	.ct = { .timeout_s = 3, .backoff_max_s = 1 },
 };
 
-static enum ct_ui pick_ui(const struct conntest_opts *o)
+static enum vtg_ct_ui pick_ui(const struct conntest_opts *o)
 {
 	if (vtg.json)
-		return CT_UI_JSON;
+		return VTG_CT_UI_JSON;
 	if (o->ui_given)
 		return o->ui;
-	return isatty(STDOUT_FILENO) ? CT_UI_TUI : CT_UI_LOG;
+	return isatty(STDOUT_FILENO) ? VTG_CT_UI_TUI : VTG_CT_UI_LOG;
 }
 
 static int conntest_run(void *p)
 {
 	struct conntest_opts *o = p;
-	struct ct_opts *ct = &o->ct;
+	struct vtg_ct_opts *ct = &o->ct;
 	int ret, saved = -1;
 
 	if (!ct->n_listen && !ct->n_targets)
@@ -119,7 +119,7 @@ static int conntest_run(void *p)
 	if (!ct->host_ns)
 		ct->host_ns = vtg_netns_init_path();
 	if (!ct->name) {
-		if (gethostname(o->hostname, sizeof(o->hostname) - 1) || !ct_name_valid(o->hostname))
+		if (gethostname(o->hostname, sizeof(o->hostname) - 1) || !vtg_ct_name_valid(o->hostname))
 			snprintf(o->hostname, sizeof(o->hostname), "conntest-%d", (int)getpid());
 		ct->name = o->hostname;
 	}
@@ -131,10 +131,10 @@ static int conntest_run(void *p)
 		if (saved >= 0)
 			close(saved);
 	}
-	if (ct->ui == CT_UI_TUI)
+	if (ct->ui == VTG_CT_UI_TUI)
 		ct->view = conntest_tui_begin();
-	ret = ct_run(ct);
-	if (ct->ui == CT_UI_TUI)
+	ret = vtg_ct_run(ct);
+	if (ct->ui == VTG_CT_UI_TUI)
 		conntest_tui_end();
 	return ret;
 }

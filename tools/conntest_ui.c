@@ -40,24 +40,24 @@ static void fmt_rate_or_dash(char *b, size_t n, double bps)
 	if (isnan(bps))
 		snprintf(b, n, "-");
 	else
-		ct_fmt_rate(b, n, bps);
+		vtg_ct_fmt_rate(b, n, bps);
 }
 
-static void draw_row(const struct ct_row *r)
+static void draw_row(const struct vtg_ct_row *r)
 {
 	char addr[32], uptime[24], sent[24], recv[24], lat[24], cor[24], bwu[24], bwd[24], pkt[24];
 	char dl[24] = "-", ls[24] = "-";
 
 	snprintf(addr, sizeof(addr), "%s:%u", r->addr, r->port);
 	fmt_uptime(uptime, sizeof(uptime), r->uptime_s);
-	ct_fmt_size(sent, sizeof(sent), (double)r->sent);
-	ct_fmt_size(recv, sizeof(recv), (double)r->received);
-	ct_fmt_ns(lat, sizeof(lat), r->latency_ns);
-	ct_fmt_ns(cor, sizeof(cor), r->corrected_ns);
+	vtg_ct_fmt_size(sent, sizeof(sent), (double)r->sent);
+	vtg_ct_fmt_size(recv, sizeof(recv), (double)r->received);
+	vtg_ct_fmt_ns(lat, sizeof(lat), r->latency_ns);
+	vtg_ct_fmt_ns(cor, sizeof(cor), r->corrected_ns);
 	fmt_rate_or_dash(bwu, sizeof(bwu), r->up_bps);
 	fmt_rate_or_dash(bwd, sizeof(bwd), r->down_bps);
 	if (r->packet_size)
-		ct_fmt_size(pkt, sizeof(pkt), r->packet_size);
+		vtg_ct_fmt_size(pkt, sizeof(pkt), r->packet_size);
 	else
 		snprintf(pkt, sizeof(pkt), "-");
 	if (r->udp) {
@@ -69,7 +69,7 @@ static void draw_row(const struct ct_row *r)
 	       bwd, pkt, dl, ls);
 }
 
-static void tui_draw(void *ctx, const char *name, const struct ct_row *rows, int n, const char *status)
+static void tui_draw(void *ctx, const char *name, const struct vtg_ct_row *rows, int n, const char *status)
 {
 	struct tui *t = ctx;
 
@@ -91,9 +91,9 @@ static void tui_draw(void *ctx, const char *name, const struct ct_row *rows, int
 }
 
 static struct tui tui;
-static const struct ct_view tui_view = { .event = tui_event, .draw = tui_draw, .ctx = &tui };
+static const struct vtg_ct_view tui_view = { .event = tui_event, .draw = tui_draw, .ctx = &tui };
 
-const struct ct_view *conntest_tui_begin(void)
+const struct vtg_ct_view *conntest_tui_begin(void)
 {
 	memset(&tui, 0, sizeof(tui));
 	fputs("\033[?25l", stdout); /* hide the cursor while we redraw */

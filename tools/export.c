@@ -26,7 +26,7 @@ static void on_signal(int sig)
 }
 
 /* The fds the sinks want polled, appended to pf from index n; returns the new count. */
-static int sink_pollfds(struct vtg_sink **sinks, int nsinks, struct pollfd *pf, int n, int max)
+static int sink_pollfds(struct vtg_x_sink **sinks, int nsinks, struct pollfd *pf, int n, int max)
 {
 	for (int k = 0; k < nsinks; k++) {
 		int fds[8];
@@ -39,7 +39,7 @@ static int sink_pollfds(struct vtg_sink **sinks, int nsinks, struct pollfd *pf, 
 	return n;
 }
 
-static void summary(struct vtg_sink *s, const char *kind)
+static void summary(struct vtg_x_sink *s, const char *kind)
 {
 	fprintf(stderr, "export: %s %s: %llu records, %llu dropped, %llu skipped, %llu errors, %llu reconnects\n",
 		kind, s->target[0] ? s->target : "-", (unsigned long long)s->st.records,
@@ -55,7 +55,7 @@ struct export_opts {
 
 /* The stream and the sinks it feeds. */
 struct export {
-	struct vtg_sink *sinks[MAX_SINKS];
+	struct vtg_x_sink *sinks[MAX_SINKS];
 	const char *kinds[MAX_SINKS];
 	int nsinks;
 	char *buf;           /* stdin's bytes not yet handed on */
@@ -75,7 +75,7 @@ static int open_sinks(struct export *x, const struct export_opts *o)
 				     o->words[o->nwords - 1]);
 	for (int i = 0; i < o->nwords; i += 2) {
 		x->kinds[x->nsinks] = o->words[i];
-		x->sinks[x->nsinks] = vtg_sink_open(o->words[i], o->words[i + 1], err, sizeof(err));
+		x->sinks[x->nsinks] = vtg_x_sink_open(o->words[i], o->words[i + 1], err, sizeof(err));
 		if (!x->sinks[x->nsinks]) {
 			if (strstr(err, "unknown sink") || strstr(err, "expected"))
 				return cli_usage_err("export", "%s", err);
@@ -112,7 +112,7 @@ static void feed_lines(struct export *x)
 
 	while ((nl = memchr(p, '\n', x->buf + x->len - p))) {
 		size_t ll = nl - p;
-		struct vtg_xrec r;
+		struct vtg_x_rec r;
 
 		x->lineno++;
 		if (x->overlong) {
@@ -122,7 +122,7 @@ static void feed_lines(struct export *x)
 		}
 		while (ll && (p[ll - 1] == '\r' || p[ll - 1] == ' '))
 			ll--;
-		if (ll && vtg_xrec_parse(p, ll, &r, x->pkt, 65536, err, sizeof(err))) {
+		if (ll && vtg_x_rec_parse(p, ll, &r, x->pkt, 65536, err, sizeof(err))) {
 			x->malformed++;
 			fprintf(stderr, "vantage export: line %llu: %s (skipped)\n", (unsigned long long)x->lineno, err);
 		} else if (ll) {
@@ -220,7 +220,7 @@ static void close_sinks(struct export *x, bool report)
 {
 	for (int k = 0; k < x->nsinks; k++) {
 		if (!report) {
-			vtg_sink_close(x->sinks[k]);
+			vtg_x_sink_close(x->sinks[k]);
 			x->sinks[k] = NULL;
 			continue;
 		}
@@ -245,7 +245,7 @@ static void summary_record(const struct export *x)
 	jw_key(w, "sinks");
 	jw_arr(w);
 	for (int k = 0; k < x->nsinks; k++)
-		vtg_sink_stats_jw(w, x->sinks[k]);
+		vtg_x_sink_stats_jw(w, x->sinks[k]);
 	jw_arr_end(w);
 	jw_obj_end(w);
 	jw_free(w);

@@ -449,7 +449,7 @@ static int do_stats(void *opts)
 /* ---- flows ---- */
 
 /* ctx: NULL, or a count of the flows printed. */
-static void flow_print(void *ctx, const struct vtg_xrec *r)
+static void flow_print(void *ctx, const struct vtg_x_rec *r)
 {
 	static const char *const reasons[] = { "-", "idle", "active", "end", "forced", "resources" };
 	const struct vtg_xflow *f = &r->flow;
@@ -459,7 +459,7 @@ static void flow_print(void *ctx, const struct vtg_xrec *r)
 	if (ctx)
 		(*(uint64_t *)ctx)++;
 	if (w) {
-		vtg_xrec_jw(w, r);
+		vtg_x_rec_jw(w, r);
 		jw_free(w);
 		return;
 	}
@@ -479,7 +479,7 @@ static void flows_head(void)
 		       "sport", "dport", "dir", "packets", "bytes", "flags", "rule", "end");
 }
 
-static void follow_summary(const struct vtg_pol_inst *in, const struct vtg_flowx_stats *st)
+static void follow_summary(const struct vtg_pol_inst *in, const struct vtg_pol_flowx_stats *st)
 {
 	struct jw *w = vtg_jw_stdout();
 
@@ -505,7 +505,7 @@ static int follow_flows(const struct popts *o, struct vtg_pol_inst *in)
 {
 	double active = o->active ? o->active : 60, idle = o->idle ? o->idle : 15;
 	double poll_s = vtg_pol_flows_period_s(active, idle), t0 = vtg_now_s();
-	struct vtg_flowx *x = vtg_flowx_new(&in->m, in->info.ifname, active, idle);
+	struct vtg_pol_flowx *x = vtg_pol_flowx_new(&in->m, in->info.ifname, active, idle);
 	int err = 0;
 
 	if (!x) {
@@ -523,8 +523,8 @@ static int follow_flows(const struct popts *o, struct vtg_pol_inst *in)
 	if (err)
 		vtg_err("flow export on %s: %s", in->info.ifname, strerror(-err));
 	else
-		follow_summary(in, vtg_flowx_stats(x));
-	vtg_flowx_free(x);
+		follow_summary(in, vtg_pol_flowx_stats(x));
+	vtg_pol_flowx_free(x);
 	return err ? VTG_EXIT_FAIL : VTG_EXIT_OK;
 }
 
@@ -573,11 +573,11 @@ struct watch_out {
 /* Addresses and ports out of the captured headers, for the text line. */
 static void decode(const uint8_t *d, size_t n, char *txt, size_t tlen)
 {
-	struct vtg_frame_tuple t;
+	struct vtg_x_frame_tuple t;
 	char s[64], u[64];
 
 	txt[0] = 0;
-	vtg_frame_tuple(d, n, &t);
+	vtg_x_frame_tuple(d, n, &t);
 	if (!t.family)
 		return;
 	inet_ntop(t.family == 6 ? AF_INET6 : AF_INET, t.saddr, s, sizeof(s));
@@ -589,14 +589,14 @@ static void decode(const uint8_t *d, size_t n, char *txt, size_t tlen)
 }
 
 /* A sample or mirror: on stdout unless it went to --export sinks. */
-static void watch_packet(void *ctx, const struct vtg_xrec *r)
+static void watch_packet(void *ctx, const struct vtg_x_rec *r)
 {
 	struct watch_out *wo = ctx;
 
 	if (!wo->nsinks && vtg.json) {
 		struct jw *w = vtg_jw_stdout();
 
-		vtg_xrec_jw(w, r);
+		vtg_x_rec_jw(w, r);
 		jw_free(w);
 	} else if (!wo->nsinks) {
 		const struct vtg_xpacket *pk = &r->pkt;
@@ -635,14 +635,14 @@ static void watch_lost(void *ctx, const struct vtg_pol_inst *in, const struct vt
 	}
 }
 
-static void watch_scale(void *ctx, const struct vtg_budget *b)
+static void watch_scale(void *ctx, const struct vtg_x_budget *b)
 {
 	struct watch_out *wo = ctx;
 	struct jw *w = vtg_jw_stdout();
 
 	if (w) {
 		jw_record(w, "sampling", vtg_mono_ns());
-		vtg_budget_jw(w, b);
+		vtg_x_budget_jw(w, b);
 		jw_obj_end(w);
 		jw_free(w);
 	} else if (!wo->nsinks) {
@@ -651,18 +651,18 @@ static void watch_scale(void *ctx, const struct vtg_budget *b)
 	}
 }
 
-static int open_sinks(const struct popts *o, struct vtg_sink **sinks)
+static int open_sinks(const struct popts *o, struct vtg_x_sink **sinks)
 {
 	for (int k = 0; k < o->nexports; k++) {
 		char kind[32], err[256];
 		const char *eq = strchr(o->exports[k], '=');
 
 		snprintf(kind, sizeof(kind), "%.*s", (int)(eq - o->exports[k]), o->exports[k]);
-		sinks[k] = vtg_sink_open(kind, eq + 1, err, sizeof(err));
+		sinks[k] = vtg_x_sink_open(kind, eq + 1, err, sizeof(err));
 		if (!sinks[k]) {
 			vtg_err("--export %s: %s", o->exports[k], err);
 			while (k--)
-				vtg_sink_close(sinks[k]);
+				vtg_x_sink_close(sinks[k]);
 			return -1;
 		}
 	}
@@ -671,10 +671,10 @@ static int open_sinks(const struct popts *o, struct vtg_sink **sinks)
 
 /* Flushes and closes the sinks (their counts settle at close) and says what each did;
  * freed after the summary has read them. */
-static void close_sinks(struct vtg_sink **sinks, int n)
+static void close_sinks(struct vtg_x_sink **sinks, int n)
 {
 	for (int k = 0; k < n; k++) {
-		struct vtg_sink *s = sinks[k];
+		struct vtg_x_sink *s = sinks[k];
 
 		if (s->ops->tick)
 			s->ops->tick(s, vtg_mono_ns());
@@ -687,7 +687,7 @@ static void close_sinks(struct vtg_sink **sinks, int n)
 
 /* The closing record of a watch that ended normally. */
 static void watch_summary(const struct vtg_pol_inst *in, uint64_t records, const struct watch_out *out,
-			  struct vtg_sink **sinks)
+			  struct vtg_x_sink **sinks)
 {
 	struct jw *w = vtg_jw_stdout();
 
@@ -701,7 +701,7 @@ static void watch_summary(const struct vtg_pol_inst *in, uint64_t records, const
 		jw_key(w, "sinks");
 		jw_arr(w);
 		for (int k = 0; k < out->nsinks; k++)
-			vtg_sink_stats_jw(w, sinks[k]);
+			vtg_x_sink_stats_jw(w, sinks[k]);
 		jw_arr_end(w);
 	}
 	jw_obj_end(w);
@@ -731,7 +731,7 @@ static int do_watch(void *opts)
 {
 	const struct popts *o = opts;
 	struct vtg_pol_inst *in;
-	struct vtg_sink *sinks[8];
+	struct vtg_x_sink *sinks[8];
 	struct watch_out out = { .o = o };
 	struct vtg_pol_watch_opts wo = {
 		.sinks = sinks, .cpu_budget = o->budget, .on_packet = watch_packet, .on_lost = watch_lost,
@@ -842,7 +842,7 @@ static int do_bench(void *opts)
 	char err[512];
 	int ret = VTG_EXIT_FAIL;
 
-	if (vtg_policy_parse_file(o->rules, o->fmt, &pol, err, sizeof(err))) {
+	if (vtg_pol_policy_parse_file(o->rules, o->fmt, &pol, err, sizeof(err))) {
 		vtg_err("%s", err);
 		return VTG_EXIT_FAIL;
 	}
@@ -860,7 +860,7 @@ static int do_bench(void *opts)
 out:
 	vtg_pol_bench_close(b);
 	vtg_pol_trace_free(&tr);
-	vtg_policy_free(&pol);
+	vtg_pol_policy_free(&pol);
 	return ret;
 }
 

@@ -78,9 +78,9 @@ static void tags_text(uint32_t tags, char *buf, size_t len)
 	if (!tags)
 		return;
 	n += snprintf(buf + n, len - n, " [");
-	for (int b = 0; b < VTG_TNT_NTAGS && n < len; b++)
+	for (int b = 0; b < VTG_TR_TNT_NTAGS && n < len; b++)
 		if (tags & (1u << b))
-			n += snprintf(buf + n, len - n, "%s%s", n > 2 ? "," : "", vtg_tnt_tag_name(b));
+			n += snprintf(buf + n, len - n, "%s%s", n > 2 ? "," : "", vtg_tr_tnt_tag_name(b));
 	if (n < len)
 		snprintf(buf + n, len - n, "]");
 }
@@ -89,9 +89,9 @@ static void tags_json(struct jw *w, uint32_t tags)
 {
 	jw_key(w, "tags");
 	jw_arr(w);
-	for (int b = 0; b < VTG_TNT_NTAGS; b++)
+	for (int b = 0; b < VTG_TR_TNT_NTAGS; b++)
 		if (tags & (1u << b))
-			jw_str(w, vtg_tnt_tag_name(b));
+			jw_str(w, vtg_tr_tnt_tag_name(b));
 	jw_arr_end(w);
 }
 
@@ -110,13 +110,13 @@ static void mpls_json(struct jw *w, const uint32_t *lse, int n)
 	jw_arr_end(w);
 }
 
-static void kaddr(struct jw *w, const char *k, const struct vtg_addr *a)
+static void kaddr(struct jw *w, const char *k, const struct vtg_tr_addr *a)
 {
 	char s[64];
 
 	jw_key(w, k);
 	if (a && a->family)
-		jw_str(w, vtg_addr_str(a, s, sizeof(s)));
+		jw_str(w, vtg_tr_addr_str(a, s, sizeof(s)));
 	else
 		jw_null(w);
 }
@@ -131,7 +131,7 @@ static void kint_or_null(struct jw *w, const char *k, int v, bool valid)
 }
 
 /* A hop line, trace hop (h != NULL) or revealed hop. */
-static void hop_json(struct jw *w, const char *dst, const struct vtg_tnt_hop *t, const struct vtg_tr_hop *h,
+static void hop_json(struct jw *w, const char *dst, const struct vtg_tr_tnt_hop *t, const struct vtg_tr_hop *h,
 		     int nq, bool revealed)
 {
 	uint64_t best = t->rtt_ns;
@@ -175,19 +175,19 @@ static void hop_json(struct jw *w, const char *dst, const struct vtg_tnt_hop *t,
 				break;
 			}
 	}
-	if (t->frpla != VTG_TNT_NO_VALUE && t->responded)
+	if (t->frpla != VTG_TR_TNT_NO_VALUE && t->responded)
 		jw_ks64(w, "frpla", t->frpla);
-	if (t->rtla != VTG_TNT_NO_VALUE)
+	if (t->rtla != VTG_TR_TNT_NO_VALUE)
 		jw_ks64(w, "rtla", t->rtla);
-	if (t->uturn != VTG_TNT_NO_VALUE)
+	if (t->uturn != VTG_TR_TNT_NO_VALUE)
 		jw_ks64(w, "uturn", t->uturn);
 	jw_obj_end(w);
 }
 
-static void hop_text(const struct vtg_tnt_hop *t, const struct vtg_tr_hop *h, int nq, const char *label)
+static void hop_text(const struct vtg_tr_tnt_hop *t, const struct vtg_tr_hop *h, int nq, const char *label)
 {
 	char a[64], tags[256];
-	struct vtg_addr shown = { 0 };
+	struct vtg_tr_addr shown = { 0 };
 
 	printf("%3s ", label);
 	if (!t->responded && !h) {
@@ -195,7 +195,7 @@ static void hop_text(const struct vtg_tnt_hop *t, const struct vtg_tr_hop *h, in
 		return;
 	}
 	if (t->responded) {
-		printf(" %-15s", vtg_addr_str(&t->addr, a, sizeof(a)));
+		printf(" %-15s", vtg_tr_addr_str(&t->addr, a, sizeof(a)));
 		shown = t->addr;
 	}
 	if (!h && t->rtt_ns)
@@ -208,8 +208,8 @@ static void hop_text(const struct vtg_tnt_hop *t, const struct vtg_tr_hop *h, in
 				printf("  *");
 				continue;
 			}
-			if (!vtg_addr_eq(&r->addr, &shown)) {
-				printf(" %s", vtg_addr_str(&r->addr, a, sizeof(a)));
+			if (!vtg_tr_addr_eq(&r->addr, &shown)) {
+				printf(" %s", vtg_tr_addr_str(&r->addr, a, sizeof(a)));
 				shown = r->addr;
 			}
 			printf("  %.3f ms", r->rtt_ns / 1e6);
@@ -228,11 +228,11 @@ static void hop_text(const struct vtg_tnt_hop *t, const struct vtg_tr_hop *h, in
 			printf("  rTTLs=<%d,*>", t->reply_ttl);
 		{
 			printf(" qttl=%d", t->qttl);
-			if (t->uturn != VTG_TNT_NO_VALUE && t->uturn)
+			if (t->uturn != VTG_TR_TNT_NO_VALUE && t->uturn)
 				printf(" uturn=%d", t->uturn);
-			if (t->frpla != VTG_TNT_NO_VALUE && t->frpla > 0)
+			if (t->frpla != VTG_TR_TNT_NO_VALUE && t->frpla > 0)
 				printf(" frpla=%d", t->frpla);
-			if (t->rtla != VTG_TNT_NO_VALUE && t->rtla > 0)
+			if (t->rtla != VTG_TR_TNT_NO_VALUE && t->rtla > 0)
 				printf(" rtla=%d", t->rtla);
 		}
 	}
@@ -243,12 +243,12 @@ static void hop_text(const struct vtg_tnt_hop *t, const struct vtg_tr_hop *h, in
 	printf("\n");
 }
 
-static void tunnel_out(struct out *o, const char *dst, const struct vtg_tr_report *r, const struct vtg_tnt_tunnel *t)
+static void tunnel_out(struct out *o, const char *dst, const struct vtg_tr_report *r, const struct vtg_tr_tnt_tunnel *t)
 {
-	const struct vtg_addr *ing = t->ingress >= 0 ? &r->tnt[t->ingress].addr : NULL;
-	const struct vtg_addr *egr = t->egress >= 0 ? &r->tnt[t->egress].addr :
+	const struct vtg_tr_addr *ing = t->ingress >= 0 ? &r->tnt[t->ingress].addr : NULL;
+	const struct vtg_tr_addr *egr = t->egress >= 0 ? &r->tnt[t->egress].addr :
 				     t->revealed_egress.family ? &t->revealed_egress : NULL;
-	bool visible = t->kind == VTG_TNT_K_EXPLICIT || t->kind == VTG_TNT_K_IMPLICIT;
+	bool visible = t->kind == VTG_TR_TNT_K_EXPLICIT || t->kind == VTG_TR_TNT_K_IMPLICIT;
 	char a[64], b[64];
 
 	if (o->w) {
@@ -256,7 +256,7 @@ static void tunnel_out(struct out *o, const char *dst, const struct vtg_tr_repor
 
 		jw_record(w, "tunnel", vtg_mono_ns());
 		jw_kstr(w, "dst", dst);
-		jw_kstr(w, "kind", vtg_tnt_kind_name(t->kind));
+		jw_kstr(w, "kind", vtg_tr_tnt_kind_name(t->kind));
 		kaddr(w, "ingress", ing);
 		kaddr(w, "egress", egr);
 		jw_key(w, "lsrs");
@@ -264,14 +264,14 @@ static void tunnel_out(struct out *o, const char *dst, const struct vtg_tr_repor
 		if (visible) {
 			for (int i = t->first; i >= 0 && i <= t->last; i++)
 				if (r->tnt[i].responded)
-					jw_str(w, vtg_addr_str(&r->tnt[i].addr, a, sizeof(a)));
+					jw_str(w, vtg_tr_addr_str(&r->tnt[i].addr, a, sizeof(a)));
 		} else {
 			for (int i = 0; i < t->n_revealed; i++)
-				jw_str(w, vtg_addr_str(&t->revealed[i].addr, a, sizeof(a)));
+				jw_str(w, vtg_tr_addr_str(&t->revealed[i].addr, a, sizeof(a)));
 		}
 		jw_arr_end(w);
-		jw_kstr(w, "trigger", vtg_tnt_trigger_name(t->trigger));
-		jw_kstr(w, "revealed_by", vtg_tnt_reveal_name(t->revealed_by));
+		jw_kstr(w, "trigger", vtg_tr_tnt_trigger_name(t->trigger));
+		jw_kstr(w, "revealed_by", vtg_tr_tnt_reveal_name(t->revealed_by));
 		if (t->trigger_value)
 			jw_ks64(w, "trigger_value", t->trigger_value);
 		if (t->steps)
@@ -279,8 +279,8 @@ static void tunnel_out(struct out *o, const char *dst, const struct vtg_tr_repor
 		jw_obj_end(w);
 		return;
 	}
-	printf("tunnel %s %s -> %s", vtg_tnt_kind_name(t->kind),
-	       ing ? vtg_addr_str(ing, a, sizeof(a)) : "?", egr ? vtg_addr_str(egr, b, sizeof(b)) : "?");
+	printf("tunnel %s %s -> %s", vtg_tr_tnt_kind_name(t->kind),
+	       ing ? vtg_tr_addr_str(ing, a, sizeof(a)) : "?", egr ? vtg_tr_addr_str(egr, b, sizeof(b)) : "?");
 	{
 		int n = 0;
 
@@ -292,12 +292,12 @@ static void tunnel_out(struct out *o, const char *dst, const struct vtg_tr_repor
 		}
 		printf(": %d LSR%s", n, n == 1 ? "" : "s");
 	}
-	printf(", trigger %s", vtg_tnt_trigger_name(t->trigger));
+	printf(", trigger %s", vtg_tr_tnt_trigger_name(t->trigger));
 	if (t->trigger_value)
 		printf("=%d", t->trigger_value);
 	if (!visible)
-		printf(", revealed by %s", vtg_tnt_reveal_name(t->revealed_by));
-	if (t->kind == VTG_TNT_K_OPAQUE)
+		printf(", revealed by %s", vtg_tr_tnt_reveal_name(t->revealed_by));
+	if (t->kind == VTG_TR_TNT_K_OPAQUE)
 		printf(" (LSE-TTL says %d hidden)", t->trigger_value);
 	printf("\n");
 }
@@ -309,7 +309,7 @@ static void on_report(const struct vtg_tr_report *r, void *arg)
 	bool reached = r->stop == VTG_TR_REACHED;
 
 	clear_progress(o);
-	vtg_addr_str(&r->dst, dst, sizeof(dst));
+	vtg_tr_addr_str(&r->dst, dst, sizeof(dst));
 	o->reported++;
 	if (!reached)
 		o->unreached++;
@@ -326,14 +326,14 @@ static void on_report(const struct vtg_tr_report *r, void *arg)
 			hop_text(&r->tnt[i], &r->hops[i], r->nqueries, label);
 		/* revealed hops go right after the ingress of their tunnel */
 		for (int k = 0; k < r->ntunnels; k++) {
-			const struct vtg_tnt_tunnel *t = &r->tunnels[k];
+			const struct vtg_tr_tnt_tunnel *t = &r->tunnels[k];
 			int anchor = t->ingress >= 0 ? t->ingress :
 				     (t->egress >= 0 ? t->egress : t->first) - 1;
 
 			if (anchor != i)
 				continue;
 			for (int h = 0; h <= t->n_revealed; h++) {
-				const struct vtg_tnt_hop *rh = h < t->n_revealed ? &t->revealed[h] : &t->egress_hop;
+				const struct vtg_tr_tnt_hop *rh = h < t->n_revealed ? &t->revealed[h] : &t->egress_hop;
 
 				if (h == t->n_revealed && !t->egress_hop.responded)
 					break; /* buddy's hidden egress, when found */
@@ -491,7 +491,7 @@ static const struct cli_opt trace_table[] = {
 
 static const struct trace_cli trace_defaults = {
 	.o = { .proto = VTG_TR_ICMP, .nqueries = 3, .wait_s = 2, .first_ttl = 1, .max_ttl = 30,
-	       .gap_limit = 5, .concurrency = 64, .tnt_params = VTG_TNT_DEFAULT_PARAMS },
+	       .gap_limit = 5, .concurrency = 64, .tnt_params = VTG_TR_TNT_DEFAULT_PARAMS },
 };
 
 /* The checks the table cannot make, and what follows from the options; -1 to go on,
@@ -627,7 +627,7 @@ static int via_agent(const struct trace_cli *c)
 
 static int add_dst(struct vtg_tr_session *s, const char *dst)
 {
-	struct vtg_addr a;
+	struct vtg_tr_addr a;
 	int err;
 
 	if (vtg_tr_resolve(dst, &a)) {

@@ -191,7 +191,7 @@ static bool wants(const struct agent_client *c, uint32_t netns)
 	return false;
 }
 
-void agent_clients_event(struct vtg_agent *a, const struct vtg_lat_event *ev)
+void vtg_agent_clients_event(struct vtg_agent *a, const struct vtg_lat_event *ev)
 {
 	for (int i = 0; i < a->n_cl; i++) {
 		struct agent_client *c = &a->cl[i];
@@ -209,7 +209,7 @@ void agent_clients_event(struct vtg_agent *a, const struct vtg_lat_event *ev)
 }
 
 /* A namespace is gone: control clients that asked for it are told, containers in it let go. */
-void agent_clients_netns_gone(struct vtg_agent *a, uint32_t netns)
+void vtg_agent_clients_netns_gone(struct vtg_agent *a, uint32_t netns)
 {
 	for (int i = a->n_cl - 1; i >= 0; i--) {
 		struct agent_client *c = &a->cl[i];
@@ -219,11 +219,11 @@ void agent_clients_netns_gone(struct vtg_agent *a, uint32_t netns)
 		if (c->kind == CL_CONTROL)
 			send_frame(c, VTG_AGENT_FRAME_GONE, &netns, sizeof(netns));
 		else
-			agent_drop_client(a, i); /* its namespace is gone */
+			vtg_agent_drop_client(a, i); /* its namespace is gone */
 	}
 }
 
-void agent_clients_report_lost(struct vtg_agent *a)
+void vtg_agent_clients_report_lost(struct vtg_agent *a)
 {
 	for (int i = 0; i < a->n_cl; i++) {
 		struct agent_client *c = &a->cl[i];
@@ -318,7 +318,7 @@ static void log_trace_started(struct vtg_agent *a, char **args, int nargs, pid_t
 	cmd[0] = 0;
 	for (int k = 0; k < nargs && off < sizeof(cmd) - 1; k++)
 		off += snprintf(cmd + off, sizeof(cmd) - off, "%s%s", k ? " " : "", args[k]);
-	agent_log(a, "trace", "traceroute started", "args", cmd, "pid", pid);
+	vtg_agent_log(a, "trace", "traceroute started", "args", cmd, "pid", pid);
 }
 
 /* "trace [-j] [-v] -- ARG...": runs `vantage trace ARG...` (this executable) on the
@@ -376,7 +376,7 @@ static bool start_trace(struct vtg_agent *a, struct agent_client *c, char **args
 }
 
 /* A finished trace run: its exit status to the client, which is then let go. */
-void agent_reap_traces(struct vtg_agent *a)
+void vtg_agent_reap_traces(struct vtg_agent *a)
 {
 	for (int i = a->n_cl - 1; i >= 0; i--) {
 		struct agent_client *c = &a->cl[i];
@@ -387,8 +387,8 @@ void agent_reap_traces(struct vtg_agent *a)
 		c->child = 0;
 		code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		send_json_line(c, fill_exit, &code);
-		agent_log(a, "trace", "traceroute finished", NULL, NULL, "status", code);
-		agent_drop_client(a, i);
+		vtg_agent_log(a, "trace", "traceroute finished", NULL, NULL, "status", code);
+		vtg_agent_drop_client(a, i);
 	}
 }
 
@@ -413,7 +413,7 @@ static uint32_t peer_netns(int fd)
 static bool trace_request(struct vtg_agent *a, struct agent_client *c, struct vtg_agent_req *r)
 {
 	if (c->kind != CL_CONTROL) {
-		agent_log(a, "denied", "a container asked for a traceroute", NULL, NULL, "netns",
+		vtg_agent_log(a, "denied", "a container asked for a traceroute", NULL, NULL, "netns",
 			  peer_netns(c->fd));
 		send_error(c, "trace is for the control socket only");
 		return false;
@@ -432,7 +432,7 @@ static bool set_netns(struct vtg_agent *a, struct agent_client *c, const struct 
 		uint32_t own = peer_netns(c->fd);
 
 		if (r->n_args)
-			agent_log(a, "denied", "a container asked for other namespaces: given its own only",
+			vtg_agent_log(a, "denied", "a container asked for other namespaces: given its own only",
 				  "request", r->args[0], "netns", own);
 		c->n_netns = own ? 1 : 0;
 		c->netns[0] = own;
@@ -499,7 +499,7 @@ static bool handle_request(struct vtg_agent *a, struct agent_client *c)
 
 /* ---- the connections ---- */
 
-int agent_listen_unix(const char *path, mode_t mode)
+int vtg_agent_listen_unix(const char *path, mode_t mode)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd;
@@ -522,7 +522,7 @@ int agent_listen_unix(const char *path, mode_t mode)
 	return fd;
 }
 
-void agent_accept(struct vtg_agent *a, int k)
+void vtg_agent_accept(struct vtg_agent *a, int k)
 {
 	int fd = accept4(a->lfd[k], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -540,7 +540,7 @@ void agent_accept(struct vtg_agent *a, int k)
 	c->kind = k == 0 ? CL_CONTROL : CL_CONTAINER;
 }
 
-void agent_drop_client(struct vtg_agent *a, int i)
+void vtg_agent_drop_client(struct vtg_agent *a, int i)
 {
 	for (int k = 0; k < 3; k++)
 		if (a->cl[i].pass_fd[k] >= 0)
@@ -579,7 +579,7 @@ static void take_fds(struct agent_client *c, struct msghdr *mh)
 	}
 }
 
-void agent_client_read(struct vtg_agent *a, int i)
+void vtg_agent_client_read(struct vtg_agent *a, int i)
 {
 	struct agent_client *c = &a->cl[i];
 	union {
@@ -610,7 +610,7 @@ void agent_client_read(struct vtg_agent *a, int i)
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		agent_drop_client(a, i);
+		vtg_agent_drop_client(a, i);
 		return;
 	}
 	if (c->state == CS_STREAM)
@@ -622,5 +622,5 @@ void agent_client_read(struct vtg_agent *a, int i)
 	if (line < 0)
 		send_error(c, line == -EMSGSIZE ? "request line too long" : "request line holds a NUL byte");
 	if (line < 0 || !handle_request(a, c))
-		agent_drop_client(a, i);
+		vtg_agent_drop_client(a, i);
 }

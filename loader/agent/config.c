@@ -239,9 +239,9 @@ static int d_policy(struct cfg_ctx *x, char **w, int nw)
 	if (!pc->dev[0])
 		return FAIL(x, "policy: 'dev IFACE' is required");
 	/* The file is parsed now, so a bad policy stops the agent before it attaches anything. */
-	if (vtg_policy_parse_file(pc->file, VTG_POL_FMT_AUTO, &pol, perr, sizeof(perr)))
+	if (vtg_pol_policy_parse_file(pc->file, VTG_POL_FMT_AUTO, &pol, perr, sizeof(perr)))
 		return FAIL(x, "policy %s", perr);
-	vtg_policy_free(&pol);
+	vtg_pol_policy_free(&pol);
 	c->n_policies++;
 	return 0;
 }

@@ -25,16 +25,16 @@
 /* A latency record for the sinks: the fields they encode, and the event for JSON Lines. */
 static void lat_to_sinks(struct vtg_agent *a, const struct vtg_lat_event *ev)
 {
-	struct vtg_xrec r;
+	struct vtg_x_rec r;
 	struct vtg_xlatency *l = &r.lat;
 	const char *nm = vtg_netns_name(ev->netns);
 
-	memset(&r, 0, offsetof(struct vtg_xrec, lat) + sizeof(r.lat));
+	memset(&r, 0, offsetof(struct vtg_x_rec, lat) + sizeof(r.lat));
 	r.kind = VTG_XK_LATENCY;
 	memcpy(r.type, "latency", 8);
 	r.ts_ns = ev->ts_ns;
 	r.wall_ns = vtg_wall_of_mono(ev->ts_ns);
-	r.source = vtg_x_source;
+	r.source = vtg_record_source;
 	r.raw = ev;
 	l->netns = ev->netns;
 	if (nm)
@@ -62,7 +62,7 @@ static int on_event(const struct vtg_lat_event *ev, void *ctx)
 	a->records++;
 	if (a->n_sinks)
 		lat_to_sinks(a, ev);
-	agent_clients_event(a, ev);
+	vtg_agent_clients_event(a, ev);
 	return 0;
 }
 
@@ -80,7 +80,7 @@ static void netns_added(void *ctx, uint32_t ino, const char *name)
 {
 	struct vtg_agent *a = ctx;
 
-	agent_log(a, "netns_added", NULL, "netns_name", name, "netns", ino);
+	vtg_agent_log(a, "netns_added", NULL, "netns_name", name, "netns", ino);
 	if (a->lat && a->cfg.latency == VTG_AGENT_LAT_NETNS && wanted_name(a, name))
 		vtg_lat_add_netns(a->lat, ino);
 }
@@ -89,10 +89,10 @@ static void netns_removed(void *ctx, uint32_t ino)
 {
 	struct vtg_agent *a = ctx;
 
-	agent_log(a, "netns_removed", NULL, NULL, NULL, "netns", ino);
+	vtg_agent_log(a, "netns_removed", NULL, NULL, NULL, "netns", ino);
 	if (a->lat && a->cfg.latency == VTG_AGENT_LAT_NETNS)
 		vtg_lat_del_netns(a->lat, ino);
-	agent_clients_netns_gone(a, ino);
+	vtg_agent_clients_netns_gone(a, ino);
 }
 
 /* ---- set-up ---- */
@@ -150,7 +150,7 @@ static int open_latency(struct vtg_agent *a)
 			.value2 = vtg_lat_adopted(a->lat) ? "taken over" : "attached",
 		};
 
-		agent_log_ev(a, &ev);
+		vtg_agent_log_ev(a, &ev);
 	}
 	return 0;
 }
@@ -160,7 +160,7 @@ static int open_exports(struct vtg_agent *a)
 	for (int k = 0; k < a->cfg.n_exports; k++) {
 		char serr[256];
 
-		a->sinks[k] = vtg_sink_open(a->cfg.exports[k].kind, a->cfg.exports[k].target, serr,
+		a->sinks[k] = vtg_x_sink_open(a->cfg.exports[k].kind, a->cfg.exports[k].target, serr,
 					    sizeof(serr));
 		if (!a->sinks[k]) {
 			vtg_err("export %s %s: %s", a->cfg.exports[k].kind, a->cfg.exports[k].target, serr);
@@ -191,7 +191,7 @@ static int open_policies(struct vtg_agent *a)
 
 		for (int k = 0; k < a->n_feeds; k++)
 			fds[k] = vtg_pol_feed_prog_fd(a->feeds[k]);
-		if (vtg_budget_init(&a->budget, a->cfg.cpu_budget, fds, a->n_feeds))
+		if (vtg_x_budget_init(&a->budget, a->cfg.cpu_budget, fds, a->n_feeds))
 			return -EINVAL;
 		a->budget_on = true;
 	}
@@ -202,7 +202,7 @@ static int open_policies(struct vtg_agent *a)
 static int serve(struct vtg_agent *a)
 {
 	FILE *f;
-	int fd = agent_listen_unix(a->cfg.control, 0600);
+	int fd = vtg_agent_listen_unix(a->cfg.control, 0600);
 
 	if (fd < 0) {
 		vtg_err("cannot serve %s: %s", a->cfg.control, strerror(-fd));
@@ -210,7 +210,7 @@ static int serve(struct vtg_agent *a)
 	}
 	a->lfd[0] = fd;
 	if (a->cfg.containers[0]) {
-		fd = agent_listen_unix(a->cfg.containers, 0666);
+		fd = vtg_agent_listen_unix(a->cfg.containers, 0666);
 		if (fd < 0) {
 			vtg_err("cannot serve %s: %s", a->cfg.containers, strerror(-fd));
 			return fd;
@@ -220,12 +220,12 @@ static int serve(struct vtg_agent *a)
 	if (a->cfg.metrics[0]) {
 		char perr[256];
 
-		a->prom = vtg_prom_new(a->cfg.metrics, perr, sizeof(perr));
+		a->prom = vtg_x_prom_new(a->cfg.metrics, perr, sizeof(perr));
 		if (!a->prom) {
 			vtg_err("cannot serve metrics on %s: %s", a->cfg.metrics, perr);
 			return -EINVAL;
 		}
-		vtg_prom_add_collector(a->prom, agent_collect, a);
+		vtg_x_prom_add_collector(a->prom, vtg_agent_collect, a);
 	}
 	f = fopen(VTG_AGENT_STATE, "we");
 	if (f) {
@@ -239,13 +239,13 @@ static int set_up(struct vtg_agent *a)
 {
 	int err;
 
-	err = agent_take_lock(a);
+	err = vtg_agent_take_lock(a);
 	if (!err)
 		err = resolve_uplinks(a);
 	if (!err && a->cfg.latency != VTG_AGENT_LAT_OFF)
 		err = open_latency(a);
 	if (!err && a->cfg.count_uplink)
-		err = agent_count_uplinks(a);
+		err = vtg_agent_count_uplinks(a);
 	if (!err)
 		err = open_exports(a);
 	if (!err)
@@ -254,7 +254,7 @@ static int set_up(struct vtg_agent *a)
 		err = serve(a);
 	if (err)
 		return err;
-	err = agent_drop_caps(a->host_fd >= 0, a->cfg.trace_on_demand);
+	err = vtg_agent_drop_caps(a->host_fd >= 0, a->cfg.trace_on_demand);
 	if (err)
 		vtg_warn("cannot drop capabilities: %s (running with all of them)", strerror(-err));
 	return 0;
@@ -287,7 +287,7 @@ static int poll_set(struct vtg_agent *a, struct pollfd *pf, int *clients, int *n
 			pf[np++] = (struct pollfd){ fds[q], ev[q], 0 };
 	}
 	if (a->prom) {
-		int n = vtg_prom_pollfds(a->prom, fds, ev, 32);
+		int n = vtg_x_prom_pollfds(a->prom, fds, ev, 32);
 
 		for (int q = 0; q < n; q++)
 			pf[np++] = (struct pollfd){ fds[q], ev[q], 0 };
@@ -298,22 +298,22 @@ static int poll_set(struct vtg_agent *a, struct pollfd *pf, int *clients, int *n
 /* The budget's sampling changed: to the feeds, the sinks, the metrics and the log. */
 static void sampling_changed(struct vtg_agent *a, uint64_t now)
 {
-	struct vtg_xrec r;
+	struct vtg_x_rec r;
 
 	for (int k = 0; k < a->n_feeds; k++)
 		vtg_pol_feed_set_scale(a->feeds[k], &a->budget);
-	vtg_xrec_init(&r, VTG_XK_SAMPLING, "sampling", now);
+	vtg_x_rec_init(&r, VTG_XK_SAMPLING, "sampling", now);
 	r.sampling = a->budget.scale;
 	for (int k = 0; k < a->n_sinks; k++) {
 		a->sinks[k]->sampling = a->budget.scale;
 		a->sinks[k]->ops->write(a->sinks[k], &r);
 	}
 	if (a->prom)
-		vtg_prom_observe_record(a->prom, &r);
+		vtg_x_prom_observe_record(a->prom, &r);
 	{
 		struct vtg_agent_event ev = { .type = "sampling", .budget = &a->budget };
 
-		agent_log_ev(a, &ev);
+		vtg_agent_log_ev(a, &ev);
 	}
 }
 
@@ -327,7 +327,7 @@ static void work(struct vtg_agent *a, bool sink_ready, uint64_t *next_tick)
 		int e = vtg_pol_feed_poll(a->feeds[k], now, false);
 
 		if (e)
-			agent_log(a, "policy_error", strerror(-e), "dev", a->cfg.policies[k].dev, NULL, 0);
+			vtg_agent_log(a, "policy_error", strerror(-e), "dev", a->cfg.policies[k].dev, NULL, 0);
 	}
 	if (sink_ready)
 		*next_tick = 0;
@@ -337,8 +337,8 @@ static void work(struct vtg_agent *a, bool sink_ready, uint64_t *next_tick)
 		*next_tick = now + SINK_TICK_NS;
 	}
 	if (a->prom)
-		vtg_prom_serve(a->prom, now);
-	if (a->budget_on && vtg_budget_tick(&a->budget, now))
+		vtg_x_prom_serve(a->prom, now);
+	if (a->budget_on && vtg_x_budget_tick(&a->budget, now))
 		sampling_changed(a, now);
 }
 
@@ -360,21 +360,21 @@ static void loop(struct vtg_agent *a, volatile sig_atomic_t *stop)
 		for (int q = clients + n_clients; q < np; q++)
 			sink_ready |= pf[q].revents != 0;
 		work(a, sink_ready, &next_tick);
-		agent_reap_traces(a);
+		vtg_agent_reap_traces(a);
 		/* Clients first (their indexes move as they go), then new ones. */
 		for (int i = n_clients - 1; i >= 0; i--)
 			if (i < a->n_cl && (pf[clients + i].revents & (POLLIN | POLLHUP | POLLERR)))
-				agent_client_read(a, i);
+				vtg_agent_client_read(a, i);
 		for (int k = 0; k < 2; k++)
 			if (pf[1 + k].revents & POLLIN)
-				agent_accept(a, k);
+				vtg_agent_accept(a, k);
 		double t = vtg_now_s();
 
 		if (t - last >= DISCOVERY_S) {
 			last = t;
 			vtg_agent_discover(&a->disc, netns_added, netns_removed, a);
-			agent_check_uplinks(a);
-			agent_clients_report_lost(a);
+			vtg_agent_check_uplinks(a);
+			vtg_agent_clients_report_lost(a);
 		}
 	}
 }
@@ -385,7 +385,7 @@ static void loop(struct vtg_agent *a, volatile sig_atomic_t *stop)
 static void close_sinks(struct vtg_agent *a)
 {
 	for (int k = 0; k < a->n_sinks; k++) {
-		struct vtg_sink *sk = a->sinks[k];
+		struct vtg_x_sink *sk = a->sinks[k];
 
 		if (sk->ops->tick)
 			sk->ops->tick(sk, vtg_mono_ns());
@@ -401,7 +401,7 @@ static void log_summary(struct vtg_agent *a)
 		.num = a->records, .sinks = a->sinks, .n_sinks = a->n_sinks,
 	};
 
-	agent_log_ev(a, &ev);
+	vtg_agent_log_ev(a, &ev);
 }
 
 /* Everything it opened is closed; what is pinned stays pinned and attached. */
@@ -410,11 +410,11 @@ static void tear_down(struct vtg_agent *a)
 	for (int k = 0; k < a->n_feeds; k++)
 		vtg_pol_feed_close(a->feeds[k], true); /* flows still open are exported (forced end) */
 	if (a->budget_on)
-		vtg_budget_free(&a->budget);
+		vtg_x_budget_free(&a->budget);
 	close_sinks(a);
 	for (int i = a->n_cl - 1; i >= 0; i--)
-		agent_drop_client(a, i);
-	vtg_prom_free(a->prom);
+		vtg_agent_drop_client(a, i);
+	vtg_x_prom_free(a->prom);
 	for (int k = 0; k < 2; k++)
 		if (a->lfd[k] >= 0)
 			close(a->lfd[k]);
@@ -423,10 +423,10 @@ static void tear_down(struct vtg_agent *a)
 	if (a->lfd[1] >= 0)
 		unlink(a->cfg.containers);
 	vtg_lat_close(a->lat); /* pinned: stays attached */
-	agent_close_uplinks(a);
+	vtg_agent_close_uplinks(a);
 	if (a->host_fd >= 0)
 		close(a->host_fd);
-	agent_release_lock(a);
+	vtg_agent_release_lock(a);
 	vtg_agent_disc_free(&a->disc);
 }
 
@@ -444,10 +444,10 @@ int vtg_agent_run(const struct vtg_agent_cfg *cfg, const struct vtg_agent_run_op
 	a->host_fd = a->lock_fd = a->lfd[0] = a->lfd[1] = -1;
 	err = set_up(a);
 	if (!err) {
-		agent_log(a, "agent_started", NULL, "config", a->cfg.source, "pid", getpid());
+		vtg_agent_log(a, "agent_started", NULL, "config", a->cfg.source, "pid", getpid());
 		vtg_agent_discover(&a->disc, netns_added, netns_removed, a);
 		loop(a, stop);
-		agent_log(a, "agent_stopped", "the BPF state stays pinned (`vantage clean` removes it)",
+		vtg_agent_log(a, "agent_stopped", "the BPF state stays pinned (`vantage clean` removes it)",
 			  "pin_dir", a->cfg.pin_dir, NULL, 0);
 	}
 	tear_down(a);

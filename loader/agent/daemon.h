@@ -55,41 +55,41 @@ struct vtg_agent {
 	struct vtg_agent_disc disc;  /* namespaces seen by discovery */
 	uint64_t records;
 	int lock_fd;
-	struct vtg_sink *sinks[VTG_AGENT_MAX_EXPORTS];
+	struct vtg_x_sink *sinks[VTG_AGENT_MAX_EXPORTS];
 	int n_sinks;
 	struct vtg_pol_feed *feeds[VTG_AGENT_MAX_POLICIES];
 	int n_feeds;
-	struct vtg_budget budget;
+	struct vtg_x_budget budget;
 	bool budget_on;
-	struct vtg_prom *prom;       /* metrics endpoint (NULL: off) */
+	struct vtg_x_prom *prom;       /* metrics endpoint (NULL: off) */
 };
 
 /* log.c: one line of the agent's log, to the caller's log function. */
-void agent_log_ev(const struct vtg_agent *a, const struct vtg_agent_event *ev);
-void agent_log(const struct vtg_agent *a, const char *type, const char *msg, const char *key,
+void vtg_agent_log_ev(const struct vtg_agent *a, const struct vtg_agent_event *ev);
+void vtg_agent_log(const struct vtg_agent *a, const char *type, const char *msg, const char *key,
 	       const char *value, const char *num_key, uint64_t num);
 
 /* clients.c: the control and container sockets. */
-int agent_listen_unix(const char *path, mode_t mode);
-void agent_accept(struct vtg_agent *a, int k);
-void agent_client_read(struct vtg_agent *a, int i);
-void agent_drop_client(struct vtg_agent *a, int i);
-void agent_clients_event(struct vtg_agent *a, const struct vtg_lat_event *ev);
-void agent_clients_netns_gone(struct vtg_agent *a, uint32_t netns);
-void agent_clients_report_lost(struct vtg_agent *a);
-void agent_reap_traces(struct vtg_agent *a);
+int vtg_agent_listen_unix(const char *path, mode_t mode);
+void vtg_agent_accept(struct vtg_agent *a, int k);
+void vtg_agent_client_read(struct vtg_agent *a, int i);
+void vtg_agent_drop_client(struct vtg_agent *a, int i);
+void vtg_agent_clients_event(struct vtg_agent *a, const struct vtg_lat_event *ev);
+void vtg_agent_clients_netns_gone(struct vtg_agent *a, uint32_t netns);
+void vtg_agent_clients_report_lost(struct vtg_agent *a);
+void vtg_agent_reap_traces(struct vtg_agent *a);
 
 /* uplinks.c: the per-protocol counters on the uplinks. */
-int agent_count_uplinks(struct vtg_agent *a);
-void agent_check_uplinks(struct vtg_agent *a);
-void agent_close_uplinks(struct vtg_agent *a);
+int vtg_agent_count_uplinks(struct vtg_agent *a);
+void vtg_agent_check_uplinks(struct vtg_agent *a);
+void vtg_agent_close_uplinks(struct vtg_agent *a);
 
 /* metrics.c: what a scrape of the metrics endpoint collects. */
-void agent_collect(struct vtg_prom_w *w, void *arg);
+void vtg_agent_collect(struct vtg_x_prom_w *w, void *arg);
 
 /* privs.c: one agent per host, and least privilege once set up. */
-int agent_take_lock(struct vtg_agent *a);
-void agent_release_lock(struct vtg_agent *a);
-int agent_drop_caps(bool keep_setns, bool keep_trace);
+int vtg_agent_take_lock(struct vtg_agent *a);
+void vtg_agent_release_lock(struct vtg_agent *a);
+int vtg_agent_drop_caps(bool keep_setns, bool keep_trace);
 
 #endif

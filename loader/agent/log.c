@@ -3,18 +3,18 @@
  * formats them), so the library itself never writes to stdout. */
 #include "agent/daemon.h"
 
-void agent_log_ev(const struct vtg_agent *a, const struct vtg_agent_event *ev)
+void vtg_agent_log_ev(const struct vtg_agent *a, const struct vtg_agent_event *ev)
 {
 	if (a->opts.log)
 		a->opts.log(ev, a->opts.log_ctx);
 }
 
-void agent_log(const struct vtg_agent *a, const char *type, const char *msg, const char *key,
+void vtg_agent_log(const struct vtg_agent *a, const char *type, const char *msg, const char *key,
 	       const char *value, const char *num_key, uint64_t num)
 {
 	struct vtg_agent_event ev = {
 		.type = type, .message = msg, .key = key, .value = value, .num_key = num_key, .num = num,
 	};
 
-	agent_log_ev(a, &ev);
+	vtg_agent_log_ev(a, &ev);
 }

@@ -13,7 +13,7 @@
 #include "core/vtg_core.h"
 #include "agent/daemon.h"
 
-int agent_take_lock(struct vtg_agent *a)
+int vtg_agent_take_lock(struct vtg_agent *a)
 {
 	char buf[32];
 	int fd, pid;
@@ -41,7 +41,7 @@ int agent_take_lock(struct vtg_agent *a)
 	return 0;
 }
 
-void agent_release_lock(struct vtg_agent *a)
+void vtg_agent_release_lock(struct vtg_agent *a)
 {
 	if (a->lock_fd < 0)
 		return;
@@ -57,7 +57,7 @@ void agent_release_lock(struct vtg_agent *a)
  * parser (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for TC) and send probes on a raw socket
  * (CAP_NET_RAW): those stay too, and pass to the run (no_new_privs caps an exec at
  * what the agent holds). */
-int agent_drop_caps(bool keep_setns, bool keep_trace)
+int vtg_agent_drop_caps(bool keep_setns, bool keep_trace)
 {
 	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
 	struct __user_cap_data_struct data[2] = {};

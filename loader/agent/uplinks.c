@@ -39,7 +39,7 @@ static int count_uplink(struct vtg_agent *a, struct agent_uplink *u)
 	return err;
 }
 
-int agent_count_uplinks(struct vtg_agent *a)
+int vtg_agent_count_uplinks(struct vtg_agent *a)
 {
 	for (int i = 0; i < a->n_uplinks; i++) {
 		struct agent_uplink *u = &a->counts[i];
@@ -55,7 +55,7 @@ int agent_count_uplinks(struct vtg_agent *a)
 	return 0;
 }
 
-void agent_check_uplinks(struct vtg_agent *a)
+void vtg_agent_check_uplinks(struct vtg_agent *a)
 {
 	int saved;
 
@@ -69,13 +69,13 @@ void agent_check_uplinks(struct vtg_agent *a)
 		/* The interface went away: its attachments went with it. */
 		u->gone = true;
 		vtg_cnt_forget(u->cnt);
-		agent_log(a, "uplink_gone", "its counters stopped, the rest goes on", "dev", u->ifname,
+		vtg_agent_log(a, "uplink_gone", "its counters stopped, the rest goes on", "dev", u->ifname,
 			  NULL, 0);
 	}
 	vtg_netns_leave(saved);
 }
 
-void agent_close_uplinks(struct vtg_agent *a)
+void vtg_agent_close_uplinks(struct vtg_agent *a)
 {
 	for (int i = 0; i < a->n_uplinks; i++) {
 		vtg_cnt_close(a->counts[i].cnt); /* TC filters stay, counters pinned */

@@ -118,8 +118,8 @@ int vtg_agent_read(int fd, void *buf, size_t len, int timeout_ms);
 
 #include <signal.h>
 
-struct vtg_budget;
-struct vtg_sink;
+struct vtg_x_budget;
+struct vtg_x_sink;
 
 /* One line of the agent's own log (agent_started, netns_added, denied, trace, ...,
  * and last its summary): a record type (loader/export/schema), an optional message, up
@@ -133,8 +133,8 @@ struct vtg_agent_event {
 	const char *value2;
 	const char *num_key;   /* NULL: no number field */
 	uint64_t num;
-	const struct vtg_budget *budget; /* sampling: the scale and the CPU figures */
-	struct vtg_sink *const *sinks;   /* summary: each sink's counts (closed, not freed) */
+	const struct vtg_x_budget *budget; /* sampling: the scale and the CPU figures */
+	struct vtg_x_sink *const *sinks;   /* summary: each sink's counts (closed, not freed) */
 	int n_sinks;
 };
 typedef void (*vtg_agent_log_fn)(const struct vtg_agent_event *ev, void *ctx);

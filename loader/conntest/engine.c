@@ -77,7 +77,7 @@ struct conn {
 	struct ep_item ep;
 	struct conn *next;
 	int proto;
-	enum ct_role role;
+	enum vtg_ct_role role;
 	enum conn_state state;
 	int fd;
 	bool own_fd;                /* UDP server connections share the listener's socket */
@@ -88,7 +88,7 @@ struct conn {
 	socklen_t peerlen;
 	char addr[INET6_ADDRSTRLEN];
 	uint16_t port, local_port;
-	char peer_name[CT_NAME_MAX + 1];
+	char peer_name[VTG_CT_NAME_MAX + 1];
 	uint64_t peer_instance;
 	uint64_t t_open, t_up, t_last_rx, t_last_tx, deadline;
 	uint64_t tx_bytes, rx_bytes;
@@ -103,17 +103,17 @@ struct conn {
 	uint64_t tx_stream;         /* bytes written to the socket */
 	/* TCP input */
 	int istate;                 /* 0 header, 1 control body, 2 BW_DATA payload */
-	uint8_t ihdr[CT_HDR_LEN];
+	uint8_t ihdr[VTG_CT_HDR_LEN];
 	uint32_t ihave, ilen;
 	uint8_t itype;
-	uint8_t ibody[CT_CTRL_MAX];
+	uint8_t ibody[VTG_CT_CTRL_MAX];
 	uint64_t iskip;
 	uint64_t rx_stream, msg_off;
 	bool isn_known;
 	uint32_t snd_isn1, rcv_isn1; /* ISN + 1 of each direction */
 
 	/* UDP */
-	struct ct_rel *rel;
+	struct vtg_ct_rel *rel;
 	uint32_t conn_id;
 	bool udp_blocked;
 	int rcvtimeo_ms;            /* SO_RCVTIMEO as last set (solo_wait) */
@@ -148,7 +148,7 @@ struct conn {
 };
 
 struct client {
-	struct ct_target *t;
+	struct vtg_ct_target *t;
 	struct conn *c;
 	int failures;
 	uint64_t next_attempt, backoff_ns;
@@ -165,7 +165,7 @@ struct trace_rec {
 };
 
 static struct engine {
-	const struct ct_opts *o;
+	const struct vtg_ct_opts *o;
 	int ep;
 	struct listener lst[16];
 	int n_lst;
@@ -193,9 +193,9 @@ static void on_signal(int sig)
 	sig_stop = 1;
 }
 
-static const char *role_name(enum ct_role r)
+static const char *role_name(enum vtg_ct_role r)
 {
-	return r == CT_CLIENT ? "client" : "server";
+	return r == VTG_CT_CLIENT ? "client" : "server";
 }
 
 static const char *state_name(enum conn_state s)
@@ -243,41 +243,41 @@ static void ep_set(int fd, struct ep_item *it, uint32_t events, int op)
 
 /* ---- events --------------------------------------------------------------------- */
 
-static void ev_conn(struct ct_ev *e, const struct conn *c)
+static void ev_conn(struct vtg_ct_ev *e, const struct conn *c)
 {
-	ct_ev_str(e, "role", role_name(c->role));
-	ct_ev_str(e, "peer_name", c->peer_name[0] ? c->peer_name : NULL);
-	ct_ev_str(e, "proto", ct_proto_name(c->proto));
-	ct_ev_str(e, "addr", c->addr);
-	ct_ev_u64(e, "port", c->port);
-	ct_ev_u64(e, "local_port", c->local_port);
+	vtg_ct_ev_str(e, "role", role_name(c->role));
+	vtg_ct_ev_str(e, "peer_name", c->peer_name[0] ? c->peer_name : NULL);
+	vtg_ct_ev_str(e, "proto", vtg_ct_proto_name(c->proto));
+	vtg_ct_ev_str(e, "addr", c->addr);
+	vtg_ct_ev_u64(e, "port", c->port);
+	vtg_ct_ev_u64(e, "local_port", c->local_port);
 	if (c->cl)
-		ct_ev_str(e, "uri", c->cl->t->uri);
+		vtg_ct_ev_str(e, "uri", c->cl->t->uri);
 }
 
-static void ev_stats(struct ct_ev *e, const struct conn *c, uint64_t now)
+static void ev_stats(struct vtg_ct_ev *e, const struct conn *c, uint64_t now)
 {
-	ct_ev_dbl(e, "uptime_s", c->t_up ? (now - c->t_up) / 1e9 : 0);
-	ct_ev_u64(e, "sent_bytes", c->tx_bytes);
-	ct_ev_u64(e, "received_bytes", c->rx_bytes);
-	ct_ev_dbl(e, "latency_ns", c->lat_ns);
-	ct_ev_dbl(e, "latency_corrected_ns", c->corr_ns);
-	ct_ev_dbl(e, "up_bps", c->up_bps);
-	ct_ev_dbl(e, "down_bps", c->down_bps);
+	vtg_ct_ev_dbl(e, "uptime_s", c->t_up ? (now - c->t_up) / 1e9 : 0);
+	vtg_ct_ev_u64(e, "sent_bytes", c->tx_bytes);
+	vtg_ct_ev_u64(e, "received_bytes", c->rx_bytes);
+	vtg_ct_ev_dbl(e, "latency_ns", c->lat_ns);
+	vtg_ct_ev_dbl(e, "latency_corrected_ns", c->corr_ns);
+	vtg_ct_ev_dbl(e, "up_bps", c->up_bps);
+	vtg_ct_ev_dbl(e, "down_bps", c->down_bps);
 	if (c->rel) {
-		const struct ct_rel_stats *s = ct_rel_stats(c->rel);
+		const struct vtg_ct_rel_stats *s = vtg_ct_rel_stats(c->rel);
 
-		ct_ev_obj(e, "udp");
-		ct_ev_u64(e, "datagrams_sent", s->dgrams_sent);
-		ct_ev_u64(e, "datagrams_received", s->dgrams_received);
-		ct_ev_u64(e, "lost", s->lost);
-		ct_ev_u64(e, "out_of_order", s->out_of_order);
-		ct_ev_u64(e, "duplicates", s->duplicates);
-		ct_ev_u64(e, "resent", s->resent);
-		ct_ev_u64(e, "acks_sent", s->acks_sent);
-		ct_ev_u64(e, "timeouts", s->rto);
-		ct_ev_dbl(e, "srtt_ns", s->srtt_ns ? s->srtt_ns : NAN);
-		ct_ev_obj_end(e);
+		vtg_ct_ev_obj(e, "udp");
+		vtg_ct_ev_u64(e, "datagrams_sent", s->dgrams_sent);
+		vtg_ct_ev_u64(e, "datagrams_received", s->dgrams_received);
+		vtg_ct_ev_u64(e, "lost", s->lost);
+		vtg_ct_ev_u64(e, "out_of_order", s->out_of_order);
+		vtg_ct_ev_u64(e, "duplicates", s->duplicates);
+		vtg_ct_ev_u64(e, "resent", s->resent);
+		vtg_ct_ev_u64(e, "acks_sent", s->acks_sent);
+		vtg_ct_ev_u64(e, "timeouts", s->rto);
+		vtg_ct_ev_dbl(e, "srtt_ns", s->srtt_ns ? s->srtt_ns : NAN);
+		vtg_ct_ev_obj_end(e);
 	}
 }
 
@@ -339,7 +339,7 @@ static const struct trace_rec *trace_find(uint8_t dir, uint8_t proto, uint16_t s
 
 static void tracer_open(void)
 {
-	const struct ct_opts *o = E.o;
+	const struct vtg_ct_opts *o = E.o;
 	struct vtg_lat_opts lo = { 0 };
 	struct stat st;
 	const char *why = NULL;
@@ -371,32 +371,32 @@ static void tracer_open(void)
 		if (vtg_lat_open(&lo, on_trace, NULL, &E.lat))
 			why = "the tracer did not load (run with -v for libbpf's log)";
 	}
-	struct ct_ev e;
+	struct vtg_ct_ev e;
 
-	ct_ev_start(&e, "tracing");
-	ct_ev_bool(&e, "available", !why);
+	vtg_ct_ev_start(&e, "tracing");
+	vtg_ct_ev_bool(&e, "available", !why);
 	if (why) {
 		snprintf(reason, sizeof(reason), "stack-latency tracer unavailable: %s; latency is not corrected for the host stack", why);
-		ct_ev_str(&e, "reason", reason);
-		ct_ev_emit(&e, "%s", reason);
-		if (o->ui == CT_UI_TUI && o->trace)
+		vtg_ct_ev_str(&e, "reason", reason);
+		vtg_ct_ev_emit(&e, "%s", reason);
+		if (o->ui == VTG_CT_UI_TUI && o->trace)
 			vtg_warn("%s", reason);
 		return;
 	}
-	ct_ev_str(&e, "programs", vtg_lat_mode(E.lat));
-	ct_ev_arr(&e, "netns_list"); /* ours, traced during latency phases */
-	ct_ev_u64(&e, NULL, E.netns);
-	ct_ev_arr_end(&e);
-	ct_ev_arr(&e, "uplinks");
-	for (int i = 0; i < lo.n_uplinks && e.n + 5 < CT_EV_MAX; i++) {
-		ct_ev_obj(&e, NULL);
-		ct_ev_str(&e, "dev", lo.uplinks[i].name);
-		ct_ev_u64(&e, "ifindex", lo.uplinks[i].ifindex);
-		ct_ev_u64(&e, "netns", lo.uplinks[i].netns);
-		ct_ev_obj_end(&e);
+	vtg_ct_ev_str(&e, "programs", vtg_lat_mode(E.lat));
+	vtg_ct_ev_arr(&e, "netns_list"); /* ours, traced during latency phases */
+	vtg_ct_ev_u64(&e, NULL, E.netns);
+	vtg_ct_ev_arr_end(&e);
+	vtg_ct_ev_arr(&e, "uplinks");
+	for (int i = 0; i < lo.n_uplinks && e.n + 5 < VTG_CT_EV_MAX; i++) {
+		vtg_ct_ev_obj(&e, NULL);
+		vtg_ct_ev_str(&e, "dev", lo.uplinks[i].name);
+		vtg_ct_ev_u64(&e, "ifindex", lo.uplinks[i].ifindex);
+		vtg_ct_ev_u64(&e, "netns", lo.uplinks[i].netns);
+		vtg_ct_ev_obj_end(&e);
 	}
-	ct_ev_arr_end(&e);
-	ct_ev_emit(&e, "stack-latency tracer loaded (%s), uplink %s: latency is also corrected for the host stack",
+	vtg_ct_ev_arr_end(&e);
+	vtg_ct_ev_emit(&e, "stack-latency tracer loaded (%s), uplink %s: latency is also corrected for the host stack",
 		   vtg_lat_mode(E.lat), lo.uplinks[0].name);
 	E.lat_ep.kind = EP_TRACER;
 	ep_set(vtg_lat_fd(E.lat), &E.lat_ep, EPOLLIN, EPOLL_CTL_ADD);
@@ -404,7 +404,7 @@ static void tracer_open(void)
 
 /* ---- connections ------------------------------------------------------------------- */
 
-static struct conn *conn_new(int proto, enum ct_role role)
+static struct conn *conn_new(int proto, enum vtg_ct_role role)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
@@ -424,16 +424,16 @@ static struct conn *conn_new(int proto, enum ct_role role)
 
 static void conn_report_close(struct conn *c, uint64_t now)
 {
-	struct ct_ev e;
+	struct vtg_ct_ev e;
 
 	if (c->reported || c->state < C_UP)
 		return;
 	c->reported = true;
-	ct_ev_start(&e, "disconnected");
+	vtg_ct_ev_start(&e, "disconnected");
 	ev_conn(&e, c);
-	ct_ev_str(&e, "reason", c->close_reason);
+	vtg_ct_ev_str(&e, "reason", c->close_reason);
 	ev_stats(&e, c, now);
-	ct_ev_emit(&e, "%s %s %s:%u (%s) disconnected: %s", role_name(c->role), ct_proto_name(c->proto), c->addr,
+	vtg_ct_ev_emit(&e, "%s %s %s:%u (%s) disconnected: %s", role_name(c->role), vtg_ct_proto_name(c->proto), c->addr,
 		   c->port, c->peer_name, c->close_reason);
 }
 
@@ -457,13 +457,13 @@ static void conn_drop(struct conn *c, const char *fmt, ...)
 	}
 	if (c->state >= C_UP) {
 		conn_report_close(c, now);
-	} else if (c->role == CT_SERVER) {
-		struct ct_ev e;
+	} else if (c->role == VTG_CT_SERVER) {
+		struct vtg_ct_ev e;
 
-		ct_ev_start(&e, "dropped");
+		vtg_ct_ev_start(&e, "dropped");
 		ev_conn(&e, c);
-		ct_ev_str(&e, "reason", c->close_reason);
-		ct_ev_emit(&e, "server %s %s:%u dropped before HELLO: %s", ct_proto_name(c->proto), c->addr, c->port,
+		vtg_ct_ev_str(&e, "reason", c->close_reason);
+		vtg_ct_ev_emit(&e, "server %s %s:%u dropped before HELLO: %s", vtg_ct_proto_name(c->proto), c->addr, c->port,
 			   c->close_reason);
 	}
 	if (c->cl) {
@@ -493,7 +493,7 @@ static void conn_drop(struct conn *c, const char *fmt, ...)
 
 static void conn_free(struct conn *c)
 {
-	ct_rel_free(c->rel);
+	vtg_ct_rel_free(c->rel);
 	free(c->obuf);
 	free(c->batch);
 	free(c->samples);
@@ -503,23 +503,23 @@ static void conn_free(struct conn *c)
 /* Sends the ERROR message (best effort), then drops. */
 static void conn_proto_error(struct conn *c, const char *err)
 {
-	struct ct_ev e;
+	struct vtg_ct_ev e;
 
-	ct_ev_start(&e, "protocol_error");
+	vtg_ct_ev_start(&e, "protocol_error");
 	ev_conn(&e, c);
-	ct_ev_str(&e, "error", err);
-	ct_ev_emit(&e, "%s %s %s:%u (%s): protocol error: %s; connection dropped", role_name(c->role),
-		   ct_proto_name(c->proto), c->addr, c->port, c->peer_name[0] ? c->peer_name : "?", err);
+	vtg_ct_ev_str(&e, "error", err);
+	vtg_ct_ev_emit(&e, "%s %s %s:%u (%s): protocol error: %s; connection dropped", role_name(c->role),
+		   vtg_ct_proto_name(c->proto), c->addr, c->port, c->peer_name[0] ? c->peer_name : "?", err);
 	if (c->proto == IPPROTO_UDP && c->rel) {
-		ct_rel_send_ctl(c->rel, CT_UDP_RESET, vtg_mono_ns());
+		vtg_ct_rel_send_ctl(c->rel, VTG_CT_UDP_RESET, vtg_mono_ns());
 	} else if (c->fd >= 0 && c->own_fd) {
 		/* Best effort, never waiting: the peer learns why. */
-		uint8_t m[CT_HDR_LEN + CT_ERRTEXT_MAX];
-		size_t n = strlen(err) > CT_ERRTEXT_MAX ? CT_ERRTEXT_MAX : strlen(err);
+		uint8_t m[VTG_CT_HDR_LEN + VTG_CT_ERRTEXT_MAX];
+		size_t n = strlen(err) > VTG_CT_ERRTEXT_MAX ? VTG_CT_ERRTEXT_MAX : strlen(err);
 
-		ct_hdr_put(m, CT_ERROR, (uint32_t)n);
-		memcpy(m + CT_HDR_LEN, err, n);
-		ssize_t sent = send(c->fd, m, CT_HDR_LEN + n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		vtg_ct_hdr_put(m, VTG_CT_ERROR, (uint32_t)n);
+		memcpy(m + VTG_CT_HDR_LEN, err, n);
+		ssize_t sent = send(c->fd, m, VTG_CT_HDR_LEN + n, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		(void)sent; /* the connection is dropped either way */
 	}
@@ -548,16 +548,16 @@ static int obuf_add(struct conn *c, const uint8_t *m, size_t len)
 }
 
 /* Queues one message (header + payload) and tries to send it. */
-static int send_msg(struct conn *c, enum ct_type type, const uint8_t *payload, uint32_t len)
+static int send_msg(struct conn *c, enum vtg_ct_type type, const uint8_t *payload, uint32_t len)
 {
-	uint8_t m[CT_HDR_LEN + CT_CTRL_MAX];
+	uint8_t m[VTG_CT_HDR_LEN + VTG_CT_CTRL_MAX];
 	uint64_t now = vtg_mono_ns();
 
-	ct_hdr_put(m, type, len);
+	vtg_ct_hdr_put(m, type, len);
 	if (len)
-		memcpy(m + CT_HDR_LEN, payload, len);
+		memcpy(m + VTG_CT_HDR_LEN, payload, len);
 	if (c->proto == IPPROTO_UDP) {
-		int err = ct_rel_queue(c->rel, m, CT_HDR_LEN + len, now);
+		int err = vtg_ct_rel_queue(c->rel, m, VTG_CT_HDR_LEN + len, now);
 
 		if (err == -EAGAIN) {
 			/* Control messages are never refused for the window: they are few. */
@@ -565,7 +565,7 @@ static int send_msg(struct conn *c, enum ct_type type, const uint8_t *payload, u
 		}
 		return err;
 	}
-	if (obuf_add(c, m, CT_HDR_LEN + len))
+	if (obuf_add(c, m, VTG_CT_HDR_LEN + len))
 		return -ENOMEM;
 	return tcp_flush(c);
 }
@@ -654,12 +654,12 @@ static int tcp_flush(struct conn *c)
 static int bulk_start(struct conn *c, int dir, uint32_t size, uint64_t bytes, uint64_t max_ns)
 {
 	uint64_t now = vtg_mono_ns();
-	uint8_t p[CT_BW_START_LEN] = { 0 };
+	uint8_t p[VTG_CT_BW_START_LEN] = { 0 };
 
 	p[0] = (uint8_t)dir;
-	ct_put32(p + 4, size);
-	ct_put64(p + 8, bytes);
-	ct_put64(p + 16, max_ns);
+	vtg_ct_put32(p + 4, size);
+	vtg_ct_put64(p + 8, bytes);
+	vtg_ct_put64(p + 16, max_ns);
 	c->bulk_dir = dir;
 	c->bulk_size = size;
 	c->bulk_msgs = (bytes + size - 1) / size;
@@ -680,12 +680,12 @@ static int bulk_start(struct conn *c, int dir, uint32_t size, uint64_t bytes, ui
 		for (size_t i = 0; i < per; i++) {
 			uint8_t *m = c->batch + i * size;
 
-			ct_hdr_put(m, CT_BW_DATA, size - CT_HDR_LEN);
-			for (uint32_t k = CT_HDR_LEN; k < size; k++)
+			vtg_ct_hdr_put(m, VTG_CT_BW_DATA, size - VTG_CT_HDR_LEN);
+			for (uint32_t k = VTG_CT_HDR_LEN; k < size; k++)
 				m[k] = (uint8_t)(k * 7 + 1);
 		}
 	}
-	int err = send_msg(c, CT_BW_START, p, sizeof(p));
+	int err = send_msg(c, VTG_CT_BW_START, p, sizeof(p));
 
 	if (err)
 		return err;
@@ -698,24 +698,24 @@ static int bulk_start(struct conn *c, int dir, uint32_t size, uint64_t bytes, ui
 
 static void bulk_done(struct conn *c)
 {
-	uint8_t p[CT_BW_END_LEN];
+	uint8_t p[VTG_CT_BW_END_LEN];
 	uint64_t now = vtg_mono_ns();
 
 	c->bulk = false;
-	ct_put64(p, c->proto == IPPROTO_TCP ? c->bulk_total : c->bulk_sent_msgs * c->bulk_size);
-	ct_put64(p + 8, now - c->bulk_t0);
+	vtg_ct_put64(p, c->proto == IPPROTO_TCP ? c->bulk_total : c->bulk_sent_msgs * c->bulk_size);
+	vtg_ct_put64(p + 8, now - c->bulk_t0);
 	if (c->proto == IPPROTO_TCP) {
 		free(c->batch);
 		c->batch = NULL;
-		uint8_t m[CT_HDR_LEN + CT_BW_END_LEN];
+		uint8_t m[VTG_CT_HDR_LEN + VTG_CT_BW_END_LEN];
 
-		ct_hdr_put(m, CT_BW_END, CT_BW_END_LEN);
-		memcpy(m + CT_HDR_LEN, p, CT_BW_END_LEN);
+		vtg_ct_hdr_put(m, VTG_CT_BW_END, VTG_CT_BW_END_LEN);
+		memcpy(m + VTG_CT_HDR_LEN, p, VTG_CT_BW_END_LEN);
 		obuf_add(c, m, sizeof(m));
 	} else {
-		send_msg(c, CT_BW_END, p, sizeof(p));
+		send_msg(c, VTG_CT_BW_END, p, sizeof(p));
 	}
-	if (c->role == CT_CLIENT && c->test == T_BW_UP)
+	if (c->role == VTG_CT_CLIENT && c->test == T_BW_UP)
 		c->test = T_BW_UP_WAIT;
 }
 
@@ -726,16 +726,16 @@ static void udp_pump(struct conn *c, uint64_t now)
 
 	if (c->state == C_DEAD)
 		return;
-	while (c->bulk && ct_rel_space(c->rel) > 0 && c->bulk_sent_msgs < c->bulk_msgs) {
-		uint8_t m[CT_HDR_LEN];
+	while (c->bulk && vtg_ct_rel_space(c->rel) > 0 && c->bulk_sent_msgs < c->bulk_msgs) {
+		uint8_t m[VTG_CT_HDR_LEN];
 
 		if (c->bulk_deadline && now >= c->bulk_deadline) {
 			c->bulk_msgs = c->bulk_sent_msgs ? c->bulk_sent_msgs : 1;
 			if (c->bulk_sent_msgs)
 				break;
 		}
-		ct_hdr_put(m, CT_BW_DATA, c->bulk_size - CT_UDP_HDR_LEN - CT_HDR_LEN);
-		err = ct_rel_queue(c->rel, m, c->bulk_size - CT_UDP_HDR_LEN, now);
+		vtg_ct_hdr_put(m, VTG_CT_BW_DATA, c->bulk_size - VTG_CT_UDP_HDR_LEN - VTG_CT_HDR_LEN);
+		err = vtg_ct_rel_queue(c->rel, m, c->bulk_size - VTG_CT_UDP_HDR_LEN, now);
 		if (err && err != -EAGAIN)
 			break;
 		if (err)
@@ -744,9 +744,9 @@ static void udp_pump(struct conn *c, uint64_t now)
 		if ((c->bulk_sent_msgs & 63) == 0)
 			now = vtg_mono_ns();
 	}
-	if (c->bulk && c->bulk_sent_msgs >= c->bulk_msgs && ct_rel_space(c->rel) > 0)
+	if (c->bulk && c->bulk_sent_msgs >= c->bulk_msgs && vtg_ct_rel_space(c->rel) > 0)
 		bulk_done(c);
-	err = ct_rel_flush(c->rel, now);
+	err = vtg_ct_rel_flush(c->rel, now);
 	c->udp_blocked = err == -EAGAIN;
 	if (err && err != -EAGAIN) {
 		if (err == -ECONNREFUSED)
@@ -807,14 +807,14 @@ static int cmp_i64(const void *a, const void *b)
 
 static void send_ping(struct conn *c)
 {
-	uint8_t p[CT_PING_LEN];
+	uint8_t p[VTG_CT_PING_LEN];
 
-	ct_put64(p, ++c->ping_seq);
+	vtg_ct_put64(p, ++c->ping_seq);
 	c->ping_tx_off = c->tx_stream + (c->proto == IPPROTO_TCP ? c->olen - c->ooff : 0);
 	c->t_ping_before = vtg_mono_ns();
-	ct_put64(p + 8, c->t_ping_before);
+	vtg_ct_put64(p + 8, c->t_ping_before);
 	c->ping_out = true;
-	if (send_msg(c, CT_PING, p, sizeof(p)) < 0 && c->state != C_DEAD)
+	if (send_msg(c, VTG_CT_PING, p, sizeof(p)) < 0 && c->state != C_DEAD)
 		conn_drop(c, "send: %s", strerror(errno));
 	c->t_ping_after = vtg_mono_ns();
 	c->deadline = c->t_ping_after + (uint64_t)(E.o->timeout_s * NS);
@@ -835,18 +835,18 @@ static void start_round(struct conn *c, uint64_t now)
 
 static void send_report(struct conn *c)
 {
-	uint8_t p[CT_REPORT_LEN];
+	uint8_t p[VTG_CT_REPORT_LEN];
 
-	ct_put64(p, isnan(c->lat_ns) ? CT_NONE : (uint64_t)(c->lat_ns * 2));
-	ct_put64(p + 8, isnan(c->corr_ns) ? CT_NONE : (uint64_t)(c->corr_ns * 2));
-	ct_put64(p + 16, isnan(c->up_bps) ? CT_NONE : (uint64_t)c->up_bps);
-	ct_put64(p + 24, isnan(c->down_bps) ? CT_NONE : (uint64_t)c->down_bps);
-	send_msg(c, CT_REPORT, p, sizeof(p));
+	vtg_ct_put64(p, isnan(c->lat_ns) ? VTG_CT_NONE : (uint64_t)(c->lat_ns * 2));
+	vtg_ct_put64(p + 8, isnan(c->corr_ns) ? VTG_CT_NONE : (uint64_t)(c->corr_ns * 2));
+	vtg_ct_put64(p + 16, isnan(c->up_bps) ? VTG_CT_NONE : (uint64_t)c->up_bps);
+	vtg_ct_put64(p + 24, isnan(c->down_bps) ? VTG_CT_NONE : (uint64_t)c->down_bps);
+	send_msg(c, VTG_CT_REPORT, p, sizeof(p));
 }
 
 static void end_round(struct conn *c, uint64_t now)
 {
-	struct ct_ev e;
+	struct vtg_ct_ev e;
 
 	send_report(c);
 	c->test = T_IDLE;
@@ -855,11 +855,11 @@ static void end_round(struct conn *c, uint64_t now)
 	c->next_round = c->round_start + (uint64_t)(c->cl->t->interval * NS);
 	if (c->next_round < now)
 		c->next_round = now;
-	ct_ev_start(&e, "round");
+	vtg_ct_ev_start(&e, "round");
 	ev_conn(&e, c);
-	ct_ev_u64(&e, "round", c->rounds_done);
+	vtg_ct_ev_u64(&e, "round", c->rounds_done);
 	ev_stats(&e, c, now);
-	ct_ev_emit(&e, "client %s %s:%u (%s): round %d done", ct_proto_name(c->proto), c->addr, c->port, c->peer_name,
+	vtg_ct_ev_emit(&e, "client %s %s:%u (%s): round %d done", vtg_ct_proto_name(c->proto), c->addr, c->port, c->peer_name,
 		   c->rounds_done);
 }
 
@@ -870,7 +870,7 @@ static void latency_done(struct conn *c, uint64_t now)
 	int64_t *cor = calloc(n + 1, sizeof(*cor));
 	uint64_t *eg = calloc(n + 1, sizeof(*eg)), *in = calloc(n + 1, sizeof(*in));
 	double sum = 0;
-	struct ct_ev e;
+	struct vtg_ct_ev e;
 
 	if (c->ping_tracing) {
 		tracing_ref(-1);
@@ -899,27 +899,27 @@ static void latency_done(struct conn *c, uint64_t now)
 
 	c->lat_ns = p50 / 2;
 	c->corr_ns = nc ? c50 / 2 : NAN;
-	ct_ev_start(&e, "conn_latency"); /* not "latency": that is one packet's stack latency */
+	vtg_ct_ev_start(&e, "conn_latency"); /* not "latency": that is one packet's stack latency */
 	ev_conn(&e, c);
-	ct_ev_u64(&e, "round", c->rounds_done + 1);
-	ct_ev_u64(&e, "samples", n);
-	ct_ev_dbl(&e, "latency_ns", c->lat_ns);
-	ct_ev_dbl(&e, "rtt_min_ns", rtt[0]);
-	ct_ev_dbl(&e, "rtt_p50_ns", p50);
-	ct_ev_dbl(&e, "rtt_mean_ns", sum / n);
-	ct_ev_dbl(&e, "rtt_max_ns", rtt[n - 1]);
-	ct_ev_u64(&e, "covered", nc);
-	ct_ev_dbl(&e, "latency_corrected_ns", c->corr_ns);
-	ct_ev_dbl(&e, "rtt_corrected_p50_ns", nc ? c50 : NAN);
-	ct_ev_dbl(&e, "egress_p50_ns", nc ? eg[nc / 2] : NAN);
-	ct_ev_dbl(&e, "ingress_p50_ns", nc ? in[nc / 2] : NAN);
+	vtg_ct_ev_u64(&e, "round", c->rounds_done + 1);
+	vtg_ct_ev_u64(&e, "samples", n);
+	vtg_ct_ev_dbl(&e, "latency_ns", c->lat_ns);
+	vtg_ct_ev_dbl(&e, "rtt_min_ns", rtt[0]);
+	vtg_ct_ev_dbl(&e, "rtt_p50_ns", p50);
+	vtg_ct_ev_dbl(&e, "rtt_mean_ns", sum / n);
+	vtg_ct_ev_dbl(&e, "rtt_max_ns", rtt[n - 1]);
+	vtg_ct_ev_u64(&e, "covered", nc);
+	vtg_ct_ev_dbl(&e, "latency_corrected_ns", c->corr_ns);
+	vtg_ct_ev_dbl(&e, "rtt_corrected_p50_ns", nc ? c50 : NAN);
+	vtg_ct_ev_dbl(&e, "egress_p50_ns", nc ? eg[nc / 2] : NAN);
+	vtg_ct_ev_dbl(&e, "ingress_p50_ns", nc ? in[nc / 2] : NAN);
 	{
 		char a[24], b[24];
 
-		ct_fmt_ns(a, sizeof(a), c->lat_ns);
-		ct_fmt_ns(b, sizeof(b), c->corr_ns);
-		ct_ev_emit(&e, "client %s %s:%u (%s): latency %s (half RTT, median of %u), corrected for the host stack %s",
-			   ct_proto_name(c->proto), c->addr, c->port, c->peer_name, a, n, b);
+		vtg_ct_fmt_ns(a, sizeof(a), c->lat_ns);
+		vtg_ct_fmt_ns(b, sizeof(b), c->corr_ns);
+		vtg_ct_ev_emit(&e, "client %s %s:%u (%s): latency %s (half RTT, median of %u), corrected for the host stack %s",
+			   vtg_ct_proto_name(c->proto), c->addr, c->port, c->peer_name, a, n, b);
 	}
 out:
 	free(rtt);
@@ -931,31 +931,31 @@ out:
 
 static void bw_event(struct conn *c, int dir, uint64_t bytes, uint64_t ns, const char *measured_by)
 {
-	struct ct_ev e;
+	struct vtg_ct_ev e;
 	double bps = ns ? bytes * 8e9 / ns : NAN;
 	char r[24];
 
-	if (dir == CT_UP)
+	if (dir == VTG_CT_UP)
 		c->up_bps = bps;
 	else
 		c->down_bps = bps;
-	ct_ev_start(&e, "bandwidth");
+	vtg_ct_ev_start(&e, "bandwidth");
 	ev_conn(&e, c);
-	ct_ev_str(&e, "dir", dir == CT_UP ? "up" : "down");
-	ct_ev_u64(&e, "bytes", bytes);
-	ct_ev_u64(&e, "duration_ns", ns);
-	ct_ev_dbl(&e, "bits_per_s", bps);
-	ct_ev_u64(&e, "packet_size", c->packet_size);
-	ct_ev_str(&e, "measured_by", measured_by);
-	ct_fmt_rate(r, sizeof(r), bps);
-	ct_ev_emit(&e, "%s %s %s:%u (%s): bandwidth %s %s (%llu bytes, packets of %u B)", role_name(c->role),
-		   ct_proto_name(c->proto), c->addr, c->port, c->peer_name, dir == CT_UP ? "up" : "down", r,
+	vtg_ct_ev_str(&e, "dir", dir == VTG_CT_UP ? "up" : "down");
+	vtg_ct_ev_u64(&e, "bytes", bytes);
+	vtg_ct_ev_u64(&e, "duration_ns", ns);
+	vtg_ct_ev_dbl(&e, "bits_per_s", bps);
+	vtg_ct_ev_u64(&e, "packet_size", c->packet_size);
+	vtg_ct_ev_str(&e, "measured_by", measured_by);
+	vtg_ct_fmt_rate(r, sizeof(r), bps);
+	vtg_ct_ev_emit(&e, "%s %s %s:%u (%s): bandwidth %s %s (%llu bytes, packets of %u B)", role_name(c->role),
+		   vtg_ct_proto_name(c->proto), c->addr, c->port, c->peer_name, dir == VTG_CT_UP ? "up" : "down", r,
 		   (unsigned long long)bytes, c->packet_size);
 }
 
 static void on_pong(struct conn *c, const uint8_t *p, uint64_t t_recv)
 {
-	if (!c->ping_out || ct_get64(p) != c->ping_seq)
+	if (!c->ping_out || vtg_ct_get64(p) != c->ping_seq)
 		return; /* late answer to an older ping */
 	c->ping_out = false;
 	if (c->n_samples == c->cap_samples) {
@@ -1000,7 +1000,7 @@ static void on_pong(struct conn *c, const uint8_t *p, uint64_t t_recv)
 	if (c->cl->t->bandwidth && c->cl->t->bw_up) {
 		c->test = T_BW_UP;
 		c->deadline = now + (uint64_t)((E.o->timeout_s + c->cl->t->bw_time) * NS);
-		if (bulk_start(c, CT_UP, c->cl->t->packet_size, c->cl->t->bw_bytes, (uint64_t)(c->cl->t->bw_time * NS)) &&
+		if (bulk_start(c, VTG_CT_UP, c->cl->t->packet_size, c->cl->t->bw_bytes, (uint64_t)(c->cl->t->bw_time * NS)) &&
 		    c->state != C_DEAD)
 			conn_drop(c, "cannot start the bandwidth test");
 		return;
@@ -1015,44 +1015,44 @@ static void on_pong(struct conn *c, const uint8_t *p, uint64_t t_recv)
 /* Asks for the download; the server answers with its own BW_START. */
 static void bw_request_down(struct conn *c, uint64_t now)
 {
-	uint8_t q[CT_BW_START_LEN] = { 0 };
+	uint8_t q[VTG_CT_BW_START_LEN] = { 0 };
 
 	c->test = T_BW_DOWN_WAIT;
-	q[0] = CT_DOWN;
-	ct_put32(q + 4, c->cl->t->packet_size);
-	ct_put64(q + 8, c->cl->t->bw_bytes);
-	ct_put64(q + 16, (uint64_t)(c->cl->t->bw_time * NS));
+	q[0] = VTG_CT_DOWN;
+	vtg_ct_put32(q + 4, c->cl->t->packet_size);
+	vtg_ct_put64(q + 8, c->cl->t->bw_bytes);
+	vtg_ct_put64(q + 16, (uint64_t)(c->cl->t->bw_time * NS));
 	c->deadline = now + (uint64_t)((E.o->timeout_s + c->cl->t->bw_time) * NS);
-	send_msg(c, CT_BW_START, q, sizeof(q));
+	send_msg(c, VTG_CT_BW_START, q, sizeof(q));
 }
 
 static void hello_send(struct conn *c)
 {
-	struct ct_hello h = { .role = c->role, .instance = E.instance };
-	uint8_t m[CT_HDR_LEN + CT_HELLO_FIXED + CT_NAME_MAX];
+	struct vtg_ct_hello h = { .role = c->role, .instance = E.instance };
+	uint8_t m[VTG_CT_HDR_LEN + VTG_CT_HELLO_FIXED + VTG_CT_NAME_MAX];
 	size_t n;
 
-	h.window = c->cl ? c->cl->t->window : CT_WINDOW_DEFAULT;
+	h.window = c->cl ? c->cl->t->window : VTG_CT_WINDOW_DEFAULT;
 	snprintf(h.name, sizeof(h.name), "%s", E.o->name);
-	n = ct_hello_put(m, &h);
-	if (send_msg(c, CT_HELLO, m + CT_HDR_LEN, n - CT_HDR_LEN) < 0 && c->state != C_DEAD)
+	n = vtg_ct_hello_put(m, &h);
+	if (send_msg(c, VTG_CT_HELLO, m + VTG_CT_HDR_LEN, n - VTG_CT_HDR_LEN) < 0 && c->state != C_DEAD)
 		conn_drop(c, "cannot send HELLO");
 }
 
 static void conn_up(struct conn *c, uint64_t now)
 {
-	struct ct_ev e;
+	struct vtg_ct_ev e;
 
 	c->state = C_UP;
 	c->t_up = now;
 	c->deadline = 0;
-	ct_ev_start(&e, "connected");
+	vtg_ct_ev_start(&e, "connected");
 	ev_conn(&e, c);
-	ct_ev_str(&e, "port_state", "open");
-	ct_ev_u64(&e, "peer_instance", c->peer_instance);
+	vtg_ct_ev_str(&e, "port_state", "open");
+	vtg_ct_ev_u64(&e, "peer_instance", c->peer_instance);
 	if (c->cl)
-		ct_ev_u64(&e, "attempt", c->cl->failures + 1);
-	ct_ev_emit(&e, "%s %s %s:%u connected: peer '%s'", role_name(c->role), ct_proto_name(c->proto), c->addr, c->port,
+		vtg_ct_ev_u64(&e, "attempt", c->cl->failures + 1);
+	vtg_ct_ev_emit(&e, "%s %s %s:%u connected: peer '%s'", role_name(c->role), vtg_ct_proto_name(c->proto), c->addr, c->port,
 		   c->peer_name);
 	if (c->cl) {
 		c->cl->failures = 0;
@@ -1069,24 +1069,24 @@ static int on_msg(struct conn *c, uint8_t type, const uint8_t *p, uint32_t len, 
 {
 	char err[256];
 
-	if (type != CT_BW_DATA && ct_msg_check(type, p, len, err, sizeof(err))) {
+	if (type != VTG_CT_BW_DATA && vtg_ct_msg_check(type, p, len, err, sizeof(err))) {
 		conn_proto_error(c, err);
 		return -EPROTO;
 	}
-	if (c->state == C_HELLO && type != CT_HELLO && type != CT_ERROR) {
-		snprintf(err, sizeof(err), "expected HELLO, got %s", ct_type_name(type));
+	if (c->state == C_HELLO && type != VTG_CT_HELLO && type != VTG_CT_ERROR) {
+		snprintf(err, sizeof(err), "expected HELLO, got %s", vtg_ct_type_name(type));
 		conn_proto_error(c, err);
 		return -EPROTO;
 	}
 	switch (type) {
-	case CT_HELLO: {
-		struct ct_hello h;
+	case VTG_CT_HELLO: {
+		struct vtg_ct_hello h;
 
 		if (c->state != C_HELLO) {
 			conn_proto_error(c, "HELLO again on an established connection");
 			return -EPROTO;
 		}
-		ct_hello_parse(p, len, &h, err, sizeof(err));
+		vtg_ct_hello_parse(p, len, &h, err, sizeof(err));
 		if (h.role == c->role) {
 			snprintf(err, sizeof(err), "peer '%s' says it is the %s too", h.name, role_name(h.role));
 			conn_proto_error(c, err);
@@ -1094,9 +1094,9 @@ static int on_msg(struct conn *c, uint8_t type, const uint8_t *p, uint32_t len, 
 		}
 		snprintf(c->peer_name, sizeof(c->peer_name), "%s", h.name);
 		c->peer_instance = h.instance;
-		if (c->role == CT_SERVER) {
+		if (c->role == VTG_CT_SERVER) {
 			if (c->rel && h.window)
-				ct_rel_set_window(c->rel, h.window); /* the client chose the window */
+				vtg_ct_rel_set_window(c->rel, h.window); /* the client chose the window */
 			hello_send(c);
 			if (c->state == C_DEAD)
 				return -EIO;
@@ -1104,24 +1104,24 @@ static int on_msg(struct conn *c, uint8_t type, const uint8_t *p, uint32_t len, 
 		conn_up(c, now);
 		return 0;
 	}
-	case CT_PING:
-		return send_msg(c, CT_PONG, p, len) < 0 && c->proto == IPPROTO_TCP ? -EIO : 0;
-	case CT_PONG:
-		if (c->role == CT_CLIENT && c->test == T_LAT)
+	case VTG_CT_PING:
+		return send_msg(c, VTG_CT_PONG, p, len) < 0 && c->proto == IPPROTO_TCP ? -EIO : 0;
+	case VTG_CT_PONG:
+		if (c->role == VTG_CT_CLIENT && c->test == T_LAT)
 			on_pong(c, p, now);
 		return 0;
-	case CT_BW_START: {
+	case VTG_CT_BW_START: {
 		uint8_t dir = p[0];
 
-		if (c->role == CT_SERVER && dir == CT_DOWN) {
+		if (c->role == VTG_CT_SERVER && dir == VTG_CT_DOWN) {
 			/* The client asks for data: the same message opens our stream. */
-			if (bulk_start(c, CT_DOWN, ct_get32(p + 4), ct_get64(p + 8), ct_get64(p + 16))) {
+			if (bulk_start(c, VTG_CT_DOWN, vtg_ct_get32(p + 4), vtg_ct_get64(p + 8), vtg_ct_get64(p + 16))) {
 				conn_proto_error(c, "cannot start sending bandwidth data");
 				return -EPROTO;
 			}
 			return 0;
 		}
-		if ((c->role == CT_SERVER && dir != CT_UP) || (c->role == CT_CLIENT && dir != CT_DOWN)) {
+		if ((c->role == VTG_CT_SERVER && dir != VTG_CT_UP) || (c->role == VTG_CT_CLIENT && dir != VTG_CT_DOWN)) {
 			conn_proto_error(c, "BW_START in the wrong direction");
 			return -EPROTO;
 		}
@@ -1129,22 +1129,22 @@ static int on_msg(struct conn *c, uint8_t type, const uint8_t *p, uint32_t len, 
 		c->bw_rx_dir = dir;
 		c->bw_rx_bytes = 0;
 		c->bw_rx_t0 = now;
-		c->packet_size = ct_get32(p + 4);
-		if (c->role == CT_CLIENT)
+		c->packet_size = vtg_ct_get32(p + 4);
+		if (c->role == VTG_CT_CLIENT)
 			c->test = T_BW_DOWN;
 		return 0;
 	}
-	case CT_BW_DATA:
+	case VTG_CT_BW_DATA:
 		if (!c->bw_rx) {
 			conn_proto_error(c, "BW_DATA outside a bandwidth test");
 			return -EPROTO;
 		}
-		c->bw_rx_bytes += len + CT_HDR_LEN + (c->proto == IPPROTO_UDP ? CT_UDP_HDR_LEN : 0);
-		if (c->role == CT_CLIENT)
+		c->bw_rx_bytes += len + VTG_CT_HDR_LEN + (c->proto == IPPROTO_UDP ? VTG_CT_UDP_HDR_LEN : 0);
+		if (c->role == VTG_CT_CLIENT)
 			c->deadline = now + (uint64_t)(E.o->timeout_s * NS);
 		return 0;
-	case CT_BW_END: {
-		uint8_t r[CT_BW_RESULT_LEN] = { 0 };
+	case VTG_CT_BW_END: {
+		uint8_t r[VTG_CT_BW_RESULT_LEN] = { 0 };
 		uint64_t ns = now - c->bw_rx_t0;
 
 		if (!c->bw_rx) {
@@ -1153,40 +1153,40 @@ static int on_msg(struct conn *c, uint8_t type, const uint8_t *p, uint32_t len, 
 		}
 		c->bw_rx = false;
 		r[0] = (uint8_t)c->bw_rx_dir;
-		ct_put64(r + 8, c->bw_rx_bytes);
-		ct_put64(r + 16, ns);
+		vtg_ct_put64(r + 8, c->bw_rx_bytes);
+		vtg_ct_put64(r + 16, ns);
 		bw_event(c, c->bw_rx_dir, c->bw_rx_bytes, ns, "receiver");
-		send_msg(c, CT_BW_RESULT, r, sizeof(r));
+		send_msg(c, VTG_CT_BW_RESULT, r, sizeof(r));
 		if (c->state == C_DEAD)
 			return -EIO;
-		if (c->role == CT_CLIENT && c->test == T_BW_DOWN)
+		if (c->role == VTG_CT_CLIENT && c->test == T_BW_DOWN)
 			end_round(c, now);
 		return 0;
 	}
-	case CT_BW_RESULT:
-		if (c->role == CT_CLIENT && p[0] == CT_UP && (c->test == T_BW_UP_WAIT || c->test == T_BW_UP)) {
-			c->up_bps = ct_get64(p + 16) ? ct_get64(p + 8) * 8e9 / ct_get64(p + 16) : NAN;
+	case VTG_CT_BW_RESULT:
+		if (c->role == VTG_CT_CLIENT && p[0] == VTG_CT_UP && (c->test == T_BW_UP_WAIT || c->test == T_BW_UP)) {
+			c->up_bps = vtg_ct_get64(p + 16) ? vtg_ct_get64(p + 8) * 8e9 / vtg_ct_get64(p + 16) : NAN;
 			if (c->cl->t->bw_down)
 				bw_request_down(c, now);
 			else
 				end_round(c, now);
-		} else if (c->role == CT_SERVER && p[0] == CT_DOWN) {
-			bw_event(c, CT_DOWN, ct_get64(p + 8), ct_get64(p + 16), "client");
+		} else if (c->role == VTG_CT_SERVER && p[0] == VTG_CT_DOWN) {
+			bw_event(c, VTG_CT_DOWN, vtg_ct_get64(p + 8), vtg_ct_get64(p + 16), "client");
 		}
 		return 0;
-	case CT_REPORT:
-		if (c->role == CT_SERVER) {
-			c->lat_ns = ct_get64(p) == CT_NONE ? NAN : ct_get64(p) / 2.0;
-			c->corr_ns = ct_get64(p + 8) == CT_NONE ? NAN : (double)(int64_t)ct_get64(p + 8) / 2.0;
-			if (ct_get64(p + 16) != CT_NONE)
-				c->up_bps = (double)ct_get64(p + 16);
-			if (ct_get64(p + 24) != CT_NONE)
-				c->down_bps = (double)ct_get64(p + 24);
+	case VTG_CT_REPORT:
+		if (c->role == VTG_CT_SERVER) {
+			c->lat_ns = vtg_ct_get64(p) == VTG_CT_NONE ? NAN : vtg_ct_get64(p) / 2.0;
+			c->corr_ns = vtg_ct_get64(p + 8) == VTG_CT_NONE ? NAN : (double)(int64_t)vtg_ct_get64(p + 8) / 2.0;
+			if (vtg_ct_get64(p + 16) != VTG_CT_NONE)
+				c->up_bps = (double)vtg_ct_get64(p + 16);
+			if (vtg_ct_get64(p + 24) != VTG_CT_NONE)
+				c->down_bps = (double)vtg_ct_get64(p + 24);
 		}
 		return 0;
-	case CT_BYE:
+	case VTG_CT_BYE:
 		if (c->proto == IPPROTO_UDP) {
-			ct_rel_send_ctl(c->rel, CT_UDP_CLOSE_ACK, now);
+			vtg_ct_rel_send_ctl(c->rel, VTG_CT_UDP_CLOSE_ACK, now);
 			snprintf(c->close_reason, sizeof(c->close_reason), "closed by peer");
 			/* Reported a little later: a datagram the path held back may still come. */
 			c->report_at = now + REPORT_DELAY_NS;
@@ -1201,8 +1201,8 @@ static int on_msg(struct conn *c, uint8_t type, const uint8_t *p, uint32_t len, 
 		}
 		conn_drop(c, "closed by peer");
 		return -ECONNRESET;
-	case CT_ERROR: {
-		char text[CT_ERRTEXT_MAX + 1];
+	case VTG_CT_ERROR: {
+		char text[VTG_CT_ERRTEXT_MAX + 1];
 
 		memcpy(text, p, len);
 		text[len] = 0;
@@ -1225,7 +1225,7 @@ static void tcp_input(struct conn *c, const uint8_t *b, size_t n, uint64_t now)
 
 	while (i < n && c->state != C_DEAD) {
 		if (c->istate == 0) {
-			size_t k = CT_HDR_LEN - c->ihave;
+			size_t k = VTG_CT_HDR_LEN - c->ihave;
 
 			if (k > n - i)
 				k = n - i;
@@ -1234,14 +1234,14 @@ static void tcp_input(struct conn *c, const uint8_t *b, size_t n, uint64_t now)
 			memcpy(c->ihdr + c->ihave, b + i, k);
 			c->ihave += k;
 			i += k;
-			if (c->ihave < CT_HDR_LEN)
+			if (c->ihave < VTG_CT_HDR_LEN)
 				break;
-			if (ct_hdr_check(c->ihdr, &c->itype, &c->ilen, err, sizeof(err))) {
+			if (vtg_ct_hdr_check(c->ihdr, &c->itype, &c->ilen, err, sizeof(err))) {
 				conn_proto_error(c, err);
 				return;
 			}
 			c->ihave = 0;
-			if (c->itype == CT_BW_DATA) {
+			if (c->itype == VTG_CT_BW_DATA) {
 				c->istate = 2;
 				c->iskip = c->ilen;
 			} else {
@@ -1280,7 +1280,7 @@ static void tcp_input(struct conn *c, const uint8_t *b, size_t n, uint64_t now)
 			n -= i;
 			b += i;
 			i = 0;
-			if (on_msg(c, CT_BW_DATA, NULL, c->ilen, now))
+			if (on_msg(c, VTG_CT_BW_DATA, NULL, c->ilen, now))
 				return;
 		}
 	}
@@ -1383,22 +1383,22 @@ static void udp_conn_input(struct conn *c, const uint8_t *d, size_t len, uint64_
 	c->t_rd_before = t_before;
 	if (c->state == C_LINGER) {
 		/* Closed by the peer: answer its resent BYEs until the linger time ends. */
-		if (!ct_rel_input(c->rel, d, len, now, &kind, err, sizeof(err)) && kind == CT_UDP_DATA)
-			ct_rel_send_ctl(c->rel, CT_UDP_CLOSE_ACK, now);
+		if (!vtg_ct_rel_input(c->rel, d, len, now, &kind, err, sizeof(err)) && kind == VTG_CT_UDP_DATA)
+			vtg_ct_rel_send_ctl(c->rel, VTG_CT_UDP_CLOSE_ACK, now);
 		return;
 	}
-	e = ct_rel_input(c->rel, d, len, now, &kind, err, sizeof(err));
+	e = vtg_ct_rel_input(c->rel, d, len, now, &kind, err, sizeof(err));
 	if (c->state == C_DEAD)
 		return;
 	if (e == -EPROTO) {
 		conn_proto_error(c, err);
 		return;
 	}
-	if (kind == CT_UDP_RESET && c->state != C_LINGER) {
+	if (kind == VTG_CT_UDP_RESET && c->state != C_LINGER) {
 		conn_drop(c, "reset by peer (it does not know this connection: restarted?)");
 		return;
 	}
-	if (kind == CT_UDP_CLOSE_ACK && c->state == C_CLOSING) {
+	if (kind == VTG_CT_UDP_CLOSE_ACK && c->state == C_CLOSING) {
 		char why[sizeof(c->close_reason)];
 
 		snprintf(why, sizeof(why), "%s", c->close_reason);
@@ -1426,7 +1426,7 @@ static struct conn *udp_server_find(struct listener *l, const struct sockaddr_st
 
 static void udp_listener_readable(struct listener *l)
 {
-	static uint8_t bufs[UDP_BATCH][CT_UDP_PAYLOAD_MAX + 1];
+	static uint8_t bufs[UDP_BATCH][VTG_CT_UDP_PAYLOAD_MAX + 1];
 	struct mmsghdr mm[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
 	struct sockaddr_storage from[UDP_BATCH];
@@ -1459,44 +1459,44 @@ static void udp_listener_readable(struct listener *l)
 			uint16_t port;
 			struct conn *c;
 
-			if (ct_udp_peek(d, len, &conn_id, &kind, err, sizeof(err))) {
+			if (vtg_ct_udp_peek(d, len, &conn_id, &kind, err, sizeof(err))) {
 				/* Garbage: drop the connection of that address if there is one. */
 				c = udp_server_find(l, &from[i], 0, true);
 				if (c) {
 					conn_proto_error(c, err);
 					continue;
 				}
-				struct ct_ev e;
+				struct vtg_ct_ev e;
 
 				addr_str(&from[i], a, sizeof(a), &port);
-				ct_ev_start(&e, "ignored");
-				ct_ev_str(&e, "proto", "udp");
-				ct_ev_str(&e, "addr", a);
-				ct_ev_u64(&e, "port", port);
-				ct_ev_u64(&e, "local_port", l->port);
-				ct_ev_str(&e, "error", err);
-				ct_ev_emit(&e, "udp:%u: datagram from %s:%u ignored: %s", l->port, a, port, err);
+				vtg_ct_ev_start(&e, "ignored");
+				vtg_ct_ev_str(&e, "proto", "udp");
+				vtg_ct_ev_str(&e, "addr", a);
+				vtg_ct_ev_u64(&e, "port", port);
+				vtg_ct_ev_u64(&e, "local_port", l->port);
+				vtg_ct_ev_str(&e, "error", err);
+				vtg_ct_ev_emit(&e, "udp:%u: datagram from %s:%u ignored: %s", l->port, a, port, err);
 				continue;
 			}
 			c = udp_server_find(l, &from[i], conn_id, false);
 			if (!c) {
-				bool hello = kind == CT_UDP_DATA && len >= CT_UDP_HDR_LEN + CT_HDR_LEN &&
-					     ct_get32(d + 12) == 0 && d[CT_UDP_HDR_LEN + 3] == CT_HELLO;
+				bool hello = kind == VTG_CT_UDP_DATA && len >= VTG_CT_UDP_HDR_LEN + VTG_CT_HDR_LEN &&
+					     vtg_ct_get32(d + 12) == 0 && d[VTG_CT_UDP_HDR_LEN + 3] == VTG_CT_HELLO;
 
 				if (!hello) {
-					if (kind != CT_UDP_RESET && kind != CT_UDP_CLOSE_ACK) {
+					if (kind != VTG_CT_UDP_RESET && kind != VTG_CT_UDP_CLOSE_ACK) {
 						/* Unknown connection (we restarted?): tell the peer to start over. */
 						struct conn fake = { .fd = l->fd, .peer = from[i],
 								     .peerlen = mm[i].msg_hdr.msg_namelen };
-						struct ct_rel *tmp = ct_rel_new(conn_id, 1, udp_send, NULL, &fake);
+						struct vtg_ct_rel *tmp = vtg_ct_rel_new(conn_id, 1, udp_send, NULL, &fake);
 
 						if (tmp)
-							ct_rel_send_ctl(tmp, CT_UDP_RESET, now);
-						ct_rel_free(tmp);
+							vtg_ct_rel_send_ctl(tmp, VTG_CT_UDP_RESET, now);
+						vtg_ct_rel_free(tmp);
 					}
 					continue;
 				}
-				c = conn_new(IPPROTO_UDP, CT_SERVER);
+				c = conn_new(IPPROTO_UDP, VTG_CT_SERVER);
 				if (!c)
 					continue;
 				c->lst = l;
@@ -1509,7 +1509,7 @@ static void udp_listener_readable(struct listener *l)
 				c->conn_id = conn_id;
 				c->state = C_HELLO;
 				c->deadline = now + (uint64_t)(E.o->timeout_s * NS);
-				c->rel = ct_rel_new(conn_id, CT_WINDOW_DEFAULT, udp_send, rel_deliver, c);
+				c->rel = vtg_ct_rel_new(conn_id, VTG_CT_WINDOW_DEFAULT, udp_send, rel_deliver, c);
 				if (!c->rel) {
 					conn_drop(c, "out of memory");
 					continue;
@@ -1525,7 +1525,7 @@ static void udp_listener_readable(struct listener *l)
 /* first_flags: MSG_DONTWAIT, or 0 to wait (up to SO_RCVTIMEO) for the first datagram. */
 static void udp_client_readable(struct conn *c, int first_flags)
 {
-	static uint8_t buf[CT_UDP_PAYLOAD_MAX + 1];
+	static uint8_t buf[VTG_CT_UDP_PAYLOAD_MAX + 1];
 
 	for (int rounds = 0; rounds < 64 && c->state != C_DEAD; rounds++) {
 		uint64_t t_before = vtg_mono_ns();
@@ -1555,8 +1555,8 @@ static void udp_client_readable(struct conn *c, int first_flags)
 
 static void client_failed(struct client *cl, uint64_t now, const char *port_state, const char *error)
 {
-	const struct ct_target *t = cl->t;
-	struct ct_ev e;
+	const struct vtg_ct_target *t = cl->t;
+	struct vtg_ct_ev e;
 
 	cl->failures++;
 	if (!cl->backoff_ns)
@@ -1569,29 +1569,29 @@ static void client_failed(struct client *cl, uint64_t now, const char *port_stat
 	if (wait > (uint64_t)(E.o->backoff_max_s * NS))
 		wait = (uint64_t)(E.o->backoff_max_s * NS);
 	cl->next_attempt = now + wait;
-	ct_ev_start(&e, "connect_failed");
-	ct_ev_str(&e, "uri", t->uri);
-	ct_ev_str(&e, "proto", ct_proto_name(t->proto));
-	ct_ev_str(&e, "addr", t->host);
-	ct_ev_u64(&e, "port", t->port);
-	ct_ev_str(&e, "port_state", port_state);
-	ct_ev_str(&e, "error", error);
-	ct_ev_u64(&e, "attempt", cl->failures);
+	vtg_ct_ev_start(&e, "connect_failed");
+	vtg_ct_ev_str(&e, "uri", t->uri);
+	vtg_ct_ev_str(&e, "proto", vtg_ct_proto_name(t->proto));
+	vtg_ct_ev_str(&e, "addr", t->host);
+	vtg_ct_ev_u64(&e, "port", t->port);
+	vtg_ct_ev_str(&e, "port_state", port_state);
+	vtg_ct_ev_str(&e, "error", error);
+	vtg_ct_ev_u64(&e, "attempt", cl->failures);
 	if (E.o->attempts && cl->failures >= E.o->attempts) {
 		cl->gave_up = cl->finished = true;
-		ct_ev_bool(&e, "giving_up", true);
-		ct_ev_emit(&e, "%s %s:%u: %s (%s), attempt %d: giving up", ct_proto_name(t->proto), t->host, t->port,
+		vtg_ct_ev_bool(&e, "giving_up", true);
+		vtg_ct_ev_emit(&e, "%s %s:%u: %s (%s), attempt %d: giving up", vtg_ct_proto_name(t->proto), t->host, t->port,
 			   port_state, error, cl->failures);
 		return;
 	}
-	ct_ev_u64(&e, "retry_in_ms", wait / MS);
-	ct_ev_emit(&e, "%s %s:%u: %s (%s), attempt %d; retrying in %llu ms", ct_proto_name(t->proto), t->host, t->port,
+	vtg_ct_ev_u64(&e, "retry_in_ms", wait / MS);
+	vtg_ct_ev_emit(&e, "%s %s:%u: %s (%s), attempt %d; retrying in %llu ms", vtg_ct_proto_name(t->proto), t->host, t->port,
 		   port_state, error, cl->failures, (unsigned long long)(wait / MS));
 }
 
 static void client_start(struct client *cl, uint64_t now)
 {
-	const struct ct_target *t = cl->t;
+	const struct vtg_ct_target *t = cl->t;
 	int type = t->proto == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
 	/* A UDP client's socket stays blocking: every call on it passes MSG_DONTWAIT but
 	 * the wait in recv() of solo_wait(). */
@@ -1602,7 +1602,7 @@ static void client_start(struct client *cl, uint64_t now)
 		client_failed(cl, now, "error", strerror(errno));
 		return;
 	}
-	c = conn_new(t->proto, CT_CLIENT);
+	c = conn_new(t->proto, VTG_CT_CLIENT);
 	if (!c) {
 		close(fd);
 		return;
@@ -1644,7 +1644,7 @@ static void client_start(struct client *cl, uint64_t now)
 	}
 	c->local_port = local_port_of(fd);
 	getrandom(&c->conn_id, sizeof(c->conn_id), 0);
-	c->rel = ct_rel_new(c->conn_id, t->window, udp_send, rel_deliver, c);
+	c->rel = vtg_ct_rel_new(c->conn_id, t->window, udp_send, rel_deliver, c);
 	if (!c->rel) {
 		conn_drop(c, "out of memory");
 		return;
@@ -1688,7 +1688,7 @@ static void conn_close(struct conn *c, uint64_t now)
 		return;
 	}
 	c->bulk = false;
-	send_msg(c, CT_BYE, NULL, 0);
+	send_msg(c, VTG_CT_BYE, NULL, 0);
 	if (c->state == C_DEAD)
 		return;
 	if (c->proto == IPPROTO_TCP) {
@@ -1749,18 +1749,18 @@ static void conn_tick(struct conn *c, uint64_t now)
 			conn_drop(c, "peer silent for %.1f s", silent / 1e9);
 			return;
 		}
-		if (ct_rel_stalled_ns(c->rel, now) > (uint64_t)(E.o->timeout_s * NS) + 2 * NS) {
+		if (vtg_ct_rel_stalled_ns(c->rel, now) > (uint64_t)(E.o->timeout_s * NS) + 2 * NS) {
 			conn_drop(c, "no acknowledgement for %g s", E.o->timeout_s);
 			return;
 		}
 		/* Keepalive: an ack now and then, so the peer knows we are there. */
-		if (c->state == C_UP && now - c->t_last_tx > NS / 2 && ct_rel_idle(c->rel))
-			ct_rel_send_ctl(c->rel, CT_UDP_ACK, now);
+		if (c->state == C_UP && now - c->t_last_tx > NS / 2 && vtg_ct_rel_idle(c->rel))
+			vtg_ct_rel_send_ctl(c->rel, VTG_CT_UDP_ACK, now);
 		udp_pump(c, now);
 		if (c->state == C_DEAD)
 			return;
 	}
-	if (c->role == CT_CLIENT && c->state == C_UP && c->test == T_IDLE && now >= c->next_round) {
+	if (c->role == VTG_CT_CLIENT && c->state == C_UP && c->test == T_IDLE && now >= c->next_round) {
 		if (E.o->rounds && c->rounds_done >= E.o->rounds) {
 			c->cl->rounds_done = c->rounds_done;
 			c->cl->finished = true;
@@ -1784,7 +1784,7 @@ static struct conn *solo_conn(void)
 {
 	struct conn *c = E.conns;
 
-	if (E.n_lst || E.lat || !c || c->next || c->role != CT_CLIENT || !c->own_fd || c->fd < 0 ||
+	if (E.n_lst || E.lat || !c || c->next || c->role != VTG_CT_CLIENT || !c->own_fd || c->fd < 0 ||
 	    c->state == C_DEAD || c->state == C_LINGER || !c->ping_out)
 		return NULL;
 	if (c->proto == IPPROTO_TCP &&
@@ -1821,18 +1821,18 @@ static uint64_t conn_next_time(const struct conn *c)
 	 * lingering UDP connection's retransmission or ack timer; the keepalive while
 	 * data is unacknowledged, when conn_tick sends none). */
 	if (c->rel && c->state != C_DEAD && c->state != C_LINGER) {
-		uint64_t d = ct_rel_deadline(c->rel);
+		uint64_t d = vtg_ct_rel_deadline(c->rel);
 
 		if (d < t)
 			t = d;
-		if (c->udp_blocked || (c->bulk && ct_rel_space(c->rel)))
+		if (c->udp_blocked || (c->bulk && vtg_ct_rel_space(c->rel)))
 			t = 0;
 		uint64_t ka = c->t_last_tx + NS / 2;
 
-		if (c->state == C_UP && ct_rel_idle(c->rel) && ka < t)
+		if (c->state == C_UP && vtg_ct_rel_idle(c->rel) && ka < t)
 			t = ka;
 	}
-	if (c->role == CT_CLIENT && c->state == C_UP && c->test == T_IDLE && c->next_round < t)
+	if (c->role == VTG_CT_CLIENT && c->state == C_UP && c->test == T_IDLE && c->next_round < t)
 		t = c->next_round;
 	return t;
 }
@@ -1912,7 +1912,7 @@ static void tcp_accept(struct listener *l)
 
 		if (fd < 0)
 			return;
-		struct conn *c = conn_new(IPPROTO_TCP, CT_SERVER);
+		struct conn *c = conn_new(IPPROTO_TCP, VTG_CT_SERVER);
 
 		if (!c) {
 			close(fd);
@@ -1937,19 +1937,19 @@ static void tcp_accept(struct listener *l)
 
 static void draw(uint64_t now)
 {
-	struct ct_row rows[64];
+	struct vtg_ct_row rows[64];
 	int n = 0;
 	char status[128];
 
 	for (struct conn *c = E.conns; c && n < 64; c = c->next) {
 		if (c->state == C_DEAD || c->state == C_LINGER || c->state < C_UP)
 			continue;
-		struct ct_row *r = &rows[n++];
+		struct vtg_ct_row *r = &rows[n++];
 
 		memset(r, 0, sizeof(*r));
 		r->role = role_name(c->role);
 		r->peer_name = c->peer_name;
-		r->proto = ct_proto_name(c->proto);
+		r->proto = vtg_ct_proto_name(c->proto);
 		r->addr = c->addr;
 		r->port = c->port;
 		r->state = state_name(c->state);
@@ -1962,7 +1962,7 @@ static void draw(uint64_t now)
 		r->down_bps = c->down_bps;
 		r->packet_size = c->packet_size;
 		if (c->rel) {
-			const struct ct_rel_stats *s = ct_rel_stats(c->rel);
+			const struct vtg_ct_rel_stats *s = vtg_ct_rel_stats(c->rel);
 
 			r->udp = true;
 			r->delayed = s->out_of_order;
@@ -1983,7 +1983,7 @@ static void draw(uint64_t now)
 /* The run's one closing record (summary.schema.json, command conntest). */
 static void summary(void)
 {
-	struct ct_ev e;
+	struct vtg_ct_ev e;
 	int connected = 0, gave_up = 0, rounds = 0;
 
 	for (int i = 0; i < E.n_cl; i++) {
@@ -1991,19 +1991,19 @@ static void summary(void)
 		gave_up += E.cl[i].gave_up;
 		rounds += E.cl[i].rounds_done;
 	}
-	ct_ev_start(&e, "summary");
-	ct_ev_str(&e, "command", "conntest");
-	ct_ev_u64(&e, "targets", E.n_cl);
-	ct_ev_u64(&e, "connected", connected);
-	ct_ev_u64(&e, "gave_up", gave_up);
-	ct_ev_u64(&e, "rounds", rounds);
-	ct_ev_u64(&e, "listeners", E.n_lst);
-	ct_ev_emit(&e, "done: %d of %d peers connected, %d given up, %d rounds", connected, E.n_cl, gave_up, rounds);
+	vtg_ct_ev_start(&e, "summary");
+	vtg_ct_ev_str(&e, "command", "conntest");
+	vtg_ct_ev_u64(&e, "targets", E.n_cl);
+	vtg_ct_ev_u64(&e, "connected", connected);
+	vtg_ct_ev_u64(&e, "gave_up", gave_up);
+	vtg_ct_ev_u64(&e, "rounds", rounds);
+	vtg_ct_ev_u64(&e, "listeners", E.n_lst);
+	vtg_ct_ev_emit(&e, "done: %d of %d peers connected, %d given up, %d rounds", connected, E.n_cl, gave_up, rounds);
 }
 
 /* ---- main loop --------------------------------------------------------------------- */
 
-int ct_run(const struct ct_opts *o)
+int vtg_ct_run(const struct vtg_ct_opts *o)
 {
 	struct epoll_event evs[64];
 	uint64_t t_end = 0, next_draw = 0;
@@ -2026,7 +2026,7 @@ int ct_run(const struct ct_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	ct_ui_init(o->ui, o->view);
+	vtg_ct_ui_init(o->ui, o->view);
 	for (int i = 0; i < o->n_listen; i++) {
 		struct listener *l = &E.lst[E.n_lst];
 		int err;
@@ -2035,20 +2035,20 @@ int ct_run(const struct ct_opts *o)
 		l->port = o->listen[i].port;
 		err = listener_open(l, o->bind_addr);
 		if (err) {
-			vtg_err("conntest: cannot listen on %s:%u: %s", ct_proto_name(l->proto), l->port, strerror(-err));
+			vtg_err("conntest: cannot listen on %s:%u: %s", vtg_ct_proto_name(l->proto), l->port, strerror(-err));
 			ret = VTG_EXIT_FAIL;
 			goto out;
 		}
 		E.n_lst++;
-		struct ct_ev e;
+		struct vtg_ct_ev e;
 
-		ct_ev_start(&e, "listening");
-		ct_ev_str(&e, "proto", ct_proto_name(l->proto));
-		ct_ev_u64(&e, "port", l->port);
-		ct_ev_str(&e, "name", o->name);
-		ct_ev_u64(&e, "protocol_version", CT_VERSION);
-		ct_ev_emit(&e, "'%s' listening on %s:%u (conntest protocol %d)", o->name, ct_proto_name(l->proto), l->port,
-			   CT_VERSION);
+		vtg_ct_ev_start(&e, "listening");
+		vtg_ct_ev_str(&e, "proto", vtg_ct_proto_name(l->proto));
+		vtg_ct_ev_u64(&e, "port", l->port);
+		vtg_ct_ev_str(&e, "name", o->name);
+		vtg_ct_ev_u64(&e, "protocol_version", VTG_CT_VERSION);
+		vtg_ct_ev_emit(&e, "'%s' listening on %s:%u (conntest protocol %d)", o->name, vtg_ct_proto_name(l->proto), l->port,
+			   VTG_CT_VERSION);
 	}
 	if (o->n_targets)
 		tracer_open();
@@ -2102,7 +2102,7 @@ int ct_run(const struct ct_opts *o)
 			break;
 		if (all_done && !o->n_listen && !busy)
 			break;
-		if (o->ui == CT_UI_TUI && now >= next_draw) {
+		if (o->ui == VTG_CT_UI_TUI && now >= next_draw) {
 			draw(now);
 			next_draw = now + NS / 2;
 		}
@@ -2181,7 +2181,7 @@ int ct_run(const struct ct_opts *o)
 	for (int i = 0; i < E.n_cl; i++)
 		if (E.cl[i].gave_up)
 			ret = VTG_EXIT_FAIL;
-	if (o->ui == CT_UI_TUI)
+	if (o->ui == VTG_CT_UI_TUI)
 		draw(vtg_mono_ns());
 	ran = true;
 out:

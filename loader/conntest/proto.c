@@ -25,50 +25,50 @@ static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
 	return ret;
 }
 
-static const char *const type_names[CT_TYPE_MAX] = {
-	[CT_HELLO] = "HELLO", [CT_PING] = "PING", [CT_PONG] = "PONG",
-	[CT_BW_START] = "BW_START", [CT_BW_DATA] = "BW_DATA", [CT_BW_END] = "BW_END",
-	[CT_BW_RESULT] = "BW_RESULT", [CT_REPORT] = "REPORT", [CT_BYE] = "BYE", [CT_ERROR] = "ERROR",
+static const char *const type_names[VTG_CT_TYPE_MAX] = {
+	[VTG_CT_HELLO] = "HELLO", [VTG_CT_PING] = "PING", [VTG_CT_PONG] = "PONG",
+	[VTG_CT_BW_START] = "BW_START", [VTG_CT_BW_DATA] = "BW_DATA", [VTG_CT_BW_END] = "BW_END",
+	[VTG_CT_BW_RESULT] = "BW_RESULT", [VTG_CT_REPORT] = "REPORT", [VTG_CT_BYE] = "BYE", [VTG_CT_ERROR] = "ERROR",
 };
 
-const char *ct_type_name(uint8_t type)
+const char *vtg_ct_type_name(uint8_t type)
 {
-	return type > 0 && type < CT_TYPE_MAX ? type_names[type] : "?";
+	return type > 0 && type < VTG_CT_TYPE_MAX ? type_names[type] : "?";
 }
 
-size_t ct_hdr_put(uint8_t *p, enum ct_type type, uint32_t len)
+size_t vtg_ct_hdr_put(uint8_t *p, enum vtg_ct_type type, uint32_t len)
 {
-	p[0] = CT_MAGIC0;
-	p[1] = CT_MAGIC1;
-	p[2] = CT_VERSION;
+	p[0] = VTG_CT_MAGIC0;
+	p[1] = VTG_CT_MAGIC1;
+	p[2] = VTG_CT_VERSION;
 	p[3] = type;
-	ct_put32(p + 4, len);
-	return CT_HDR_LEN;
+	vtg_ct_put32(p + 4, len);
+	return VTG_CT_HDR_LEN;
 }
 
-int ct_hdr_check(const uint8_t *p, uint8_t *type, uint32_t *len, char *err, size_t errlen)
+int vtg_ct_hdr_check(const uint8_t *p, uint8_t *type, uint32_t *len, char *err, size_t errlen)
 {
-	if (p[0] != CT_MAGIC0 || p[1] != CT_MAGIC1)
+	if (p[0] != VTG_CT_MAGIC0 || p[1] != VTG_CT_MAGIC1)
 		return fail(err, errlen, -EPROTO, "not a conntest message (bytes %02x %02x %02x %02x, want \"VC\"): the peer speaks another protocol",
 			    p[0], p[1], p[2], p[3]);
-	if (p[2] != CT_VERSION)
+	if (p[2] != VTG_CT_VERSION)
 		return fail(err, errlen, -EPROTO, "peer speaks conntest protocol version %u, this side speaks %u",
-			    p[2], CT_VERSION);
+			    p[2], VTG_CT_VERSION);
 	*type = p[3];
-	*len = ct_get32(p + 4);
-	if (*type == 0 || *type >= CT_TYPE_MAX)
+	*len = vtg_ct_get32(p + 4);
+	if (*type == 0 || *type >= VTG_CT_TYPE_MAX)
 		return fail(err, errlen, -EPROTO, "unknown message type %u", *type);
-	if (*type == CT_BW_DATA ? *len > CT_DATA_MAX : *len > CT_CTRL_MAX)
+	if (*type == VTG_CT_BW_DATA ? *len > VTG_CT_DATA_MAX : *len > VTG_CT_CTRL_MAX)
 		return fail(err, errlen, -EPROTO, "%s message of %u bytes is longer than allowed (%u)",
-			    ct_type_name(*type), *len, *type == CT_BW_DATA ? CT_DATA_MAX : CT_CTRL_MAX);
+			    vtg_ct_type_name(*type), *len, *type == VTG_CT_BW_DATA ? VTG_CT_DATA_MAX : VTG_CT_CTRL_MAX);
 	return 0;
 }
 
-bool ct_name_valid(const char *name)
+bool vtg_ct_name_valid(const char *name)
 {
 	size_t n = strlen(name);
 
-	if (n < 1 || n > CT_NAME_MAX)
+	if (n < 1 || n > VTG_CT_NAME_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
@@ -76,92 +76,92 @@ bool ct_name_valid(const char *name)
 	return true;
 }
 
-size_t ct_hello_put(uint8_t *buf, const struct ct_hello *h)
+size_t vtg_ct_hello_put(uint8_t *buf, const struct vtg_ct_hello *h)
 {
 	size_t n = strlen(h->name);
-	uint8_t *p = buf + CT_HDR_LEN;
+	uint8_t *p = buf + VTG_CT_HDR_LEN;
 
-	ct_hdr_put(buf, CT_HELLO, CT_HELLO_FIXED + n);
+	vtg_ct_hdr_put(buf, VTG_CT_HELLO, VTG_CT_HELLO_FIXED + n);
 	p[0] = h->role;
 	p[1] = (uint8_t)n;
-	ct_put16(p + 2, 0);
-	ct_put32(p + 4, h->window);
-	ct_put64(p + 8, h->instance);
-	memcpy(p + CT_HELLO_FIXED, h->name, n);
-	return CT_HDR_LEN + CT_HELLO_FIXED + n;
+	vtg_ct_put16(p + 2, 0);
+	vtg_ct_put32(p + 4, h->window);
+	vtg_ct_put64(p + 8, h->instance);
+	memcpy(p + VTG_CT_HELLO_FIXED, h->name, n);
+	return VTG_CT_HDR_LEN + VTG_CT_HELLO_FIXED + n;
 }
 
-int ct_hello_parse(const uint8_t *p, uint32_t len, struct ct_hello *h, char *err, size_t errlen)
+int vtg_ct_hello_parse(const uint8_t *p, uint32_t len, struct vtg_ct_hello *h, char *err, size_t errlen)
 {
-	if (len < CT_HELLO_FIXED + 1)
+	if (len < VTG_CT_HELLO_FIXED + 1)
 		return fail(err, errlen, -EPROTO, "HELLO of %u bytes is too short", len);
-	if (p[0] != CT_CLIENT && p[0] != CT_SERVER)
+	if (p[0] != VTG_CT_CLIENT && p[0] != VTG_CT_SERVER)
 		return fail(err, errlen, -EPROTO, "HELLO with unknown role %u", p[0]);
-	if (p[1] < 1 || p[1] > CT_NAME_MAX || len != CT_HELLO_FIXED + (uint32_t)p[1])
+	if (p[1] < 1 || p[1] > VTG_CT_NAME_MAX || len != VTG_CT_HELLO_FIXED + (uint32_t)p[1])
 		return fail(err, errlen, -EPROTO, "HELLO name length %u does not match its %u bytes", p[1], len);
 	h->role = p[0];
-	h->window = ct_get32(p + 4);
-	h->instance = ct_get64(p + 8);
-	memcpy(h->name, p + CT_HELLO_FIXED, p[1]);
+	h->window = vtg_ct_get32(p + 4);
+	h->instance = vtg_ct_get64(p + 8);
+	memcpy(h->name, p + VTG_CT_HELLO_FIXED, p[1]);
 	h->name[p[1]] = 0;
-	if (!ct_name_valid(h->name))
+	if (!vtg_ct_name_valid(h->name))
 		return fail(err, errlen, -EPROTO, "HELLO name contains control characters");
 	return 0;
 }
 
-int ct_msg_check(uint8_t type, const uint8_t *p, uint32_t len, char *err, size_t errlen)
+int vtg_ct_msg_check(uint8_t type, const uint8_t *p, uint32_t len, char *err, size_t errlen)
 {
 	uint32_t want = 0;
 
 	switch (type) {
-	case CT_HELLO: {
-		struct ct_hello h;
+	case VTG_CT_HELLO: {
+		struct vtg_ct_hello h;
 
-		return ct_hello_parse(p, len, &h, err, errlen);
+		return vtg_ct_hello_parse(p, len, &h, err, errlen);
 	}
-	case CT_PING:
-	case CT_PONG:
-		want = CT_PING_LEN;
+	case VTG_CT_PING:
+	case VTG_CT_PONG:
+		want = VTG_CT_PING_LEN;
 		break;
-	case CT_BW_START:
-		want = CT_BW_START_LEN;
-		if (len == want && p[0] > CT_DOWN)
+	case VTG_CT_BW_START:
+		want = VTG_CT_BW_START_LEN;
+		if (len == want && p[0] > VTG_CT_DOWN)
 			return fail(err, errlen, -EPROTO, "BW_START with unknown direction %u", p[0]);
-		if (len == want && ct_get32(p + 4) < CT_PACKET_MIN)
-			return fail(err, errlen, -EPROTO, "BW_START with packet size %u below %u", ct_get32(p + 4),
-				    CT_PACKET_MIN);
+		if (len == want && vtg_ct_get32(p + 4) < VTG_CT_PACKET_MIN)
+			return fail(err, errlen, -EPROTO, "BW_START with packet size %u below %u", vtg_ct_get32(p + 4),
+				    VTG_CT_PACKET_MIN);
 		break;
-	case CT_BW_DATA:
+	case VTG_CT_BW_DATA:
 		return 0;
-	case CT_BW_END:
-		want = CT_BW_END_LEN;
+	case VTG_CT_BW_END:
+		want = VTG_CT_BW_END_LEN;
 		break;
-	case CT_BW_RESULT:
-		want = CT_BW_RESULT_LEN;
-		if (len == want && p[0] > CT_DOWN)
+	case VTG_CT_BW_RESULT:
+		want = VTG_CT_BW_RESULT_LEN;
+		if (len == want && p[0] > VTG_CT_DOWN)
 			return fail(err, errlen, -EPROTO, "BW_RESULT with unknown direction %u", p[0]);
 		break;
-	case CT_REPORT:
-		want = CT_REPORT_LEN;
+	case VTG_CT_REPORT:
+		want = VTG_CT_REPORT_LEN;
 		break;
-	case CT_BYE:
+	case VTG_CT_BYE:
 		want = 0;
 		break;
-	case CT_ERROR:
-		if (len < 1 || len > CT_ERRTEXT_MAX)
+	case VTG_CT_ERROR:
+		if (len < 1 || len > VTG_CT_ERRTEXT_MAX)
 			return fail(err, errlen, -EPROTO, "ERROR message of %u bytes", len);
 		return 0;
 	default:
 		return fail(err, errlen, -EPROTO, "unknown message type %u", type);
 	}
 	if (len != want)
-		return fail(err, errlen, -EPROTO, "%s message of %u bytes, want %u", ct_type_name(type), len, want);
+		return fail(err, errlen, -EPROTO, "%s message of %u bytes, want %u", vtg_ct_type_name(type), len, want);
 	return 0;
 }
 
 /* ---- sizes ---------------------------------------------------------------------- */
 
-int ct_parse_size(const char *s, uint64_t *out, char *err, size_t errlen)
+int vtg_ct_parse_size(const char *s, uint64_t *out, char *err, size_t errlen)
 {
 	static const struct {
 		const char *unit;
@@ -198,7 +198,7 @@ int ct_parse_size(const char *s, uint64_t *out, char *err, size_t errlen)
 	return fail(err, errlen, -EINVAL, "size '%s' has an unknown unit '%s' (B, KB, MB or GB)", s, end);
 }
 
-void ct_fmt_size(char *buf, size_t len, double b)
+void vtg_ct_fmt_size(char *buf, size_t len, double b)
 {
 	if (b >= 1e9)
 		snprintf(buf, len, "%.2f GB", b / 1e9);
@@ -210,7 +210,7 @@ void ct_fmt_size(char *buf, size_t len, double b)
 		snprintf(buf, len, "%.0f B", b);
 }
 
-void ct_fmt_rate(char *buf, size_t len, double bps)
+void vtg_ct_fmt_rate(char *buf, size_t len, double bps)
 {
 	if (bps >= 1e9)
 		snprintf(buf, len, "%.2f Gb/s", bps / 1e9);
@@ -222,7 +222,7 @@ void ct_fmt_rate(char *buf, size_t len, double bps)
 		snprintf(buf, len, "%.0f b/s", bps);
 }
 
-void ct_fmt_ns(char *buf, size_t len, double ns)
+void vtg_ct_fmt_ns(char *buf, size_t len, double ns)
 {
 	if (isnan(ns))
 		snprintf(buf, len, "-");
@@ -236,7 +236,7 @@ void ct_fmt_ns(char *buf, size_t len, double ns)
 
 /* ---- URIs ------------------------------------------------------------------------ */
 
-const char *ct_proto_name(int proto)
+const char *vtg_ct_proto_name(int proto)
 {
 	return proto == IPPROTO_UDP ? "udp" : "tcp";
 }
@@ -269,7 +269,7 @@ static int parse_double(const char *s, double lo, double hi, double *out)
 	return 0;
 }
 
-int ct_parse_listen(const char *s, int *proto, uint16_t *port, char *err, size_t errlen)
+int vtg_ct_parse_listen(const char *s, int *proto, uint16_t *port, char *err, size_t errlen)
 {
 	if (!strncmp(s, "tcp:", 4))
 		*proto = IPPROTO_TCP;
@@ -282,7 +282,7 @@ int ct_parse_listen(const char *s, int *proto, uint16_t *port, char *err, size_t
 	return 0;
 }
 
-int ct_parse_uri(const char *s, struct ct_target *t, char *err, size_t errlen)
+int vtg_ct_parse_uri(const char *s, struct vtg_ct_target *t, char *err, size_t errlen)
 {
 	char buf[512], *rest, *hostport, *query, *host, *portstr;
 	uint64_t v;
@@ -357,10 +357,10 @@ int ct_parse_uri(const char *s, struct ct_target *t, char *err, size_t errlen)
 			return fail(err, errlen, -EINVAL, "--connect '%s': address '%s' is not an IPv4 or IPv6 address", s, host);
 		}
 	}
-	t->packet_size = t->proto == IPPROTO_UDP ? CT_UDP_PACKET_DEFAULT : CT_TCP_PACKET_DEFAULT;
-	t->bw_bytes = CT_BW_BYTES_DEFAULT;
+	t->packet_size = t->proto == IPPROTO_UDP ? VTG_CT_UDP_PACKET_DEFAULT : VTG_CT_TCP_PACKET_DEFAULT;
+	t->bw_bytes = VTG_CT_BW_BYTES_DEFAULT;
 	t->bw_time = 10;
-	t->window = CT_WINDOW_DEFAULT;
+	t->window = VTG_CT_WINDOW_DEFAULT;
 	t->pings = 10;
 	t->interval = 1;
 	t->bw_up = t->bw_down = true;
@@ -379,17 +379,17 @@ int ct_parse_uri(const char *s, struct ct_target *t, char *err, size_t errlen)
 		if (!val || !*val)
 			return fail(err, errlen, -EINVAL, "--connect '%s': parameter '%s' needs a value (%s=...)", s, kv, kv);
 		if (!strcmp(kv, "packet-size")) {
-			if (ct_parse_size(val, &v, e2, sizeof(e2)))
+			if (vtg_ct_parse_size(val, &v, e2, sizeof(e2)))
 				return fail(err, errlen, -EINVAL, "--connect '%s': packet-size: %s", s, e2);
-			uint64_t max = t->proto == IPPROTO_UDP ? CT_UDP_PAYLOAD_MAX : CT_DATA_MAX + CT_HDR_LEN;
+			uint64_t max = t->proto == IPPROTO_UDP ? VTG_CT_UDP_PAYLOAD_MAX : VTG_CT_DATA_MAX + VTG_CT_HDR_LEN;
 
-			if (v < CT_PACKET_MIN || v > max)
+			if (v < VTG_CT_PACKET_MIN || v > max)
 				return fail(err, errlen, -EINVAL, "--connect '%s': packet-size '%s' is not %u B..%llu B%s", s, val,
-					    CT_PACKET_MIN, (unsigned long long)max,
+					    VTG_CT_PACKET_MIN, (unsigned long long)max,
 					    t->proto == IPPROTO_UDP ? " (one UDP datagram)" : "");
 			t->packet_size = (uint32_t)v;
 		} else if (!strcmp(kv, "bandwidth-size")) {
-			if (ct_parse_size(val, &v, e2, sizeof(e2)))
+			if (vtg_ct_parse_size(val, &v, e2, sizeof(e2)))
 				return fail(err, errlen, -EINVAL, "--connect '%s': bandwidth-size: %s", s, e2);
 			if (v < 1)
 				return fail(err, errlen, -EINVAL, "--connect '%s': bandwidth-size '%s' must be > 0", s, val);
@@ -405,9 +405,9 @@ int ct_parse_uri(const char *s, struct ct_target *t, char *err, size_t errlen)
 				return fail(err, errlen, -EINVAL, "--connect '%s': bandwidth-direction '%s' is not up, down or both", s,
 					    val);
 		} else if (!strcmp(kv, "window")) {
-			if (parse_double(val, 1, CT_UDP_WINDOW_MAX, &d) || d != floor(d))
+			if (parse_double(val, 1, VTG_CT_UDP_WINDOW_MAX, &d) || d != floor(d))
 				return fail(err, errlen, -EINVAL, "--connect '%s': window '%s' is not 1..%u datagrams", s, val,
-					    CT_UDP_WINDOW_MAX);
+					    VTG_CT_UDP_WINDOW_MAX);
 			t->window = (uint32_t)d;
 		} else if (!strcmp(kv, "pings")) {
 			if (parse_double(val, 1, 100000, &d) || d != floor(d))

@@ -39,27 +39,27 @@ struct sslot {
 	uint32_t last_pn;
 	uint32_t xmits;
 	uint64_t t_last;
-	uint8_t msg[CT_HDR_LEN + CT_CTRL_MAX]; /* BW_DATA: only the header */
+	uint8_t msg[VTG_CT_HDR_LEN + VTG_CT_CTRL_MAX]; /* BW_DATA: only the header */
 };
 
 struct rslot {
 	bool have;
 	uint8_t type;
 	uint32_t len;          /* payload length */
-	uint8_t payload[CT_CTRL_MAX];
+	uint8_t payload[VTG_CT_CTRL_MAX];
 };
 
-struct ct_rel {
+struct vtg_ct_rel {
 	uint32_t conn_id;
 	uint32_t window;       /* local limit on messages in flight */
 	uint32_t peer_window;  /* the receiver's advertised buffer */
-	ct_rel_send_fn send;
-	ct_rel_deliver_fn deliver;
+	vtg_ct_rel_send_fn send;
+	vtg_ct_rel_deliver_fn deliver;
 	void *ctx;
 
 	/* sender */
 	uint32_t snd_una, snd_sent, snd_nxt;
-	struct sslot s[CT_UDP_WINDOW_MAX];
+	struct sslot s[VTG_CT_UDP_WINDOW_MAX];
 	uint32_t pn_next;
 	struct {
 		uint32_t pn;
@@ -76,7 +76,7 @@ struct ct_rel {
 	/* receiver */
 	uint32_t rcv_nxt;
 	uint32_t n_held;       /* messages held out of order */
-	struct rslot r[CT_UDP_WINDOW_MAX];
+	struct rslot r[VTG_CT_UDP_WINDOW_MAX];
 	bool got_any;
 	uint32_t highest_pn;
 	uint64_t t_highest;
@@ -85,12 +85,12 @@ struct ct_rel {
 	uint32_t ack_pending;
 	uint64_t ack_due;      /* 0: no ack owed */
 
-	struct ct_rel_stats st;
+	struct vtg_ct_rel_stats st;
 };
 
-static uint8_t pattern[CT_UDP_PAYLOAD_MAX];
+static uint8_t pattern[VTG_CT_UDP_PAYLOAD_MAX];
 
-const uint8_t *ct_pattern(void)
+const uint8_t *vtg_ct_pattern(void)
 {
 	if (!pattern[1])
 		for (size_t i = 0; i < sizeof(pattern); i++)
@@ -109,16 +109,16 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -EPROTO;
 }
 
-struct ct_rel *ct_rel_new(uint32_t conn_id, uint32_t window, ct_rel_send_fn send, ct_rel_deliver_fn deliver,
+struct vtg_ct_rel *vtg_ct_rel_new(uint32_t conn_id, uint32_t window, vtg_ct_rel_send_fn send, vtg_ct_rel_deliver_fn deliver,
 			  void *ctx)
 {
-	struct ct_rel *r = calloc(1, sizeof(*r));
+	struct vtg_ct_rel *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
-	ct_pattern();
+	vtg_ct_pattern();
 	r->conn_id = conn_id;
-	r->window = window < 1 ? 1 : window > CT_UDP_WINDOW_MAX ? CT_UDP_WINDOW_MAX : window;
+	r->window = window < 1 ? 1 : window > VTG_CT_UDP_WINDOW_MAX ? VTG_CT_UDP_WINDOW_MAX : window;
 	r->peer_window = 16; /* until the peer says */
 	r->send = send;
 	r->deliver = deliver;
@@ -127,75 +127,75 @@ struct ct_rel *ct_rel_new(uint32_t conn_id, uint32_t window, ct_rel_send_fn send
 	return r;
 }
 
-void ct_rel_free(struct ct_rel *r)
+void vtg_ct_rel_free(struct vtg_ct_rel *r)
 {
 	free(r);
 }
 
-void ct_rel_set_window(struct ct_rel *r, uint32_t window)
+void vtg_ct_rel_set_window(struct vtg_ct_rel *r, uint32_t window)
 {
-	r->window = window < 1 ? 1 : window > CT_UDP_WINDOW_MAX ? CT_UDP_WINDOW_MAX : window;
+	r->window = window < 1 ? 1 : window > VTG_CT_UDP_WINDOW_MAX ? VTG_CT_UDP_WINDOW_MAX : window;
 }
 
-uint32_t ct_rel_conn_id(const struct ct_rel *r)
+uint32_t vtg_ct_rel_conn_id(const struct vtg_ct_rel *r)
 {
 	return r->conn_id;
 }
 
-const struct ct_rel_stats *ct_rel_stats(const struct ct_rel *r)
+const struct vtg_ct_rel_stats *vtg_ct_rel_stats(const struct vtg_ct_rel *r)
 {
-	struct ct_rel_stats *st = (struct ct_rel_stats *)&r->st;
+	struct vtg_ct_rel_stats *st = (struct vtg_ct_rel_stats *)&r->st;
 
 	st->lost = r->got_any ? (uint64_t)r->highest_pn + 1 - r->unique : 0;
 	st->srtt_ns = r->srtt;
 	return st;
 }
 
-uint32_t ct_rel_space(const struct ct_rel *r)
+uint32_t vtg_ct_rel_space(const struct vtg_ct_rel *r)
 {
 	uint32_t lim = r->window < r->peer_window ? r->window : r->peer_window, used = r->snd_nxt - r->snd_una;
 
 	return used >= lim ? 0 : lim - used;
 }
 
-bool ct_rel_idle(const struct ct_rel *r)
+bool vtg_ct_rel_idle(const struct vtg_ct_rel *r)
 {
 	return r->snd_una == r->snd_nxt;
 }
 
-uint64_t ct_rel_stalled_ns(const struct ct_rel *r, uint64_t now)
+uint64_t vtg_ct_rel_stalled_ns(const struct vtg_ct_rel *r, uint64_t now)
 {
 	if (r->snd_una == r->snd_sent || now < r->progress)
 		return 0;
 	return now - r->progress;
 }
 
-static void hdr_fill(struct ct_rel *r, uint8_t *h, uint8_t kind, uint32_t seq, uint64_t now)
+static void hdr_fill(struct vtg_ct_rel *r, uint8_t *h, uint8_t kind, uint32_t seq, uint64_t now)
 {
-	memset(h, 0, CT_UDP_HDR_LEN);
-	h[0] = CT_UDP_MAGIC0;
-	h[1] = CT_UDP_MAGIC1;
-	h[2] = CT_VERSION;
+	memset(h, 0, VTG_CT_UDP_HDR_LEN);
+	h[0] = VTG_CT_UDP_MAGIC0;
+	h[1] = VTG_CT_UDP_MAGIC1;
+	h[2] = VTG_CT_VERSION;
 	h[3] = kind;
-	ct_put32(h + 4, r->conn_id);
-	ct_put32(h + 8, r->pn_next);
-	ct_put32(h + 12, seq);
-	ct_put32(h + 16, r->rcv_nxt);
-	ct_put32(h + 20, r->highest_pn);
+	vtg_ct_put32(h + 4, r->conn_id);
+	vtg_ct_put32(h + 8, r->pn_next);
+	vtg_ct_put32(h + 12, seq);
+	vtg_ct_put32(h + 16, r->rcv_nxt);
+	vtg_ct_put32(h + 20, r->highest_pn);
 	uint64_t delay = r->got_any && now > r->t_highest ? (now - r->t_highest) / 1000 : 0;
 
-	ct_put32(h + 24, delay > UINT32_MAX ? UINT32_MAX : (uint32_t)delay);
-	ct_put16(h + 28, CT_UDP_WINDOW_MAX - 2); /* what input() accepts beyond rcv_nxt */
-	ct_put16(h + 30, r->got_any ? 1 : 0);
-	for (uint32_t i = 0; r->n_held && i + 1 < CT_UDP_WINDOW_MAX; i++)
-		if (r->r[(r->rcv_nxt + 1 + i) % CT_UDP_WINDOW_MAX].have)
+	vtg_ct_put32(h + 24, delay > UINT32_MAX ? UINT32_MAX : (uint32_t)delay);
+	vtg_ct_put16(h + 28, VTG_CT_UDP_WINDOW_MAX - 2); /* what input() accepts beyond rcv_nxt */
+	vtg_ct_put16(h + 30, r->got_any ? 1 : 0);
+	for (uint32_t i = 0; r->n_held && i + 1 < VTG_CT_UDP_WINDOW_MAX; i++)
+		if (r->r[(r->rcv_nxt + 1 + i) % VTG_CT_UDP_WINDOW_MAX].have)
 			h[32 + i / 8] |= 0x80 >> (i % 8);
 }
 
 /* One datagram out; on success the ack state went with it. */
-static int xmit(struct ct_rel *r, uint8_t kind, struct sslot *sl, uint32_t seq, uint64_t now)
+static int xmit(struct vtg_ct_rel *r, uint8_t kind, struct sslot *sl, uint32_t seq, uint64_t now)
 {
-	uint8_t h[CT_UDP_HDR_LEN];
+	uint8_t h[VTG_CT_UDP_HDR_LEN];
 	struct iovec iov[3];
 	int n = 1, err;
 
@@ -203,11 +203,11 @@ static int xmit(struct ct_rel *r, uint8_t kind, struct sslot *sl, uint32_t seq, 
 	iov[0].iov_base = h;
 	iov[0].iov_len = sizeof(h);
 	if (sl) {
-		if (sl->type == CT_BW_DATA) {
+		if (sl->type == VTG_CT_BW_DATA) {
 			iov[1].iov_base = sl->msg;
-			iov[1].iov_len = CT_HDR_LEN;
-			iov[2].iov_base = (void *)ct_pattern();
-			iov[2].iov_len = sl->len - CT_HDR_LEN;
+			iov[1].iov_len = VTG_CT_HDR_LEN;
+			iov[2].iov_base = (void *)vtg_ct_pattern();
+			iov[2].iov_len = sl->len - VTG_CT_HDR_LEN;
 			n = 3;
 		} else {
 			iov[1].iov_base = sl->msg;
@@ -232,37 +232,37 @@ static int xmit(struct ct_rel *r, uint8_t kind, struct sslot *sl, uint32_t seq, 
 	return 0;
 }
 
-int ct_rel_send_ctl(struct ct_rel *r, uint8_t kind, uint64_t now)
+int vtg_ct_rel_send_ctl(struct vtg_ct_rel *r, uint8_t kind, uint64_t now)
 {
 	int err = xmit(r, kind, NULL, 0, now);
 
-	if (!err && kind == CT_UDP_ACK)
+	if (!err && kind == VTG_CT_UDP_ACK)
 		r->st.acks_sent++;
 	return err;
 }
 
-int ct_rel_queue(struct ct_rel *r, const uint8_t *msg, uint32_t len, uint64_t now)
+int vtg_ct_rel_queue(struct vtg_ct_rel *r, const uint8_t *msg, uint32_t len, uint64_t now)
 {
 	struct sslot *sl;
 
 	/* Bulk data waits for the window; the few control messages may go beyond it, up
 	 * to what the receiver can hold. */
-	if (msg[3] == CT_BW_DATA ? !ct_rel_space(r) : r->snd_nxt - r->snd_una >= r->peer_window)
+	if (msg[3] == VTG_CT_BW_DATA ? !vtg_ct_rel_space(r) : r->snd_nxt - r->snd_una >= r->peer_window)
 		return -EAGAIN;
-	if (len < CT_HDR_LEN || (msg[3] != CT_BW_DATA && len > sizeof(sl->msg)))
+	if (len < VTG_CT_HDR_LEN || (msg[3] != VTG_CT_BW_DATA && len > sizeof(sl->msg)))
 		return -EMSGSIZE;
-	sl = &r->s[r->snd_nxt % CT_UDP_WINDOW_MAX];
+	sl = &r->s[r->snd_nxt % VTG_CT_UDP_WINDOW_MAX];
 	memset(sl, 0, offsetof(struct sslot, msg));
 	sl->type = msg[3];
 	sl->len = len;
-	memcpy(sl->msg, msg, sl->type == CT_BW_DATA ? CT_HDR_LEN : len);
+	memcpy(sl->msg, msg, sl->type == VTG_CT_BW_DATA ? VTG_CT_HDR_LEN : len);
 	r->snd_nxt++;
-	int err = ct_rel_flush(r, now);
+	int err = vtg_ct_rel_flush(r, now);
 
 	return err == -EAGAIN ? 0 : err;
 }
 
-static uint64_t rto_deadline(const struct ct_rel *r)
+static uint64_t rto_deadline(const struct vtg_ct_rel *r)
 {
 	if (r->snd_una == r->snd_sent)
 		return UINT64_MAX;
@@ -271,7 +271,7 @@ static uint64_t rto_deadline(const struct ct_rel *r)
 	return r->rto_armed + (rto > RTO_MAX_NS ? RTO_MAX_NS : rto);
 }
 
-uint64_t ct_rel_deadline(const struct ct_rel *r)
+uint64_t vtg_ct_rel_deadline(const struct vtg_ct_rel *r)
 {
 	uint64_t d = rto_deadline(r);
 
@@ -280,14 +280,14 @@ uint64_t ct_rel_deadline(const struct ct_rel *r)
 	return d;
 }
 
-int ct_rel_flush(struct ct_rel *r, uint64_t now)
+int vtg_ct_rel_flush(struct vtg_ct_rel *r, uint64_t now)
 {
 	int err;
 
 	if (now >= rto_deadline(r)) {
 		/* Retransmission timeout: resend the oldest unacknowledged message. */
 		for (uint32_t q = r->snd_una; q != r->snd_sent; q++) {
-			struct sslot *sl = &r->s[q % CT_UDP_WINDOW_MAX];
+			struct sslot *sl = &r->s[q % VTG_CT_UDP_WINDOW_MAX];
 
 			if (!sl->acked) {
 				sl->lost = true;
@@ -299,54 +299,54 @@ int ct_rel_flush(struct ct_rel *r, uint64_t now)
 		r->rto_armed = now;
 	}
 	for (uint32_t q = r->snd_una; q != r->snd_sent; q++) {
-		struct sslot *sl = &r->s[q % CT_UDP_WINDOW_MAX];
+		struct sslot *sl = &r->s[q % VTG_CT_UDP_WINDOW_MAX];
 
 		if (!sl->lost || sl->acked)
 			continue;
-		err = xmit(r, CT_UDP_DATA, sl, q, now);
+		err = xmit(r, VTG_CT_UDP_DATA, sl, q, now);
 		if (err)
 			return err;
 		sl->lost = false;
 		r->st.resent++;
 	}
 	while (r->snd_sent != r->snd_nxt) {
-		struct sslot *sl = &r->s[r->snd_sent % CT_UDP_WINDOW_MAX];
+		struct sslot *sl = &r->s[r->snd_sent % VTG_CT_UDP_WINDOW_MAX];
 
 		if (r->snd_una == r->snd_sent) {
 			r->rto_armed = now;
 			r->progress = now;
 		}
-		err = xmit(r, CT_UDP_DATA, sl, r->snd_sent, now);
+		err = xmit(r, VTG_CT_UDP_DATA, sl, r->snd_sent, now);
 		if (err)
 			return err;
 		r->snd_sent++;
 		r->st.data_sent++;
 	}
 	if (r->ack_due && now >= r->ack_due)
-		return ct_rel_send_ctl(r, CT_UDP_ACK, now);
+		return vtg_ct_rel_send_ctl(r, VTG_CT_UDP_ACK, now);
 	return 0;
 }
 
-int ct_udp_peek(const uint8_t *d, size_t len, uint32_t *conn_id, uint8_t *kind, char *err, size_t errlen)
+int vtg_ct_udp_peek(const uint8_t *d, size_t len, uint32_t *conn_id, uint8_t *kind, char *err, size_t errlen)
 {
 	if (len < 4)
-		return fail(err, errlen, "datagram of %zu bytes is too short for a conntest header (%u)", len, CT_UDP_HDR_LEN);
-	if (d[0] != CT_UDP_MAGIC0 || d[1] != CT_UDP_MAGIC1)
+		return fail(err, errlen, "datagram of %zu bytes is too short for a conntest header (%u)", len, VTG_CT_UDP_HDR_LEN);
+	if (d[0] != VTG_CT_UDP_MAGIC0 || d[1] != VTG_CT_UDP_MAGIC1)
 		return fail(err, errlen, "not a conntest datagram (bytes %02x %02x %02x %02x, want \"VU\"): the peer speaks another protocol",
 			    d[0], d[1], d[2], d[3]);
-	if (d[2] != CT_VERSION)
-		return fail(err, errlen, "peer speaks conntest protocol version %u, this side speaks %u", d[2], CT_VERSION);
-	if (len < CT_UDP_HDR_LEN)
-		return fail(err, errlen, "truncated datagram: %zu bytes, the header alone is %u", len, CT_UDP_HDR_LEN);
-	if (d[3] < CT_UDP_DATA || d[3] > CT_UDP_RESET)
+	if (d[2] != VTG_CT_VERSION)
+		return fail(err, errlen, "peer speaks conntest protocol version %u, this side speaks %u", d[2], VTG_CT_VERSION);
+	if (len < VTG_CT_UDP_HDR_LEN)
+		return fail(err, errlen, "truncated datagram: %zu bytes, the header alone is %u", len, VTG_CT_UDP_HDR_LEN);
+	if (d[3] < VTG_CT_UDP_DATA || d[3] > VTG_CT_UDP_RESET)
 		return fail(err, errlen, "unknown datagram kind %u", d[3]);
-	*conn_id = ct_get32(d + 4);
+	*conn_id = vtg_ct_get32(d + 4);
 	*kind = d[3];
 	return 0;
 }
 
 /* Packet-number bookkeeping for the statistics. Returns false for a duplicate. */
-static bool pn_note(struct ct_rel *r, uint32_t pn, uint64_t now)
+static bool pn_note(struct vtg_ct_rel *r, uint32_t pn, uint64_t now)
 {
 	if (!r->got_any || (int32_t)(pn - r->highest_pn) > 0) {
 		uint32_t shift = r->got_any ? pn - r->highest_pn : PN_SEEN_BITS;
@@ -388,7 +388,7 @@ static bool pn_note(struct ct_rel *r, uint32_t pn, uint64_t now)
 	return true;
 }
 
-static void rtt_sample(struct ct_rel *r, uint64_t sample)
+static void rtt_sample(struct vtg_ct_rel *r, uint64_t sample)
 {
 	double s = (double)sample;
 
@@ -407,20 +407,20 @@ static void rtt_sample(struct ct_rel *r, uint64_t sample)
 	r->rto_ns = rto < RTO_MIN_NS ? RTO_MIN_NS : rto > RTO_MAX_NS ? RTO_MAX_NS : rto;
 }
 
-static void on_ack(struct ct_rel *r, const uint8_t *h, uint64_t now)
+static void on_ack(struct vtg_ct_rel *r, const uint8_t *h, uint64_t now)
 {
-	uint32_t cum = ct_get32(h + 16), lpn = ct_get32(h + 20), delay_us = ct_get32(h + 24);
+	uint32_t cum = vtg_ct_get32(h + 16), lpn = vtg_ct_get32(h + 20), delay_us = vtg_ct_get32(h + 24);
 	bool advanced = false;
 
 	/* Cumulative ack: only forward, never past what was sent. */
 	if ((int32_t)(cum - r->snd_una) > 0 && (int32_t)(cum - r->snd_sent) <= 0) {
 		while (r->snd_una != cum) {
-			r->s[r->snd_una % CT_UDP_WINDOW_MAX].acked = true;
+			r->s[r->snd_una % VTG_CT_UDP_WINDOW_MAX].acked = true;
 			r->snd_una++;
 		}
 		advanced = true;
 	}
-	for (uint32_t i = 0; i < CT_UDP_SACK_BITS; i++) {
+	for (uint32_t i = 0; i < VTG_CT_UDP_SACK_BITS; i++) {
 		uint32_t q = cum + 1 + i;
 
 		if (!h[32 + i / 8]) { /* usually all zero: skip a byte at a time */
@@ -430,9 +430,9 @@ static void on_ack(struct ct_rel *r, const uint8_t *h, uint64_t now)
 		if (!(h[32 + i / 8] & (0x80 >> (i % 8))))
 			continue;
 		if ((int32_t)(q - r->snd_una) >= 0 && (int32_t)(q - r->snd_sent) < 0)
-			r->s[q % CT_UDP_WINDOW_MAX].acked = true;
+			r->s[q % VTG_CT_UDP_WINDOW_MAX].acked = true;
 	}
-	while (r->snd_una != r->snd_sent && r->s[r->snd_una % CT_UDP_WINDOW_MAX].acked) {
+	while (r->snd_una != r->snd_sent && r->s[r->snd_una % VTG_CT_UDP_WINDOW_MAX].acked) {
 		r->snd_una++;
 		advanced = true;
 	}
@@ -455,82 +455,82 @@ static void on_ack(struct ct_rel *r, const uint8_t *h, uint64_t now)
 	/* Packet threshold: a later datagram got through, this one did not. */
 	if (r->any_acked)
 		for (uint32_t q = r->snd_una; q != r->snd_sent; q++) {
-			struct sslot *sl = &r->s[q % CT_UDP_WINDOW_MAX];
+			struct sslot *sl = &r->s[q % VTG_CT_UDP_WINDOW_MAX];
 
 			if (!sl->acked && !sl->lost && (int32_t)(r->largest_acked_pn - sl->last_pn) >= PKT_THRESHOLD)
 				sl->lost = true;
 		}
 }
 
-int ct_rel_input(struct ct_rel *r, const uint8_t *d, size_t len, uint64_t now, uint8_t *kind, char *err,
+int vtg_ct_rel_input(struct vtg_ct_rel *r, const uint8_t *d, size_t len, uint64_t now, uint8_t *kind, char *err,
 		 size_t errlen)
 {
 	uint32_t conn_id, pn, seq, mlen;
 	uint8_t mtype;
-	int e = ct_udp_peek(d, len, &conn_id, kind, err, errlen);
+	int e = vtg_ct_udp_peek(d, len, &conn_id, kind, err, errlen);
 
 	if (e)
 		return e;
 	if (conn_id != r->conn_id)
 		return fail(err, errlen, "datagram for connection %08x on connection %08x", conn_id, r->conn_id);
-	if (*kind == CT_UDP_DATA) {
+	if (*kind == VTG_CT_UDP_DATA) {
 		/* Check the message before anything counts it. */
-		if (len < CT_UDP_HDR_LEN + CT_HDR_LEN)
+		if (len < VTG_CT_UDP_HDR_LEN + VTG_CT_HDR_LEN)
 			return fail(err, errlen, "truncated datagram: %zu bytes, no room for a message header", len);
-		if (ct_hdr_check(d + CT_UDP_HDR_LEN, &mtype, &mlen, err, errlen))
+		if (vtg_ct_hdr_check(d + VTG_CT_UDP_HDR_LEN, &mtype, &mlen, err, errlen))
 			return -EPROTO;
-		if (mlen != len - CT_UDP_HDR_LEN - CT_HDR_LEN)
+		if (mlen != len - VTG_CT_UDP_HDR_LEN - VTG_CT_HDR_LEN)
 			return fail(err, errlen, "truncated %s message: the datagram holds %zu of its %u bytes",
-				    ct_type_name(mtype), len - CT_UDP_HDR_LEN - CT_HDR_LEN, mlen);
-		if (ct_msg_check(mtype, d + CT_UDP_HDR_LEN + CT_HDR_LEN, mlen, err, errlen))
+				    vtg_ct_type_name(mtype), len - VTG_CT_UDP_HDR_LEN - VTG_CT_HDR_LEN, mlen);
+		if (vtg_ct_msg_check(mtype, d + VTG_CT_UDP_HDR_LEN + VTG_CT_HDR_LEN, mlen, err, errlen))
 			return -EPROTO;
 	}
 	r->st.dgrams_received++;
-	pn = ct_get32(d + 8);
+	pn = vtg_ct_get32(d + 8);
 	if (!pn_note(r, pn, now))
 		return 0; /* the same datagram again (duplicated on the path) */
-	r->peer_window = ct_get16(d + 28) ? ct_get16(d + 28) : 1;
-	if (ct_get16(d + 30) & 1)
+	r->peer_window = vtg_ct_get16(d + 28) ? vtg_ct_get16(d + 28) : 1;
+	if (vtg_ct_get16(d + 30) & 1)
 		on_ack(r, d, now);
-	if (*kind != CT_UDP_DATA)
+	if (*kind != VTG_CT_UDP_DATA)
 		return 0;
 
-	seq = ct_get32(d + 12);
+	seq = vtg_ct_get32(d + 12);
 	r->ack_pending++;
 	if ((int32_t)(seq - r->rcv_nxt) < 0) {
 		r->ack_due = now; /* resent because our ack was lost: ack again at once */
 		return 0;
 	}
-	if (seq - r->rcv_nxt >= CT_UDP_WINDOW_MAX - 1)
+	if (seq - r->rcv_nxt >= VTG_CT_UDP_WINDOW_MAX - 1)
 		return fail(err, errlen, "message %u beyond the receive window (next expected %u)", seq, r->rcv_nxt);
 	if (seq != r->rcv_nxt) {
-		struct rslot *rs = &r->r[seq % CT_UDP_WINDOW_MAX];
+		struct rslot *rs = &r->r[seq % VTG_CT_UDP_WINDOW_MAX];
 
 		if (!rs->have) {
 			rs->have = true;
 			r->n_held++;
 			rs->type = mtype;
 			rs->len = mlen;
-			if (mtype != CT_BW_DATA)
-				memcpy(rs->payload, d + CT_UDP_HDR_LEN + CT_HDR_LEN, mlen);
+			if (mtype != VTG_CT_BW_DATA)
+				memcpy(rs->payload, d + VTG_CT_UDP_HDR_LEN + VTG_CT_HDR_LEN, mlen);
 		}
 		r->ack_due = now; /* a gap: tell the sender at once */
 		return 0;
 	}
 	r->st.data_received++;
 	r->rcv_nxt++;
-	e = r->deliver(r->ctx, mtype, mtype == CT_BW_DATA ? NULL : d + CT_UDP_HDR_LEN + CT_HDR_LEN, mlen);
+	e = r->deliver(r->ctx, mtype, mtype == VTG_CT_BW_DATA ? NULL : d + VTG_CT_UDP_HDR_LEN + VTG_CT_HDR_LEN, mlen);
 	bool had_gap = false;
 
-	while (!e && r->r[r->rcv_nxt % CT_UDP_WINDOW_MAX].have) {
-		struct rslot *rs = &r->r[r->rcv_nxt % CT_UDP_WINDOW_MAX];
+	while (!e && r->r[r->rcv_nxt % VTG_CT_UDP_WINDOW_MAX].have) {
+		struct rslot *rs = &r->r[r->rcv_nxt % VTG_CT_UDP_WINDOW_MAX];
 
 		rs->have = false;
 		r->n_held--;
 		r->rcv_nxt++;
 		r->st.data_received++;
 		had_gap = true;
-		e = r->deliver(r->ctx, rs->type, rs->type == CT_BW_DATA ? NULL : rs->payload, rs->len);
+		e = r->deliver(r->ctx, rs->type, rs->type == VTG_CT_BW_DATA ? NULL : rs->payload, rs->len);
 	}
 	/* ack_pending is 0 when an answer sent from deliver() carried the ack (a PONG,
 	 * or the next PING): then no ack is owed and no timer is armed for one. */

@@ -3,7 +3,7 @@
  * conntest's output, kept apart from the protocol: an event is a type and key/value
  * pairs plus one human sentence. JSON mode writes the pairs as one line with ts_ns and
  * time; log mode writes the time and the sentence; in TUI mode the sentence goes to the
- * command's view (struct ct_view: the live table is terminal rendering, in tools/).
+ * command's view (struct vtg_ct_view: the live table is terminal rendering, in tools/).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -12,85 +12,85 @@
 #include "core/vtg_core.h"
 #include "conntest/vtg_conntest.h"
 
-static enum ct_ui ui_mode;
-static const struct ct_view *ui_view;
+static enum vtg_ct_ui ui_mode;
+static const struct vtg_ct_view *ui_view;
 
-void ct_ui_init(enum ct_ui mode, const struct ct_view *view)
+void vtg_ct_ui_init(enum vtg_ct_ui mode, const struct vtg_ct_view *view)
 {
 	ui_mode = mode;
 	ui_view = view;
 }
 
-void ct_ev_start(struct ct_ev *e, const char *type)
+void vtg_ct_ev_start(struct vtg_ct_ev *e, const char *type)
 {
 	memset(e, 0, sizeof(*e));
 	e->type = type;
 }
 
-static struct ct_kv *kv_add(struct ct_ev *e, const char *k, int kind)
+static struct vtg_ct_kv *kv_add(struct vtg_ct_ev *e, const char *k, int kind)
 {
-	if (e->n >= CT_EV_MAX)
+	if (e->n >= VTG_CT_EV_MAX)
 		return NULL;
-	struct ct_kv *kv = &e->kv[e->n++];
+	struct vtg_ct_kv *kv = &e->kv[e->n++];
 
 	kv->k = k;
 	kv->kind = kind;
 	return kv;
 }
 
-void ct_ev_str(struct ct_ev *e, const char *k, const char *v)
+void vtg_ct_ev_str(struct vtg_ct_ev *e, const char *k, const char *v)
 {
-	struct ct_kv *kv = kv_add(e, k, v ? CT_KV_STR : CT_KV_NULL);
+	struct vtg_ct_kv *kv = kv_add(e, k, v ? VTG_CT_KV_STR : VTG_CT_KV_NULL);
 
 	if (kv && v)
 		snprintf(kv->s, sizeof(kv->s), "%s", v);
 }
 
-void ct_ev_u64(struct ct_ev *e, const char *k, uint64_t v)
+void vtg_ct_ev_u64(struct vtg_ct_ev *e, const char *k, uint64_t v)
 {
-	struct ct_kv *kv = kv_add(e, k, CT_KV_U64);
+	struct vtg_ct_kv *kv = kv_add(e, k, VTG_CT_KV_U64);
 
 	if (kv)
 		kv->u = v;
 }
 
-void ct_ev_dbl(struct ct_ev *e, const char *k, double v)
+void vtg_ct_ev_dbl(struct vtg_ct_ev *e, const char *k, double v)
 {
-	struct ct_kv *kv = kv_add(e, k, isnan(v) ? CT_KV_NULL : CT_KV_DBL);
+	struct vtg_ct_kv *kv = kv_add(e, k, isnan(v) ? VTG_CT_KV_NULL : VTG_CT_KV_DBL);
 
 	if (kv)
 		kv->d = v;
 }
 
-void ct_ev_bool(struct ct_ev *e, const char *k, bool v)
+void vtg_ct_ev_bool(struct vtg_ct_ev *e, const char *k, bool v)
 {
-	struct ct_kv *kv = kv_add(e, k, CT_KV_BOOL);
+	struct vtg_ct_kv *kv = kv_add(e, k, VTG_CT_KV_BOOL);
 
 	if (kv)
 		kv->u = v;
 }
 
-void ct_ev_obj(struct ct_ev *e, const char *k)
+void vtg_ct_ev_obj(struct vtg_ct_ev *e, const char *k)
 {
-	kv_add(e, k, CT_KV_OBJ);
+	kv_add(e, k, VTG_CT_KV_OBJ);
 }
 
-void ct_ev_obj_end(struct ct_ev *e)
+void vtg_ct_ev_obj_end(struct vtg_ct_ev *e)
 {
-	kv_add(e, NULL, CT_KV_OBJ_END);
+	kv_add(e, NULL, VTG_CT_KV_OBJ_END);
 }
 
-void ct_ev_arr(struct ct_ev *e, const char *k)
+void vtg_ct_ev_arr(struct vtg_ct_ev *e, const char *k)
 {
-	kv_add(e, k, CT_KV_ARR);
+	kv_add(e, k, VTG_CT_KV_ARR);
 }
 
-void ct_ev_arr_end(struct ct_ev *e)
+void vtg_ct_ev_arr_end(struct vtg_ct_ev *e)
 {
-	kv_add(e, NULL, CT_KV_ARR_END);
+	kv_add(e, NULL, VTG_CT_KV_ARR_END);
 }
 
-void ct_ev_emit(struct ct_ev *e, const char *fmt, ...)
+void vtg_ct_ev_emit(struct vtg_ct_ev *e, const char *fmt, ...)
 {
 	char line[256], ts[40];
 	va_list ap;
@@ -99,40 +99,40 @@ void ct_ev_emit(struct ct_ev *e, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	vtg_wallclock_iso(ts, sizeof(ts));
-	if (ui_mode == CT_UI_JSON) {
+	if (ui_mode == VTG_CT_UI_JSON) {
 		struct jw *w = jw_new(stdout, vtg.pretty);
 
 		jw_record(w, e->type, vtg_mono_ns());
 		for (int i = 0; i < e->n; i++) {
-			struct ct_kv *kv = &e->kv[i];
+			struct vtg_ct_kv *kv = &e->kv[i];
 
-			if (kv->kind == CT_KV_OBJ_END) {
+			if (kv->kind == VTG_CT_KV_OBJ_END) {
 				jw_obj_end(w);
 				continue;
 			}
-			if (kv->kind == CT_KV_ARR_END) {
+			if (kv->kind == VTG_CT_KV_ARR_END) {
 				jw_arr_end(w);
 				continue;
 			}
 			if (kv->k) /* none: an array element */
 				jw_key(w, kv->k);
 			switch (kv->kind) {
-			case CT_KV_STR:
+			case VTG_CT_KV_STR:
 				jw_str(w, kv->s);
 				break;
-			case CT_KV_U64:
+			case VTG_CT_KV_U64:
 				jw_u64(w, kv->u);
 				break;
-			case CT_KV_DBL:
+			case VTG_CT_KV_DBL:
 				jw_dbl(w, kv->d);
 				break;
-			case CT_KV_BOOL:
+			case VTG_CT_KV_BOOL:
 				jw_bool(w, kv->u);
 				break;
-			case CT_KV_OBJ:
+			case VTG_CT_KV_OBJ:
 				jw_obj(w);
 				break;
-			case CT_KV_ARR:
+			case VTG_CT_KV_ARR:
 				jw_arr(w);
 				break;
 			default:
@@ -143,7 +143,7 @@ void ct_ev_emit(struct ct_ev *e, const char *fmt, ...)
 		jw_free(w);
 		return;
 	}
-	if (ui_mode == CT_UI_LOG) {
+	if (ui_mode == VTG_CT_UI_LOG) {
 		printf("%s %s\n", ts, line);
 		fflush(stdout);
 		return;

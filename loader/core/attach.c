@@ -125,7 +125,7 @@ static int attach_tc(int prog_fd, int ifindex, const char *ifname, enum vtg_hook
 	LIBBPF_OPTS(bpf_tc_hook, th, .ifindex = ifindex,
 		    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, to, .prog_fd = prog_fd, .priority = prio);
-	int err, had = nl_has_clsact(ifindex);
+	int err, had = vtg_nl_has_clsact(ifindex);
 
 	err = bpf_tc_hook_create(&th);
 	if (err && err != -EEXIST) {
@@ -194,7 +194,7 @@ int vtg_attach_replace(int prog_fd, const char *ifname, enum vtg_hook hook,
 	char want[16] = "", name[16];
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
-	struct nl_tc_filter f[64];
+	struct vtg_nl_tc_filter f[64];
 	int ifindex = if_nametoindex(ifname), n;
 	bool egress = hook == VTG_HOOK_TC_EGRESS;
 
@@ -202,7 +202,7 @@ int vtg_attach_replace(int prog_fd, const char *ifname, enum vtg_hook hook,
 		return vtg_attach(prog_fd, ifname, hook, 0, a);
 	if (!bpf_obj_get_info_by_fd(prog_fd, &info, &len))
 		snprintf(want, sizeof(want), "%s", info.name);
-	n = nl_tc_bpf_filters(ifindex, egress, f, 64);
+	n = vtg_nl_tc_bpf_filters(ifindex, egress, f, 64);
 	for (int i = 0; i < n; i++) {
 		if (!vtg_prog_name_ours(f[i].prog_id, name, sizeof(name)) || strcmp(name, want))
 			continue;
@@ -248,8 +248,8 @@ int vtg_detach(const struct vtg_attachment *a)
 		LIBBPF_OPTS(bpf_tc_hook, th, .ifindex = a->ifindex,
 			    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
 		LIBBPF_OPTS(bpf_tc_opts, to, .handle = a->handle, .priority = a->prio);
-		struct nl_tc_filter f[64];
-		int n = nl_tc_bpf_filters(a->ifindex, egress, f, 64);
+		struct vtg_nl_tc_filter f[64];
+		int n = vtg_nl_tc_bpf_filters(a->ifindex, egress, f, 64);
 
 		for (int i = 0; i < n; i++) {
 			if (f[i].handle != a->handle || f[i].prio != a->prio)
@@ -272,8 +272,8 @@ int vtg_detach(const struct vtg_attachment *a)
 			free(reg);
 		}
 		if (created) {
-			int left = nl_tc_bpf_filters(a->ifindex, false, f, 64) +
-				   nl_tc_bpf_filters(a->ifindex, true, f, 64);
+			int left = vtg_nl_tc_bpf_filters(a->ifindex, false, f, 64) +
+				   vtg_nl_tc_bpf_filters(a->ifindex, true, f, 64);
 
 			if (left == 0) {
 				th.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;

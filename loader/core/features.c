@@ -313,10 +313,10 @@ static void probe_net_child(struct vtg_feature *res)
 		res[F_XDP_GENERIC] = res[F_TC_CLSACT] = res[F_XDP_NATIVE];
 		goto test_run;
 	}
-	err = nl_veth_create("vtgprobe0", "vtgprobe1");
+	err = vtg_nl_veth_create("vtgprobe0", "vtgprobe1");
 	a = if_nametoindex("vtgprobe0");
 	b = if_nametoindex("vtgprobe1");
-	if (err || !a || !b || nl_link_up(a) || nl_link_up(b)) {
+	if (err || !a || !b || vtg_nl_link_up(a) || vtg_nl_link_up(b)) {
 		set(&res[F_XDP_NATIVE], false, "cannot create a veth pair: %s", strerror(err ? -err : errno));
 		res[F_XDP_GENERIC] = res[F_TC_CLSACT] = res[F_XDP_NATIVE];
 		goto test_run;
@@ -365,7 +365,7 @@ static void probe_net_child(struct vtg_feature *res)
 		 * later from a work queue: the programs are then freed at once. */
 		th.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
 		bpf_tc_hook_destroy(&th);
-		nl_link_del(a);
+		vtg_nl_link_del(a);
 	}
 test_run:
 	if (!skel)

@@ -200,7 +200,7 @@ static void put_string(struct jw *w, const char *str, size_t n)
 	putch(w, '"');
 }
 
-void json_write_string(FILE *f, const char *s)
+void jw_write_string(FILE *f, const char *s)
 {
 	struct jw w = { .cap = 256 };
 

@@ -100,7 +100,7 @@ out:
 	return err;
 }
 
-int nl_veth_create(const char *name, const char *peer)
+int vtg_nl_veth_create(const char *name, const char *peer)
 {
 	struct nl_req req = {};
 	struct rtattr *linkinfo, *data, *peerinfo;
@@ -122,7 +122,7 @@ int nl_veth_create(const char *name, const char *peer)
 	return nl_transact(&req.nh);
 }
 
-int nl_link_up(int ifindex)
+int vtg_nl_link_up(int ifindex)
 {
 	struct nl_req req = {};
 
@@ -135,7 +135,7 @@ int nl_link_up(int ifindex)
 	return nl_transact(&req.nh);
 }
 
-int nl_link_del(int ifindex)
+int vtg_nl_link_del(int ifindex)
 {
 	struct nl_req req = {};
 
@@ -203,7 +203,7 @@ static void parse_rta(struct rtattr **tb, int max, struct rtattr *rta, int len)
 
 struct filter_ctx {
 	int ifindex;
-	struct nl_tc_filter *out;
+	struct vtg_nl_tc_filter *out;
 	int max, n;
 };
 
@@ -223,7 +223,7 @@ static int filter_cb(struct nlmsghdr *h, void *arg)
 	parse_rta(ob, TCA_BPF_MAX, RTA_DATA(tb[TCA_OPTIONS]), RTA_PAYLOAD(tb[TCA_OPTIONS]));
 	if (c->n >= c->max)
 		return 0;
-	struct nl_tc_filter *f = &c->out[c->n++];
+	struct vtg_nl_tc_filter *f = &c->out[c->n++];
 
 	memset(f, 0, sizeof(*f));
 	f->handle = t->tcm_handle;
@@ -235,7 +235,7 @@ static int filter_cb(struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
-int nl_tc_bpf_filters(int ifindex, bool egress, struct nl_tc_filter *out, int max)
+int vtg_nl_tc_bpf_filters(int ifindex, bool egress, struct vtg_nl_tc_filter *out, int max)
 {
 	struct nl_req req = {};
 	struct filter_ctx c = { .ifindex = ifindex, .out = out, .max = max };
@@ -272,7 +272,7 @@ static int qdisc_cb(struct nlmsghdr *h, void *arg)
 	return 0;
 }
 
-int nl_has_clsact(int ifindex)
+int vtg_nl_has_clsact(int ifindex)
 {
 	struct nl_req req = {};
 	struct qdisc_ctx c = { .ifindex = ifindex };

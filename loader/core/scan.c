@@ -106,8 +106,8 @@ static int scan_here(const struct vtg_netns *ns, struct found_vec *fv)
 					   q.skb_prog_id, 0, 0, name);
 		}
 		for (int eg = 0; eg < 2 && !err; eg++) {
-			struct nl_tc_filter f[64];
-			int n = nl_tc_bpf_filters(i->if_index, eg, f, 64);
+			struct vtg_nl_tc_filter f[64];
+			int n = vtg_nl_tc_bpf_filters(i->if_index, eg, f, 64);
 
 			for (int k = 0; k < n && !err; k++)
 				if (vtg_prog_name_ours(f[k].prog_id, name, sizeof(name)))

@@ -73,7 +73,7 @@ void jw_kbool(struct jw *w, const char *k, bool v);
 struct jw *vtg_jw_stdout(void);
 void jw_set_flush(struct jw *w, bool flush); /* flush after each top-level value (default) */
 /* Writes s as a JSON string literal (quoted, escaped) to f. */
-void json_write_string(FILE *f, const char *s);
+void jw_write_string(FILE *f, const char *s);
 /* Strings of any bytes (U+0000 included, as \u0000), escaped as jw_str does. */
 void jw_str_len(struct jw *w, const char *s, size_t n);
 void jw_key_len(struct jw *w, const char *k, size_t n);
@@ -211,10 +211,10 @@ bool jr_is_number(const char *s, size_t n);
 int vtg_utf8_len(const unsigned char *s, size_t n, int *sub);
 
 /* envelope.c: what every streamed record starts with. */
-#define VTG_X_VERSION 1
+#define VTG_RECORD_VERSION 1
 /* The envelope's source: "HOST/COMMAND", set once by main. */
-extern char vtg_x_source[96];
-void vtg_x_set_source(const char *command);
+extern char vtg_record_source[96];
+void vtg_record_set_source(const char *command);
 /* Opens a streamed record: {"v":1,"type":TYPE,"ts_ns":TS,"time":"RFC 3339","source":"HOST/CMD" */
 void jw_record(struct jw *w, const char *type, uint64_t ts_ns);
 /* Opens the one closing record of a command's stream: jw_record "summary", now, with
@@ -271,19 +271,19 @@ const char *vtg_netns_name(uint32_t ino);
 const char *vtg_netns_ifname(uint32_t ino, uint32_t ifindex);
 
 /* netlink.c: the few rtnetlink requests vantage needs. */
-int nl_veth_create(const char *name, const char *peer);
-int nl_link_up(int ifindex);
-int nl_link_del(int ifindex);
-struct nl_tc_filter {
+int vtg_nl_veth_create(const char *name, const char *peer);
+int vtg_nl_link_up(int ifindex);
+int vtg_nl_link_del(int ifindex);
+struct vtg_nl_tc_filter {
 	uint32_t handle;
 	uint32_t prio;
 	uint32_t prog_id;
 	char name[64]; /* the filter's bpf name (object file:section) */
 };
 /* Lists BPF filters on the clsact ingress (egress=false) or egress hook. Returns count or -errno. */
-int nl_tc_bpf_filters(int ifindex, bool egress, struct nl_tc_filter *out, int max);
+int vtg_nl_tc_bpf_filters(int ifindex, bool egress, struct vtg_nl_tc_filter *out, int max);
 /* 1 if the interface has a clsact qdisc, 0 if not, -errno on error. */
-int nl_has_clsact(int ifindex);
+int vtg_nl_has_clsact(int ifindex);
 
 /* attach.c: attaching programs, remembered in a registry so a crash can be cleaned. */
 enum vtg_hook {

@@ -30,7 +30,7 @@ static uint64_t proc_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
-static uint64_t progs_run_ns(const struct vtg_budget *b)
+static uint64_t progs_run_ns(const struct vtg_x_budget *b)
 {
 	uint64_t sum = 0;
 
@@ -44,14 +44,14 @@ static uint64_t progs_run_ns(const struct vtg_budget *b)
 	return sum;
 }
 
-int vtg_budget_init(struct vtg_budget *b, double pct, const int *prog_fds, int nprogs)
+int vtg_x_budget_init(struct vtg_x_budget *b, double pct, const int *prog_fds, int nprogs)
 {
 	memset(b, 0, sizeof(*b));
 	b->pct = pct;
 	b->scale = 1;
 	b->stats_fd = -1;
-	if (nprogs > VTG_BUDGET_MAX_PROGS)
-		nprogs = VTG_BUDGET_MAX_PROGS;
+	if (nprogs > VTG_X_BUDGET_MAX_PROGS)
+		nprogs = VTG_X_BUDGET_MAX_PROGS;
 	for (int i = 0; i < nprogs; i++)
 		b->prog_fds[b->nprogs++] = prog_fds[i];
 	/* Run time is only accounted while someone holds a stats fd. */
@@ -68,14 +68,14 @@ int vtg_budget_init(struct vtg_budget *b, double pct, const int *prog_fds, int n
 	return 0;
 }
 
-void vtg_budget_free(struct vtg_budget *b)
+void vtg_x_budget_free(struct vtg_x_budget *b)
 {
 	if (b->stats_fd >= 0)
 		close(b->stats_fd);
 	b->stats_fd = -1;
 }
 
-bool vtg_budget_tick(struct vtg_budget *b, uint64_t now)
+bool vtg_x_budget_tick(struct vtg_x_budget *b, uint64_t now)
 {
 	uint64_t cpu, bpf, dt;
 	double used, ratio, next;
@@ -117,7 +117,7 @@ bool vtg_budget_tick(struct vtg_budget *b, uint64_t now)
 	return b->scale != old;
 }
 
-void vtg_budget_jw(struct jw *w, const struct vtg_budget *b)
+void vtg_x_budget_jw(struct jw *w, const struct vtg_x_budget *b)
 {
 	jw_ku64(w, "scale", b->scale);
 	jw_key(w, "cpu_pct");

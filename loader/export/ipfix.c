@@ -6,7 +6,7 @@
  * Records are encoded straight into the message being built: no allocation and no
  * formatting per record. A message goes out when the next record would pass the MTU,
  * or at the next tick (<= 100 ms). UDP messages leave in batches (sendmmsg); TCP
- * messages queue in a bounded vtg_obuf while the connection is slow or down.
+ * messages queue in a bounded vtg_x_obuf while the connection is slow or down.
  *
  * Sampling: flow and packet records carry their own 1-in-N as samplingPacketInterval
  * (305) = 1 and samplingPacketSpace (306) = N-1. Collectors that scale counts read the
@@ -174,7 +174,7 @@ struct qmsg {
 enum { TCP_IDLE, TCP_CONNECTING, TCP_UP };
 
 struct ipfix {
-	struct vtg_sink *s;
+	struct vtg_x_sink *s;
 	bool tcp;
 	int fd;
 	struct sockaddr_storage addr;
@@ -213,7 +213,7 @@ struct ipfix {
 	int state;
 	bool ever_tried;
 	uint64_t next_try_ns, connect_deadline_ns, backoff_ns;
-	struct vtg_obuf ob;
+	struct vtg_x_obuf ob;
 	uint64_t q_in, q_out;       /* bytes queued / written in this session */
 	struct qmsg *q;
 	unsigned q_head, q_n;
@@ -467,7 +467,7 @@ static inline void rec_done(struct ipfix *p, uint8_t *end)
 	p->s->st.records++;
 }
 
-static int put_flow(struct ipfix *p, const struct vtg_xrec *r)
+static int put_flow(struct ipfix *p, const struct vtg_x_rec *r)
 {
 	const struct vtg_xflow *f = &r->flow;
 	bool v6 = f->family == 6;
@@ -500,7 +500,7 @@ static int put_flow(struct ipfix *p, const struct vtg_xrec *r)
 	return 0;
 }
 
-static int put_packet(struct ipfix *p, const struct vtg_xrec *r)
+static int put_packet(struct ipfix *p, const struct vtg_x_rec *r)
 {
 	const struct vtg_xpacket *k = &r->pkt;
 	uint32_t cap = k->cap_len < p->psamp_max_cap ? k->cap_len : p->psamp_max_cap;
@@ -526,7 +526,7 @@ static int put_packet(struct ipfix *p, const struct vtg_xrec *r)
 	return 0;
 }
 
-static int put_latency(struct ipfix *p, const struct vtg_xrec *r)
+static int put_latency(struct ipfix *p, const struct vtg_x_rec *r)
 {
 	const struct vtg_xlatency *l = &r->lat;
 	bool v6 = l->family == 6, icmp = l->proto == IPPROTO_ICMP || l->proto == IPPROTO_ICMPV6;
@@ -651,7 +651,7 @@ static void tcp_queue(struct ipfix *p, const uint8_t *m, uint32_t len, uint32_t 
 {
 	struct qmsg *q;
 
-	if (p->q_n == TCP_QMSGS || vtg_obuf_put(&p->ob, m, len)) {
+	if (p->q_n == TCP_QMSGS || vtg_x_obuf_put(&p->ob, m, len)) {
 		lost(p, recs, meta);
 		return;
 	}
@@ -705,7 +705,7 @@ static void tcp_connect(struct ipfix *p, uint64_t now)
 /* Sends what the socket takes now; a broken connection ends the session. */
 static void tcp_flush(struct ipfix *p)
 {
-	struct vtg_obuf *b = &p->ob;
+	struct vtg_x_obuf *b = &p->ob;
 
 	if (p->state != TCP_UP)
 		return;
@@ -892,14 +892,14 @@ static void ipfix_free(struct ipfix *p)
 {
 	if (p->fd >= 0)
 		close(p->fd);
-	vtg_obuf_free(&p->ob);
+	vtg_x_obuf_free(&p->ob);
 	free(p->q);
 	free(p->slots);
 	free(p->mi);
 	free(p);
 }
 
-static int ipfix_open(struct vtg_sink *s, const char *target, char *err, size_t errlen)
+static int ipfix_open(struct vtg_x_sink *s, const char *target, char *err, size_t errlen)
 {
 	struct ipfix *p = calloc(1, sizeof(*p));
 
@@ -925,7 +925,7 @@ static int ipfix_open(struct vtg_sink *s, const char *target, char *err, size_t 
 	p->backoff_ns = BACKOFF_MIN_NS;
 	if (p->tcp) {
 		p->q = calloc(TCP_QMSGS, sizeof(*p->q));
-		if (!p->q || vtg_obuf_init(&p->ob, -1, TCP_QUEUE))
+		if (!p->q || vtg_x_obuf_init(&p->ob, -1, TCP_QUEUE))
 			goto nomem;
 		p->state = TCP_IDLE;
 		tcp_connect(p, vtg_mono_ns()); /* non-blocking; failures are retried in tick */
@@ -953,7 +953,7 @@ nomem:
 	return -1;
 }
 
-static int ipfix_write(struct vtg_sink *s, const struct vtg_xrec *r)
+static int ipfix_write(struct vtg_x_sink *s, const struct vtg_x_rec *r)
 {
 	struct ipfix *p = s->priv;
 	int rc;
@@ -993,7 +993,7 @@ skip:
 	return -1;
 }
 
-static void ipfix_tick(struct vtg_sink *s, uint64_t now_ns)
+static void ipfix_tick(struct vtg_x_sink *s, uint64_t now_ns)
 {
 	struct ipfix *p = s->priv;
 
@@ -1013,7 +1013,7 @@ static void ipfix_tick(struct vtg_sink *s, uint64_t now_ns)
 }
 
 /* TCP: a pending connect, queued bytes, or a peer that closed want attention now. */
-static int ipfix_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
+static int ipfix_pollfds(struct vtg_x_sink *s, int *fds, short *events, int max)
 {
 	struct ipfix *p = s->priv;
 
@@ -1029,7 +1029,7 @@ static int ipfix_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
 	return 1;
 }
 
-static void ipfix_close(struct vtg_sink *s)
+static void ipfix_close(struct vtg_x_sink *s)
 {
 	struct ipfix *p = s->priv;
 
@@ -1064,7 +1064,7 @@ static void ipfix_close(struct vtg_sink *s)
 	s->priv = NULL;
 }
 
-const struct vtg_sink_ops vtg_sink_ipfix = {
+const struct vtg_x_sink_ops vtg_x_sink_ipfix = {
 	.name = "ipfix",
 	.open = ipfix_open,
 	.write = ipfix_write,

@@ -15,13 +15,13 @@
 #define JSONL_QUEUE (8u << 20)
 
 struct jsonl {
-	struct vtg_obuf out;
+	struct vtg_x_obuf out;
 	struct jw *w;           /* memory writer: one record at a time */
 	bool own_fd, restore_flags, broken;
 	int saved_flags;
 };
 
-static int jsonl_open(struct vtg_sink *s, const char *target, char *err, size_t errlen)
+static int jsonl_open(struct vtg_x_sink *s, const char *target, char *err, size_t errlen)
 {
 	struct jsonl *j = calloc(1, sizeof(*j));
 	int fd;
@@ -46,10 +46,10 @@ static int jsonl_open(struct vtg_sink *s, const char *target, char *err, size_t 
 		j->own_fd = true;
 	}
 	j->w = jw_new_mem();
-	if (!j->w || vtg_obuf_init(&j->out, fd, JSONL_QUEUE)) {
+	if (!j->w || vtg_x_obuf_init(&j->out, fd, JSONL_QUEUE)) {
 		snprintf(err, errlen, "out of memory");
 		jw_free(j->w);
-		vtg_obuf_free(&j->out);
+		vtg_x_obuf_free(&j->out);
 		if (j->own_fd)
 			close(fd);
 		free(j);
@@ -59,19 +59,19 @@ static int jsonl_open(struct vtg_sink *s, const char *target, char *err, size_t 
 	return 0;
 }
 
-static void jsonl_flush(struct vtg_sink *s, struct jsonl *j)
+static void jsonl_flush(struct vtg_x_sink *s, struct jsonl *j)
 {
 	int e;
 
 	if (j->broken)
 		return;
-	e = vtg_obuf_flush(&j->out);
+	e = vtg_x_obuf_flush(&j->out);
 	if (e) {
 		/* The reader went away (EPIPE) or the disk failed: count, stop writing. */
 		s->st.errors++;
 		j->broken = true;
 		{
-			size_t left = vtg_obuf_pending(&j->out);
+			size_t left = vtg_x_obuf_pending(&j->out);
 
 			s->st.records -= left < s->st.records ? left : s->st.records;
 			s->st.dropped += left;
@@ -83,20 +83,20 @@ static void jsonl_flush(struct vtg_sink *s, struct jsonl *j)
 }
 
 /* Queues a whole record: a stream's line gets its newline in the same reservation. */
-static int queue(struct vtg_obuf *b, const char *text, size_t len, bool add_newline)
+static int queue(struct vtg_x_obuf *b, const char *text, size_t len, bool add_newline)
 {
 	if (!add_newline)
-		return vtg_obuf_put(b, text, len);
-	if (vtg_obuf_put(b, text, len - 1))
+		return vtg_x_obuf_put(b, text, len);
+	if (vtg_x_obuf_put(b, text, len - 1))
 		return -1;
-	if (vtg_obuf_put(b, "\n", 1)) {
+	if (vtg_x_obuf_put(b, "\n", 1)) {
 		b->len -= len - 1; /* take the line back: never half a record */
 		return -1;
 	}
 	return 0;
 }
 
-static int jsonl_write(struct vtg_sink *s, const struct vtg_xrec *r)
+static int jsonl_write(struct vtg_x_sink *s, const struct vtg_x_rec *r)
 {
 	struct jsonl *j = s->priv;
 
@@ -112,7 +112,7 @@ static int jsonl_write(struct vtg_sink *s, const struct vtg_xrec *r)
 		text = r->line;
 		len = r->line_len + 1; /* and its newline, queued together below */
 	} else {
-		vtg_xrec_jw(j->w, r);
+		vtg_x_rec_jw(j->w, r);
 		text = jw_take(j->w, &len);
 	}
 	if (!len || queue(&j->out, text, len, line)) {
@@ -123,20 +123,20 @@ static int jsonl_write(struct vtg_sink *s, const struct vtg_xrec *r)
 			return -1;
 		}
 	}
-	vtg_obuf_mark(&j->out);
+	vtg_x_obuf_mark(&j->out);
 	s->st.records++;
 	if (j->out.len - j->out.off >= (1u << 16))
 		jsonl_flush(s, j);
 	return 0;
 }
 
-static void jsonl_tick(struct vtg_sink *s, uint64_t now_ns)
+static void jsonl_tick(struct vtg_x_sink *s, uint64_t now_ns)
 {
 	(void)now_ns;
 	jsonl_flush(s, s->priv);
 }
 
-static int jsonl_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
+static int jsonl_pollfds(struct vtg_x_sink *s, int *fds, short *events, int max)
 {
 	struct jsonl *j = s->priv;
 
@@ -147,7 +147,7 @@ static int jsonl_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
 	return 1;
 }
 
-static void jsonl_close(struct vtg_sink *s)
+static void jsonl_close(struct vtg_x_sink *s)
 {
 	struct jsonl *j = s->priv;
 	uint64_t deadline = vtg_mono_ns() + 2000000000ull;
@@ -160,7 +160,7 @@ static void jsonl_close(struct vtg_sink *s)
 	}
 	{
 		/* What the reader never took is dropped, counted in records. */
-		size_t left = vtg_obuf_pending(&j->out);
+		size_t left = vtg_x_obuf_pending(&j->out);
 
 		s->st.records -= left < s->st.records ? left : s->st.records;
 		s->st.dropped += left;
@@ -170,11 +170,11 @@ static void jsonl_close(struct vtg_sink *s)
 	if (j->own_fd)
 		close(j->out.fd);
 	jw_free(j->w);
-	vtg_obuf_free(&j->out);
+	vtg_x_obuf_free(&j->out);
 	free(j);
 }
 
-const struct vtg_sink_ops vtg_sink_jsonl = {
+const struct vtg_x_sink_ops vtg_x_sink_jsonl = {
 	.name = "jsonl",
 	.open = jsonl_open,
 	.write = jsonl_write,

@@ -11,7 +11,7 @@
  * the SHB's byte-order magic tells readers which.
  *
  * Target: a file (created or truncated, 0644), a FIFO (opened when a reader comes),
- * or "-" for stdout. Writes go through a bounded non-blocking buffer (struct vtg_obuf):
+ * or "-" for stdout. Writes go through a bounded non-blocking buffer (struct vtg_x_obuf):
  * a record that does not fit is dropped whole, so the stream never tears; a reader
  * that goes away ends the output (counted once in errors, then every record dropped).
  */
@@ -58,7 +58,7 @@ struct pcapng_iface {
 };
 
 struct pcapng_priv {
-	struct vtg_obuf ob;
+	struct vtg_x_obuf ob;
 	int fd;                /* -1 while a FIFO waits for its reader */
 	bool is_stdout;
 	int stdout_flags;      /* to restore: O_NONBLOCK is on the shared file description */
@@ -159,7 +159,7 @@ static int blk_reserve(struct pcapng_priv *p, size_t need)
 
 /* ---- output ---- */
 
-static void stop_output(struct vtg_sink *s, int err)
+static void stop_output(struct vtg_x_sink *s, int err)
 {
 	struct pcapng_priv *p = s->priv;
 
@@ -173,7 +173,7 @@ static void stop_output(struct vtg_sink *s, int err)
 		vtg_err("pcapng: cannot write %s: %s; no more packets are written", s->target, strerror(-err));
 	{
 		/* Queued packets will never reach a reader: dropped, not records. */
-		size_t left = vtg_obuf_pending(&p->ob);
+		size_t left = vtg_x_obuf_pending(&p->ob);
 
 		s->st.records -= left < s->st.records ? left : s->st.records;
 		s->st.dropped += left;
@@ -197,27 +197,27 @@ static void try_open_fifo(struct pcapng_priv *p, uint64_t now_ns)
 	p->fd = p->ob.fd = fd;
 }
 
-static void flush(struct vtg_sink *s)
+static void flush(struct vtg_x_sink *s)
 {
 	struct pcapng_priv *p = s->priv;
 	int err;
 
 	if (p->dead || p->fd < 0)
 		return;
-	err = vtg_obuf_flush(&p->ob);
+	err = vtg_x_obuf_flush(&p->ob);
 	if (err)
 		stop_output(s, err);
 	p->blocked = !p->dead && p->ob.off != p->ob.len;
 }
 
 /* Queues one whole block; flushes first if that makes room. */
-static int queue(struct vtg_sink *s, const void *blk, size_t n)
+static int queue(struct vtg_x_sink *s, const void *blk, size_t n)
 {
 	struct pcapng_priv *p = s->priv;
 
-	if (vtg_obuf_put(&p->ob, blk, n)) {
+	if (vtg_x_obuf_put(&p->ob, blk, n)) {
 		flush(s);
-		if (p->dead || vtg_obuf_put(&p->ob, blk, n))
+		if (p->dead || vtg_x_obuf_put(&p->ob, blk, n))
 			return -1;
 	}
 	if (p->ob.len - p->ob.off >= PCAPNG_FLUSH_AT)
@@ -255,7 +255,7 @@ static void iface_name(const struct pcapng_iface *ifc, char *buf, size_t len)
 }
 
 /* The interface id of (dev, netns), writing its IDB on first use; -1 if it cannot. */
-static int iface_id(struct vtg_sink *s, const struct vtg_xpacket *pk)
+static int iface_id(struct vtg_x_sink *s, const struct vtg_xpacket *pk)
 {
 	struct pcapng_priv *p = s->priv;
 	struct pcapng_iface ifc = { .netns = pk->netns };
@@ -345,7 +345,7 @@ static void rule_text(const struct vtg_xpacket *pk, char *buf)
 	*p = 0;
 }
 
-static int pcapng_write(struct vtg_sink *s, const struct vtg_xrec *r)
+static int pcapng_write(struct vtg_x_sink *s, const struct vtg_x_rec *r)
 {
 	struct pcapng_priv *p = s->priv;
 	const struct vtg_xpacket *pk = &r->pkt;
@@ -390,7 +390,7 @@ static int pcapng_write(struct vtg_sink *s, const struct vtg_xrec *r)
 	n = blk_end(&w);
 	if (!n || queue(s, p->blk, n))
 		goto drop;
-	vtg_obuf_mark(&p->ob);
+	vtg_x_obuf_mark(&p->ob);
 	s->st.records++;
 	return 0;
 drop:
@@ -398,7 +398,7 @@ drop:
 	return -1;
 }
 
-static void pcapng_tick(struct vtg_sink *s, uint64_t now_ns)
+static void pcapng_tick(struct vtg_x_sink *s, uint64_t now_ns)
 {
 	struct pcapng_priv *p = s->priv;
 
@@ -406,7 +406,7 @@ static void pcapng_tick(struct vtg_sink *s, uint64_t now_ns)
 	flush(s);
 }
 
-static int pcapng_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
+static int pcapng_pollfds(struct vtg_x_sink *s, int *fds, short *events, int max)
 {
 	struct pcapng_priv *p = s->priv;
 
@@ -421,13 +421,13 @@ static int pcapng_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
 
 static void free_priv(struct pcapng_priv *p)
 {
-	vtg_obuf_free(&p->ob);
+	vtg_x_obuf_free(&p->ob);
 	free(p->ifaces);
 	free(p->blk);
 	free(p);
 }
 
-static int pcapng_open(struct vtg_sink *s, const char *target, char *err, size_t errlen)
+static int pcapng_open(struct vtg_x_sink *s, const char *target, char *err, size_t errlen)
 {
 	struct pcapng_priv *p;
 	struct stat st;
@@ -438,7 +438,7 @@ static int pcapng_open(struct vtg_sink *s, const char *target, char *err, size_t
 		return -1;
 	}
 	p = calloc(1, sizeof(*p));
-	if (!p || vtg_obuf_init(&p->ob, -1, PCAPNG_BUF_CAP) || blk_reserve(p, 1024)) {
+	if (!p || vtg_x_obuf_init(&p->ob, -1, PCAPNG_BUF_CAP) || blk_reserve(p, 1024)) {
 		snprintf(err, errlen, "out of memory");
 		if (p)
 			free_priv(p);
@@ -475,7 +475,7 @@ static int pcapng_open(struct vtg_sink *s, const char *target, char *err, size_t
 	p->ob.fd = p->fd;
 	s->priv = p;
 	n = build_shb(p);
-	if (!n || vtg_obuf_put(&p->ob, p->blk, n)) {
+	if (!n || vtg_x_obuf_put(&p->ob, p->blk, n)) {
 		snprintf(err, errlen, "pcapng: cannot build the section header");
 		goto fail_fd;
 	}
@@ -493,7 +493,7 @@ fail:
 }
 
 /* Blocking is acceptable here only: wait up to PCAPNG_CLOSE_MS for the reader. */
-static void pcapng_close(struct vtg_sink *s)
+static void pcapng_close(struct vtg_x_sink *s)
 {
 	struct pcapng_priv *p = s->priv;
 	uint64_t end = vtg_mono_ns() + PCAPNG_CLOSE_MS * 1000000ull;
@@ -515,7 +515,7 @@ static void pcapng_close(struct vtg_sink *s)
 		poll(&pf, 1, (int)((end - now) / 1000000) + 1);
 	}
 	if (!p->dead && p->ob.off != p->ob.len) {
-		size_t left = vtg_obuf_pending(&p->ob);
+		size_t left = vtg_x_obuf_pending(&p->ob);
 
 		vtg_err("pcapng: %zu packets (%zu bytes) could not be written to %s within %d ms", left,
 			p->ob.len - p->ob.off, s->target, PCAPNG_CLOSE_MS);
@@ -531,7 +531,7 @@ static void pcapng_close(struct vtg_sink *s)
 	s->priv = NULL;
 }
 
-const struct vtg_sink_ops vtg_sink_pcapng = {
+const struct vtg_x_sink_ops vtg_x_sink_pcapng = {
 	.name = "pcapng",
 	.open = pcapng_open,
 	.write = pcapng_write,

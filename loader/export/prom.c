@@ -338,14 +338,14 @@ struct lbl {
 	const char *n, *v;
 };
 
-struct vtg_prom_w {
+struct vtg_x_prom_w {
 	enum fmt fmt;
 	struct buf out;   /* the body */
 	struct buf fam;   /* protobuf: the open family's Metric fields */
 	struct buf m, h, t, s; /* protobuf scratch: metric, histogram, small message, string */
 	char name[128];   /* family name; counters without _total */
 	char help[512];
-	enum vtg_prom_type type;
+	enum vtg_x_prom_type type;
 	bool open;        /* a valid family is open */
 	bool started;     /* it has samples (its header is written) */
 	bool collecting;  /* in a collector: the registry's names are taken */
@@ -369,10 +369,10 @@ static const char *const registry_names[] = {
 };
 
 /* The family name as a sample or TYPE line of the format shows it. */
-static void w_family_name(struct vtg_prom_w *w, struct buf *b, bool om_type_line)
+static void w_family_name(struct vtg_x_prom_w *w, struct buf *b, bool om_type_line)
 {
 	b_str(b, w->name);
-	if (w->type == VTG_PROM_COUNTER && !om_type_line)
+	if (w->type == VTG_X_PROM_COUNTER && !om_type_line)
 		b_str(b, "_total");
 }
 
@@ -387,7 +387,7 @@ static const char *name_unit(const char *name)
 	return NULL;
 }
 
-static void w_header(struct vtg_prom_w *w)
+static void w_header(struct vtg_x_prom_w *w)
 {
 	const char *unit = name_unit(w->name);
 
@@ -425,7 +425,7 @@ static void w_header(struct vtg_prom_w *w)
 }
 
 /* Ends the open family: in protobuf, writes it as one length-delimited MetricFamily. */
-static void w_close_family(struct vtg_prom_w *w)
+static void w_close_family(struct vtg_x_prom_w *w)
 {
 	static const int pbt[] = { PBT_COUNTER, PBT_GAUGE, PBT_HISTOGRAM };
 
@@ -447,19 +447,19 @@ static void w_close_family(struct vtg_prom_w *w)
 	w->open = w->started = false;
 }
 
-void vtg_prom_family(struct vtg_prom_w *w, const char *name, enum vtg_prom_type type, const char *help)
+void vtg_x_prom_family(struct vtg_x_prom_w *w, const char *name, enum vtg_x_prom_type type, const char *help)
 {
 	char base[128];
 	size_t n;
 
 	w_close_family(w);
-	if (!valid_name(name, true) || type > VTG_PROM_HISTOGRAM ||
+	if (!valid_name(name, true) || type > VTG_X_PROM_HISTOGRAM ||
 	    snprintf(base, sizeof(base), "%s", name) >= (int)sizeof(base)) {
 		w->rejected++;
 		return;
 	}
 	n = strlen(base);
-	if (type == VTG_PROM_COUNTER && n > 6 && !strcmp(base + n - 6, "_total"))
+	if (type == VTG_X_PROM_COUNTER && n > 6 && !strcmp(base + n - 6, "_total"))
 		base[n - 6] = 0;
 	for (size_t i = 0; w->collecting && i < sizeof(registry_names) / sizeof(registry_names[0]); i++)
 		if (!strcmp(registry_names[i], base)) {
@@ -491,7 +491,7 @@ void vtg_prom_family(struct vtg_prom_w *w, const char *name, enum vtg_prom_type 
 }
 
 /* Checks a sample against the open family and starts the family's header. */
-static bool w_sample_ok(struct vtg_prom_w *w, enum vtg_prom_type type, const struct lbl *l, int nl)
+static bool w_sample_ok(struct vtg_x_prom_w *w, enum vtg_x_prom_type type, const struct lbl *l, int nl)
 {
 	if (!w->open || w->type != type || nl < 0) {
 		w->rejected++;
@@ -508,7 +508,7 @@ static bool w_sample_ok(struct vtg_prom_w *w, enum vtg_prom_type type, const str
 }
 
 /* Text formats: NAME[SUFFIX]{labels[,le="..."]} VALUE */
-static void w_line(struct vtg_prom_w *w, const char *suffix, const struct lbl *l, int nl, const char *le,
+static void w_line(struct vtg_x_prom_w *w, const char *suffix, const struct lbl *l, int nl, const char *le,
 		   const char *value)
 {
 	struct buf *b = &w->out;
@@ -540,7 +540,7 @@ static void w_line(struct vtg_prom_w *w, const char *suffix, const struct lbl *l
 }
 
 /* Protobuf: starts a Metric with its labels in w->m. */
-static void pb_metric_labels(struct vtg_prom_w *w, const struct lbl *l, int nl)
+static void pb_metric_labels(struct vtg_x_prom_w *w, const struct lbl *l, int nl)
 {
 	w->m.len = 0;
 	for (int i = 0; i < nl; i++) {
@@ -555,12 +555,12 @@ static void pb_metric_labels(struct vtg_prom_w *w, const struct lbl *l, int nl)
 	}
 }
 
-static void pb_metric_end(struct vtg_prom_w *w)
+static void pb_metric_end(struct vtg_x_prom_w *w)
 {
 	pb_bytes(&w->fam, MF_METRIC, w->m.p, w->m.len);
 }
 
-static void w_value(struct vtg_prom_w *w, enum vtg_prom_type type, double v, const struct lbl *l, int nl)
+static void w_value(struct vtg_x_prom_w *w, enum vtg_x_prom_type type, double v, const struct lbl *l, int nl)
 {
 	char num[40];
 
@@ -570,24 +570,24 @@ static void w_value(struct vtg_prom_w *w, enum vtg_prom_type type, double v, con
 		pb_metric_labels(w, l, nl);
 		w->t.len = 0;
 		pb_double(&w->t, VAL_VALUE, v);
-		pb_bytes(&w->m, type == VTG_PROM_COUNTER ? M_COUNTER : M_GAUGE, w->t.p, w->t.len);
+		pb_bytes(&w->m, type == VTG_X_PROM_COUNTER ? M_COUNTER : M_GAUGE, w->t.p, w->t.len);
 		pb_metric_end(w);
 		return;
 	}
 	fmt_num(num, sizeof(num), v);
-	w_line(w, type == VTG_PROM_COUNTER ? "_total" : "", l, nl, NULL, num);
+	w_line(w, type == VTG_X_PROM_COUNTER ? "_total" : "", l, nl, NULL, num);
 }
 
 /* A histogram: finite bounds le[0..n-1] (strings in les), per-bucket counts[0..n],
  * sum; native: when not NULL, per-bucket native indexes of counts[1..n] with counts[0]
  * as the zero bucket (threshold zt). */
-static void w_hist(struct vtg_prom_w *w, const double *le, char (*les)[24], const uint64_t *counts, int n,
+static void w_hist(struct vtg_x_prom_w *w, const double *le, char (*les)[24], const uint64_t *counts, int n,
 		   double sum, const int *native, double zt, const struct lbl *l, int nl)
 {
 	uint64_t total = 0, cum = 0;
 	char num[40];
 
-	if (!w_sample_ok(w, VTG_PROM_HISTOGRAM, l, nl))
+	if (!w_sample_ok(w, VTG_X_PROM_HISTOGRAM, l, nl))
 		return;
 	for (int i = 0; i <= n; i++)
 		total += counts[i];
@@ -675,7 +675,7 @@ static void w_hist(struct vtg_prom_w *w, const double *le, char (*les)[24], cons
 	pb_metric_end(w);
 }
 
-static void w_lat_hist(struct vtg_prom_w *w, const uint64_t *buckets, double sum_ns, const struct lbl *l, int nl)
+static void w_lat_hist(struct vtg_x_prom_w *w, const uint64_t *buckets, double sum_ns, const struct lbl *l, int nl)
 {
 	lat_scheme_init();
 	w_hist(w, lat_scheme.le, lat_scheme.le_s, buckets, NLAT - 1, sum_ns / 1e9, lat_scheme.native,
@@ -700,7 +700,7 @@ static int va_labels(va_list ap, struct lbl *l)
 	}
 }
 
-void vtg_prom_counter(struct vtg_prom_w *w, double value, ...)
+void vtg_x_prom_counter(struct vtg_x_prom_w *w, double value, ...)
 {
 	struct lbl l[MAX_LABELS];
 	va_list ap;
@@ -709,10 +709,10 @@ void vtg_prom_counter(struct vtg_prom_w *w, double value, ...)
 	va_start(ap, value);
 	n = va_labels(ap, l);
 	va_end(ap);
-	w_value(w, VTG_PROM_COUNTER, value, l, n);
+	w_value(w, VTG_X_PROM_COUNTER, value, l, n);
 }
 
-void vtg_prom_gauge(struct vtg_prom_w *w, double value, ...)
+void vtg_x_prom_gauge(struct vtg_x_prom_w *w, double value, ...)
 {
 	struct lbl l[MAX_LABELS];
 	va_list ap;
@@ -721,10 +721,10 @@ void vtg_prom_gauge(struct vtg_prom_w *w, double value, ...)
 	va_start(ap, value);
 	n = va_labels(ap, l);
 	va_end(ap);
-	w_value(w, VTG_PROM_GAUGE, value, l, n);
+	w_value(w, VTG_X_PROM_GAUGE, value, l, n);
 }
 
-void vtg_prom_histogram(struct vtg_prom_w *w, const double *le, const uint64_t *counts, int n, double sum, ...)
+void vtg_x_prom_histogram(struct vtg_x_prom_w *w, const double *le, const uint64_t *counts, int n, double sum, ...)
 {
 	struct lbl l[MAX_LABELS];
 	va_list ap;
@@ -741,7 +741,7 @@ void vtg_prom_histogram(struct vtg_prom_w *w, const double *le, const uint64_t *
 	w_hist(w, le, NULL, counts, n < 0 ? 0 : n, sum, NULL, 0, l, nl);
 }
 
-int vtg_prom_latency_hist(struct vtg_prom_w *w, const uint64_t *buckets, int nbuckets, double sum_ns, ...)
+int vtg_x_prom_latency_hist(struct vtg_x_prom_w *w, const uint64_t *buckets, int nbuckets, double sum_ns, ...)
 {
 	struct lbl l[MAX_LABELS];
 	va_list ap;
@@ -758,7 +758,7 @@ int vtg_prom_latency_hist(struct vtg_prom_w *w, const uint64_t *buckets, int nbu
 	return 0;
 }
 
-const char *vtg_prom_w_format(const struct vtg_prom_w *w)
+const char *vtg_x_prom_w_format(const struct vtg_x_prom_w *w)
 {
 	return w->fmt == F_PROTO ? "protobuf" : w->fmt == F_OM ? "openmetrics" : "text";
 }
@@ -917,16 +917,16 @@ struct client {
 	size_t resp_len, resp_off;
 };
 
-struct vtg_prom {
+struct vtg_x_prom {
 	int lfd;
 	uint16_t port;
-	struct client cl[VTG_PROM_MAX_CLIENTS];
+	struct client cl[VTG_X_PROM_MAX_CLIENTS];
 	int ncl;
 	struct stab lat, rule, flow, lost, sink;
 	uint32_t sampling;
 	uint64_t scrapes[3], dropped_clients[DROP_MAX]; /* scrapes by enum fmt */
 	struct {
-		vtg_prom_collect_fn fn;
+		vtg_x_prom_collect_fn fn;
 		void *arg;
 	} col[MAX_COLLECTORS];
 	int ncol;
@@ -958,7 +958,7 @@ static int parse_listen(const char *target, struct sockaddr_storage *ss, socklen
 	char *q;
 	size_t n;
 
-	snprintf(spec, sizeof(spec), "%s", target && *target ? target : VTG_PROM_DEFAULT_LISTEN);
+	snprintf(spec, sizeof(spec), "%s", target && *target ? target : VTG_X_PROM_DEFAULT_LISTEN);
 	q = strchr(spec, '?');
 	if (q) {
 		if (strcmp(q, "?public")) {
@@ -999,7 +999,7 @@ static int parse_listen(const char *target, struct sockaddr_storage *ss, socklen
 
 	if (!*port_s || *endp || port > 65535 || !isdigit((unsigned char)*port_s)) {
 		snprintf(err, errlen, "prometheus: bad port '%s' in '%s' (expected ADDRESS:PORT, e.g. %s)", port_s,
-			 target, VTG_PROM_DEFAULT_LISTEN);
+			 target, VTG_X_PROM_DEFAULT_LISTEN);
 		return -1;
 	}
 	if (!strcmp(host, "localhost"))
@@ -1031,11 +1031,11 @@ static int parse_listen(const char *target, struct sockaddr_storage *ss, socklen
 	return 0;
 }
 
-struct vtg_prom *vtg_prom_new(const char *listen_spec, char *err, size_t errlen)
+struct vtg_x_prom *vtg_x_prom_new(const char *listen_spec, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	struct vtg_prom *p;
+	struct vtg_x_prom *p;
 	int one = 1;
 
 	if (parse_listen(listen_spec, &ss, &sl, err, errlen))
@@ -1052,7 +1052,7 @@ struct vtg_prom *vtg_prom_new(const char *listen_spec, char *err, size_t errlen)
 	p->flow = (struct stab){ .max = 4096, .vsize = FV_MAX * sizeof(uint64_t), .nlabels = 3,
 				 .labels = flow_labels };
 	p->lost = (struct stab){ .max = 256, .vsize = sizeof(uint64_t), .nlabels = 1, .labels = lost_labels };
-	p->sink = (struct stab){ .max = 64, .vsize = sizeof(struct vtg_sink_stats), .nlabels = 1,
+	p->sink = (struct stab){ .max = 64, .vsize = sizeof(struct vtg_x_sink_stats), .nlabels = 1,
 				 .labels = sink_labels };
 	p->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (p->lfd < 0)
@@ -1066,21 +1066,21 @@ struct vtg_prom *vtg_prom_new(const char *listen_spec, char *err, size_t errlen)
 	return p;
 fail:
 	snprintf(err, errlen, "prometheus: cannot listen on %s: %s",
-		 listen_spec && *listen_spec ? listen_spec : VTG_PROM_DEFAULT_LISTEN, strerror(errno));
+		 listen_spec && *listen_spec ? listen_spec : VTG_X_PROM_DEFAULT_LISTEN, strerror(errno));
 	if (p->lfd >= 0)
 		close(p->lfd);
 	free(p);
 	return NULL;
 }
 
-uint16_t vtg_prom_port(const struct vtg_prom *p)
+uint16_t vtg_x_prom_port(const struct vtg_x_prom *p)
 {
 	return p->port;
 }
 
 /* Closes a client; abort (a stuck one) resets the connection, so the kernel does not
  * keep its unsent response for a reader that may never come. */
-static void drop_client(struct vtg_prom *p, int i, bool abort)
+static void drop_client(struct vtg_x_prom *p, int i, bool abort)
 {
 	struct client *c = &p->cl[i];
 	char sink[512];
@@ -1100,7 +1100,7 @@ static void drop_client(struct vtg_prom *p, int i, bool abort)
 	p->cl[i] = p->cl[--p->ncl];
 }
 
-void vtg_prom_free(struct vtg_prom *p)
+void vtg_x_prom_free(struct vtg_x_prom *p)
 {
 	if (!p)
 		return;
@@ -1131,7 +1131,7 @@ static const char *flow_proto_name(uint8_t proto, char *buf, size_t n)
 	return buf;
 }
 
-int vtg_prom_observe_record(struct vtg_prom *p, const struct vtg_xrec *r)
+int vtg_x_prom_observe_record(struct vtg_x_prom *p, const struct vtg_x_rec *r)
 {
 	char a[32], b[32];
 
@@ -1225,7 +1225,7 @@ int vtg_prom_observe_record(struct vtg_prom *p, const struct vtg_xrec *r)
 	}
 }
 
-int vtg_prom_set_latency(struct vtg_prom *p, uint64_t netns, const char *netns_name, int dir, int proto,
+int vtg_x_prom_set_latency(struct vtg_x_prom *p, uint64_t netns, const char *netns_name, int dir, int proto,
 			 const uint64_t *buckets, int nbuckets, double sum_ns)
 {
 	char a[32];
@@ -1243,15 +1243,15 @@ int vtg_prom_set_latency(struct vtg_prom *p, uint64_t netns, const char *netns_n
 	return 0;
 }
 
-void vtg_prom_latency_clear(struct vtg_prom *p)
+void vtg_x_prom_latency_clear(struct vtg_x_prom *p)
 {
 	stab_free(&p->lat);
 }
 
-int vtg_prom_set_sink_stats(struct vtg_prom *p, const char *sink, const struct vtg_sink_stats *st)
+int vtg_x_prom_set_sink_stats(struct vtg_x_prom *p, const char *sink, const struct vtg_x_sink_stats *st)
 {
 	const char *vals[] = { sink };
-	struct vtg_sink_stats *v = stab_get(&p->sink, vals);
+	struct vtg_x_sink_stats *v = stab_get(&p->sink, vals);
 
 	if (!v)
 		return -1;
@@ -1259,7 +1259,7 @@ int vtg_prom_set_sink_stats(struct vtg_prom *p, const char *sink, const struct v
 	return 0;
 }
 
-int vtg_prom_add_collector(struct vtg_prom *p, vtg_prom_collect_fn fn, void *arg)
+int vtg_x_prom_add_collector(struct vtg_x_prom *p, vtg_x_prom_collect_fn fn, void *arg)
 {
 	if (p->ncol == MAX_COLLECTORS || !fn)
 		return -1;
@@ -1271,20 +1271,20 @@ int vtg_prom_add_collector(struct vtg_prom *p, vtg_prom_collect_fn fn, void *arg
 /* ---- rendering a scrape ---- */
 
 /* One counter family from a table's values: column col of each series. */
-static void w_table_counter(struct vtg_prom_w *w, const struct stab *t, const char *name, const char *help,
+static void w_table_counter(struct vtg_x_prom_w *w, const struct stab *t, const char *name, const char *help,
 			    size_t col)
 {
 	struct lbl l[MAX_LABELS];
 
-	vtg_prom_family(w, name, VTG_PROM_COUNTER, help);
+	vtg_x_prom_family(w, name, VTG_X_PROM_COUNTER, help);
 	for (uint32_t i = 0; i < t->n; i++) {
 		int nl = stab_labels(t, i, l);
 
-		w_value(w, VTG_PROM_COUNTER, (double)((const uint64_t *)t->s[i].val)[col], l, nl);
+		w_value(w, VTG_X_PROM_COUNTER, (double)((const uint64_t *)t->s[i].val)[col], l, nl);
 	}
 }
 
-static void w_process(struct vtg_prom_w *w)
+static void w_process(struct vtg_x_prom_w *w)
 {
 	char stat[1024], line[256];
 	unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
@@ -1314,19 +1314,19 @@ static void w_process(struct vtg_prom_w *w)
 		fclose(f);
 	}
 	if (ok && tck > 0) {
-		vtg_prom_family(w, "process_cpu_seconds", VTG_PROM_COUNTER, "Total user and system CPU time spent in seconds.");
-		vtg_prom_counter(w, (double)(utime + stime) / tck, NULL);
-		vtg_prom_family(w, "process_resident_memory_bytes", VTG_PROM_GAUGE, "Resident memory size in bytes.");
-		vtg_prom_gauge(w, (double)rss * page, NULL);
-		vtg_prom_family(w, "process_virtual_memory_bytes", VTG_PROM_GAUGE, "Virtual memory size in bytes.");
-		vtg_prom_gauge(w, (double)vsize, NULL);
+		vtg_x_prom_family(w, "process_cpu_seconds", VTG_X_PROM_COUNTER, "Total user and system CPU time spent in seconds.");
+		vtg_x_prom_counter(w, (double)(utime + stime) / tck, NULL);
+		vtg_x_prom_family(w, "process_resident_memory_bytes", VTG_X_PROM_GAUGE, "Resident memory size in bytes.");
+		vtg_x_prom_gauge(w, (double)rss * page, NULL);
+		vtg_x_prom_family(w, "process_virtual_memory_bytes", VTG_X_PROM_GAUGE, "Virtual memory size in bytes.");
+		vtg_x_prom_gauge(w, (double)vsize, NULL);
 		if (btime) {
-			vtg_prom_family(w, "process_start_time_seconds", VTG_PROM_GAUGE,
+			vtg_x_prom_family(w, "process_start_time_seconds", VTG_X_PROM_GAUGE,
 					"Start time of the process since unix epoch in seconds.");
-			vtg_prom_gauge(w, (double)btime + (double)start / tck, NULL);
+			vtg_x_prom_gauge(w, (double)btime + (double)start / tck, NULL);
 		}
-		vtg_prom_family(w, "process_threads", VTG_PROM_GAUGE, "Number of OS threads in the process.");
-		vtg_prom_gauge(w, (double)threads, NULL);
+		vtg_x_prom_family(w, "process_threads", VTG_X_PROM_GAUGE, "Number of OS threads in the process.");
+		vtg_x_prom_gauge(w, (double)threads, NULL);
 	}
 	DIR *d = opendir("/proc/self/fd");
 
@@ -1338,18 +1338,18 @@ static void w_process(struct vtg_prom_w *w)
 			if (de->d_name[0] != '.')
 				nfd++;
 		closedir(d);
-		vtg_prom_family(w, "process_open_fds", VTG_PROM_GAUGE, "Number of open file descriptors.");
-		vtg_prom_gauge(w, (double)nfd, NULL);
+		vtg_x_prom_family(w, "process_open_fds", VTG_X_PROM_GAUGE, "Number of open file descriptors.");
+		vtg_x_prom_gauge(w, (double)nfd, NULL);
 	}
 	struct rlimit rl;
 
 	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
-		vtg_prom_family(w, "process_max_fds", VTG_PROM_GAUGE, "Maximum number of open file descriptors.");
-		vtg_prom_gauge(w, rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur, NULL);
+		vtg_x_prom_family(w, "process_max_fds", VTG_X_PROM_GAUGE, "Maximum number of open file descriptors.");
+		vtg_x_prom_gauge(w, rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur, NULL);
 	}
 }
 
-static void render(struct vtg_prom *p, struct vtg_prom_w *w)
+static void render(struct vtg_x_prom *p, struct vtg_x_prom_w *w)
 {
 	struct lbl l[MAX_LABELS];
 	static const struct {
@@ -1378,7 +1378,7 @@ static void render(struct vtg_prom *p, struct vtg_prom_w *w)
 		p->col[i].fn(w, p->col[i].arg);
 	}
 	w->collecting = false;
-	vtg_prom_family(w, "vantage_stack_latency_seconds", VTG_PROM_HISTOGRAM,
+	vtg_x_prom_family(w, "vantage_stack_latency_seconds", VTG_X_PROM_HISTOGRAM,
 			"Time packets spent in the host's network stack.");
 	for (uint32_t i = 0; i < p->lat.n; i++) {
 		const struct lat_val *v = p->lat.s[i].val;
@@ -1391,43 +1391,43 @@ static void render(struct vtg_prom *p, struct vtg_prom_w *w)
 	for (int c = 0; c < FV_MAX; c++)
 		w_table_counter(w, &p->flow, flow_fam[c].name, flow_fam[c].help, c);
 	w_table_counter(w, &p->lost, "vantage_lost_records", "Records lost before they reached the exporter.", 0);
-	vtg_prom_family(w, "vantage_sampling_scale", VTG_PROM_GAUGE,
+	vtg_x_prom_family(w, "vantage_sampling_scale", VTG_X_PROM_GAUGE,
 			"1 in N packets sampled: the CPU budget's current scale (1 = all).");
-	vtg_prom_gauge(w, p->sampling, NULL);
+	vtg_x_prom_gauge(w, p->sampling, NULL);
 	{
 		static const struct {
 			const char *name, *help;
 			size_t off;
 		} sf[] = {
 			{ "vantage_export_records", "Records a sink took and sent or queued.",
-			  offsetof(struct vtg_sink_stats, records) },
+			  offsetof(struct vtg_x_sink_stats, records) },
 			{ "vantage_export_dropped", "Records a sink dropped: the analyzer was slow or away.",
-			  offsetof(struct vtg_sink_stats, dropped) },
+			  offsetof(struct vtg_x_sink_stats, dropped) },
 			{ "vantage_export_skipped", "Records of types a sink does not carry.",
-			  offsetof(struct vtg_sink_stats, skipped) },
+			  offsetof(struct vtg_x_sink_stats, skipped) },
 			{ "vantage_export_errors", "Send and connect errors of a sink.",
-			  offsetof(struct vtg_sink_stats, errors) },
+			  offsetof(struct vtg_x_sink_stats, errors) },
 			{ "vantage_export_reconnects", "Reconnections of a sink.",
-			  offsetof(struct vtg_sink_stats, reconnects) },
+			  offsetof(struct vtg_x_sink_stats, reconnects) },
 		};
 		for (size_t c = 0; c < sizeof(sf) / sizeof(sf[0]); c++) {
-			vtg_prom_family(w, sf[c].name, VTG_PROM_COUNTER, sf[c].help);
+			vtg_x_prom_family(w, sf[c].name, VTG_X_PROM_COUNTER, sf[c].help);
 			for (uint32_t i = 0; i < p->sink.n; i++) {
 				int nl = stab_labels(&p->sink, i, l);
 				uint64_t v;
 
 				memcpy(&v, (const char *)p->sink.s[i].val + sf[c].off, sizeof(v));
-				w_value(w, VTG_PROM_COUNTER, (double)v, l, nl);
+				w_value(w, VTG_X_PROM_COUNTER, (double)v, l, nl);
 			}
 		}
 	}
-	vtg_prom_family(w, "vantage_metrics_scrapes", VTG_PROM_COUNTER, "Scrapes answered by this endpoint, by format.");
+	vtg_x_prom_family(w, "vantage_metrics_scrapes", VTG_X_PROM_COUNTER, "Scrapes answered by this endpoint, by format.");
 	for (int f = F_TEXT; f <= F_PROTO; f++)
-		vtg_prom_counter(w, (double)p->scrapes[f], "format", fmt_name[f], NULL);
-	vtg_prom_family(w, "vantage_metrics_clients_dropped", VTG_PROM_COUNTER,
+		vtg_x_prom_counter(w, (double)p->scrapes[f], "format", fmt_name[f], NULL);
+	vtg_x_prom_family(w, "vantage_metrics_clients_dropped", VTG_X_PROM_COUNTER,
 			"Scrape connections closed unanswered: too slow, or too many at once.");
 	for (int r = 0; r < DROP_MAX; r++)
-		vtg_prom_counter(w, (double)p->dropped_clients[r], "reason", drop_reason[r], NULL);
+		vtg_x_prom_counter(w, (double)p->dropped_clients[r], "reason", drop_reason[r], NULL);
 	w_process(w);
 	w_close_family(w);
 	if (w->fmt == F_OM)
@@ -1520,7 +1520,7 @@ static enum fmt negotiate(const char *accept, const char **ctype)
 	return best;
 }
 
-static void w_free(struct vtg_prom_w *w)
+static void w_free(struct vtg_x_prom_w *w)
 {
 	b_free(&w->fam);
 	b_free(&w->m);
@@ -1530,9 +1530,9 @@ static void w_free(struct vtg_prom_w *w)
 	free(w->seen);
 }
 
-char *vtg_prom_render(struct vtg_prom *p, const char *accept, size_t *len, const char **content_type)
+char *vtg_x_prom_render(struct vtg_x_prom *p, const char *accept, size_t *len, const char **content_type)
 {
-	struct vtg_prom_w w = { 0 };
+	struct vtg_x_prom_w w = { 0 };
 	const char *ct;
 
 	w.fmt = negotiate(accept, &ct);
@@ -1554,7 +1554,7 @@ char *vtg_prom_render(struct vtg_prom *p, const char *accept, size_t *len, const
 
 /* ---- HTTP ---- */
 
-static int pollfds(struct vtg_prom *p, int *fds, short *events, int max)
+static int pollfds(struct vtg_x_prom *p, int *fds, short *events, int max)
 {
 	int n = 0;
 
@@ -1569,7 +1569,7 @@ static int pollfds(struct vtg_prom *p, int *fds, short *events, int max)
 	return n;
 }
 
-int vtg_prom_pollfds(struct vtg_prom *p, int *fds, short *events, int max)
+int vtg_x_prom_pollfds(struct vtg_x_prom *p, int *fds, short *events, int max)
 {
 	return pollfds(p, fds, events, max);
 }
@@ -1595,7 +1595,7 @@ static void set_response(struct client *c, const char *status, const char *ctype
 }
 
 /* Answers a complete request header in c->req. */
-static void answer(struct vtg_prom *p, struct client *c)
+static void answer(struct vtg_x_prom *p, struct client *c)
 {
 	char method[16], target[256], accept[2048] = "";
 	const char *text = "text/plain; charset=utf-8";
@@ -1632,7 +1632,7 @@ static void answer(struct vtg_prom *p, struct client *c)
 	}
 	size_t blen;
 	const char *ctype;
-	char *body = vtg_prom_render(p, alen ? accept : NULL, &blen, &ctype);
+	char *body = vtg_x_prom_render(p, alen ? accept : NULL, &blen, &ctype);
 
 	if (!body) {
 		set_response(c, "503 Service Unavailable", text, "out of memory\n", 14, head);
@@ -1644,7 +1644,7 @@ static void answer(struct vtg_prom *p, struct client *c)
 
 /* Reads what the client sent; answers once the header is complete. Returns false
  * when the client is gone. */
-static bool client_read(struct vtg_prom *p, struct client *c, uint64_t now)
+static bool client_read(struct vtg_x_prom *p, struct client *c, uint64_t now)
 {
 	for (;;) {
 		ssize_t n = recv(c->fd, c->req + c->req_len, REQ_MAX - 1 - c->req_len, MSG_DONTWAIT);
@@ -1682,14 +1682,14 @@ static bool client_write(struct client *c, uint64_t now)
 	return false;
 }
 
-void vtg_prom_serve(struct vtg_prom *p, uint64_t now)
+void vtg_x_prom_serve(struct vtg_x_prom *p, uint64_t now)
 {
 	for (int k = 0; k < ACCEPT_PER_SERVE; k++) {
 		int fd = accept4(p->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0)
 			break;
-		if (p->ncl == VTG_PROM_MAX_CLIENTS) {
+		if (p->ncl == VTG_X_PROM_MAX_CLIENTS) {
 			/* Full: the oldest is the likeliest to be stuck; it makes room. */
 			int old = 0;
 
@@ -1719,8 +1719,8 @@ void vtg_prom_serve(struct vtg_prom *p, uint64_t now)
 			drop_client(p, i, false);
 			continue;
 		}
-		if (now - c->last_ns > (uint64_t)VTG_PROM_IDLE_MS * 1000000 ||
-		    now - c->start_ns > (uint64_t)VTG_PROM_MAX_MS * 1000000) {
+		if (now - c->last_ns > (uint64_t)VTG_X_PROM_IDLE_MS * 1000000 ||
+		    now - c->start_ns > (uint64_t)VTG_X_PROM_MAX_MS * 1000000) {
 			drop_client(p, i, true);
 			p->dropped_clients[DROP_TIMEOUT]++;
 		}
@@ -1729,9 +1729,9 @@ void vtg_prom_serve(struct vtg_prom *p, uint64_t now)
 
 /* ---- the sink ---- */
 
-static int sink_open(struct vtg_sink *s, const char *target, char *err, size_t errlen)
+static int sink_open(struct vtg_x_sink *s, const char *target, char *err, size_t errlen)
 {
-	struct vtg_prom *p = vtg_prom_new(target, err, errlen);
+	struct vtg_x_prom *p = vtg_x_prom_new(target, err, errlen);
 
 	if (!p)
 		return -1;
@@ -1739,9 +1739,9 @@ static int sink_open(struct vtg_sink *s, const char *target, char *err, size_t e
 	return 0;
 }
 
-static int sink_write(struct vtg_sink *s, const struct vtg_xrec *r)
+static int sink_write(struct vtg_x_sink *s, const struct vtg_x_rec *r)
 {
-	int e = vtg_prom_observe_record(s->priv, r);
+	int e = vtg_x_prom_observe_record(s->priv, r);
 
 	if (!e)
 		s->st.records++;
@@ -1752,24 +1752,24 @@ static int sink_write(struct vtg_sink *s, const struct vtg_xrec *r)
 	return e ? -1 : 0;
 }
 
-static void sink_tick(struct vtg_sink *s, uint64_t now_ns)
+static void sink_tick(struct vtg_x_sink *s, uint64_t now_ns)
 {
-	vtg_prom_set_sink_stats(s->priv, "prometheus", &s->st);
-	vtg_prom_serve(s->priv, now_ns);
+	vtg_x_prom_set_sink_stats(s->priv, "prometheus", &s->st);
+	vtg_x_prom_serve(s->priv, now_ns);
 }
 
-static int sink_pollfds(struct vtg_sink *s, int *fds, short *events, int max)
+static int sink_pollfds(struct vtg_x_sink *s, int *fds, short *events, int max)
 {
 	return pollfds(s->priv, fds, events, max);
 }
 
-static void sink_close(struct vtg_sink *s)
+static void sink_close(struct vtg_x_sink *s)
 {
-	vtg_prom_free(s->priv);
+	vtg_x_prom_free(s->priv);
 	s->priv = NULL;
 }
 
-const struct vtg_sink_ops vtg_sink_prom = {
+const struct vtg_x_sink_ops vtg_x_sink_prom = {
 	.name = "prometheus",
 	.open = sink_open,
 	.write = sink_write,

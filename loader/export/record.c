@@ -458,7 +458,7 @@ static int xrec_doc(struct jr_doc *d, const char *text, size_t len, struct jr_to
 	return 0;
 }
 
-int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pktbuf, size_t pktbuf_len,
+int vtg_x_rec_parse(const char *text, size_t len, struct vtg_x_rec *r, uint8_t *pktbuf, size_t pktbuf_len,
 		   char *err, size_t errlen)
 {
 	struct jr_tok tok[XREC_TOKENS], *heap = NULL;
@@ -467,8 +467,8 @@ int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pk
 	struct xp x = { .d = &d, .obj = 0, .idx = &idx, .err = err, .errlen = errlen };
 	int ret = -1;
 
-	memset(r, 0, offsetof(struct vtg_xrec, flow));
-	r->source = vtg_x_source;
+	memset(r, 0, offsetof(struct vtg_x_rec, flow));
+	r->source = vtg_record_source;
 	r->line = text;
 	r->line_len = len;
 	if (xrec_doc(&d, text, len, tok, &heap, err, errlen))
@@ -485,10 +485,10 @@ int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pk
 	if (!r->wall_ns)
 		r->wall_ns = r->ts_ns ? vtg_wall_of_mono(r->ts_ns) : vtg_wall_now_ns();
 	r->source = xp_str(&x, "source", false, r->source_buf, sizeof(r->source_buf)) ? r->source_buf
-										      : vtg_x_source;
-	if (xp_get(&x, "v") && xp_u64(&x, "v", false, 0) != VTG_X_VERSION && !x.bad) {
+										      : vtg_record_source;
+	if (xp_get(&x, "v") && xp_u64(&x, "v", false, 0) != VTG_RECORD_VERSION && !x.bad) {
 		snprintf(err, errlen, "field \"v\": record version %llu, this vantage reads version %d",
-			 (unsigned long long)xp_u64(&x, "v", false, 0), VTG_X_VERSION);
+			 (unsigned long long)xp_u64(&x, "v", false, 0), VTG_RECORD_VERSION);
 		goto out;
 	}
 	switch (r->kind) {
@@ -531,14 +531,14 @@ out:
 
 /* ---- writing records made in-process ---- */
 
-void vtg_xrec_init(struct vtg_xrec *r, enum vtg_xkind kind, const char *type, uint64_t ts_ns)
+void vtg_x_rec_init(struct vtg_x_rec *r, enum vtg_xkind kind, const char *type, uint64_t ts_ns)
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
 	snprintf(r->type, sizeof(r->type), "%s", type);
 	r->ts_ns = ts_ns;
 	r->wall_ns = vtg_wall_of_mono(ts_ns);
-	r->source = vtg_x_source;
+	r->source = vtg_record_source;
 }
 
 static const char *const end_names[] = { "", "idle", "active", "end", "forced", "resources" };
@@ -577,7 +577,7 @@ static void addr_json(struct jw *w, const char *key, uint8_t family, const uint8
 	jw_strn(w, buf, n);
 }
 
-void vtg_frame_tuple(const uint8_t *d, size_t n, struct vtg_frame_tuple *t)
+void vtg_x_frame_tuple(const uint8_t *d, size_t n, struct vtg_x_frame_tuple *t)
 {
 	size_t off = 14;
 	uint16_t et;
@@ -618,9 +618,9 @@ void vtg_frame_tuple(const uint8_t *d, size_t n, struct vtg_frame_tuple *t)
 /* Addresses and ports of a packet record, for people reading it. */
 static void frame_json(struct jw *w, const uint8_t *d, size_t n)
 {
-	struct vtg_frame_tuple t;
+	struct vtg_x_frame_tuple t;
 
-	vtg_frame_tuple(d, n, &t);
+	vtg_x_frame_tuple(d, n, &t);
 	if (!t.family)
 		return;
 	addr_json(w, "src", t.family, t.saddr);
@@ -650,7 +650,7 @@ static void hex_json(struct jw *w, const char *key, const uint8_t *d, size_t n)
 		free(buf);
 }
 
-void vtg_xrec_jw(struct jw *w, const struct vtg_xrec *r)
+void vtg_x_rec_jw(struct jw *w, const struct vtg_x_rec *r)
 {
 	char t1[48], t2[48];
 
@@ -739,7 +739,7 @@ void vtg_xrec_jw(struct jw *w, const struct vtg_xrec *r)
 	jw_obj_end(w);
 }
 
-void vtg_xrec_json(FILE *f, const struct vtg_xrec *r)
+void vtg_x_rec_json(FILE *f, const struct vtg_x_rec *r)
 {
 	struct jw *w;
 
@@ -752,6 +752,6 @@ void vtg_xrec_json(FILE *f, const struct vtg_xrec *r)
 	if (!w)
 		return;
 	jw_set_flush(w, false);
-	vtg_xrec_jw(w, r);
+	vtg_x_rec_jw(w, r);
 	jw_free(w);
 }

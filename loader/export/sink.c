@@ -10,27 +10,27 @@
 #include "export/vtg_export.h"
 
 /* Sinks live in their own files; a build without one says so rather than failing to link. */
-extern const struct vtg_sink_ops vtg_sink_jsonl __attribute__((weak));
-extern const struct vtg_sink_ops vtg_sink_ipfix __attribute__((weak));
-extern const struct vtg_sink_ops vtg_sink_pcapng __attribute__((weak));
-extern const struct vtg_sink_ops vtg_sink_prom __attribute__((weak));
+extern const struct vtg_x_sink_ops vtg_x_sink_jsonl __attribute__((weak));
+extern const struct vtg_x_sink_ops vtg_x_sink_ipfix __attribute__((weak));
+extern const struct vtg_x_sink_ops vtg_x_sink_pcapng __attribute__((weak));
+extern const struct vtg_x_sink_ops vtg_x_sink_prom __attribute__((weak));
 
-static const struct vtg_sink_ops *sink_ops(const char *kind)
+static const struct vtg_x_sink_ops *sink_ops(const char *kind)
 {
-	const struct vtg_sink_ops *all[] = { &vtg_sink_jsonl, &vtg_sink_ipfix, &vtg_sink_pcapng, &vtg_sink_prom };
+	const struct vtg_x_sink_ops *all[] = { &vtg_x_sink_jsonl, &vtg_x_sink_ipfix, &vtg_x_sink_pcapng, &vtg_x_sink_prom };
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (all[i] && !strcmp(all[i]->name, kind))
 			return all[i];
 	if (!strcmp(kind, "prometheus") || !strcmp(kind, "metrics"))
-		return &vtg_sink_prom;
+		return &vtg_x_sink_prom;
 	return NULL;
 }
 
-struct vtg_sink *vtg_sink_open(const char *kind, const char *target, char *err, size_t errlen)
+struct vtg_x_sink *vtg_x_sink_open(const char *kind, const char *target, char *err, size_t errlen)
 {
-	const struct vtg_sink_ops *ops = sink_ops(kind);
-	struct vtg_sink *s;
+	const struct vtg_x_sink_ops *ops = sink_ops(kind);
+	struct vtg_x_sink *s;
 
 	if (!ops) {
 		snprintf(err, errlen, "unknown sink '%s' (expected jsonl, ipfix, pcapng or prometheus)", kind);
@@ -54,7 +54,7 @@ struct vtg_sink *vtg_sink_open(const char *kind, const char *target, char *err, 
 	return s;
 }
 
-void vtg_sink_stats_jw(struct jw *w, const struct vtg_sink *s)
+void vtg_x_sink_stats_jw(struct jw *w, const struct vtg_x_sink *s)
 {
 	jw_obj(w);
 	jw_kstr(w, "sink", s->ops->name);
@@ -67,7 +67,7 @@ void vtg_sink_stats_jw(struct jw *w, const struct vtg_sink *s)
 	jw_obj_end(w);
 }
 
-void vtg_sink_close(struct vtg_sink *s)
+void vtg_x_sink_close(struct vtg_x_sink *s)
 {
 	if (!s)
 		return;
@@ -79,7 +79,7 @@ void vtg_sink_close(struct vtg_sink *s)
 
 /* ---- non-blocking output buffer ---- */
 
-int vtg_obuf_init(struct vtg_obuf *b, int fd, size_t cap)
+int vtg_x_obuf_init(struct vtg_x_obuf *b, int fd, size_t cap)
 {
 	memset(b, 0, sizeof(*b));
 	b->buf = malloc(cap);
@@ -90,7 +90,7 @@ int vtg_obuf_init(struct vtg_obuf *b, int fd, size_t cap)
 	return 0;
 }
 
-int vtg_obuf_put(struct vtg_obuf *b, const void *p, size_t n)
+int vtg_x_obuf_put(struct vtg_x_obuf *b, const void *p, size_t n)
 {
 	if (b->len + n > b->cap && b->off) {
 		/* Reclaim what was already written before refusing. */
@@ -106,7 +106,7 @@ int vtg_obuf_put(struct vtg_obuf *b, const void *p, size_t n)
 	return 0;
 }
 
-void vtg_obuf_mark(struct vtg_obuf *b)
+void vtg_x_obuf_mark(struct vtg_x_obuf *b)
 {
 	if (b->ends_n == b->ends_cap) {
 		size_t cap = b->ends_cap ? b->ends_cap * 2 : 1024;
@@ -125,12 +125,12 @@ void vtg_obuf_mark(struct vtg_obuf *b)
 	b->ends_n++;
 }
 
-size_t vtg_obuf_pending(const struct vtg_obuf *b)
+size_t vtg_x_obuf_pending(const struct vtg_x_obuf *b)
 {
 	return b->ends_n;
 }
 
-static void obuf_written(struct vtg_obuf *b, size_t n)
+static void obuf_written(struct vtg_x_obuf *b, size_t n)
 {
 	b->written_total += n;
 	while (b->ends_n && b->ends[b->ends_head] <= b->written_total) {
@@ -139,7 +139,7 @@ static void obuf_written(struct vtg_obuf *b, size_t n)
 	}
 }
 
-int vtg_obuf_flush(struct vtg_obuf *b)
+int vtg_x_obuf_flush(struct vtg_x_obuf *b)
 {
 	while (b->off < b->len && b->fd >= 0) {
 		/* send() with MSG_NOSIGNAL on sockets: a peer that left is an error, not SIGPIPE. */
@@ -163,7 +163,7 @@ int vtg_obuf_flush(struct vtg_obuf *b)
 	return 0;
 }
 
-void vtg_obuf_free(struct vtg_obuf *b)
+void vtg_x_obuf_free(struct vtg_x_obuf *b)
 {
 	free(b->buf);
 	free(b->ends);

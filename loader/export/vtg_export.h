@@ -2,15 +2,15 @@
 /*
  * Export: records -> sinks (JSON Lines, IPFIX, pcapng, Prometheus).
  *
- * Every record that leaves vantage is a struct vtg_xrec: made from a ring-buffer
+ * Every record that leaves vantage is a struct vtg_x_rec: made from a ring-buffer
  * record or a map read by the commands and the agent, or parsed from a JSON Lines
  * stream by `vantage export` (so `vantage latency -j | vantage export ipfix ...`
  * feeds a sink exactly as the agent does). A sink takes records one at a time and
  * never blocks: what it cannot send now is buffered up to a bound, and beyond that
- * dropped and counted (struct vtg_sink_stats), so a slow or dead analyzer neither
+ * dropped and counted (struct vtg_x_sink_stats), so a slow or dead analyzer neither
  * holds the ring buffers nor the other sinks.
  *
- * Envelope of the JSON form (version VTG_X_VERSION): every streamed record carries
+ * Envelope of the JSON form (version VTG_RECORD_VERSION): every streamed record carries
  *   "v": 1, "type": "...", "ts_ns": CLOCK_MONOTONIC ns, "time": RFC 3339 wall clock,
  *   "source": "HOST/COMMAND"
  * before its own fields.
@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/vtg_core.h" /* VTG_X_VERSION, the envelope's source */
+#include "core/vtg_core.h" /* VTG_RECORD_VERSION, the envelope's source */
 
 enum vtg_xkind {
 	VTG_XK_OTHER = 0, /* any other type: JSON Lines only */
@@ -114,7 +114,7 @@ struct vtg_xlost {
 	uint64_t count;
 };
 
-struct vtg_xrec {
+struct vtg_x_rec {
 	enum vtg_xkind kind;
 	char type[24];         /* the envelope's "type" */
 	uint64_t ts_ns;        /* CLOCK_MONOTONIC */
@@ -138,7 +138,7 @@ struct vtg_xrec {
 
 /* ---- sinks ---- */
 
-struct vtg_sink_stats {
+struct vtg_x_sink_stats {
 	uint64_t records;      /* taken and sent (or queued to be sent) */
 	uint64_t dropped;      /* taken but dropped: the analyzer could not keep up or is away */
 	uint64_t skipped;      /* types this sink does not carry (e.g. latency to pcapng) */
@@ -146,74 +146,74 @@ struct vtg_sink_stats {
 	uint64_t reconnects;
 };
 
-struct vtg_sink;
-struct vtg_sink_ops {
+struct vtg_x_sink;
+struct vtg_x_sink_ops {
 	const char *name;      /* "jsonl", "ipfix", "pcapng", "prometheus" */
 	/* target: what followed the sink name on the command line; err gets a one-line reason */
-	int (*open)(struct vtg_sink *s, const char *target, char *err, size_t errlen);
+	int (*open)(struct vtg_x_sink *s, const char *target, char *err, size_t errlen);
 	/* Takes one record; never blocks; returns 0, or -1 when the record was dropped or
 	 * skipped (counted in s->st). */
-	int (*write)(struct vtg_sink *s, const struct vtg_xrec *r);
+	int (*write)(struct vtg_x_sink *s, const struct vtg_x_rec *r);
 	/* Called at least every 100 ms and before close: flush buffers, refresh templates,
 	 * reconnect with backoff. now_ns is CLOCK_MONOTONIC. */
-	void (*tick)(struct vtg_sink *s, uint64_t now_ns);
+	void (*tick)(struct vtg_x_sink *s, uint64_t now_ns);
 	/* fds the sink wants polled (listening sockets, connections with queued data);
 	 * returns how many it wrote into fds/events (at most max). May be NULL. */
-	int (*pollfds)(struct vtg_sink *s, int *fds, short *events, int max);
-	void (*close)(struct vtg_sink *s);
+	int (*pollfds)(struct vtg_x_sink *s, int *fds, short *events, int max);
+	void (*close)(struct vtg_x_sink *s);
 };
 
-struct vtg_sink {
-	const struct vtg_sink_ops *ops;
+struct vtg_x_sink {
+	const struct vtg_x_sink_ops *ops;
 	void *priv;
 	char target[256];
-	struct vtg_sink_stats st;
+	struct vtg_x_sink_stats st;
 	uint32_t sampling;     /* current 1-in-N scale of the CPU budget (1 = none), for export */
 };
 
-extern const struct vtg_sink_ops vtg_sink_jsonl, vtg_sink_ipfix, vtg_sink_pcapng, vtg_sink_prom;
+extern const struct vtg_x_sink_ops vtg_x_sink_jsonl, vtg_x_sink_ipfix, vtg_x_sink_pcapng, vtg_x_sink_prom;
 
 /* "jsonl[:FILE]", "ipfix[:]udp://HOST:PORT" ...: the spec as `vantage export` and the
  * agent's config take it: KIND then TARGET. Returns a sink or NULL with err set. */
-struct vtg_sink *vtg_sink_open(const char *kind, const char *target, char *err, size_t errlen);
-void vtg_sink_close(struct vtg_sink *s);
+struct vtg_x_sink *vtg_x_sink_open(const char *kind, const char *target, char *err, size_t errlen);
+void vtg_x_sink_close(struct vtg_x_sink *s);
 /* What a sink did, as one element of a summary record's "sinks" array (defs.schema.json
  * sink_stats): {"sink","target","records","dropped","skipped","errors","reconnects"}.
  * Call after its close, which settles the counts. */
 struct jw;
-void vtg_sink_stats_jw(struct jw *w, const struct vtg_sink *s);
+void vtg_x_sink_stats_jw(struct jw *w, const struct vtg_x_sink *s);
 
 /* ---- records ---- */
 
 /* Parses one JSON Lines record into r (r->line points at text). Returns 0, or -1
  * with err naming what is wrong ("column 17: expected ':'"). Types it does not know
  * become VTG_XK_OTHER; a known type with a missing or ill-typed field is an error. */
-int vtg_xrec_parse(const char *text, size_t len, struct vtg_xrec *r, uint8_t *pktbuf, size_t pktbuf_len,
+int vtg_x_rec_parse(const char *text, size_t len, struct vtg_x_rec *r, uint8_t *pktbuf, size_t pktbuf_len,
 		   char *err, size_t errlen);
 
 /* Addresses, protocol and ports from a captured Ethernet frame (up to two VLAN tags). */
-struct vtg_frame_tuple {
+struct vtg_x_frame_tuple {
 	uint8_t family;        /* 0: not IPv4/IPv6 or cut short */
 	uint8_t proto;
 	bool has_ports;        /* TCP/UDP, first fragment, ports captured */
 	uint16_t sport, dport;
 	uint8_t saddr[16], daddr[16];
 };
-void vtg_frame_tuple(const uint8_t *d, size_t n, struct vtg_frame_tuple *t);
+void vtg_x_frame_tuple(const uint8_t *d, size_t n, struct vtg_x_frame_tuple *t);
 
 /* Zeroes r and fills the envelope: kind, type, ts_ns (CLOCK_MONOTONIC), its wall
  * clock, and this process's source. */
-void vtg_xrec_init(struct vtg_xrec *r, enum vtg_xkind kind, const char *type, uint64_t ts_ns);
+void vtg_x_rec_init(struct vtg_x_rec *r, enum vtg_xkind kind, const char *type, uint64_t ts_ns);
 
 /* Writes r as one JSON line (with the envelope) to f; uses r->line when set. */
-void vtg_xrec_json(FILE *f, const struct vtg_xrec *r);
+void vtg_x_rec_json(FILE *f, const struct vtg_x_rec *r);
 /* The same through a JSON writer (no line passthrough). */
 struct jw;
-void vtg_xrec_jw(struct jw *w, const struct vtg_xrec *r);
+void vtg_x_rec_jw(struct jw *w, const struct vtg_x_rec *r);
 
 /* Non-blocking output buffer shared by the stream sinks: at most cap bytes queued;
  * a record that does not fit is dropped whole (never a torn record). */
-struct vtg_obuf {
+struct vtg_x_obuf {
 	uint8_t *buf;
 	size_t len, off, cap;
 	int fd;
@@ -223,40 +223,40 @@ struct vtg_obuf {
 	uint64_t *ends;
 	size_t ends_head, ends_n, ends_cap;
 };
-int vtg_obuf_init(struct vtg_obuf *b, int fd, size_t cap);
+int vtg_x_obuf_init(struct vtg_x_obuf *b, int fd, size_t cap);
 /* Queues n bytes (all or nothing). Returns 0, or -1 when they do not fit. */
-int vtg_obuf_put(struct vtg_obuf *b, const void *p, size_t n);
+int vtg_x_obuf_put(struct vtg_x_obuf *b, const void *p, size_t n);
 /* Marks the end of a record at what was put last. */
-void vtg_obuf_mark(struct vtg_obuf *b);
+void vtg_x_obuf_mark(struct vtg_x_obuf *b);
 /* Records marked and not yet written out whole. */
-size_t vtg_obuf_pending(const struct vtg_obuf *b);
+size_t vtg_x_obuf_pending(const struct vtg_x_obuf *b);
 /* Writes what it can without blocking. Returns 0, or -errno of a fatal write error. */
-int vtg_obuf_flush(struct vtg_obuf *b);
-void vtg_obuf_free(struct vtg_obuf *b);
+int vtg_x_obuf_flush(struct vtg_x_obuf *b);
+void vtg_x_obuf_free(struct vtg_x_obuf *b);
 
 /* ---- budget.c ---------------------------------------------------------------- */
 
 /* The CPU budget: holds our CPU plus our BPF programs' run time at a percentage of one
  * CPU by adapting a sampling scale (loader/export/budget.c). */
-#define VTG_BUDGET_MAX_PROGS 16
+#define VTG_X_BUDGET_MAX_PROGS 16
 
-struct vtg_budget {
+struct vtg_x_budget {
 	double pct;                 /* the budget, % of one CPU */
 	uint32_t scale;             /* current 1-in-scale factor (1 = everything) */
-	int prog_fds[VTG_BUDGET_MAX_PROGS], nprogs;
+	int prog_fds[VTG_X_BUDGET_MAX_PROGS], nprogs;
 	int stats_fd;               /* BPF_ENABLE_STATS while we run */
 	uint64_t last_t, last_cpu, last_bpf, periods;
 	double last_pct, last_user_pct, last_bpf_pct; /* the last period's measurements */
 };
 
-/* Enables BPF run-time statistics (kept on until vtg_budget_free). */
-int vtg_budget_init(struct vtg_budget *b, double pct, const int *prog_fds, int nprogs);
+/* Enables BPF run-time statistics (kept on until vtg_x_budget_free). */
+int vtg_x_budget_init(struct vtg_x_budget *b, double pct, const int *prog_fds, int nprogs);
 /* Call often; every 250 ms it measures and adapts. Returns true when scale changed. */
-bool vtg_budget_tick(struct vtg_budget *b, uint64_t now_mono_ns);
-void vtg_budget_free(struct vtg_budget *b);
+bool vtg_x_budget_tick(struct vtg_x_budget *b, uint64_t now_mono_ns);
+void vtg_x_budget_free(struct vtg_x_budget *b);
 /* The sampling record's fields (after its envelope): scale, cpu_pct, user_pct, bpf_pct,
  * budget_pct. */
-void vtg_budget_jw(struct jw *w, const struct vtg_budget *b);
+void vtg_x_budget_jw(struct jw *w, const struct vtg_x_budget *b);
 
 /* ---- prom.c ------------------------------------------------------------------ */
 
@@ -264,7 +264,7 @@ void vtg_budget_jw(struct jw *w, const struct vtg_budget *b);
  * Prometheus / OpenMetrics endpoint: a metrics registry fed with export records,
  * and a small non-blocking HTTP server that answers scrapes from it.
  *
- * Two users: the "prometheus" sink (vtg_sink_prom, `vantage export prometheus
+ * Two users: the "prometheus" sink (vtg_x_sink_prom, `vantage export prometheus
  * 127.0.0.1:9464`), a thin wrapper of this API; and the agent, which also adds its
  * own families at scrape time through a collector callback.
  *
@@ -276,26 +276,26 @@ void vtg_budget_jw(struct jw *w, const struct vtg_budget *b);
  *
  * Nothing here blocks: the listening socket and the clients are non-blocking; a
  * response that does not fit the socket buffer is kept and sent on later calls of
- * vtg_prom_serve(); a client that makes no progress for VTG_PROM_IDLE_MS (or is not
- * done within VTG_PROM_MAX_MS) is dropped and counted.
+ * vtg_x_prom_serve(); a client that makes no progress for VTG_X_PROM_IDLE_MS (or is not
+ * done within VTG_X_PROM_MAX_MS) is dropped and counted.
  */
 
-#define VTG_PROM_DEFAULT_LISTEN "127.0.0.1:9464"
-#define VTG_PROM_MAX_CLIENTS 16
-#define VTG_PROM_IDLE_MS 2000  /* no byte read or written for this long: dropped */
-#define VTG_PROM_MAX_MS 10000  /* a whole exchange takes at most this long */
+#define VTG_X_PROM_DEFAULT_LISTEN "127.0.0.1:9464"
+#define VTG_X_PROM_MAX_CLIENTS 16
+#define VTG_X_PROM_IDLE_MS 2000  /* no byte read or written for this long: dropped */
+#define VTG_X_PROM_MAX_MS 10000  /* a whole exchange takes at most this long */
 
-struct vtg_prom;   /* registry + server */
-struct vtg_prom_w; /* one scrape being written, in the format the scraper asked for */
+struct vtg_x_prom;   /* registry + server */
+struct vtg_x_prom_w; /* one scrape being written, in the format the scraper asked for */
 
 /* listen: "ADDR:PORT[?public]", "[ADDR6]:PORT", ":PORT" or "PORT" (127.0.0.1), or ""
- * (VTG_PROM_DEFAULT_LISTEN); ADDR is numeric or "localhost". Only loopback addresses
- * unless the target ends with "?public". Port 0 picks a free port (vtg_prom_port()).
+ * (VTG_X_PROM_DEFAULT_LISTEN); ADDR is numeric or "localhost". Only loopback addresses
+ * unless the target ends with "?public". Port 0 picks a free port (vtg_x_prom_port()).
  * Returns NULL with a one-line reason in err. */
-struct vtg_prom *vtg_prom_new(const char *listen, char *err, size_t errlen);
-void vtg_prom_free(struct vtg_prom *p);
+struct vtg_x_prom *vtg_x_prom_new(const char *listen, char *err, size_t errlen);
+void vtg_x_prom_free(struct vtg_x_prom *p);
 /* The port it listens on (host order). */
-uint16_t vtg_prom_port(const struct vtg_prom *p);
+uint16_t vtg_x_prom_port(const struct vtg_x_prom *p);
 
 /* Folds one record into the registry:
  *   hist     -> vantage_stack_latency_seconds{netns,netns_name,dir,proto}: the series
@@ -308,39 +308,39 @@ uint16_t vtg_prom_port(const struct vtg_prom *p);
  *   sampling -> vantage_sampling_scale: set
  * Returns 0; -1 when the kind is not carried (packets, other); -2 when the record
  * could not be kept (series table full, a histogram bound not of the latency scheme). */
-int vtg_prom_observe_record(struct vtg_prom *p, const struct vtg_xrec *r);
+int vtg_x_prom_observe_record(struct vtg_x_prom *p, const struct vtg_x_rec *r);
 
 /* Sets one latency series from a histogram in the stack-latency scheme (nbuckets
  * must be VTG_LAT_HIST_BUCKETS; dir enum vtg_lat_dir, proto an IP protocol), as the
  * agent reads them from the kernel: replaces the series. Returns 0 or -1. */
-int vtg_prom_set_latency(struct vtg_prom *p, uint64_t netns, const char *netns_name, int dir, int proto,
+int vtg_x_prom_set_latency(struct vtg_x_prom *p, uint64_t netns, const char *netns_name, int dir, int proto,
 			 const uint64_t *buckets, int nbuckets, double sum_ns);
 /* Forgets every latency series (e.g. before setting those of the kernel's map again,
  * so namespaces that are gone disappear). */
-void vtg_prom_latency_clear(struct vtg_prom *p);
+void vtg_x_prom_latency_clear(struct vtg_x_prom *p);
 
 /* Per-sink statistics, exposed as vantage_export_{records,dropped,skipped,errors,
  * reconnects}_total{sink=NAME}. Copies st; call again whenever it changes (e.g. per
  * tick). Returns 0 or -1 (table full). */
-int vtg_prom_set_sink_stats(struct vtg_prom *p, const char *sink, const struct vtg_sink_stats *st);
+int vtg_x_prom_set_sink_stats(struct vtg_x_prom *p, const char *sink, const struct vtg_x_sink_stats *st);
 
 /* A collector adds the caller's own families to every scrape. Collectors run first
- * and may also update the registry (vtg_prom_observe_record, vtg_prom_set_latency)
+ * and may also update the registry (vtg_x_prom_observe_record, vtg_x_prom_set_latency)
  * before it is written. The registry's family names (those above, and process_*)
  * are not available to collectors. Returns 0 or -1 (too many collectors; at most 8). */
-typedef void (*vtg_prom_collect_fn)(struct vtg_prom_w *w, void *arg);
-int vtg_prom_add_collector(struct vtg_prom *p, vtg_prom_collect_fn fn, void *arg);
+typedef void (*vtg_x_prom_collect_fn)(struct vtg_x_prom_w *w, void *arg);
+int vtg_x_prom_add_collector(struct vtg_x_prom *p, vtg_x_prom_collect_fn fn, void *arg);
 
 /* The fds to poll (the listening socket, and each client: POLLIN while reading its
  * request, POLLOUT while its response waits). Returns how many were written (<= max). */
-int vtg_prom_pollfds(struct vtg_prom *p, int *fds, short *events, int max);
+int vtg_x_prom_pollfds(struct vtg_x_prom *p, int *fds, short *events, int max);
 /* Accepts, reads requests, answers complete ones, sends queued responses, drops
  * clients past their deadline. Never blocks; call after poll() and at least every
  * 100 ms. now_ns: CLOCK_MONOTONIC. */
-void vtg_prom_serve(struct vtg_prom *p, uint64_t now_ns);
+void vtg_x_prom_serve(struct vtg_x_prom *p, uint64_t now_ns);
 
 /* ---- writing families (in collectors) ----
- * A family is opened by vtg_prom_family() and holds the samples written until the
+ * A family is opened by vtg_x_prom_family() and holds the samples written until the
  * next family; its HELP/TYPE lines appear with its first sample only. A family
  * name is used once per scrape (a second family of that name is refused, with its
  * samples, so the exposition stays valid); a sample of the wrong type for its family
@@ -348,32 +348,32 @@ void vtg_prom_serve(struct vtg_prom *p, uint64_t now_ns);
  * without "_total" (the format adds it); names ending in _seconds or _bytes get an
  * OpenMetrics UNIT. Labels are NAME, VALUE pairs ending with NULL (at most 8 pairs);
  * values are escaped and invalid UTF-8 is replaced. */
-enum vtg_prom_type {
-	VTG_PROM_COUNTER,
-	VTG_PROM_GAUGE,
-	VTG_PROM_HISTOGRAM,
+enum vtg_x_prom_type {
+	VTG_X_PROM_COUNTER,
+	VTG_X_PROM_GAUGE,
+	VTG_X_PROM_HISTOGRAM,
 };
 
-void vtg_prom_family(struct vtg_prom_w *w, const char *name, enum vtg_prom_type type, const char *help);
-void vtg_prom_counter(struct vtg_prom_w *w, double value, ...) __attribute__((sentinel));
-void vtg_prom_gauge(struct vtg_prom_w *w, double value, ...) __attribute__((sentinel));
+void vtg_x_prom_family(struct vtg_x_prom_w *w, const char *name, enum vtg_x_prom_type type, const char *help);
+void vtg_x_prom_counter(struct vtg_x_prom_w *w, double value, ...) __attribute__((sentinel));
+void vtg_x_prom_gauge(struct vtg_x_prom_w *w, double value, ...) __attribute__((sentinel));
 /* A classic histogram: n finite upper bounds (ascending) in le[], counts[0..n] per
  * bucket (not cumulative; counts[n] is above le[n-1]), the sum of observations. */
-void vtg_prom_histogram(struct vtg_prom_w *w, const double *le, const uint64_t *counts, int n, double sum,
+void vtg_x_prom_histogram(struct vtg_x_prom_w *w, const double *le, const uint64_t *counts, int n, double sum,
 			...) __attribute__((sentinel));
 /* A histogram in the stack-latency scheme (maps/latency.h: nbuckets must be
  * VTG_LAT_HIST_BUCKETS, counts per bucket in ns), exposed in seconds: classic buckets
  * at the scheme's bounds in every format, and a native histogram in protobuf (see
  * prom.c for how the buckets map). Returns 0, or -1 for a wrong nbuckets. */
-int vtg_prom_latency_hist(struct vtg_prom_w *w, const uint64_t *buckets, int nbuckets, double sum_ns, ...)
+int vtg_x_prom_latency_hist(struct vtg_x_prom_w *w, const uint64_t *buckets, int nbuckets, double sum_ns, ...)
 	__attribute__((sentinel));
 
 /* The format being written: "text", "openmetrics" or "protobuf". */
-const char *vtg_prom_w_format(const struct vtg_prom_w *w);
+const char *vtg_x_prom_w_format(const struct vtg_x_prom_w *w);
 
 /* ---- for tests and tools: render a scrape without the server ----
  * accept: an Accept header value (NULL = text). Returns a malloc'd body (not NUL
  * terminated for protobuf) and its length and content type, or NULL. */
-char *vtg_prom_render(struct vtg_prom *p, const char *accept, size_t *len, const char **content_type);
+char *vtg_x_prom_render(struct vtg_x_prom *p, const char *accept, size_t *len, const char **content_type);
 
 #endif

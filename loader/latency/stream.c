@@ -108,7 +108,7 @@ static bool check_gone(struct vtg_lat_stream *s)
 	for (int i = 0; i < s->n_traced; i++) {
 		if (s->gone[i])
 			continue;
-		if (vtg_netns_alive(s->traced[i])) {
+		if (vtg_lat_netns_alive(s->traced[i])) {
 			any = true;
 			continue;
 		}

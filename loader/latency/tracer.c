@@ -1179,7 +1179,7 @@ int vtg_lat_netns_ino(const char *spec, uint32_t *ino)
 	return 0;
 }
 
-bool vtg_netns_alive(uint32_t ino)
+bool vtg_lat_netns_alive(uint32_t ino)
 {
 	struct vtg_netns *ns;
 	int n = vtg_netns_list(&ns);

@@ -100,7 +100,7 @@ int vtg_lat_resolve_uplink(const char *host_ns, const char *dev, struct vtg_lat_
 /* Inode of a namespace given as NAME, PATH, or NULL for the caller's own. */
 int vtg_lat_netns_ino(const char *spec, uint32_t *ino);
 /* True while the namespace is reachable (named, or some process is in it). */
-bool vtg_netns_alive(uint32_t ino);
+bool vtg_lat_netns_alive(uint32_t ino);
 
 /* ---- streams (stream.c) ---- */
 

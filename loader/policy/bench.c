@@ -155,7 +155,7 @@ static int compile_for_bench(struct vtg_pol_bench *b, const struct vtg_policy *p
 		}
 	if (vtg_env_setup())
 		return -EPERM;
-	if (vtg_policy_compile(pol, NULL, &co, &b->c, err, sizeof(err))) {
+	if (vtg_pol_policy_compile(pol, NULL, &co, &b->c, err, sizeof(err))) {
 		vtg_err("%s: %s", pol->source, err);
 		return -EINVAL;
 	}
@@ -271,7 +271,7 @@ int vtg_pol_bench_trace(struct vtg_pol_bench *b, const struct vtg_policy *pol, c
 		sum->cache_hits += r.cache_hits;
 		sum->cache_misses += r.cache_misses;
 		if (check) {
-			int want = vtg_policy_ref_match(pol, NULL, &tr->h[i]);
+			int want = vtg_pol_policy_ref_match(pol, NULL, &tr->h[i]);
 
 			if (want != r.match && sum->disagree++ < 5)
 				vtg_warn("header %u (line %u): program says %d, the reference scan %d", i, i + 1,

@@ -517,7 +517,7 @@ static void assign_ids(const struct vtg_policy *pol, struct vtg_pol_meta *meta)
 	free(tab);
 }
 
-int vtg_policy_compile(const struct vtg_policy *pol, const int *ifindex,
+int vtg_pol_policy_compile(const struct vtg_policy *pol, const int *ifindex,
 		       const struct vtg_pol_compile_opts *opts, struct vtg_pol_compiled *c,
 		       char *err, size_t errlen)
 {

@@ -35,17 +35,17 @@ struct vtg_pol_feed {
 	struct vtg_pol_inst *in;
 	int n_in;
 	struct vtg_pol_watch *w;
-	struct vtg_flowx *fx;
+	struct vtg_pol_flowx *fx;
 	uint64_t next_flows, next_lost, flow_period;
 	int prog_fd;
 };
 
-static void flow_out(void *ctx, const struct vtg_xrec *r)
+static void flow_out(void *ctx, const struct vtg_x_rec *r)
 {
 	vtg_pol_watch_out(ctx, r);
 }
 
-struct vtg_pol_feed *vtg_pol_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
+struct vtg_pol_feed *vtg_pol_feed_open(const char *dev, const char *netns, struct vtg_x_sink **sinks, int nsinks,
 				     double active, double idle)
 {
 	struct vtg_pol_feed *f = calloc(1, sizeof(*f));
@@ -64,7 +64,7 @@ struct vtg_pol_feed *vtg_pol_feed_open(const char *dev, const char *netns, struc
 	f->w = vtg_pol_watch_open(&f->in[0], &wo);
 	if (!f->w)
 		goto fail;
-	f->fx = vtg_flowx_new(&f->in[0].m, f->in[0].info.ifname, active, idle);
+	f->fx = vtg_pol_flowx_new(&f->in[0].m, f->in[0].info.ifname, active, idle);
 	f->prog_fd = bpf_prog_get_fd_by_id(f->in[0].info.prog_id);
 	if (!f->fx || f->prog_fd < 0) {
 		vtg_err("policy on %s: cannot open its flows or program: %s", dev, strerror(errno));
@@ -78,7 +78,7 @@ fail:
 }
 
 /* Each rule's counters (and the default's) as VTG_XK_RULE records, for the metrics. */
-void vtg_pol_feed_rules(struct vtg_pol_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx)
+void vtg_pol_feed_rules(struct vtg_pol_feed *f, void (*fn)(void *ctx, const struct vtg_x_rec *r), void *ctx)
 {
 	const struct vtg_pol_maps *m = &f->in[0].m;
 	const struct vtg_pol_hdr *h = vtg_pol_cur_hdr(m);
@@ -86,11 +86,11 @@ void vtg_pol_feed_rules(struct vtg_pol_feed *f, void (*fn)(void *ctx, const stru
 
 	for (int64_t i = -1; h && i < (int64_t)h->nrules; i++) {
 		uint32_t counter = vtg_pol_rule_counter(m, i);
-		struct vtg_xrec r;
+		struct vtg_x_rec r;
 
 		if (counter >= VTG_POL_MAX_COUNTERS || vtg_pol_read_cnt(m, counter, &c))
 			continue;
-		vtg_xrec_init(&r, VTG_XK_RULE, i < 0 ? "default" : "rule", vtg_mono_ns());
+		vtg_x_rec_init(&r, VTG_XK_RULE, i < 0 ? "default" : "rule", vtg_mono_ns());
 		snprintf(r.rule.dev, sizeof(r.rule.dev), "%s", f->in[0].info.ifname);
 		r.rule.index = (int32_t)i;
 		r.rule.packets = c.packets;
@@ -115,7 +115,7 @@ int vtg_pol_feed_prog_fd(const struct vtg_pol_feed *f)
 	return f->prog_fd;
 }
 
-void vtg_pol_feed_set_scale(struct vtg_pol_feed *f, const struct vtg_budget *b)
+void vtg_pol_feed_set_scale(struct vtg_pol_feed *f, const struct vtg_x_budget *b)
 {
 	vtg_pol_watch_set_ctl_scale(f->w, b->scale);
 }
@@ -150,7 +150,7 @@ void vtg_pol_feed_close(struct vtg_pol_feed *f, bool final)
 	if (f->w)
 		vtg_pol_watch_set_ctl_scale(f->w, 1);
 	vtg_pol_watch_close(f->w);
-	vtg_flowx_free(f->fx);
+	vtg_pol_flowx_free(f->fx);
 	if (f->prog_fd >= 0)
 		close(f->prog_fd);
 	if (f->n_in > 0)

@@ -29,13 +29,13 @@ struct fx_entry {
 	bool used;
 };
 
-struct vtg_flowx {
+struct vtg_pol_flowx {
 	struct vtg_pol_maps *m;
 	char dev[16];
 	uint64_t active_ns, idle_ns;
 	struct fx_entry *tab;
 	size_t cap, n;
-	struct vtg_flowx_stats st;
+	struct vtg_pol_flowx_stats st;
 	struct vtg_pol_flow_key *bk;
 	struct vtg_pol_flow *bv;
 };
@@ -59,7 +59,7 @@ static struct fx_entry *slot_of(struct fx_entry *tab, size_t cap, const struct v
 	return &tab[i];
 }
 
-static int grow(struct vtg_flowx *x)
+static int grow(struct vtg_pol_flowx *x)
 {
 	size_t ncap = x->cap ? x->cap * 2 : 1024;
 	struct fx_entry *nt = calloc(ncap, sizeof(*nt));
@@ -75,9 +75,9 @@ static int grow(struct vtg_flowx *x)
 	return 0;
 }
 
-struct vtg_flowx *vtg_flowx_new(struct vtg_pol_maps *m, const char *dev, double active_s, double idle_s)
+struct vtg_pol_flowx *vtg_pol_flowx_new(struct vtg_pol_maps *m, const char *dev, double active_s, double idle_s)
 {
-	struct vtg_flowx *x = calloc(1, sizeof(*x));
+	struct vtg_pol_flowx *x = calloc(1, sizeof(*x));
 
 	if (!x)
 		return NULL;
@@ -88,13 +88,13 @@ struct vtg_flowx *vtg_flowx_new(struct vtg_pol_maps *m, const char *dev, double 
 	x->bk = calloc(BATCH, sizeof(*x->bk));
 	x->bv = calloc(BATCH, sizeof(*x->bv));
 	if (!x->bk || !x->bv || grow(x)) {
-		vtg_flowx_free(x);
+		vtg_pol_flowx_free(x);
 		return NULL;
 	}
 	return x;
 }
 
-void vtg_flowx_free(struct vtg_flowx *x)
+void vtg_pol_flowx_free(struct vtg_pol_flowx *x)
 {
 	if (!x)
 		return;
@@ -104,12 +104,12 @@ void vtg_flowx_free(struct vtg_flowx *x)
 	free(x);
 }
 
-const struct vtg_flowx_stats *vtg_flowx_stats(const struct vtg_flowx *x)
+const struct vtg_pol_flowx_stats *vtg_pol_flowx_stats(const struct vtg_pol_flowx *x)
 {
 	return &x->st;
 }
 
-static void merge(struct vtg_flowx *x, const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v)
+static void merge(struct vtg_pol_flowx *x, const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v)
 {
 	struct fx_entry *e;
 
@@ -137,7 +137,7 @@ static void merge(struct vtg_flowx *x, const struct vtg_pol_flow_key *k, const s
 }
 
 /* Empties one kernel table into the cache with batch lookup-and-delete. */
-static int drain(struct vtg_flowx *x, int fd)
+static int drain(struct vtg_pol_flowx *x, int fd)
 {
 	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	uint32_t in = 0, out = 0;
@@ -161,7 +161,7 @@ static int drain(struct vtg_flowx *x, int fd)
 }
 
 /* Switches the kernel to the other table; returns when no packet writes the old one. */
-static int flip(struct vtg_flowx *x, uint32_t *old)
+static int flip(struct vtg_pol_flowx *x, uint32_t *old)
 {
 	uint64_t *fs = (uint64_t *)x->m->m_ctl + 1;
 	uint64_t cur = __atomic_load_n(fs, __ATOMIC_ACQUIRE);
@@ -176,12 +176,12 @@ static int flip(struct vtg_flowx *x, uint32_t *old)
 	return 0;
 }
 
-void vtg_flow_xrec(const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v, const char *dev, int rule,
-		   uint8_t reason, struct vtg_xrec *r)
+void vtg_pol_flow_xrec(const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v, const char *dev, int rule,
+		   uint8_t reason, struct vtg_x_rec *r)
 {
 	struct vtg_xflow *f = &r->flow;
 
-	vtg_xrec_init(r, VTG_XK_FLOW, "flow", vtg_mono_ns());
+	vtg_x_rec_init(r, VTG_XK_FLOW, "flow", vtg_mono_ns());
 	f->family = k->family;
 	f->proto = k->proto;
 	f->dir = k->dir;
@@ -206,20 +206,20 @@ void vtg_flow_xrec(const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *
 	f->sampling = 1;
 }
 
-static void emit_one(struct vtg_flowx *x, const struct fx_entry *e, uint8_t reason, const int *cidx,
-		     void (*emit)(void *, const struct vtg_xrec *), void *ctx)
+static void emit_one(struct vtg_pol_flowx *x, const struct fx_entry *e, uint8_t reason, const int *cidx,
+		     void (*emit)(void *, const struct vtg_x_rec *), void *ctx)
 {
-	struct vtg_xrec r;
+	struct vtg_x_rec r;
 
-	vtg_flow_xrec(&e->k, &e->v, x->dev, cidx && e->v.counter < VTG_POL_MAX_COUNTERS ? cidx[e->v.counter] : -2,
+	vtg_pol_flow_xrec(&e->k, &e->v, x->dev, cidx && e->v.counter < VTG_POL_MAX_COUNTERS ? cidx[e->v.counter] : -2,
 		      reason, &r);
 	x->st.exported++;
 	x->st.exported_packets += e->v.packets;
 	emit(ctx, &r);
 }
 
-int vtg_flowx_poll(struct vtg_flowx *x, bool final, const int *cidx,
-		   void (*emit)(void *ctx, const struct vtg_xrec *r), void *ctx)
+int vtg_pol_flowx_poll(struct vtg_pol_flowx *x, bool final, const int *cidx,
+		   void (*emit)(void *ctx, const struct vtg_x_rec *r), void *ctx)
 {
 	uint64_t now = vtg_mono_ns();
 	uint32_t old;
@@ -273,11 +273,11 @@ int vtg_flowx_poll(struct vtg_flowx *x, bool final, const int *cidx,
 	return 0;
 }
 
-int vtg_pol_flows_poll(struct vtg_flowx *x, const struct vtg_pol_maps *m, bool final,
-		       void (*emit)(void *ctx, const struct vtg_xrec *r), void *ctx)
+int vtg_pol_flows_poll(struct vtg_pol_flowx *x, const struct vtg_pol_maps *m, bool final,
+		       void (*emit)(void *ctx, const struct vtg_x_rec *r), void *ctx)
 {
 	int *cidx = vtg_pol_counter_index(m);
-	int err = vtg_flowx_poll(x, final, cidx, emit, ctx);
+	int err = vtg_pol_flowx_poll(x, final, cidx, emit, ctx);
 
 	free(cidx);
 	return err;
@@ -295,7 +295,7 @@ double vtg_pol_flows_period_s(double active_s, double idle_s)
 }
 
 /* Entries stay in the tables: a snapshot takes nothing an exporter would miss. */
-int vtg_pol_flows_snapshot(const struct vtg_pol_inst *in, void (*emit)(void *ctx, const struct vtg_xrec *r),
+int vtg_pol_flows_snapshot(const struct vtg_pol_inst *in, void (*emit)(void *ctx, const struct vtg_x_rec *r),
 			   void *ctx)
 {
 	int *cidx = vtg_pol_counter_index(&in->m);
@@ -307,7 +307,7 @@ int vtg_pol_flows_snapshot(const struct vtg_pol_inst *in, void (*emit)(void *ctx
 		bool first = true;
 
 		while (fds[t] >= 0 && !bpf_map_get_next_key(fds[t], first ? NULL : &k, &next)) {
-			struct vtg_xrec r;
+			struct vtg_x_rec r;
 			int rule;
 
 			first = false;
@@ -315,7 +315,7 @@ int vtg_pol_flows_snapshot(const struct vtg_pol_inst *in, void (*emit)(void *ctx
 			if (bpf_map_lookup_elem(fds[t], &k, &v))
 				continue;
 			rule = cidx && v.counter < VTG_POL_MAX_COUNTERS ? cidx[v.counter] : -2;
-			vtg_flow_xrec(&k, &v, in->info.ifname, rule, 0, &r);
+			vtg_pol_flow_xrec(&k, &v, in->info.ifname, rule, 0, &r);
 			emit(ctx, &r);
 		}
 	}

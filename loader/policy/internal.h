@@ -12,7 +12,7 @@ void vtg_pol_unlock(int fd);
 
 /* watch.c, for the agent's feed (feed.c), which polls the ring buffer from the
  * agent's own loop and ticks its sinks itself. */
-void vtg_pol_watch_out(struct vtg_pol_watch *w, const struct vtg_xrec *r);
+void vtg_pol_watch_out(struct vtg_pol_watch *w, const struct vtg_x_rec *r);
 int vtg_pol_watch_consume(struct vtg_pol_watch *w);
 void vtg_pol_watch_report_lost(struct vtg_pol_watch *w);
 /* Sets the kernel's sampling scale (1 = the policy's own ratio). */

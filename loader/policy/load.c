@@ -55,8 +55,8 @@ static bool still_attached(const struct vtg_pol_info *info)
 	if (!info->prog_id || !info->ifindex)
 		return false;
 	if (is_tc(info->hook)) {
-		struct nl_tc_filter f[64];
-		int n = nl_tc_bpf_filters(info->ifindex, info->hook == VTG_HOOK_TC_EGRESS, f, 64);
+		struct vtg_nl_tc_filter f[64];
+		int n = vtg_nl_tc_bpf_filters(info->ifindex, info->hook == VTG_HOOK_TC_EGRESS, f, 64);
 
 		for (int i = 0; i < n; i++)
 			if (f[i].prog_id == info->prog_id)
@@ -319,7 +319,7 @@ static int compile_file(const struct vtg_pol_load_opts *o, const struct vtg_poli
 		vtg_err("%s", err);
 		return rc;
 	}
-	rc = vtg_policy_compile(pol, ifx, &co, c, err, sizeof(err));
+	rc = vtg_pol_policy_compile(pol, ifx, &co, c, err, sizeof(err));
 	if (rc)
 		vtg_err("%s: %s; nothing was changed", o->file, err);
 	free(ifx);
@@ -339,7 +339,7 @@ int vtg_pol_load(const struct vtg_pol_load_opts *o, struct vtg_pol_loaded *res)
 		vtg_err("policy load: an interface (or a directory of pinned maps) is required");
 		return -EINVAL;
 	}
-	rc = vtg_policy_parse_file(o->file, o->fmt, &pol, err, sizeof(err));
+	rc = vtg_pol_policy_parse_file(o->file, o->fmt, &pol, err, sizeof(err));
 	if (rc) {
 		vtg_err("%s", err);
 		return rc;
@@ -374,7 +374,7 @@ int vtg_pol_load(const struct vtg_pol_load_opts *o, struct vtg_pol_loaded *res)
 out:
 	vtg_pol_maps_close(&l.in.m);
 	vtg_pol_compiled_free(&l.c);
-	vtg_policy_free(&pol);
+	vtg_pol_policy_free(&pol);
 	vtg_netns_leave(saved);
 	vtg_pol_unlock(lock);
 	return rc < 0 ? rc : rc ? -EIO : 0;

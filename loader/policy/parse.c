@@ -80,7 +80,7 @@ static int pol_add(struct vtg_policy *pol, const struct vtg_pol_def *r)
 	return 0;
 }
 
-void vtg_policy_free(struct vtg_policy *pol)
+void vtg_pol_policy_free(struct vtg_policy *pol)
 {
 	free(pol->rules);
 	memset(pol, 0, sizeof(*pol));
@@ -901,7 +901,7 @@ static int parse_classbench(const char *text, size_t len, struct vtg_policy *pol
 	return 0;
 }
 
-int vtg_policy_parse_buf(const char *name, const char *text, size_t len, enum vtg_pol_format fmt,
+int vtg_pol_policy_parse_buf(const char *name, const char *text, size_t len, enum vtg_pol_format fmt,
 			 struct vtg_policy *pol, char *err, size_t errlen)
 {
 	struct perr e = { .name = name, .buf = err, .len = errlen };
@@ -936,19 +936,19 @@ int vtg_policy_parse_buf(const char *name, const char *text, size_t len, enum vt
 	if (rc) {
 		if (!e.set)
 			snprintf(err, errlen, "%s: %s", name, strerror(-rc));
-		vtg_policy_free(pol);
+		vtg_pol_policy_free(pol);
 		return rc;
 	}
 	if (pol->n > VTG_POL_MAX_RULES) {
 		snprintf(err, errlen, "%s: %d rules, more than the %d the maps hold", name, pol->n,
 			 VTG_POL_MAX_RULES);
-		vtg_policy_free(pol);
+		vtg_pol_policy_free(pol);
 		return -E2BIG;
 	}
 	return 0;
 }
 
-int vtg_policy_parse_file(const char *path, enum vtg_pol_format fmt, struct vtg_policy *pol,
+int vtg_pol_policy_parse_file(const char *path, enum vtg_pol_format fmt, struct vtg_policy *pol,
 			  char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
@@ -988,7 +988,7 @@ int vtg_policy_parse_file(const char *path, enum vtg_pol_format fmt, struct vtg_
 		return rc;
 	}
 	fclose(f);
-	rc = vtg_policy_parse_buf(path, buf ? buf : "", n, fmt, pol, err, errlen);
+	rc = vtg_pol_policy_parse_buf(path, buf ? buf : "", n, fmt, pol, err, errlen);
 	free(buf);
 	return rc;
 }

@@ -29,7 +29,7 @@ static bool port_ok(bool any, uint16_t lo, uint16_t hi, uint32_t port)
 	return port != VTG_POL_NO_PORT && port >= lo && port <= hi;
 }
 
-int vtg_policy_ref_match(const struct vtg_policy *pol, const int *ifindex,
+int vtg_pol_policy_ref_match(const struct vtg_policy *pol, const int *ifindex,
 			 const struct vtg_pol_tuple *t)
 {
 	for (int i = 0; i < pol->n; i++) {

@@ -63,11 +63,11 @@ int vtg_pol_format_parse(const char *s, enum vtg_pol_format *f);
 
 /* Parses a policy; on error returns -EINVAL (or -errno for I/O) and writes
  * "FILE:LINE:COL: what was expected" into err. Nothing else is touched. */
-int vtg_policy_parse_file(const char *path, enum vtg_pol_format fmt, struct vtg_policy *pol,
+int vtg_pol_policy_parse_file(const char *path, enum vtg_pol_format fmt, struct vtg_policy *pol,
 			  char *err, size_t errlen);
-int vtg_policy_parse_buf(const char *name, const char *text, size_t len, enum vtg_pol_format fmt,
+int vtg_pol_policy_parse_buf(const char *name, const char *text, size_t len, enum vtg_pol_format fmt,
 			 struct vtg_policy *pol, char *err, size_t errlen);
-void vtg_policy_free(struct vtg_policy *pol);
+void vtg_pol_policy_free(struct vtg_policy *pol);
 /* The rule in the line format (canonical: what `policy show` prints). */
 void vtg_pol_def_str(const struct vtg_pol_def *r, char *buf, size_t len);
 void vtg_pol_actions_str(uint32_t actions, uint32_t sample_n, uint32_t mirror_len, char *buf,
@@ -84,7 +84,7 @@ struct vtg_pol_tuple {
 
 /* Reference: the first rule in file order whose every field matches, -1 for none.
  * ifindex[i] is rule i's resolved device (0 = any); NULL when no rule names one. */
-int vtg_policy_ref_match(const struct vtg_policy *pol, const int *ifindex,
+int vtg_pol_policy_ref_match(const struct vtg_policy *pol, const int *ifindex,
 			 const struct vtg_pol_tuple *t);
 
 /* The compiled form, ready to be copied into one slot of the maps. */
@@ -108,8 +108,8 @@ struct vtg_pol_compile_opts {
 	uint32_t binth; /* rules per leaf before splitting stops (0 = default) */
 };
 /* Compiles; refuses (-E2BIG, message in err) a policy larger than the maps hold.
- * ifindex as for vtg_policy_ref_match. */
-int vtg_policy_compile(const struct vtg_policy *pol, const int *ifindex,
+ * ifindex as for vtg_pol_policy_ref_match. */
+int vtg_pol_policy_compile(const struct vtg_policy *pol, const int *ifindex,
 		       const struct vtg_pol_compile_opts *opts, struct vtg_pol_compiled *c,
 		       char *err, size_t errlen);
 void vtg_pol_compiled_free(struct vtg_pol_compiled *c);
@@ -144,21 +144,21 @@ int vtg_pol_install(struct vtg_pol_maps *m, const struct vtg_pol_compiled *c, co
 /* Flow export (loader/policy/flows.c): drains the kernel's flow tables, keeps flows
  * in user space and emits them as VTG_XK_FLOW records on idle/active timeout, TCP
  * end, or all of them with final. cidx maps counter slots to rule indexes (or NULL). */
-struct vtg_xrec;
-struct vtg_flowx;
-struct vtg_flowx_stats {
+struct vtg_x_rec;
+struct vtg_pol_flowx;
+struct vtg_pol_flowx_stats {
 	uint64_t drained, drained_packets; /* entries and packets taken from the kernel */
 	uint64_t exported, exported_packets;
 	uint64_t flips, lost_packets;
 };
-struct vtg_flowx *vtg_flowx_new(struct vtg_pol_maps *m, const char *dev, double active_s, double idle_s);
-int vtg_flowx_poll(struct vtg_flowx *x, bool final, const int *cidx,
-		   void (*emit)(void *ctx, const struct vtg_xrec *r), void *ctx);
-const struct vtg_flowx_stats *vtg_flowx_stats(const struct vtg_flowx *x);
+struct vtg_pol_flowx *vtg_pol_flowx_new(struct vtg_pol_maps *m, const char *dev, double active_s, double idle_s);
+int vtg_pol_flowx_poll(struct vtg_pol_flowx *x, bool final, const int *cidx,
+		   void (*emit)(void *ctx, const struct vtg_x_rec *r), void *ctx);
+const struct vtg_pol_flowx_stats *vtg_pol_flowx_stats(const struct vtg_pol_flowx *x);
 /* One flow table entry as a VTG_XK_FLOW record (reason: enum vtg_xend, 0 = snapshot). */
-void vtg_flow_xrec(const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v, const char *dev, int rule,
-		   uint8_t reason, struct vtg_xrec *r);
-void vtg_flowx_free(struct vtg_flowx *x);
+void vtg_pol_flow_xrec(const struct vtg_pol_flow_key *k, const struct vtg_pol_flow *v, const char *dev, int rule,
+		   uint8_t reason, struct vtg_x_rec *r);
+void vtg_pol_flowx_free(struct vtg_pol_flowx *x);
 /* Per-CPU sums. */
 int vtg_pol_read_cnt(const struct vtg_pol_maps *m, uint32_t counter, struct vtg_pol_cnt *sum);
 int vtg_pol_read_stats(const struct vtg_pol_maps *m, struct vtg_pol_stats *sum);
@@ -264,19 +264,19 @@ int vtg_pol_unload(const struct vtg_pol_select *sel, void (*fn)(void *ctx, const
 		   void *ctx);
 
 /* ---- flows.c: the flow tables of an instance ---- */
-struct vtg_xrec;
-/* vtg_flowx_poll with the rule indexes of m's live policy. */
-int vtg_pol_flows_poll(struct vtg_flowx *x, const struct vtg_pol_maps *m, bool final,
-		       void (*emit)(void *ctx, const struct vtg_xrec *r), void *ctx);
+struct vtg_x_rec;
+/* vtg_pol_flowx_poll with the rule indexes of m's live policy. */
+int vtg_pol_flows_poll(struct vtg_pol_flowx *x, const struct vtg_pol_maps *m, bool final,
+		       void (*emit)(void *ctx, const struct vtg_x_rec *r), void *ctx);
 /* How often to poll for timeouts (s): a quarter of the shorter one, within 50 ms..1 s. */
 double vtg_pol_flows_period_s(double active_s, double idle_s);
 /* A snapshot of both kernel tables: the flows not yet taken by an exporter. */
-int vtg_pol_flows_snapshot(const struct vtg_pol_inst *in, void (*emit)(void *ctx, const struct vtg_xrec *r),
+int vtg_pol_flows_snapshot(const struct vtg_pol_inst *in, void (*emit)(void *ctx, const struct vtg_x_rec *r),
 			   void *ctx);
 
 /* ---- watch.c: the sample/mirror ring buffer of an instance ---- */
-struct vtg_sink;
-struct vtg_budget;
+struct vtg_x_sink;
+struct vtg_x_budget;
 /* Growth of a rule's lost counter (the ring buffer was full). */
 struct vtg_pol_lost {
 	int64_t rule;            /* -1: the default */
@@ -284,13 +284,13 @@ struct vtg_pol_lost {
 	uint64_t count, total;   /* since the last report, since the counter began */
 };
 struct vtg_pol_watch_opts {
-	struct vtg_sink **sinks; /* every record (packets, losses, scale changes) goes here */
+	struct vtg_x_sink **sinks; /* every record (packets, losses, scale changes) goes here */
 	int nsinks;
 	double cpu_budget;       /* % of one CPU for us + the classifier (0: none) */
 	/* Told of each record too (each may be NULL). */
-	void (*on_packet)(void *ctx, const struct vtg_xrec *r);
+	void (*on_packet)(void *ctx, const struct vtg_x_rec *r);
 	void (*on_lost)(void *ctx, const struct vtg_pol_inst *in, const struct vtg_pol_lost *l);
-	void (*on_scale)(void *ctx, const struct vtg_budget *b);
+	void (*on_scale)(void *ctx, const struct vtg_x_budget *b);
 	void *ctx;
 };
 struct vtg_pol_watch;
@@ -367,12 +367,12 @@ struct vtg_pol_feed;
 /* Loads (or replaces) the policy as `vantage policy load` does and says so on stdout
  * (the agent's log). hook: enum vtg_hook. 0 or -1 (said on stderr). */
 int vtg_pol_agent_load(const char *file, const char *dev, const char *netns, int hook);
-struct vtg_pol_feed *vtg_pol_feed_open(const char *dev, const char *netns, struct vtg_sink **sinks, int nsinks,
+struct vtg_pol_feed *vtg_pol_feed_open(const char *dev, const char *netns, struct vtg_x_sink **sinks, int nsinks,
 				     double active, double idle);
 int vtg_pol_feed_fd(const struct vtg_pol_feed *f);
-void vtg_pol_feed_rules(struct vtg_pol_feed *f, void (*fn)(void *ctx, const struct vtg_xrec *r), void *ctx);
+void vtg_pol_feed_rules(struct vtg_pol_feed *f, void (*fn)(void *ctx, const struct vtg_x_rec *r), void *ctx);
 int vtg_pol_feed_prog_fd(const struct vtg_pol_feed *f);
-void vtg_pol_feed_set_scale(struct vtg_pol_feed *f, const struct vtg_budget *b);
+void vtg_pol_feed_set_scale(struct vtg_pol_feed *f, const struct vtg_x_budget *b);
 int vtg_pol_feed_poll(struct vtg_pol_feed *f, uint64_t now, bool final);
 void vtg_pol_feed_close(struct vtg_pol_feed *f, bool final);
 

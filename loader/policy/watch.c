@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Watching a policy instance: the sample/mirror ring buffer becomes packet records
- * (struct vtg_xrec) for the sinks and the caller; growth of the per-rule lost counters
+ * (struct vtg_x_rec) for the sinks and the caller; growth of the per-rule lost counters
  * (the ring buffer was full) is reported once a second, never silently; with a CPU
  * budget, the sampling scale the kernel applies follows our CPU plus the classifier's
  * BPF run time. (Extracted from tools/policy.c; the agent's feed uses it too.)
@@ -24,16 +24,16 @@
 struct vtg_pol_watch {
 	struct vtg_pol_inst *in;
 	struct vtg_pol_watch_opts o;
-	struct vtg_sink *sinks[WATCH_MAX_SINKS];
+	struct vtg_x_sink *sinks[WATCH_MAX_SINKS];
 	struct ring_buffer *rb;
 	uint64_t seen;
 	uint64_t *last_s, *last_m; /* lost counters as last reported, per counter slot */
 	uint64_t next_lost;
-	struct vtg_budget budget;
+	struct vtg_x_budget budget;
 	bool budget_on, scaled;
 };
 
-void vtg_pol_watch_out(struct vtg_pol_watch *w, const struct vtg_xrec *r)
+void vtg_pol_watch_out(struct vtg_pol_watch *w, const struct vtg_x_rec *r)
 {
 	for (int k = 0; k < w->o.nsinks; k++)
 		w->sinks[k]->ops->write(w->sinks[k], r);
@@ -43,7 +43,7 @@ static int on_event(void *ctx, void *data, size_t size)
 {
 	struct vtg_pol_watch *w = ctx;
 	const struct vtg_pol_event *ev = data;
-	struct vtg_xrec r;
+	struct vtg_x_rec r;
 	struct vtg_xpacket *pk = &r.pkt;
 	size_t cap;
 
@@ -52,12 +52,12 @@ static int on_event(void *ctx, void *data, size_t size)
 	cap = ev->cap_len;
 	if (cap > size - sizeof(*ev))
 		cap = size - sizeof(*ev);
-	memset(&r, 0, offsetof(struct vtg_xrec, pkt) + sizeof(r.pkt));
+	memset(&r, 0, offsetof(struct vtg_x_rec, pkt) + sizeof(r.pkt));
 	r.kind = VTG_XK_PACKET;
 	memcpy(r.type, ev->kind == VTG_POL_EV_MIRROR ? "mirror" : "sample", 7);
 	r.ts_ns = ev->ts_ns;
 	r.wall_ns = vtg_wall_of_mono(ev->ts_ns);
-	r.source = vtg_x_source;
+	r.source = vtg_record_source;
 	pk->mirror = ev->kind == VTG_POL_EV_MIRROR;
 	pk->dir = ev->dir;
 	pk->rule = ev->rule;
@@ -107,13 +107,13 @@ static void lost_report(struct vtg_pol_watch *w, int64_t r, uint32_t counter, co
 		uint64_t now = k ? c->mirror_lost : c->sample_lost;
 		uint64_t *last = k ? &w->last_m[counter] : &w->last_s[counter];
 		struct vtg_pol_lost l = { .rule = r, .mirror = k, .count = now - *last, .total = now };
-		struct vtg_xrec lr;
+		struct vtg_x_rec lr;
 
 		if (now <= *last) {
 			*last = now;
 			continue;
 		}
-		vtg_xrec_init(&lr, VTG_XK_LOST, "lost", vtg_mono_ns());
+		vtg_x_rec_init(&lr, VTG_XK_LOST, "lost", vtg_mono_ns());
 		snprintf(lr.lost.what, sizeof(lr.lost.what), "%s", k ? "mirror" : "sample");
 		lr.lost.count = l.count;
 		vtg_pol_watch_out(w, &lr);
@@ -139,10 +139,10 @@ void vtg_pol_watch_set_ctl_scale(struct vtg_pol_watch *w, uint32_t scale)
 /* The budget changed the ratio: tell the kernel, the sinks and the caller. */
 static void scale_changed(struct vtg_pol_watch *w)
 {
-	struct vtg_xrec r;
+	struct vtg_x_rec r;
 
 	vtg_pol_watch_set_ctl_scale(w, w->budget.scale);
-	vtg_xrec_init(&r, VTG_XK_SAMPLING, "sampling", vtg_mono_ns());
+	vtg_x_rec_init(&r, VTG_XK_SAMPLING, "sampling", vtg_mono_ns());
 	r.sampling = w->budget.scale;
 	for (int k = 0; k < w->o.nsinks; k++)
 		w->sinks[k]->sampling = w->budget.scale;
@@ -160,7 +160,7 @@ static int budget_open(struct vtg_pol_watch *w)
 			strerror(errno));
 		return -1;
 	}
-	if (vtg_budget_init(&w->budget, w->o.cpu_budget, &pfd, 1)) {
+	if (vtg_x_budget_init(&w->budget, w->o.cpu_budget, &pfd, 1)) {
 		close(pfd);
 		return -1;
 	}
@@ -218,7 +218,7 @@ int vtg_pol_watch_poll(struct vtg_pol_watch *w, int timeout_ms)
 		return err;
 	for (int k = 0; k < w->o.nsinks; k++)
 		w->sinks[k]->ops->tick(w->sinks[k], now);
-	if (w->budget_on && vtg_budget_tick(&w->budget, now))
+	if (w->budget_on && vtg_x_budget_tick(&w->budget, now))
 		scale_changed(w);
 	if (now >= w->next_lost) {
 		vtg_pol_watch_report_lost(w);
@@ -254,7 +254,7 @@ void vtg_pol_watch_close(struct vtg_pol_watch *w)
 		vtg_pol_watch_set_ctl_scale(w, 1);
 	if (w->budget_on) {
 		close(w->budget.prog_fds[0]);
-		vtg_budget_free(&w->budget);
+		vtg_x_budget_free(&w->budget);
 	}
 	ring_buffer__free(w->rb);
 	free(w->last_s);

@@ -15,14 +15,14 @@
 #include <arpa/inet.h>
 #include "trace/vtg_trace.h"
 
-bool vtg_addr_eq(const struct vtg_addr *x, const struct vtg_addr *y)
+bool vtg_tr_addr_eq(const struct vtg_tr_addr *x, const struct vtg_tr_addr *y)
 {
 	if (x->family != y->family)
 		return false;
 	return !memcmp(x->a, y->a, x->family == 6 ? 16 : 4);
 }
 
-int vtg_addr_parse(const char *s, struct vtg_addr *out)
+int vtg_tr_addr_parse(const char *s, struct vtg_tr_addr *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (inet_pton(AF_INET, s, out->a) == 1) {
@@ -36,19 +36,19 @@ int vtg_addr_parse(const char *s, struct vtg_addr *out)
 	return -EINVAL;
 }
 
-const char *vtg_addr_str(const struct vtg_addr *x, char *buf, size_t len)
+const char *vtg_tr_addr_str(const struct vtg_tr_addr *x, char *buf, size_t len)
 {
 	if (!x->family || !inet_ntop(x->family == 6 ? AF_INET6 : AF_INET, x->a, buf, len))
 		snprintf(buf, len, "*");
 	return buf;
 }
 
-uint32_t vtg_addr_v4(const struct vtg_addr *x)
+uint32_t vtg_tr_addr_v4(const struct vtg_tr_addr *x)
 {
 	return (uint32_t)x->a[0] << 24 | (uint32_t)x->a[1] << 16 | (uint32_t)x->a[2] << 8 | x->a[3];
 }
 
-void vtg_addr_from_v4(struct vtg_addr *x, uint32_t v)
+void vtg_tr_addr_from_v4(struct vtg_tr_addr *x, uint32_t v)
 {
 	memset(x, 0, sizeof(*x));
 	x->family = 4;
@@ -63,7 +63,7 @@ const char *vtg_tr_proto_name(enum vtg_tr_proto p)
 	return p == VTG_TR_UDP ? "udp" : p == VTG_TR_TCP ? "tcp" : "icmp";
 }
 
-uint32_t vtg_csum_add(uint32_t sum, const void *data, size_t len)
+uint32_t vtg_tr_csum_add(uint32_t sum, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 
@@ -77,7 +77,7 @@ uint32_t vtg_csum_add(uint32_t sum, const void *data, size_t len)
 	return sum;
 }
 
-uint16_t vtg_csum_fold(uint32_t sum)
+uint16_t vtg_tr_csum_fold(uint32_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
@@ -100,7 +100,7 @@ static void put32(uint8_t *p, uint32_t v)
  * checksum field already holding the wanted value verifies. */
 static uint16_t compensate(uint32_t rest)
 {
-	return (uint16_t)~vtg_csum_fold(rest);
+	return (uint16_t)~vtg_tr_csum_fold(rest);
 }
 
 size_t vtg_tr_build_probe(const struct vtg_tr_probe_spec *sp, uint8_t *buf, size_t cap)
@@ -133,23 +133,23 @@ size_t vtg_tr_build_probe(const struct vtg_tr_probe_spec *sp, uint8_t *buf, size
 	ip[9] = sp->proto == VTG_TR_ICMP ? 1 : sp->proto == VTG_TR_UDP ? 17 : 6;
 	put32(ip + 12, sp->src);
 	put32(ip + 16, sp->dst);
-	put16(ip + 10, ~vtg_csum_fold(vtg_csum_add(0, ip, 20)));
+	put16(ip + 10, ~vtg_tr_csum_fold(vtg_tr_csum_add(0, ip, 20)));
 
-	pseudo = vtg_csum_add(0, ip + 12, 8) + ip[9] + l4len;
+	pseudo = vtg_tr_csum_add(0, ip + 12, 8) + ip[9] + l4len;
 	switch (sp->proto) {
 	case VTG_TR_ICMP:
 		l4[0] = 8;
 		put16(l4 + 2, sp->icmp_cksum);
 		put16(l4 + 4, sp->icmp_id);
 		put16(l4 + 6, sp->tag);
-		put16(l4 + 8, compensate(vtg_csum_add(0, l4, l4len)));
+		put16(l4 + 8, compensate(vtg_tr_csum_add(0, l4, l4len)));
 		break;
 	case VTG_TR_UDP:
 		put16(l4, sp->sport);
 		put16(l4 + 2, sp->dport);
 		put16(l4 + 4, l4len);
 		put16(l4 + 6, sp->tag);
-		put16(l4 + 8, compensate(vtg_csum_add(pseudo, l4, l4len)));
+		put16(l4 + 8, compensate(vtg_tr_csum_add(pseudo, l4, l4len)));
 		break;
 	case VTG_TR_TCP:
 		put16(l4, sp->sport);
@@ -158,7 +158,7 @@ size_t vtg_tr_build_probe(const struct vtg_tr_probe_spec *sp, uint8_t *buf, size
 		l4[12] = 5 << 4;
 		l4[13] = 0x02; /* SYN */
 		put16(l4 + 14, 5840);
-		put16(l4 + 16, ~vtg_csum_fold(vtg_csum_add(pseudo, l4, l4len)));
+		put16(l4 + 16, ~vtg_tr_csum_fold(vtg_tr_csum_add(pseudo, l4, l4len)));
 		break;
 	}
 	return len;

@@ -49,7 +49,7 @@ struct pingent;
 struct job {
 	enum job_kind kind;
 	struct target *tg;
-	struct vtg_addr dst;
+	struct vtg_tr_addr dst;
 	bool done;
 	bool released;  /* its owner is finished with it: free once no probe is live */
 	int nlive;      /* live probes */
@@ -65,7 +65,7 @@ struct job {
 };
 
 struct pingent {
-	struct vtg_addr a;
+	struct vtg_tr_addr a;
 	int state;    /* 0 queued, 1 probing, 2 done */
 	int echo_ttl; /* -1 unknown */
 	struct pingent *next;
@@ -74,15 +74,15 @@ struct pingent {
 enum tphase { T_QUEUED = 0, T_TRACE, T_PINGS, T_REVEAL, T_FINAL, T_DONE };
 
 struct target {
-	struct vtg_addr dst;
+	struct vtg_tr_addr dst;
 	char *name;
 	enum tphase phase;
 	struct job *main, *rjob;
-	struct vtg_tnt_hop *tnt;
+	struct vtg_tr_tnt_hop *tnt;
 	int ntnt;
-	struct vtg_tnt_tunnel *tun; /* MAX_TUNNELS, from the analysis until the report */
+	struct vtg_tr_tnt_tunnel *tun; /* MAX_TUNNELS, from the analysis until the report */
 	int ntun, cur_tun;
-	struct vtg_addr cur_target;
+	struct vtg_tr_addr cur_target;
 	bool bad; /* could not be probed (route, source) */
 	char why[96];
 };
@@ -105,7 +105,7 @@ struct vtg_tr_session {
 	struct trace_bpf *skel;
 	struct ring_buffer *rb;
 	int sock, resv_fd, stats_fd;
-	struct vtg_addr src;
+	struct vtg_tr_addr src;
 	int l2_len;
 	struct iface ifs[VTG_TR_MAX_IFACES];
 	int nifs;
@@ -192,11 +192,11 @@ static int iface_l2_len(const char *name)
 	return -EPROTONOSUPPORT;
 }
 
-int vtg_tr_add_target(struct vtg_tr_session *s, const struct vtg_addr *dst, const char *name)
+int vtg_tr_add_target(struct vtg_tr_session *s, const struct vtg_tr_addr *dst, const char *name)
 {
 	struct target *t;
 	char ifname[IF_NAMESIZE] = "";
-	struct vtg_addr src;
+	struct vtg_tr_addr src;
 	int err, l2;
 
 	if (s->ntg == s->cap_tg) {
@@ -220,7 +220,7 @@ int vtg_tr_add_target(struct vtg_tr_session *s, const struct vtg_addr *dst, cons
 		snprintf(t->why, sizeof(t->why), "IPv6 destinations are not probed yet");
 		return -EAFNOSUPPORT;
 	}
-	err = vtg_route_get(dst, ifname, &src, NULL);
+	err = vtg_tr_route_get(dst, ifname, &src, NULL);
 	if (err) {
 		t->bad = true;
 		snprintf(t->why, sizeof(t->why), "no route to %s: %s", name, strerror(-err));
@@ -230,12 +230,12 @@ int vtg_tr_add_target(struct vtg_tr_session *s, const struct vtg_addr *dst, cons
 		snprintf(ifname, sizeof(ifname), "%s", s->o.ifname);
 	if (!s->src.family) {
 		s->src = src;
-	} else if (!vtg_addr_eq(&s->src, &src)) {
+	} else if (!vtg_tr_addr_eq(&s->src, &src)) {
 		char a[64], b[64];
 
 		t->bad = true;
 		snprintf(t->why, sizeof(t->why), "source %s differs from the session's %s",
-			 vtg_addr_str(&src, a, sizeof(a)), vtg_addr_str(&s->src, b, sizeof(b)));
+			 vtg_tr_addr_str(&src, a, sizeof(a)), vtg_tr_addr_str(&s->src, b, sizeof(b)));
 		return -EXDEV;
 	}
 	for (int i = 0; i < s->nifs; i++)
@@ -347,13 +347,13 @@ static int setup(struct vtg_tr_session *s)
 
 /* ---- pings ---- */
 
-static struct pingent *ping_get(struct vtg_tr_session *s, const struct vtg_addr *a, bool create)
+static struct pingent *ping_get(struct vtg_tr_session *s, const struct vtg_tr_addr *a, bool create)
 {
-	uint32_t h = (vtg_addr_v4(a) * 2654435761u) >> 20;
+	uint32_t h = (vtg_tr_addr_v4(a) * 2654435761u) >> 20;
 	struct pingent *p;
 
 	for (p = s->ping_hash[h % PING_HASH]; p; p = p->next)
-		if (vtg_addr_eq(&p->a, a))
+		if (vtg_tr_addr_eq(&p->a, a))
 			return p;
 	if (!create)
 		return NULL;
@@ -374,7 +374,7 @@ static void job_add(struct vtg_tr_session *s, struct job *j)
 }
 
 /* Starts a ping of a, unless it is known or being pinged. */
-static void want_ping(struct vtg_tr_session *s, const struct vtg_addr *a)
+static void want_ping(struct vtg_tr_session *s, const struct vtg_tr_addr *a)
 {
 	struct pingent *p;
 	struct job *j;
@@ -396,7 +396,7 @@ static void want_ping(struct vtg_tr_session *s, const struct vtg_addr *a)
 
 /* ---- traces ---- */
 
-static struct job *trace_job(struct vtg_tr_session *s, struct target *tg, const struct vtg_addr *dst,
+static struct job *trace_job(struct vtg_tr_session *s, struct target *tg, const struct vtg_tr_addr *dst,
 			     int first)
 {
 	struct job *j = calloc(1, sizeof(*j));
@@ -423,12 +423,12 @@ static struct job *trace_job(struct vtg_tr_session *s, struct target *tg, const 
 	return j;
 }
 
-static bool is_destination_reply(const struct vtg_tr_result *r, const struct vtg_addr *dst)
+static bool is_destination_reply(const struct vtg_tr_result *r, const struct vtg_tr_addr *dst)
 {
 	if (r->kind == VTG_TRACE_K_ECHO_REPLY || r->kind == VTG_TRACE_K_TCP_RST ||
 	    r->kind == VTG_TRACE_K_TCP_SYNACK)
 		return true;
-	return r->kind == VTG_TRACE_K_UNREACH && vtg_addr_eq(&r->addr, dst);
+	return r->kind == VTG_TRACE_K_UNREACH && vtg_tr_addr_eq(&r->addr, dst);
 }
 
 /* All probes of the current TTL are answered or timed out: decide what next. */
@@ -450,7 +450,7 @@ static void trace_hop_done(struct vtg_tr_session *s, struct job *j)
 		else if (r->kind == VTG_TRACE_K_UNREACH) {
 			unreach = true;
 			snprintf(j->stop_detail, sizeof(j->stop_detail), "%s says %s unreachable (code %u)",
-				 vtg_addr_str(&r->addr, a, sizeof(a)),
+				 vtg_tr_addr_str(&r->addr, a, sizeof(a)),
 				 r->icmp_code == 0 ? "network" : r->icmp_code == 1 ? "host" :
 				 r->icmp_code == 13 ? "administratively" : "destination", r->icmp_code);
 		}
@@ -481,7 +481,7 @@ static void trace_hop_done(struct vtg_tr_session *s, struct job *j)
 static int send_probe(struct vtg_tr_session *s, struct job *j, int ttl, int q, enum vtg_tr_proto proto)
 {
 	struct vtg_tr_probe_spec sp = {
-		.proto = proto, .src = vtg_addr_v4(&s->src), .dst = vtg_addr_v4(&j->dst), .ttl = ttl,
+		.proto = proto, .src = vtg_tr_addr_v4(&s->src), .dst = vtg_tr_addr_v4(&j->dst), .ttl = ttl,
 		.icmp_id = s->icmp_id, .icmp_cksum = s->icmp_cksum, .sport = s->sport,
 		.dport = s->o.dport, .tcp_seq_hi = s->tcp_seq_hi,
 	};
@@ -539,7 +539,7 @@ static void send_failed(struct vtg_tr_session *s, struct job *j, int err)
 	}
 	j->stop = VTG_TR_SENDFAIL;
 	snprintf(j->stop_detail, sizeof(j->stop_detail), "cannot send to %s: %s",
-		 vtg_addr_str(&j->dst, a, sizeof(a)), strerror(-err));
+		 vtg_tr_addr_str(&j->dst, a, sizeof(a)), strerror(-err));
 	j->done = true;
 }
 
@@ -586,7 +586,7 @@ static int on_record(void *ctx, void *data, size_t size)
 	const struct vtg_trace_rec *r = data;
 	struct probe *p;
 	struct job *j;
-	struct vtg_addr pd;
+	struct vtg_tr_addr pd;
 
 	if (size < sizeof(*r))
 		return 0;
@@ -597,7 +597,7 @@ static int on_record(void *ctx, void *data, size_t size)
 	memcpy(pd.a, r->probe_dst, 4);
 	/* attribution: a live probe with this tag, protocol and destination, and the
 	 * same TTL where the kernel matched the egress stamp */
-	if (!p->live || p->proto != r->probe_proto || !vtg_addr_eq(&p->job->dst, &pd) ||
+	if (!p->live || p->proto != r->probe_proto || !vtg_tr_addr_eq(&p->job->dst, &pd) ||
 	    ((r->flags & VTG_TRACE_F_MATCHED) && r->probe_ttl != p->ttl)) {
 		s->st.stray++;
 		return 0;
@@ -671,11 +671,11 @@ static void expire(struct vtg_tr_session *s, uint64_t now)
 
 /* ---- targets ---- */
 
-static void tnt_hops_of(struct vtg_tr_session *s, const struct job *j, struct vtg_tnt_hop *out, int n)
+static void tnt_hops_of(struct vtg_tr_session *s, const struct job *j, struct vtg_tr_tnt_hop *out, int n)
 {
 	for (int i = 0; i < n; i++) {
 		const struct vtg_tr_hop *h = &j->hops[i];
-		struct vtg_tnt_hop *t = &out[i];
+		struct vtg_tr_tnt_hop *t = &out[i];
 
 		memset(t, 0, sizeof(*t));
 		t->ttl = h->ttl;
@@ -687,7 +687,7 @@ static void tnt_hops_of(struct vtg_tr_session *s, const struct job *j, struct vt
 			if (!r->got)
 				continue;
 			if (r->flags & VTG_TRACE_F_MALFORMED_MASK)
-				t->tags |= VTG_TNT_MALFORMED;
+				t->tags |= VTG_TR_TNT_MALFORMED;
 			if (t->responded)
 				continue;
 			t->responded = true;
@@ -710,7 +710,7 @@ static void tnt_hops_of(struct vtg_tr_session *s, const struct job *j, struct vt
 	}
 }
 
-static bool pings_done(struct vtg_tr_session *s, const struct vtg_tnt_hop *h, int n)
+static bool pings_done(struct vtg_tr_session *s, const struct vtg_tr_tnt_hop *h, int n)
 {
 	for (int i = 0; i < n; i++) {
 		struct pingent *p;
@@ -761,14 +761,14 @@ static void report_target(struct vtg_tr_session *s, struct target *t)
 			}
 			for (int k = 0; k < t->ntun; k++)
 				for (int i = 0; i < t->tun[k].n_revealed; i++) {
-					struct vtg_tnt_hop *h = &t->tun[k].revealed[i];
+					struct vtg_tr_tnt_hop *h = &t->tun[k].revealed[i];
 					struct pingent *p = ping_get(s, &h->addr, false);
 
 					if (p && p->state == 2)
 						h->echo_ttl = p->echo_ttl;
 				}
 			for (int k = 0; k < t->ntun; k++) {
-				struct vtg_tnt_hop *h = &t->tun[k].egress_hop;
+				struct vtg_tr_tnt_hop *h = &t->tun[k].egress_hop;
 				struct pingent *p = h->responded ? ping_get(s, &h->addr, false) : NULL;
 
 				if (p && p->state == 2)
@@ -797,7 +797,7 @@ static void report_target(struct vtg_tr_session *s, struct target *t)
 static void start_reveal(struct vtg_tr_session *s, struct target *t)
 {
 	while (t->cur_tun < t->ntun) {
-		struct vtg_tnt_tunnel *tu = &t->tun[t->cur_tun];
+		struct vtg_tr_tnt_tunnel *tu = &t->tun[t->cur_tun];
 
 		if (tu->needs_reveal && s->o.reveal && !tu->done) {
 			t->cur_target = tu->steps == 0 && !tu->buddy_tried_31 ? tu->target :
@@ -821,10 +821,10 @@ static void start_reveal(struct vtg_tr_session *s, struct target *t)
 static void reveal_done(struct vtg_tr_session *s, struct target *t)
 {
 	struct job *j = t->rjob;
-	struct vtg_tnt_tunnel *tu = &t->tun[t->cur_tun];
+	struct vtg_tr_tnt_tunnel *tu = &t->tun[t->cur_tun];
 	int n = j->last_ttl - j->first_ttl + 1, more;
-	struct vtg_tnt_hop *rh = calloc(n > 0 ? n : 1, sizeof(*rh));
-	const struct vtg_tnt_hop *ing = NULL;
+	struct vtg_tr_tnt_hop *rh = calloc(n > 0 ? n : 1, sizeof(*rh));
+	const struct vtg_tr_tnt_hop *ing = NULL;
 
 	if (rh && n > 0)
 		tnt_hops_of(s, j, rh, n);
@@ -838,7 +838,7 @@ static void reveal_done(struct vtg_tr_session *s, struct target *t)
 			if (t->tnt[i].responded)
 				ing = &t->tnt[i];
 	}
-	more = rh ? vtg_tnt_reveal_step(tu, ing, rh, n > 0 ? n : 0, &t->cur_target) : 0;
+	more = rh ? vtg_tr_tnt_reveal_step(tu, ing, rh, n > 0 ? n : 0, &t->cur_target) : 0;
 	free(rh);
 	t->rjob = NULL;
 	j->done = true;
@@ -894,7 +894,7 @@ static void advance(struct vtg_tr_session *s)
 				break;
 			tnt_hops_of(s, t->main, t->tnt, t->ntnt);
 			t->tun = calloc(MAX_TUNNELS, sizeof(*t->tun));
-			t->ntun = t->tun ? vtg_tnt_analyze(t->tnt, t->ntnt, &s->o.tnt_params, t->tun, MAX_TUNNELS) : 0;
+			t->ntun = t->tun ? vtg_tr_tnt_analyze(t->tnt, t->ntnt, &s->o.tnt_params, t->tun, MAX_TUNNELS) : 0;
 			t->phase = T_REVEAL;
 			t->cur_tun = 0;
 			start_reveal(s, t);

@@ -13,7 +13,7 @@
 #include <linux/rtnetlink.h>
 #include "trace/vtg_trace.h"
 
-int vtg_route_get(const struct vtg_addr *dst, char ifname[16], struct vtg_addr *src, int *ifindex)
+int vtg_tr_route_get(const struct vtg_tr_addr *dst, char ifname[16], struct vtg_tr_addr *src, int *ifindex)
 {
 	struct {
 		struct nlmsghdr nh;

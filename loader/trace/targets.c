@@ -14,11 +14,11 @@
 /* Longer lines are no address or host name (DNS names stop at 253). */
 #define TARGET_LINE_MAX 512
 
-int vtg_tr_resolve(const char *name, struct vtg_addr *a)
+int vtg_tr_resolve(const char *name, struct vtg_tr_addr *a)
 {
 	struct addrinfo hints = { .ai_family = AF_INET }, *res = NULL;
 
-	if (!vtg_addr_parse(name, a))
+	if (!vtg_tr_addr_parse(name, a))
 		return 0;
 	if (getaddrinfo(name, NULL, &hints, &res) || !res)
 		return -ENOENT;
@@ -71,7 +71,7 @@ int vtg_tr_targets_read(FILE *f, const char *name, vtg_tr_target_fn fn, void *ct
 	int n = 0, ln = 0;
 
 	while (read_line(f, line, sizeof(line), &why)) {
-		struct vtg_addr a;
+		struct vtg_tr_addr a;
 		char *p;
 
 		ln++;
@@ -94,7 +94,7 @@ int vtg_tr_targets_read(FILE *f, const char *name, vtg_tr_target_fn fn, void *ct
 	return ferror(f) ? -EIO : n;
 }
 
-static int add_target(const struct vtg_addr *a, const char *name, void *ctx)
+static int add_target(const struct vtg_tr_addr *a, const char *name, void *ctx)
 {
 	/* A target without a route is added all the same: it is reported as failed. */
 	vtg_tr_add_target(ctx, a, name);

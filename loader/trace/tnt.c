@@ -33,35 +33,35 @@
 #include <string.h>
 #include "trace/vtg_trace.h"
 
-static const char *const tag_names[VTG_TNT_NTAGS] = {
+static const char *const tag_names[VTG_TR_TNT_NTAGS] = {
 	"MPLS", "EXP", "IMP", "OPA", "INV", "ING", "LSR", "EGR", "QTTL", "UTURN",
 	"FRPLA", "RTLA", "DUPIP", "MTTL", "DPR", "BRPR", "BUDDY", "MALFORMED",
 };
 
-const char *vtg_tnt_tag_name(int bit)
+const char *vtg_tr_tnt_tag_name(int bit)
 {
-	return bit >= 0 && bit < VTG_TNT_NTAGS ? tag_names[bit] : "?";
+	return bit >= 0 && bit < VTG_TR_TNT_NTAGS ? tag_names[bit] : "?";
 }
 
-const char *vtg_tnt_kind_name(int k)
+const char *vtg_tr_tnt_kind_name(int k)
 {
 	static const char *const n[] = { "explicit", "implicit", "opaque", "invisible-php", "invisible-uhp" };
 
-	return k >= 0 && k <= VTG_TNT_K_INV_UHP ? n[k] : "?";
+	return k >= 0 && k <= VTG_TR_TNT_K_INV_UHP ? n[k] : "?";
 }
 
-const char *vtg_tnt_trigger_name(int t)
+const char *vtg_tr_tnt_trigger_name(int t)
 {
 	static const char *const n[] = { "labels", "qttl", "uturn", "mttl", "frpla", "rtla", "dupip" };
 
-	return t >= 0 && t <= VTG_TNT_TRIG_DUPIP ? n[t] : "?";
+	return t >= 0 && t <= VTG_TR_TNT_TRIG_DUPIP ? n[t] : "?";
 }
 
-const char *vtg_tnt_reveal_name(int r)
+const char *vtg_tr_tnt_reveal_name(int r)
 {
 	static const char *const n[] = { "none", "dpr", "brpr", "buddy" };
 
-	return r >= 0 && r <= VTG_TNT_REV_BUDDY ? n[r] : "?";
+	return r >= 0 && r <= VTG_TR_TNT_REV_BUDDY ? n[r] : "?";
 }
 
 static int ittl(int ttl)
@@ -74,19 +74,19 @@ static int ret_len(int ttl)
 	return ittl(ttl) - ttl + 1;
 }
 
-static bool in_tunnel(const struct vtg_tnt_hop *h)
+static bool in_tunnel(const struct vtg_tr_tnt_hop *h)
 {
 	return h->tunnel >= 0;
 }
 
-static bool usable(const struct vtg_tnt_hop *h)
+static bool usable(const struct vtg_tr_tnt_hop *h)
 {
 	return h->responded && h->time_exceeded;
 }
 
-static void fingerprints(struct vtg_tnt_hop *h)
+static void fingerprints(struct vtg_tr_tnt_hop *h)
 {
-	h->frpla = h->rtla = h->uturn = VTG_TNT_NO_VALUE;
+	h->frpla = h->rtla = h->uturn = VTG_TR_TNT_NO_VALUE;
 	if (!usable(h))
 		return;
 	h->frpla = ret_len(h->reply_ttl) - h->ttl;
@@ -101,10 +101,10 @@ static void fingerprints(struct vtg_tnt_hop *h)
 	}
 }
 
-static struct vtg_tnt_tunnel *new_tunnel(struct vtg_tnt_tunnel *out, int *nt, int max,
-					 enum vtg_tnt_kind kind, enum vtg_tnt_trigger trig)
+static struct vtg_tr_tnt_tunnel *new_tunnel(struct vtg_tr_tnt_tunnel *out, int *nt, int max,
+					 enum vtg_tr_tnt_kind kind, enum vtg_tr_tnt_trigger trig)
 {
-	struct vtg_tnt_tunnel *t;
+	struct vtg_tr_tnt_tunnel *t;
 
 	if (*nt >= max)
 		return NULL;
@@ -116,54 +116,54 @@ static struct vtg_tnt_tunnel *new_tunnel(struct vtg_tnt_tunnel *out, int *nt, in
 	return t;
 }
 
-static uint32_t kind_tag(enum vtg_tnt_kind k)
+static uint32_t kind_tag(enum vtg_tr_tnt_kind k)
 {
 	switch (k) {
-	case VTG_TNT_K_EXPLICIT:
-		return VTG_TNT_EXP;
-	case VTG_TNT_K_IMPLICIT:
-		return VTG_TNT_IMP;
-	case VTG_TNT_K_OPAQUE:
-		return VTG_TNT_OPA;
+	case VTG_TR_TNT_K_EXPLICIT:
+		return VTG_TR_TNT_EXP;
+	case VTG_TR_TNT_K_IMPLICIT:
+		return VTG_TR_TNT_IMP;
+	case VTG_TR_TNT_K_OPAQUE:
+		return VTG_TR_TNT_OPA;
 	default:
-		return VTG_TNT_INV;
+		return VTG_TR_TNT_INV;
 	}
 }
 
-static uint32_t trigger_tag(enum vtg_tnt_trigger t)
+static uint32_t trigger_tag(enum vtg_tr_tnt_trigger t)
 {
 	switch (t) {
-	case VTG_TNT_TRIG_QTTL:
-		return VTG_TNT_QTTL;
-	case VTG_TNT_TRIG_UTURN:
-		return VTG_TNT_UTURN;
-	case VTG_TNT_TRIG_MTTL:
-		return VTG_TNT_MTTL;
-	case VTG_TNT_TRIG_FRPLA:
-		return VTG_TNT_FRPLA;
-	case VTG_TNT_TRIG_RTLA:
-		return VTG_TNT_RTLA;
-	case VTG_TNT_TRIG_DUPIP:
-		return VTG_TNT_DUPIP;
+	case VTG_TR_TNT_TRIG_QTTL:
+		return VTG_TR_TNT_QTTL;
+	case VTG_TR_TNT_TRIG_UTURN:
+		return VTG_TR_TNT_UTURN;
+	case VTG_TR_TNT_TRIG_MTTL:
+		return VTG_TR_TNT_MTTL;
+	case VTG_TR_TNT_TRIG_FRPLA:
+		return VTG_TR_TNT_FRPLA;
+	case VTG_TR_TNT_TRIG_RTLA:
+		return VTG_TR_TNT_RTLA;
+	case VTG_TR_TNT_TRIG_DUPIP:
+		return VTG_TR_TNT_DUPIP;
 	default:
 		return 0;
 	}
 }
 
 /* Marks hop i as role (ING/LSR/EGR) of tunnel ti. */
-static void mark(struct vtg_tnt_hop *hops, int i, int ti, const struct vtg_tnt_tunnel *t, uint32_t role)
+static void mark(struct vtg_tr_tnt_hop *hops, int i, int ti, const struct vtg_tr_tnt_tunnel *t, uint32_t role)
 {
-	struct vtg_tnt_hop *h = &hops[i];
+	struct vtg_tr_tnt_hop *h = &hops[i];
 
-	h->tags |= VTG_TNT_MPLS | role | kind_tag(t->kind);
-	if (t->kind >= VTG_TNT_K_OPAQUE || role == VTG_TNT_LSR)
+	h->tags |= VTG_TR_TNT_MPLS | role | kind_tag(t->kind);
+	if (t->kind >= VTG_TR_TNT_K_OPAQUE || role == VTG_TR_TNT_LSR)
 		h->tags |= trigger_tag(t->trigger);
 	if (h->tunnel < 0)
 		h->tunnel = ti;
 }
 
 /* The previous responding hop before i (skipping one unresponsive hop at most). */
-static int prev_hop(const struct vtg_tnt_hop *hops, int i)
+static int prev_hop(const struct vtg_tr_tnt_hop *hops, int i)
 {
 	if (i >= 1 && hops[i - 1].responded)
 		return i - 1;
@@ -172,7 +172,7 @@ static int prev_hop(const struct vtg_tnt_hop *hops, int i)
 
 /* Ingress of a tunnel whose first LSR/egress is hop i: the previous hop if it
  * answered and is not already inside another tunnel. */
-static int ingress_of(const struct vtg_tnt_hop *hops, int i)
+static int ingress_of(const struct vtg_tr_tnt_hop *hops, int i)
 {
 	int p = prev_hop(hops, i);
 
@@ -183,31 +183,31 @@ static int ingress_of(const struct vtg_tnt_hop *hops, int i)
 
 /* Closes a visible tunnel: egress is the next answering hop, unless it is an LSR of
  * its own (a following tunnel). */
-static void close_visible(struct vtg_tnt_hop *hops, int n, int ti, struct vtg_tnt_tunnel *t)
+static void close_visible(struct vtg_tr_tnt_hop *hops, int n, int ti, struct vtg_tr_tnt_tunnel *t)
 {
 	int e = t->last + 1;
 
 	if (t->egress < 0 && e < n && hops[e].responded && hops[e].tunnel < 0 && !hops[e].n_lse) {
 		t->egress = e;
-		mark(hops, e, ti, t, VTG_TNT_EGR);
+		mark(hops, e, ti, t, VTG_TR_TNT_EGR);
 	}
 }
 
-int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params *p,
-		    struct vtg_tnt_tunnel *out, int max)
+int vtg_tr_tnt_analyze(struct vtg_tr_tnt_hop *hops, int n, const struct vtg_tr_tnt_params *p,
+		    struct vtg_tr_tnt_tunnel *out, int max)
 {
 	int nt = 0, open = -1; /* the visible tunnel being extended */
 
 	for (int i = 0; i < n; i++) {
-		hops[i].tags &= VTG_TNT_MALFORMED;
+		hops[i].tags &= VTG_TR_TNT_MALFORMED;
 		hops[i].tunnel = -1;
 		fingerprints(&hops[i]);
 	}
 
 	/* explicit and opaque: label stacks */
 	for (int i = 0; i < n; i++) {
-		struct vtg_tnt_hop *h = &hops[i];
-		struct vtg_tnt_tunnel *t;
+		struct vtg_tr_tnt_hop *h = &hops[i];
+		struct vtg_tr_tnt_tunnel *t;
 		int mttl;
 
 		if (!usable(h) || !h->n_lse) {
@@ -223,7 +223,7 @@ int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params
 				close_visible(hops, n, open, &out[open]);
 				open = -1;
 			}
-			t = new_tunnel(out, &nt, max, VTG_TNT_K_OPAQUE, VTG_TNT_TRIG_MTTL);
+			t = new_tunnel(out, &nt, max, VTG_TR_TNT_K_OPAQUE, VTG_TR_TNT_TRIG_MTTL);
 			if (!t)
 				break;
 			t->egress = i;
@@ -232,30 +232,30 @@ int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params
 			t->needs_reveal = true;
 			t->target = h->addr;
 			if (t->ingress >= 0)
-				mark(hops, t->ingress, nt - 1, t, VTG_TNT_ING);
-			mark(hops, i, nt - 1, t, VTG_TNT_EGR);
+				mark(hops, t->ingress, nt - 1, t, VTG_TR_TNT_ING);
+			mark(hops, i, nt - 1, t, VTG_TR_TNT_EGR);
 			continue;
 		}
 		if (open < 0) {
-			t = new_tunnel(out, &nt, max, VTG_TNT_K_EXPLICIT, VTG_TNT_TRIG_LABELS);
+			t = new_tunnel(out, &nt, max, VTG_TR_TNT_K_EXPLICIT, VTG_TR_TNT_TRIG_LABELS);
 			if (!t)
 				break;
 			open = nt - 1;
 			t->ingress = ingress_of(hops, i);
 			t->first = i;
 			if (t->ingress >= 0)
-				mark(hops, t->ingress, open, t, VTG_TNT_ING);
+				mark(hops, t->ingress, open, t, VTG_TR_TNT_ING);
 		}
 		t = &out[open];
 		if (VTG_LSE_LABEL(h->lse[0]) == 0) {
 			/* explicit null: this is the UHP egress, popping */
 			t->egress = i;
-			mark(hops, i, open, t, VTG_TNT_EGR);
+			mark(hops, i, open, t, VTG_TR_TNT_EGR);
 			open = -1;
 			continue;
 		}
 		t->last = i;
-		mark(hops, i, open, t, VTG_TNT_LSR);
+		mark(hops, i, open, t, VTG_TR_TNT_LSR);
 	}
 	if (open >= 0)
 		close_visible(hops, n, open, &out[open]);
@@ -263,15 +263,15 @@ int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params
 
 	/* implicit: quoted TTLs 2, 3, ... (the first LSR quotes 1) */
 	for (int i = 0; i < n; i++) {
-		struct vtg_tnt_hop *h = &hops[i];
-		struct vtg_tnt_tunnel *t;
+		struct vtg_tr_tnt_hop *h = &hops[i];
+		struct vtg_tr_tnt_tunnel *t;
 
 		if (usable(h) && !h->n_lse && h->tunnel < 0 && h->qttl > 1 && h->qttl < 255 &&
 		    (open < 0 ? true : h->qttl == hops[out[open].last].qttl + 1)) {
 			if (open < 0) {
 				int f = prev_hop(hops, i);
 
-				t = new_tunnel(out, &nt, max, VTG_TNT_K_IMPLICIT, VTG_TNT_TRIG_QTTL);
+				t = new_tunnel(out, &nt, max, VTG_TR_TNT_K_IMPLICIT, VTG_TR_TNT_TRIG_QTTL);
 				if (!t)
 					break;
 				open = nt - 1;
@@ -279,17 +279,17 @@ int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params
 				if (h->qttl == 2 && f >= 0 && usable(&hops[f]) && hops[f].qttl <= 1 &&
 				    hops[f].tunnel < 0) {
 					t->first = f;
-					mark(hops, f, open, t, VTG_TNT_LSR | VTG_TNT_QTTL);
+					mark(hops, f, open, t, VTG_TR_TNT_LSR | VTG_TR_TNT_QTTL);
 				} else {
 					t->first = i;
 				}
 				t->ingress = ingress_of(hops, t->first);
 				if (t->ingress >= 0)
-					mark(hops, t->ingress, open, t, VTG_TNT_ING);
+					mark(hops, t->ingress, open, t, VTG_TR_TNT_ING);
 			}
 			t = &out[open];
 			t->last = i;
-			mark(hops, i, open, t, VTG_TNT_LSR | VTG_TNT_QTTL);
+			mark(hops, i, open, t, VTG_TR_TNT_LSR | VTG_TR_TNT_QTTL);
 			continue;
 		}
 		if (open >= 0 && h->responded) {
@@ -303,16 +303,16 @@ int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params
 
 	/* implicit: u-turn (time exceeded tunnelled to the egress and back) */
 	for (int i = 0; i < n; i++) {
-		struct vtg_tnt_hop *h = &hops[i];
-		struct vtg_tnt_tunnel *t;
+		struct vtg_tr_tnt_hop *h = &hops[i];
+		struct vtg_tr_tnt_tunnel *t;
 
-		if (h->uturn != VTG_TNT_NO_VALUE && h->uturn >= p->uturn && h->tunnel >= 0 &&
-		    (h->tags & VTG_TNT_LSR))
-			h->tags |= VTG_TNT_UTURN; /* more evidence for a known LSR */
-		if (usable(h) && h->tunnel < 0 && !h->n_lse && h->uturn != VTG_TNT_NO_VALUE &&
+		if (h->uturn != VTG_TR_TNT_NO_VALUE && h->uturn >= p->uturn && h->tunnel >= 0 &&
+		    (h->tags & VTG_TR_TNT_LSR))
+			h->tags |= VTG_TR_TNT_UTURN; /* more evidence for a known LSR */
+		if (usable(h) && h->tunnel < 0 && !h->n_lse && h->uturn != VTG_TR_TNT_NO_VALUE &&
 		    h->uturn >= p->uturn) {
 			if (open < 0) {
-				t = new_tunnel(out, &nt, max, VTG_TNT_K_IMPLICIT, VTG_TNT_TRIG_UTURN);
+				t = new_tunnel(out, &nt, max, VTG_TR_TNT_K_IMPLICIT, VTG_TR_TNT_TRIG_UTURN);
 				if (!t)
 					break;
 				open = nt - 1;
@@ -320,11 +320,11 @@ int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params
 				t->trigger_value = h->uturn;
 				t->ingress = ingress_of(hops, i);
 				if (t->ingress >= 0)
-					mark(hops, t->ingress, open, t, VTG_TNT_ING);
+					mark(hops, t->ingress, open, t, VTG_TR_TNT_ING);
 			}
 			t = &out[open];
 			t->last = i;
-			mark(hops, i, open, t, VTG_TNT_LSR | VTG_TNT_UTURN);
+			mark(hops, i, open, t, VTG_TR_TNT_LSR | VTG_TR_TNT_UTURN);
 			continue;
 		}
 		if (open >= 0 && h->responded) {
@@ -340,67 +340,67 @@ int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params
 		int base_frpla = 0, base_rtla = 0;
 
 		for (int i = 0; i < n; i++) {
-			struct vtg_tnt_hop *h = &hops[i];
-			struct vtg_tnt_tunnel *t;
+			struct vtg_tr_tnt_hop *h = &hops[i];
+			struct vtg_tr_tnt_tunnel *t;
 			int pv = prev_hop(hops, i);
 
 			if (!usable(h))
 				continue;
 			if (in_tunnel(h)) {
-				if (h->frpla != VTG_TNT_NO_VALUE)
+				if (h->frpla != VTG_TR_TNT_NO_VALUE)
 					base_frpla = h->frpla > 0 ? h->frpla : 0;
-				if (h->rtla != VTG_TNT_NO_VALUE)
+				if (h->rtla != VTG_TR_TNT_NO_VALUE)
 					base_rtla = h->rtla > 0 ? h->rtla : 0;
 				continue;
 			}
 			if (pv >= 0 && usable(&hops[pv]) && !in_tunnel(&hops[pv]) &&
-			    vtg_addr_eq(&hops[pv].addr, &h->addr)) {
-				t = new_tunnel(out, &nt, max, VTG_TNT_K_INV_UHP, VTG_TNT_TRIG_DUPIP);
+			    vtg_tr_addr_eq(&hops[pv].addr, &h->addr)) {
+				t = new_tunnel(out, &nt, max, VTG_TR_TNT_K_INV_UHP, VTG_TR_TNT_TRIG_DUPIP);
 				if (!t)
 					break;
 				t->ingress = ingress_of(hops, pv);
 				t->egress = -1; /* hidden: the duplicate is the next hop */
 				t->first = pv;  /* where it shows */
 				t->needs_reveal = true;
-				vtg_tnt_buddy(&h->addr, false, &t->target);
+				vtg_tr_tnt_buddy(&h->addr, false, &t->target);
 				if (t->ingress >= 0)
-					mark(hops, t->ingress, nt - 1, t, VTG_TNT_ING);
-				hops[pv].tags |= VTG_TNT_DUPIP | VTG_TNT_MPLS | VTG_TNT_INV;
-				h->tags |= VTG_TNT_DUPIP | VTG_TNT_MPLS | VTG_TNT_INV;
+					mark(hops, t->ingress, nt - 1, t, VTG_TR_TNT_ING);
+				hops[pv].tags |= VTG_TR_TNT_DUPIP | VTG_TR_TNT_MPLS | VTG_TR_TNT_INV;
+				h->tags |= VTG_TR_TNT_DUPIP | VTG_TR_TNT_MPLS | VTG_TR_TNT_INV;
 				hops[pv].tunnel = h->tunnel = nt - 1;
 				continue;
 			}
 			{
-				int drtla = h->rtla != VTG_TNT_NO_VALUE ? h->rtla - base_rtla : VTG_TNT_NO_VALUE;
+				int drtla = h->rtla != VTG_TR_TNT_NO_VALUE ? h->rtla - base_rtla : VTG_TR_TNT_NO_VALUE;
 				int dfrpla = h->frpla - base_frpla;
-				enum vtg_tnt_trigger trig;
+				enum vtg_tr_tnt_trigger trig;
 
-				if (h->rtla != VTG_TNT_NO_VALUE)
+				if (h->rtla != VTG_TR_TNT_NO_VALUE)
 					base_rtla = h->rtla > 0 ? h->rtla : 0;
 				base_frpla = h->frpla > 0 ? h->frpla : 0;
-				if (drtla != VTG_TNT_NO_VALUE && drtla >= p->rtla)
-					trig = VTG_TNT_TRIG_RTLA;
+				if (drtla != VTG_TR_TNT_NO_VALUE && drtla >= p->rtla)
+					trig = VTG_TR_TNT_TRIG_RTLA;
 				else if (dfrpla >= p->frpla)
-					trig = VTG_TNT_TRIG_FRPLA;
+					trig = VTG_TR_TNT_TRIG_FRPLA;
 				else
 					continue;
-				t = new_tunnel(out, &nt, max, VTG_TNT_K_INV_PHP, trig);
+				t = new_tunnel(out, &nt, max, VTG_TR_TNT_K_INV_PHP, trig);
 				if (!t)
 					break;
 				t->egress = i;
 				t->ingress = ingress_of(hops, i);
-				t->trigger_value = trig == VTG_TNT_TRIG_RTLA ? drtla : dfrpla;
+				t->trigger_value = trig == VTG_TR_TNT_TRIG_RTLA ? drtla : dfrpla;
 				t->needs_reveal = true;
 				t->target = h->addr;
 				if (t->ingress >= 0)
-					mark(hops, t->ingress, nt - 1, t, VTG_TNT_ING);
-				mark(hops, i, nt - 1, t, VTG_TNT_EGR);
+					mark(hops, t->ingress, nt - 1, t, VTG_TR_TNT_ING);
+				mark(hops, i, nt - 1, t, VTG_TR_TNT_EGR);
 			}
 		}
 	}
 	/* revelation probes start just before the ingress (or the last hop before) */
 	for (int k = 0; k < nt; k++) {
-		struct vtg_tnt_tunnel *t = &out[k];
+		struct vtg_tr_tnt_tunnel *t = &out[k];
 		int anchor = t->ingress;
 
 		if (!t->needs_reveal)
@@ -418,9 +418,9 @@ int vtg_tnt_analyze(struct vtg_tnt_hop *hops, int n, const struct vtg_tnt_params
 	return nt;
 }
 
-void vtg_tnt_buddy(const struct vtg_addr *a, bool slash31, struct vtg_addr *out)
+void vtg_tr_tnt_buddy(const struct vtg_tr_addr *a, bool slash31, struct vtg_tr_addr *out)
 {
-	uint32_t v = vtg_addr_v4(a), b;
+	uint32_t v = vtg_tr_addr_v4(a), b;
 
 	if (!slash31 && (v & 3) == 1)
 		b = v + 1;
@@ -428,106 +428,106 @@ void vtg_tnt_buddy(const struct vtg_addr *a, bool slash31, struct vtg_addr *out)
 		b = v - 1;
 	else
 		b = v ^ 1;
-	vtg_addr_from_v4(out, b);
+	vtg_tr_addr_from_v4(out, b);
 }
 
-static bool already(const struct vtg_tnt_tunnel *t, const struct vtg_addr *a)
+static bool already(const struct vtg_tr_tnt_tunnel *t, const struct vtg_tr_addr *a)
 {
 	for (int i = 0; i < t->n_revealed; i++)
-		if (vtg_addr_eq(&t->revealed[i].addr, a))
+		if (vtg_tr_addr_eq(&t->revealed[i].addr, a))
 			return true;
 	return false;
 }
 
 /* Inserts revealed hops (path order) in front of those found before (BRPR goes
  * backwards). */
-static void add_front(struct vtg_tnt_tunnel *t, const struct vtg_tnt_hop *h, int cnt, uint32_t how)
+static void add_front(struct vtg_tr_tnt_tunnel *t, const struct vtg_tr_tnt_hop *h, int cnt, uint32_t how)
 {
-	if (t->n_revealed + cnt > VTG_TNT_MAX_REVEALED)
-		cnt = VTG_TNT_MAX_REVEALED - t->n_revealed;
+	if (t->n_revealed + cnt > VTG_TR_TNT_MAX_REVEALED)
+		cnt = VTG_TR_TNT_MAX_REVEALED - t->n_revealed;
 	if (cnt <= 0)
 		return;
 	memmove(&t->revealed[cnt], &t->revealed[0], t->n_revealed * sizeof(t->revealed[0]));
 	for (int i = 0; i < cnt; i++) {
 		t->revealed[i] = h[i];
-		t->revealed[i].tags = VTG_TNT_MPLS | VTG_TNT_LSR | kind_tag(t->kind) | how |
+		t->revealed[i].tags = VTG_TR_TNT_MPLS | VTG_TR_TNT_LSR | kind_tag(t->kind) | how |
 				      trigger_tag(t->trigger);
 	}
 	t->n_revealed += cnt;
 }
 
-int vtg_tnt_reveal_step(struct vtg_tnt_tunnel *t, const struct vtg_tnt_hop *ing,
-			const struct vtg_tnt_hop *rh, int n, const struct vtg_addr *target)
+int vtg_tr_tnt_reveal_step(struct vtg_tr_tnt_tunnel *t, const struct vtg_tr_tnt_hop *ing,
+			const struct vtg_tr_tnt_hop *rh, int n, const struct vtg_tr_addr *target)
 {
-	struct vtg_tnt_hop fresh[VTG_TNT_MAX_REVEALED];
+	struct vtg_tr_tnt_hop fresh[VTG_TR_TNT_MAX_REVEALED];
 	int a = -1, z = -1, nf = 0;
 
 	t->steps++;
 	for (int i = 0; i < n; i++) {
 		if (!rh[i].responded)
 			continue;
-		if (ing && vtg_addr_eq(&rh[i].addr, &ing->addr) && z < 0)
+		if (ing && vtg_tr_addr_eq(&rh[i].addr, &ing->addr) && z < 0)
 			a = i;
-		if (vtg_addr_eq(&rh[i].addr, target)) {
+		if (vtg_tr_addr_eq(&rh[i].addr, target)) {
 			z = i;
 			break;
 		}
 	}
 	if (z < 0 || (ing && a < 0)) {
 		/* the target did not answer, or the path to it avoided the ingress */
-		if (t->kind == VTG_TNT_K_INV_UHP && t->steps == 1 && !t->buddy_tried_31) {
-			struct vtg_addr dup;
+		if (t->kind == VTG_TR_TNT_K_INV_UHP && t->steps == 1 && !t->buddy_tried_31) {
+			struct vtg_tr_addr dup;
 
 			/* the /30 guess failed: the link may be a /31 */
-			vtg_tnt_buddy(target, false, &dup); /* back to the duplicated address */
-			vtg_tnt_buddy(&dup, true, &t->next_target);
+			vtg_tr_tnt_buddy(target, false, &dup); /* back to the duplicated address */
+			vtg_tr_tnt_buddy(&dup, true, &t->next_target);
 			t->buddy_tried_31 = true;
 			t->steps = 0;
-			if (!vtg_addr_eq(&t->next_target, target))
+			if (!vtg_tr_addr_eq(&t->next_target, target))
 				return 1;
 		}
 		t->done = true;
 		return 0;
 	}
-	for (int i = a + 1; i < z && nf < VTG_TNT_MAX_REVEALED; i++)
+	for (int i = a + 1; i < z && nf < VTG_TR_TNT_MAX_REVEALED; i++)
 		if (rh[i].responded && !already(t, &rh[i].addr) &&
-		    !(ing && vtg_addr_eq(&rh[i].addr, &ing->addr)))
+		    !(ing && vtg_tr_addr_eq(&rh[i].addr, &ing->addr)))
 			fresh[nf++] = rh[i];
 
-	if (t->kind == VTG_TNT_K_INV_UHP) {
+	if (t->kind == VTG_TR_TNT_K_INV_UHP) {
 		/* buddy: the trace to the egress's other address shows the LSRs and the
 		 * egress itself */
-		add_front(t, fresh, nf, VTG_TNT_BUDDY);
+		add_front(t, fresh, nf, VTG_TR_TNT_BUDDY);
 		t->revealed_egress = *target;
 		t->egress_hop = rh[z];
-		t->egress_hop.tags = VTG_TNT_MPLS | VTG_TNT_EGR | VTG_TNT_INV | VTG_TNT_DUPIP | VTG_TNT_BUDDY;
-		t->revealed_by = VTG_TNT_REV_BUDDY;
+		t->egress_hop.tags = VTG_TR_TNT_MPLS | VTG_TR_TNT_EGR | VTG_TR_TNT_INV | VTG_TR_TNT_DUPIP | VTG_TR_TNT_BUDDY;
+		t->revealed_by = VTG_TR_TNT_REV_BUDDY;
 		t->done = true;
 		return 0;
 	}
 	if (t->steps == 1) {
 		if (nf == 0) {
-			t->revealed_by = VTG_TNT_REV_NONE;
+			t->revealed_by = VTG_TR_TNT_REV_NONE;
 			t->done = true;
 			return 0;
 		}
 		if (nf >= 2) {
-			add_front(t, fresh, nf, VTG_TNT_DPR);
-			t->revealed_by = VTG_TNT_REV_DPR;
+			add_front(t, fresh, nf, VTG_TR_TNT_DPR);
+			t->revealed_by = VTG_TR_TNT_REV_DPR;
 			t->done = true;
 			return 0;
 		}
-		add_front(t, fresh, 1, VTG_TNT_BRPR);
-		t->revealed_by = VTG_TNT_REV_BRPR;
+		add_front(t, fresh, 1, VTG_TR_TNT_BRPR);
+		t->revealed_by = VTG_TR_TNT_REV_BRPR;
 		t->next_target = fresh[0].addr;
 		return 1;
 	}
 	/* BRPR: each trace toward the last revealed hop shows the one before it */
-	if (nf == 0 || t->n_revealed >= VTG_TNT_MAX_REVEALED) {
+	if (nf == 0 || t->n_revealed >= VTG_TR_TNT_MAX_REVEALED) {
 		t->done = true;
 		return 0;
 	}
-	add_front(t, fresh, nf, VTG_TNT_BRPR);
+	add_front(t, fresh, nf, VTG_TR_TNT_BRPR);
 	t->next_target = fresh[0].addr;
 	if (nf > 1) {
 		t->done = true;

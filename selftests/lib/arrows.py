@@ -18,6 +18,9 @@ wrong includes; this checks what include paths cannot:
   link      (with --build) no loader object uses a symbol defined in tools/, no command
             file (tools/CMD.c for a command CMD) uses a symbol another one defines
   testdecl  (with --build) no library header declares a function the tests define
+  prefix    (with --build) every global symbol a library part defines carries the part's
+            prefix (PREFIXES): vtg_lat_ for latency, vtg_pol_ for policy, ...; core's are
+            vtg_ (and jw_/jr_, the JSON writer and reader) but none of another part's
 """
 import argparse
 import os
@@ -202,6 +205,38 @@ def check_link(root, build):
     return errors
 
 
+# One prefix per module. core's vtg_ is everyone's start, so a core symbol may not carry
+# another part's prefix.
+PREFIXES = {
+    'loader/core': ('vtg_', 'jw_', 'jr_'),
+    'loader/latency': ('vtg_lat_',),
+    'loader/policy': ('vtg_pol_',),
+    'loader/trace': ('vtg_tr_',),
+    'loader/count': ('vtg_cnt_',),
+    'loader/export': ('vtg_x_',),
+    'loader/agent': ('vtg_agent_',),
+    'loader/conntest': ('vtg_ct_',),
+}
+
+
+def check_prefixes(root, build):
+    errors = []
+    others = {p: [x for q, xs in PREFIXES.items() if q != p for x in xs if x != 'vtg_'] for p in PREFIXES}
+    for o in objects(root, build, 'loader'):
+        src = os.path.relpath(o, os.path.join(root, build, 'obj'))[:-2] + '.c'
+        part = part_of(src)
+        if part not in PREFIXES:
+            errors.append(f'{src}: prefix: {part} is not a known library part (PREFIXES)')
+            continue
+        for sym in sorted(nm_symbols(o)[0]):
+            if part == 'loader/core' and sym == 'vtg':
+                continue  # the global options (-j, -p, -v): the tool's one unprefixed name
+            if not sym.startswith(PREFIXES[part]) or (part == 'loader/core' and sym.startswith(tuple(others[part]))):
+                errors.append(f'{src}: prefix: {sym} does not carry {part}\'s prefix '
+                              f'{"/".join(PREFIXES[part])}')
+    return errors
+
+
 def check_test_decls(root, build):
     """No function the tests define is declared in a library header."""
     errors = []
@@ -228,6 +263,7 @@ def run(root, build, with_objects):
     if with_objects:
         errors += check_link(root, build)
         errors += check_test_decls(root, build)
+        errors += check_prefixes(root, build)
     return errors
 
 
@@ -248,11 +284,15 @@ def self_test():
                          'tools/latency.c': 'int vtg_cmd_latency; void lat_fn(void) {}\n'},
         'testdecl': {'loader/core/vtg_core.h': 'int only_in_tests(void);\n',
                      'selftests/lib/t.c': 'int only_in_tests(void) { return 1; }\n'},
+        'prefix': {'loader/latency/a.c': 'int vtg_lat_ok(void) { return 0; } int ct_bad(void) { return 1; }\n'},
+        'prefix-core': {'loader/core/a.c': 'int vtg_lat_in_core(void) { return 0; }\n'},
     }
     clean = {'tools/a.c': '#include "core/vtg_core.h"\n#include "cli.h"\n', 'tools/cli.h': '',
              'loader/core/vtg_core.h': '', 'loader/export/vtg_export.h': '#include "core/vtg_core.h"\n',
              'loader/export/sink.c': '#include "vtg_export.h"\n#include "prom.h"\n',
-             'loader/export/prom.h': '', 'maps/m.h': '#include "n.h"\n', 'maps/n.h': '',
+             'loader/export/prom.h': '', 'loader/export/x.c': 'int vtg_x_fn(void) { return 0; }\n',
+             'loader/core/c.c': 'int vtg_now(void) { return 0; } int jw_fn(void) { return 0; }\n',
+             'maps/m.h': '#include "n.h"\n', 'maps/n.h': '',
              'tools/main.c': 'int cmd_x(void); int main(void) { return cmd_x(); }\n',
              'tools/x.c': 'int draw(void); int cmd_x(void) { return draw(); }\n',
              'tools/x_ui.c': 'int draw(void) { return 0; }\n'}

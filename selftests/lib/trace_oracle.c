@@ -73,7 +73,7 @@ static int identify(const struct vtg_trace_cfg *cfg, const uint8_t *q, size_t ql
 
 static bool ext_checksum_ok(const uint8_t *p, size_t len)
 {
-	return vtg_csum_fold(vtg_csum_add(0, p, len)) == 0xffff;
+	return vtg_tr_csum_fold(vtg_tr_csum_add(0, p, len)) == 0xffff;
 }
 
 /* The extension structure: msg[off .. n), of which msg[0 .. window) is readable. */
