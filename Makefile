@@ -36,12 +36,13 @@ CFLAGS  += -Wall -Wextra -Werror -Wno-missing-field-initializers -std=gnu11 -D_G
 
 # The arrows, checked by the compiler: each part sees only what it may include.
 # maps/ includes nothing of ours; bpf/ sees maps/ and bpf/lib; loader/ sees maps/,
-# loader/ (as "part/vtg_part.h") and the skeletons; tools/ adds tools/; only selftests/
+# loader/ (as "part/vtg_part.h") and the skeletons; tools/ sees maps/, loader/ and
+# tools/ (no skeleton: loading is the library's business); only selftests/
 # sees selftests/lib and the testbed. (test_arrows checks what the paths cannot: relative
 # includes, a part's internals used from outside it, cycles between parts.)
 INC_LOADER    := -I$(BUILD)/skel -Imaps -Iloader
-INC_TOOLS     := $(INC_LOADER) -Itools
-INC_SELFTESTS := $(INC_TOOLS) -Iselftests/lib -Iselftests/testbed -Iselftests
+INC_TOOLS     := -Imaps -Iloader -Itools
+INC_SELFTESTS := $(INC_LOADER) -Itools -Iselftests/lib -Iselftests/testbed -Iselftests
 $(BUILD)/obj/loader/%.o: INC := $(INC_LOADER)
 $(BUILD)/obj/tools/%.o: INC := $(INC_TOOLS)
 $(BUILD)/obj/selftests/%.o: INC := $(INC_SELFTESTS)

@@ -57,7 +57,7 @@ def search_path(part, build):
     if part.startswith('loader'):
         return [skel, 'maps', 'loader']
     if part == 'tools':
-        return [skel, 'maps', 'loader', 'tools']
+        return ['maps', 'loader', 'tools']
     return [skel, 'maps', 'loader', 'tools', 'selftests/lib', 'selftests/testbed', 'selftests']
 
 
