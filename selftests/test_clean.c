@@ -14,31 +14,7 @@
 #include "test.h"
 #include "proc.h"
 #include "netns.h"
-
-struct pair {
-	char ns_a[32], ns_b[32], a[16], b[16];
-};
-
-static bool pair_up(struct pair *p, const char *tag)
-{
-	char base[12];
-
-	nsh_unique(tag, base, sizeof(base));
-	snprintf(p->ns_a, sizeof(p->ns_a), "%sa", base);
-	snprintf(p->ns_b, sizeof(p->ns_b), "%sb", base);
-	snprintf(p->a, sizeof(p->a), "%sx", base);
-	snprintf(p->b, sizeof(p->b), "%sy", base);
-	return ASSERT_OK(nsh_create(p->ns_a), "netns a") && ASSERT_OK(nsh_create(p->ns_b), "netns b") &&
-	       ASSERT_OK(nsh_veth(p->a, p->ns_a, p->b, p->ns_b), "veth") &&
-	       ASSERT_EQ(nsh_ip(p->ns_a, "link set %s up", p->a), 0, "up") &&
-	       ASSERT_EQ(nsh_ip(p->ns_b, "link set %s up", p->b), 0, "up");
-}
-
-static void pair_down(struct pair *p)
-{
-	nsh_destroy(p->ns_a);
-	nsh_destroy(p->ns_b);
-}
+#include "nspair.h"
 
 /* Output of a command run in the test's namespace (tc, ip). */
 static void cmd(char *out, size_t len, const char *const argv[])
@@ -77,7 +53,7 @@ static int bpf_filters(const char *ns, const char *dev, const char *dir)
 
 /* Starts `vantage -j count` with every hook on p->a, pinned; waits for its 3 attached
  * records. Returns the pid (stdout fd in *fd) or -1. */
-static pid_t start_count(struct pair *p, int *fd)
+static pid_t start_count(struct nsh_pair *p, int *fd)
 {
 	const char *argv[] = { vproc_vantage_path(), "-j", "count", "--netns", p->ns_a, "--dev", p->a,
 			       "--hook", "xdp", "--hook", "tc-ingress", "--hook", "tc-egress",
@@ -124,12 +100,12 @@ static bool pin_dir_has(const char *dev)
 TEST(clean)
 {
 	struct vproc *r = calloc(1, sizeof(*r));
-	struct pair p = {};
+	struct nsh_pair p = {};
 	int fd = -1;
 	pid_t pid = -1;
 	char ifarg[40], f[256];
 
-	if (!ASSERT_OK_PTR(r, "alloc") || !pair_up(&p, "vcl"))
+	if (!ASSERT_OK_PTR(r, "alloc") || !nsh_pair_up(&p, "vcl", 0))
 		goto out;
 	snprintf(ifarg, sizeof(ifarg), "ifname=%s ", p.a);
 
@@ -207,7 +183,7 @@ out:
 	}
 	if (fd >= 0)
 		close(fd);
-	pair_down(&p);
+	nsh_pair_down(&p);
 	vproc_vantage(r, 30000, "clean", NULL);
 	free(r);
 }

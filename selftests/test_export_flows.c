@@ -15,44 +15,33 @@
 #include "test.h"
 #include "proc.h"
 #include "netns.h"
+#include "nspair.h"
 
 #define NFLOWS 20
 
 struct fpair {
-	char ns_a[32], ns_b[32], a[16], b[16], dir[64], policy[96];
+	struct nsh_pair n;
+	char policy[96];
 };
 
 static bool fpair_up(struct fpair *p)
 {
-	char base[12];
 	FILE *f;
 
-	nsh_unique("vfx", base, sizeof(base));
-	snprintf(p->ns_a, sizeof(p->ns_a), "%sa", base);
-	snprintf(p->ns_b, sizeof(p->ns_b), "%sb", base);
-	snprintf(p->a, sizeof(p->a), "%sx", base);
-	snprintf(p->b, sizeof(p->b), "%sy", base);
-	snprintf(p->dir, sizeof(p->dir), "/tmp/%s", base);
-	snprintf(p->policy, sizeof(p->policy), "%s/flows.policy", p->dir);
-	mkdir(p->dir, 0700);
+	if (!nsh_pair_up(&p->n, "vfx", 125))
+		return false;
+	snprintf(p->policy, sizeof(p->policy), "%s/flows.policy", p->n.dir);
 	f = fopen(p->policy, "w");
-	if (f) {
-		fputs("proto udp -> count,flow\n", f);
-		fclose(f);
-	}
-	return ASSERT_OK(nsh_create(p->ns_a), "netns a") && ASSERT_OK(nsh_create(p->ns_b), "netns b") &&
-	       ASSERT_OK(nsh_veth(p->a, p->ns_a, p->b, p->ns_b), "veth") &&
-	       ASSERT_EQ(nsh_ip(p->ns_a, "addr add 10.125.0.1/24 dev %s", p->a), 0, "addr") &&
-	       ASSERT_EQ(nsh_ip(p->ns_b, "addr add 10.125.0.2/24 dev %s", p->b), 0, "addr") &&
-	       ASSERT_EQ(nsh_ip(p->ns_a, "link set %s up", p->a), 0, "up") &&
-	       ASSERT_EQ(nsh_ip(p->ns_b, "link set %s up", p->b), 0, "up");
+	if (!f)
+		return ASSERT_OK_PTR(f, "policy file");
+	fputs("proto udp -> count,flow\n", f);
+	fclose(f);
+	return true;
 }
 
 static void fpair_down(struct fpair *p)
 {
-	nsh_destroy(p->ns_a);
-	nsh_destroy(p->ns_b);
-	nsh_sh("rm -rf %s", p->dir);
+	nsh_pair_down(&p->n);
 }
 
 /* Sends n datagrams of flow k (source port 41000+k -> 10.125.0.1:6000+k) from ns_b. */
@@ -102,11 +91,11 @@ TEST(export_flow_eviction)
 
 	if (!ASSERT_OK_PTR(r, "alloc") || !ASSERT_OK_PTR(out, "alloc") || !fpair_up(&p))
 		goto out;
-	if (!ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", p.policy, "--dev", p.a, "--netns", p.ns_a,
+	if (!ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", p.policy, "--dev", p.n.a, "--netns", p.n.ns_a,
 				     "--tc-ingress", NULL), 0, "policy load"))
 		goto out;
 	{
-		const char *argv[] = { vproc_vantage_path(), "-j", "policy", "flows", "--follow", "--dev", p.a,
+		const char *argv[] = { vproc_vantage_path(), "-j", "policy", "flows", "--follow", "--dev", p.n.a,
 				       "--active", "1", "--idle", "0.4", "--duration", "5", NULL };
 
 		pid = vproc_spawn(argv, &fd);
@@ -119,7 +108,7 @@ TEST(export_flow_eviction)
 	for (int burst = 0; burst < 3; burst++) {
 		for (int k = 0; k < NFLOWS; k++) {
 			int n = (k + 1) * 3 + burst;
-			int s = send_flow(p.ns_b, k, n);
+			int s = send_flow(p.n.ns_b, k, n);
 
 			if (!ASSERT_EQ(s, n, "datagrams sent"))
 				goto out;
@@ -128,7 +117,7 @@ TEST(export_flow_eviction)
 		}
 		/* Meanwhile a steady flow (one datagram per 100 ms) outlives the active timeout. */
 		for (int t = 0; t < 11; t++) {
-			if (!ASSERT_EQ(send_flow(p.ns_b, 100, 1), 1, "steady flow"))
+			if (!ASSERT_EQ(send_flow(p.n.ns_b, 100, 1), 1, "steady flow"))
 				goto out;
 			steady++;
 			usleep(100000);
@@ -162,11 +151,11 @@ TEST(export_flow_eviction)
 		  "envelope, rule and times");
 	snprintf(expr, sizeof(expr), "map(select(.type==\"summary\")) | .[0].exported_packets == %d and .[0].drained_packets == %d", total, total);
 	ASSERT_EQ(vjson_true(out, expr), 1, "exporter's own totals");
-	ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.a, NULL), 0, "stats");
+	ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "stats", "--dev", p.n.a, NULL), 0, "stats");
 	snprintf(expr, sizeof(expr), "map(select(.type==\"rule\" and .index==0)) | .[0].packets == %d", total);
 	ASSERT_EQ(vjson_true(r->out, expr), 1, "rule counter agrees");
 	/* Everything was taken: a snapshot now shows no flow left in the kernel. */
-	ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "flows", "--dev", p.a, NULL), 0, "flows snapshot");
+	ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "flows", "--dev", p.n.a, NULL), 0, "flows snapshot");
 	ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"flow\")) | length == 0"), 1, "kernel tables drained");
 out:
 	if (pid > 0) {
@@ -175,7 +164,7 @@ out:
 	}
 	if (fd >= 0)
 		close(fd);
-	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL);
+	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.n.a, NULL);
 	fpair_down(&p);
 	free(out);
 	free(r);
@@ -194,7 +183,7 @@ TEST(export_flows_to_nfdump)
 
 	if (!ASSERT_OK_PTR(r, "alloc") || !fpair_up(&p))
 		goto out;
-	snprintf(nfdir, sizeof(nfdir), "%s/nf", p.dir);
+	snprintf(nfdir, sizeof(nfdir), "%s/nf", p.n.dir);
 	mkdir(nfdir, 0700);
 	{
 		/* A free UDP port on loopback. */
@@ -216,12 +205,12 @@ TEST(export_flows_to_nfdump)
 		if (!ASSERT_GT(nf, 0, "nfcapd"))
 			goto out;
 	}
-	if (!ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", p.policy, "--dev", p.a, "--netns", p.ns_a,
+	if (!ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", p.policy, "--dev", p.n.a, "--netns", p.n.ns_a,
 				     "--tc-ingress", NULL), 0, "policy load"))
 		goto out;
 	snprintf(cmd, sizeof(cmd),
 		 "%s -j policy flows --follow --dev %s --active 1 --idle 0.4 --duration 4 | %s export ipfix udp://127.0.0.1:%d",
-		 vproc_vantage_path(), p.a, vproc_vantage_path(), port);
+		 vproc_vantage_path(), p.n.a, vproc_vantage_path(), port);
 	{
 		const char *sv[] = { "sh", "-c", cmd, NULL };
 
@@ -234,7 +223,7 @@ TEST(export_flows_to_nfdump)
 		for (int k = 0; k < NFLOWS; k++) {
 			int n = (k + 1) * 2 + burst;
 
-			if (!ASSERT_EQ(send_flow(p.ns_b, k, n), n, "datagrams sent"))
+			if (!ASSERT_EQ(send_flow(p.n.ns_b, k, n), n, "datagrams sent"))
 				goto out;
 			expect[k] += n;
 			total += n;
@@ -282,7 +271,7 @@ out:
 		close(fd);
 	if (nf_fd >= 0)
 		close(nf_fd);
-	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL);
+	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.n.a, NULL);
 	fpair_down(&p);
 	free(r);
 }

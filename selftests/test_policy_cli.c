@@ -13,55 +13,7 @@
 #include "test.h"
 #include "proc.h"
 #include "netns.h"
-
-struct pair {
-	char ns_a[32], ns_b[32], a[16], b[16], dir[64];
-};
-
-static bool pair_up(struct pair *p)
-{
-	char base[12];
-
-	nsh_unique("vpo", base, sizeof(base));
-	snprintf(p->ns_a, sizeof(p->ns_a), "%sa", base);
-	snprintf(p->ns_b, sizeof(p->ns_b), "%sb", base);
-	snprintf(p->a, sizeof(p->a), "%sx", base);
-	snprintf(p->b, sizeof(p->b), "%sy", base);
-	snprintf(p->dir, sizeof(p->dir), "/tmp/%s", base);
-	mkdir(p->dir, 0700);
-	return ASSERT_OK(nsh_create(p->ns_a), "netns a") && ASSERT_OK(nsh_create(p->ns_b), "netns b") &&
-	       ASSERT_OK(nsh_veth(p->a, p->ns_a, p->b, p->ns_b), "veth") &&
-	       ASSERT_EQ(nsh_ip(p->ns_a, "addr add 10.124.0.1/24 dev %s", p->a), 0, "addr") &&
-	       ASSERT_EQ(nsh_ip(p->ns_b, "addr add 10.124.0.2/24 dev %s", p->b), 0, "addr") &&
-	       ASSERT_EQ(nsh_ip(p->ns_a, "link set %s up", p->a), 0, "up") &&
-	       ASSERT_EQ(nsh_ip(p->ns_b, "link set %s up", p->b), 0, "up");
-}
-
-static void pair_down(struct pair *p)
-{
-	char cmd[128];
-
-	nsh_destroy(p->ns_a);
-	nsh_destroy(p->ns_b);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", p->dir);
-	nsh_sh("%s", cmd);
-}
-
-static const char *write_file(struct pair *p, const char *name, const char *text)
-{
-	static char path[8][128];
-	static int k;
-	char *out = path[k++ % 8];
-	FILE *f;
-
-	snprintf(out, 128, "%s/%s", p->dir, name);
-	f = fopen(out, "w");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
-	return out;
-}
+#include "nspair.h"
 
 static int count_newlines(const char *s)
 {
@@ -129,16 +81,16 @@ static bool pin_for(const char *dev)
 
 TEST(policy_cli)
 {
-	struct pair p;
+	struct nsh_pair p;
 	struct vproc *r = calloc(1, sizeof(*r));
 	int fd = -1;
 	pid_t pid = -1;
 
-	if (!ASSERT_OK_PTR(r, "alloc") || !pair_up(&p))
+	if (!ASSERT_OK_PTR(r, "alloc") || !nsh_pair_up(&p, "vpo", 124))
 		goto out;
 
 	if (SUBTEST("load_tc_live_traffic")) {
-		const char *f = write_file(&p, "icmp.policy", "# count echo requests\nproto icmp -> count,flow\n");
+		const char *f = nsh_pair_file(&p, "icmp.policy", "# count echo requests\nproto icmp -> count,flow\n");
 
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "--dev", p.a, "--netns", p.ns_a,
 					"--tc-ingress", NULL), 0, "policy load");
@@ -156,9 +108,9 @@ TEST(policy_cli)
 		ASSERT_STRSTR(r->out, "proto icmp -> pass,count,flow", "show prints the rule");
 	}
 	if (SUBTEST("update_atomic_and_counters")) {
-		const char *f = write_file(&p, "icmp2.policy",
+		const char *f = nsh_pair_file(&p, "icmp2.policy",
 					   "proto tcp dport 22 -> drop,count\nproto icmp -> count,flow\n");
-		const char *g = write_file(&p, "drop.policy", "proto icmp -> drop,count\n");
+		const char *g = nsh_pair_file(&p, "drop.policy", "proto icmp -> drop,count\n");
 
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "--dev", p.a, "--netns", p.ns_a,
 					"--tc-ingress", NULL), 0, "update");
@@ -171,7 +123,7 @@ TEST(policy_cli)
 		ASSERT_EQ(vjson_true(r->out, "map(select(.type==\"summary\")) | .[0].instances[0].dropped >= 2"), 1, "drops counted");
 	}
 	if (SUBTEST("bad_file_changes_nothing")) {
-		const char *bad = write_file(&p, "bad.policy", "proto icmp -> count\nproto icmp dport x -> drop\n");
+		const char *bad = nsh_pair_file(&p, "bad.policy", "proto icmp -> count\nproto icmp dport x -> drop\n");
 		char want[256];
 
 		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", bad, "--dev", p.a, "--netns", p.ns_a, "--tc-ingress", NULL),
@@ -179,7 +131,7 @@ TEST(policy_cli)
 		snprintf(want, sizeof(want), "%s:2:18: expected a port", bad);
 		ASSERT_STRSTR(r->err, want, "file:line:column");
 		{
-			const char *nodev = write_file(&p, "nodev.policy", "proto icmp -> count\n  dev nosuchdev0 -> drop\n");
+			const char *nodev = nsh_pair_file(&p, "nodev.policy", "proto icmp -> count\n  dev nosuchdev0 -> drop\n");
 
 			ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", nodev, "--dev", p.a, "--netns", p.ns_a,
 						"--tc-ingress", NULL), 1, "unknown device rejected");
@@ -207,7 +159,7 @@ TEST(policy_cli)
 		ASSERT_EQ(vjson_true(r->out, ".[0].generation == 3"), 1, "still generation 3");
 	}
 	if (SUBTEST("watch")) {
-		const char *f = write_file(&p, "watch.policy", "proto icmp -> count,sample 1,mirror 64\n");
+		const char *f = nsh_pair_file(&p, "watch.policy", "proto icmp -> count,sample 1,mirror 64\n");
 		const char *argv[] = { vproc_vantage_path(), "-j", "policy", "watch", "--dev", p.a, "--count", "4",
 				       "--duration", "20", NULL };
 		char line[8192], all[32768] = "";
@@ -227,7 +179,7 @@ TEST(policy_cli)
 		}
 	}
 	if (SUBTEST("xdp_and_unload")) {
-		const char *f = write_file(&p, "all.policy", "default pass\nany -> count\n");
+		const char *f = nsh_pair_file(&p, "all.policy", "default pass\nany -> count\n");
 
 		ASSERT_EQ(vproc_vantage(r, 30000, "-j", "policy", "load", f, "--dev", p.b, "--netns", p.ns_b, "--xdp", NULL), 0, "load xdp");
 		ASSERT_EQ(vjson_true(r->out, ".[0].hook == \"xdp-native\""), 1, "native XDP on veth");
@@ -241,7 +193,7 @@ TEST(policy_cli)
 		ASSERT_TRUE(pin_for(p.b), "b untouched");
 	}
 	if (SUBTEST("stale_pins_start_over")) {
-		const char *f = write_file(&p, "all2.policy", "any -> count,flow\n");
+		const char *f = nsh_pair_file(&p, "all2.policy", "any -> count,flow\n");
 
 		/* someone detached our XDP program; the pins stayed */
 		ASSERT_EQ(nsh_ip(p.ns_b, "link set dev %s xdp off", p.b), 0, "detach by hand");
@@ -250,7 +202,7 @@ TEST(policy_cli)
 		ASSERT_TRUE(has_xdp(p.ns_b, p.b), "attached again");
 	}
 	if (SUBTEST("clean_removes_everything")) {
-		const char *f = write_file(&p, "c.policy", "any -> count\n");
+		const char *f = nsh_pair_file(&p, "c.policy", "any -> count\n");
 
 		ASSERT_EQ(vproc_vantage(r, 30000, "policy", "load", f, "--dev", p.a, "--netns", p.ns_a, "--tc-egress", NULL), 0, "load egress");
 		ASSERT_EQ(bpf_filters(p.ns_a, p.a, "egress"), 1, "egress filter");
@@ -271,7 +223,7 @@ out:
 		close(fd);
 	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.a, NULL);
 	vproc_vantage(r, 30000, "policy", "unload", "--dev", p.b, NULL);
-	pair_down(&p);
+	nsh_pair_down(&p);
 	free(r);
 }
 
@@ -279,7 +231,7 @@ out:
  * stay aliases; the usage errors are exit 2 with a one-line reason. */
 TEST(policy_cli_options)
 {
-	struct pair p;
+	struct nsh_pair p;
 	struct vproc *r = calloc(1, sizeof(*r));
 
 	if (!ASSERT_OK_PTR(r, "alloc"))
@@ -322,7 +274,7 @@ TEST(policy_cli_options)
 		ASSERT_STRSTR(r->out, "--tc-ingress = --hook tc-ingress", "the old spelling as an alias");
 	}
 	if (SUBTEST("hook_option")) {
-		const char *f = pair_up(&p) ? write_file(&p, "h.policy", "any -> count\n") : NULL;
+		const char *f = nsh_pair_up(&p, "vpo", 124) ? nsh_pair_file(&p, "h.policy", "any -> count\n") : NULL;
 
 		if (!f)
 			goto out;
@@ -340,7 +292,7 @@ TEST(policy_cli_options)
 		ASSERT_STRSTR(r->err, "no policy loaded on", "says so");
 out:
 		vproc_vantage(r, 30000, "policy", "unload", "--dev", p.b, NULL);
-		pair_down(&p);
+		nsh_pair_down(&p);
 	}
 	free(r);
 }

@@ -10,57 +10,17 @@
 #include <sys/stat.h>
 #include "test.h"
 #include "netns.h"
+#include "nspair.h"
 #include "core/vtg_core.h"
 #include "export/vtg_export.h"
 #include "policy/vtg_policy.h"
 
-struct veth {
-	char ns_a[32], ns_b[32], a[16], b[16], dir[64];
-};
-
-static bool veth_up(struct veth *p)
-{
-	char base[12];
-
-	nsh_unique("vpl", base, sizeof(base));
-	snprintf(p->ns_a, sizeof(p->ns_a), "%sa", base);
-	snprintf(p->ns_b, sizeof(p->ns_b), "%sb", base);
-	snprintf(p->a, sizeof(p->a), "%sx", base);
-	snprintf(p->b, sizeof(p->b), "%sy", base);
-	snprintf(p->dir, sizeof(p->dir), "/tmp/%s", base);
-	mkdir(p->dir, 0700);
-	return ASSERT_OK(nsh_create(p->ns_a), "netns a") && ASSERT_OK(nsh_create(p->ns_b), "netns b") &&
-	       ASSERT_OK(nsh_veth(p->a, p->ns_a, p->b, p->ns_b), "veth") &&
-	       ASSERT_EQ(nsh_ip(p->ns_a, "addr add 10.125.0.1/24 dev %s", p->a), 0, "addr") &&
-	       ASSERT_EQ(nsh_ip(p->ns_b, "addr add 10.125.0.2/24 dev %s", p->b), 0, "addr") &&
-	       ASSERT_EQ(nsh_ip(p->ns_a, "link set %s up", p->a), 0, "up") &&
-	       ASSERT_EQ(nsh_ip(p->ns_b, "link set %s up", p->b), 0, "up");
-}
-
-static void veth_down(struct veth *p)
+static void veth_down(struct nsh_pair *p)
 {
 	struct vtg_pol_select sel = { .dev = p->a };
 
 	vtg_pol_unload(&sel, NULL, NULL); /* a test that failed half-way */
-	nsh_destroy(p->ns_a);
-	nsh_destroy(p->ns_b);
-	nsh_sh("rm -rf %s", p->dir);
-}
-
-static const char *policy_file(struct veth *p, const char *name, const char *text)
-{
-	static char path[4][128];
-	static int k;
-	char *out = path[k++ % 4];
-	FILE *f;
-
-	snprintf(out, 128, "%s/%s", p->dir, name);
-	f = fopen(out, "w");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
-	return out;
+	nsh_pair_down(p);
 }
 
 static bool dir_exists(const char *path)
@@ -71,7 +31,7 @@ static bool dir_exists(const char *path)
 }
 
 /* The one instance on dev, opened through the library. */
-static bool open_inst(const struct veth *p, struct vtg_pol_inst **in)
+static bool open_inst(const struct nsh_pair *p, struct vtg_pol_inst **in)
 {
 	struct vtg_pol_select sel = { .dev = p->a, .netns = p->ns_a };
 	int n = vtg_pol_inst_open(&sel, in);
@@ -120,19 +80,19 @@ static void on_flow(void *ctx, const struct vtg_x_rec *r)
 
 TEST(policy_lib_load_unload)
 {
-	struct veth p;
+	struct nsh_pair p;
 	struct vtg_pol_inst *in = NULL;
 	struct vtg_pol_loaded res;
 	struct vtg_pol_load_opts lo = { .fmt = VTG_POL_FMT_AUTO, .hook = VTG_HOOK_TC_INGRESS };
 	char dir[512] = "";
 
-	if (!veth_up(&p))
+	if (!nsh_pair_up(&p, "vpl", 125))
 		goto out;
 	lo.dev = p.a;
 	lo.netns = p.ns_a;
 
 	if (SUBTEST("load_read_counters")) {
-		lo.file = policy_file(&p, "icmp.policy", "proto icmp -> count,flow\n");
+		lo.file = nsh_pair_file(&p, "icmp.policy", "proto icmp -> count,flow\n");
 		if (!ASSERT_OK(vtg_pol_load(&lo, &res), "vtg_pol_load"))
 			goto out;
 		ASSERT_FALSE(res.updated, "a fresh load");
@@ -173,7 +133,7 @@ TEST(policy_lib_load_unload)
 		in = NULL;
 	}
 	if (SUBTEST("replace_keeps_counters")) {
-		lo.file = policy_file(&p, "two.policy", "proto tcp dport 22 -> drop,count\nproto icmp -> count,flow\n");
+		lo.file = nsh_pair_file(&p, "two.policy", "proto tcp dport 22 -> drop,count\nproto icmp -> count,flow\n");
 		if (ASSERT_OK(vtg_pol_load(&lo, &res), "replace")) {
 			ASSERT_TRUE(res.updated, "updated in place");
 			ASSERT_EQ(res.generation, 2, "generation");
@@ -188,7 +148,7 @@ TEST(policy_lib_load_unload)
 		struct vtg_pol_load_opts bad = lo;
 		uint32_t slot, gen = 0;
 
-		bad.file = policy_file(&p, "bad.policy", "proto icmp dport x -> drop\n");
+		bad.file = nsh_pair_file(&p, "bad.policy", "proto icmp dport x -> drop\n");
 		ASSERT_ERR(vtg_pol_load(&bad, &res), "a bad file is refused");
 		bad.file = lo.file;
 		bad.hook = VTG_HOOK_TC_EGRESS;
@@ -252,7 +212,7 @@ static void on_packet(void *ctx, const struct vtg_x_rec *r)
 
 TEST(policy_lib_watch)
 {
-	struct veth p;
+	struct nsh_pair p;
 	struct vtg_pol_inst *in = NULL;
 	struct vtg_pol_watch *w = NULL;
 	struct vtg_pol_loaded res;
@@ -260,11 +220,11 @@ TEST(policy_lib_watch)
 	struct watched seen = { .rule = -9 };
 	struct vtg_pol_watch_opts wo = { .on_packet = on_packet, .ctx = &seen };
 
-	if (!veth_up(&p))
+	if (!nsh_pair_up(&p, "vpl", 125))
 		goto out;
 	lo.dev = p.a;
 	lo.netns = p.ns_a;
-	lo.file = policy_file(&p, "m.policy", "proto udp -> count\nproto icmp -> count,mirror 64\n");
+	lo.file = nsh_pair_file(&p, "m.policy", "proto udp -> count\nproto icmp -> count,mirror 64\n");
 	if (!ASSERT_OK(vtg_pol_load(&lo, &res), "load at XDP") || !open_inst(&p, &in))
 		goto out;
 	w = vtg_pol_watch_open(in, &wo);
