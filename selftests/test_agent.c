@@ -245,43 +245,6 @@ static int filters(const char *ns, const char *dev, const char *dir)
 	return n;
 }
 
-struct sock_reader {
-	const char *path, *request, *outfile;
-	int ms;
-};
-
-/* Inside a container: connect to the agent's container socket, ask, keep what comes. */
-static int read_socket(void *arg)
-{
-	struct sock_reader *sr = arg;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0), total = 0;
-	FILE *f = fopen(sr->outfile, "w");
-	struct timeval tv = { 0, 100000 };
-	double end = vtg_now_s() + sr->ms / 1000.0;
-	char buf[65536];
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sr->path);
-	if (fd < 0 || !f || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (write(fd, sr->request, strlen(sr->request)) < 0)
-		return -1;
-	while (vtg_now_s() < end) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-
-		if (n == 0)
-			break;
-		if (n > 0) {
-			fwrite(buf, 1, n, f);
-			total += n;
-		}
-	}
-	fclose(f);
-	close(fd);
-	return total;
-}
-
 /* Sends len bytes (NULs allowed) to the socket at path, keeps the answer up to its end. */
 static int ask_socket(const char *path, const char *req, size_t len, char *out, size_t outlen)
 {
@@ -452,12 +415,12 @@ TEST(agent_run)
 	}
 	if (SUBTEST("container_socket")) {
 		char outfile[64], req[128];
-		struct sock_reader sr = { ar.cont, req, outfile, 2500 };
+		struct vsock_reader sr = { ar.cont, req, outfile, 2500 };
 
 		snprintf(outfile, sizeof(outfile), "/tmp/vtg-cs-%d.out", getpid());
 		/* It asks for c2's namespace: it must get its own (c1) only. */
 		snprintf(req, sizeof(req), "VANTAGE/1 latency %s\n", c2s);
-		pid_t p = nsh_spawn(tb.c[0].ns, read_socket, &sr);
+		pid_t p = nsh_spawn(tb.c[0].ns, vsock_read, &sr);
 
 		if (ASSERT_GT(p, 0, "reader in c1")) {
 			usleep(300000);
@@ -475,7 +438,7 @@ TEST(agent_run)
 		/* Histograms through the same socket, from c2. */
 		snprintf(req, sizeof(req), "VANTAGE/1 hist\n");
 		sr.ms = 1500;
-		p = nsh_spawn(tb.c[1].ns, read_socket, &sr);
+		p = nsh_spawn(tb.c[1].ns, vsock_read, &sr);
 		if (ASSERT_GT(p, 0, "reader in c2")) {
 			ASSERT_GT(nsh_wait(p, 10000), 0, "hist answered");
 			char *got = slurp(outfile), f[256];
@@ -661,11 +624,11 @@ TEST(agent_trace)
 	}
 	if (SUBTEST("container_denied")) {
 		char outfile[64], req[128];
-		struct sock_reader sr = { ar.cont, req, outfile, 1000 };
+		struct vsock_reader sr = { ar.cont, req, outfile, 1000 };
 
 		snprintf(outfile, sizeof(outfile), "/tmp/vtg-ct-%d.out", getpid());
 		snprintf(req, sizeof(req), "VANTAGE/1 trace -- %s\n", tb.remote_ip4);
-		pid_t p = nsh_spawn(tb.c[0].ns, read_socket, &sr);
+		pid_t p = nsh_spawn(tb.c[0].ns, vsock_read, &sr);
 
 		if (ASSERT_GT(p, 0, "reader in c1")) {
 			nsh_wait(p, 10000);

@@ -576,56 +576,14 @@ static void sub_policy_bench(struct rc *x)
 	check(x, "policy_bench", "policy bench", "bench_match");
 }
 
-struct sock_reader {
-	const char *path, *req, *outfile;
-	int ms;
-};
-
-/* Sends a request to one of the agent's sockets and keeps what comes for ms
- * milliseconds (or until it closes); returns the bytes read. */
-static int read_socket(void *arg)
-{
-	struct sock_reader *sr = arg;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0), total = 0;
-	FILE *f = fopen(sr->outfile, "w");
-	struct timeval tv = { 0, 100000 };
-	double end = vtg_now_s() + sr->ms / 1000.0;
-	char buf[65536];
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sr->path);
-	if (fd < 0 || !f || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    write(fd, sr->req, strlen(sr->req)) < 0) {
-		total = -1;
-		goto out;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	while (vtg_now_s() < end) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-
-		if (n == 0)
-			break;
-		if (n > 0) {
-			fwrite(buf, 1, n, f);
-			total += n;
-		}
-	}
-out:
-	if (f)
-		fclose(f);
-	if (fd >= 0)
-		close(fd);
-	return total;
-}
-
 /* A request to one of the agent's sockets from here (root), its answer to NAME.jsonl. */
 static int ask_agent(const struct rc *x, const char *name, const char *sock, const char *req, int ms)
 {
 	char out[PATH_MAX], err[PATH_MAX];
-	struct sock_reader sr = { sock, req, out, ms };
+	struct vsock_reader sr = { sock, req, out, ms };
 
 	paths(x, name, out, err, sizeof(out));
-	return read_socket(&sr);
+	return vsock_read(&sr);
 }
 
 static void sub_agent(struct rc *x)
@@ -679,11 +637,11 @@ static void sub_agent(struct rc *x)
 		/* The containers socket's stream, read from c1 while it pings; it asks for
 		 * another namespace too (inode 1), and gets its own only (denied). */
 		char sock_out[PATH_MAX], sock_err[PATH_MAX];
-		struct sock_reader sr = { cont, "VANTAGE/1 latency 1\n", sock_out, 2500 };
+		struct vsock_reader sr = { cont, "VANTAGE/1 latency 1\n", sock_out, 2500 };
 		pid_t rd;
 
 		paths(x, "agent_socket", sock_out, sock_err, sizeof(sock_out));
-		rd = nsh_spawn(x->tb.c[0].ns, read_socket, &sr);
+		rd = nsh_spawn(x->tb.c[0].ns, vsock_read, &sr);
 		if (ASSERT_GT(rd, 0, "a reader in c1")) {
 			usleep(500000);
 			ping_remote(x, 3);

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include "proc.h"
 #include "netns.h"
@@ -217,4 +220,46 @@ int vjson_get(const char *json, const char *expr, char *buf, size_t len)
 	if (nl)
 		*nl = 0;
 	return 0;
+}
+
+int vsock_read(void *arg)
+{
+	struct vsock_reader *sr = arg;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), total = 0;
+	FILE *f = fopen(sr->outfile, "w");
+	struct timeval tv = { 0, 100000 };
+	struct timespec now;
+	double end;
+	char buf[65536];
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	end = now.tv_sec + now.tv_nsec / 1e9 + sr->ms / 1000.0;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sr->path);
+	if (fd < 0 || !f || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    write(fd, sr->req, strlen(sr->req)) < 0) {
+		total = -1;
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		ssize_t n;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec + now.tv_nsec / 1e9 >= end)
+			break;
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0)
+			break;
+		if (n > 0) {
+			fwrite(buf, 1, n, f);
+			total += n;
+		}
+	}
+out:
+	if (f)
+		fclose(f);
+	if (fd >= 0)
+		close(fd);
+	return total;
 }

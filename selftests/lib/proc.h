@@ -35,4 +35,13 @@ int vjson_true(const char *json, const char *expr);
 /* jq -r expression output (first line) into buf, json not slurped; 0 or negative. */
 int vjson_get(const char *json, const char *expr, char *buf, size_t len);
 
+/* A request to a unix stream socket (the agent's): its answer goes to outfile for ms
+ * milliseconds or until the peer closes. arg is a struct vsock_reader, so it can run in
+ * a namespace through nsh_spawn(). Returns the bytes read, -1 if it could not ask. */
+struct vsock_reader {
+	const char *path, *req, *outfile;
+	int ms;
+};
+int vsock_read(void *arg);
+
 #endif
